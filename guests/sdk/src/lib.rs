@@ -1,0 +1,140 @@
+//! `dmw-guest`: what every dmw plugin (driver or recipe) shares.
+//!
+//! * [`bindings`]: the guest bindings of the host's imports (`log`, `store`, `ssh`,
+//!   `certs`, and the shared `types`), generated once from `wit/`. A plugin crate calls
+//!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
+//!   world with `with` pointing every import at these modules: only the exports are
+//!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
+//! * Helpers: logging ([`info`], [`debug`], [`warn`]), remote commands ([`run`],
+//!   [`run_root`], [`status`], [`sh_quote`], [`wait_until`]), driver flags ([`flags`]),
+//!   the plugin's store ([`store`]), and Docker Engine setup shared by recipes ([`engine`]).
+//!
+//! On non-wasm targets (unit tests) every host call goes to [`mock`], a scripted
+//! stand-in for the host, so recipes and drivers can be tested natively.
+
+pub mod cmd;
+pub mod engine;
+pub mod flags;
+pub mod host;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod mock;
+pub mod store;
+
+/// Guest bindings for the host interfaces of `dmw:plugin@0.1.0` (imports only).
+///
+/// Plugin crates reuse these types with wit-bindgen's `with` option, so a
+/// `types::Error` made by a helper here is the very type their exports return.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        inline: "
+            package dmw:guest-sdk;
+
+            /// Every interface a dmw plugin may import.
+            world imports {
+                import dmw:plugin/log@0.1.0;
+                import dmw:plugin/store@0.1.0;
+                import dmw:plugin/ssh@0.1.0;
+                import dmw:plugin/certs@0.1.0;
+            }
+        ",
+        world: "dmw:guest-sdk/imports",
+        generate_all,
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// Generate a plugin's export bindings for a world of `dmw:plugin` (`"driver-plugin"` or
+/// `"recipe-plugin"`), reusing this crate's import bindings. Call it at the plugin's crate
+/// root, then implement `exports::dmw::plugin::<driver|recipe>::Guest` and call `export!`.
+/// The WIT folder is `../../wit` relative to the plugin's Cargo.toml unless given:
+/// `dmw_guest::generate!("driver-plugin", "path/to/wit")`.
+#[macro_export]
+macro_rules! generate {
+    ("driver-plugin") => {
+        $crate::generate!("driver-plugin", "../../wit");
+    };
+    ("recipe-plugin") => {
+        $crate::generate!("recipe-plugin", "../../wit");
+    };
+    ("driver-plugin", $path:literal) => {
+        $crate::__wit_bindgen::generate!({
+            path: $path,
+            world: "dmw:plugin/driver-plugin",
+            runtime_path: "::dmw_guest::__wit_bindgen::rt",
+            with: {
+                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
+            },
+        });
+    };
+    ("recipe-plugin", $path:literal) => {
+        $crate::__wit_bindgen::generate!({
+            path: $path,
+            world: "dmw:plugin/recipe-plugin",
+            runtime_path: "::dmw_guest::__wit_bindgen::rt",
+            with: {
+                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/certs@0.1.0": ::dmw_guest::bindings::dmw::plugin::certs,
+            },
+        });
+    };
+}
+
+pub use bindings::dmw::plugin::certs::InstalledCerts;
+pub use bindings::dmw::plugin::log::Level;
+pub use bindings::dmw::plugin::types::{Error, ExecOutput};
+pub use cmd::{
+    command_error, output, output_root, run, run_root, run_root_retrying, sh_quote, status,
+    status_root, wait_until,
+};
+
+/// The result type of every fallible helper: the contract's `error` variant.
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl Error {
+    /// The message carried by any variant.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::InvalidInput(m)
+            | Error::Unsupported(m)
+            | Error::Denied(m)
+            | Error::Unreachable(m)
+            | Error::Failed(m) => m,
+        }
+    }
+
+    /// The same kind of error with `context: ` put before its message.
+    pub fn context(self, context: &str) -> Error {
+        let wrap = |m: String| format!("{context}: {m}");
+        match self {
+            Error::InvalidInput(m) => Error::InvalidInput(wrap(m)),
+            Error::Unsupported(m) => Error::Unsupported(wrap(m)),
+            Error::Denied(m) => Error::Denied(wrap(m)),
+            Error::Unreachable(m) => Error::Unreachable(wrap(m)),
+            Error::Failed(m) => Error::Failed(wrap(m)),
+        }
+    }
+}
+
+/// Show `message` to the user (and write it to the machine's log).
+pub fn info(message: &str) {
+    host::log(Level::Info, message);
+}
+
+/// Write `message` to the machine's log (shown with --debug).
+pub fn debug(message: &str) {
+    host::log(Level::Debug, message);
+}
+
+/// Warn the user with `message`.
+pub fn warn(message: &str) {
+    host::log(Level::Warn, message);
+}

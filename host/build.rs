@@ -1,0 +1,90 @@
+//! Builds the built-in guests (guest-drivers/, recipes/) for wasm32-wasip2 and places
+//! the components in OUT_DIR, where `plugin::builtin` embeds them.
+//!
+//! The guests are their own cargo workspace (guests/Cargo.toml) with their own target
+//! directory (target/wasm), so this nested build never waits on the outer build's lock.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUESTS: &[&str] = &["dmw_driver_generic", "dmw_recipe_debian"];
+const TEST_FIXTURES: &[(&str, &str)] = &[("DMW_TEST_CRASHY_DRIVER", "dmw_test_crashy_driver")];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for dir in [
+        "wit",
+        "guests/sdk",
+        "guests/Cargo.toml",
+        "guests/Cargo.lock",
+        "guest-drivers",
+        "recipes",
+        "tests/plugins",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    println!("cargo:rerun-if-env-changed=DMW_GUEST_TARGET_DIR");
+
+    let target_dir = env::var_os("DMW_GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/wasm"));
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join("guests"))
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    // Settings of the outer (native) build must not leak into the guest build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the guests: {e}"));
+    if !status.success() {
+        panic!(
+            "building the built-in guests failed (see above). Is the wasm32-wasip2 target installed? Run `rustup target add wasm32-wasip2` (or scripts/setup)."
+        );
+    }
+    let built = target_dir.join("wasm32-wasip2/release");
+    for guest in GUESTS {
+        copy(
+            &built.join(format!("{guest}.wasm")),
+            &out_dir.join(format!("{guest}.wasm")),
+        );
+    }
+    // Test fixtures built with the guests (tests/plugins/), for the end-to-end tests.
+    for (var, fixture) in TEST_FIXTURES {
+        let path = out_dir.join(format!("{fixture}.wasm"));
+        copy(&built.join(format!("{fixture}.wasm")), &path);
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), to.display()));
+}

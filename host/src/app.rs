@@ -1,0 +1,97 @@
+//! What every command works with: the store, the plugin runtime (started on first use) and
+//! the global flags.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+
+use crate::capabilities::{PluginCtx, SshLink};
+use crate::plugin::{self, Driver, Kind, Runtime, Source};
+use crate::report::Reporter;
+use crate::ssh::{HostKeyPolicy, Target};
+use crate::store::{MachineRecord, Store};
+
+/// Shared state of one dmw invocation.
+pub struct App {
+    /// The machine store.
+    pub store: Store,
+    /// `--debug`.
+    pub debug: bool,
+    runtime: OnceLock<Runtime>,
+}
+
+impl App {
+    /// An app over `store`.
+    pub fn new(store: Store, debug: bool) -> App {
+        App {
+            store,
+            debug,
+            runtime: OnceLock::new(),
+        }
+    }
+
+    /// The plugin runtime, started on first use (commands that need no plugin never pay for it).
+    pub fn runtime(&self) -> Result<&Runtime> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(r);
+        }
+        let r = Runtime::new(&self.store.cache_dir())?;
+        Ok(self.runtime.get_or_init(|| r))
+    }
+
+    /// The SSH coordinates stored for a machine.
+    pub fn ssh_target(&self, record: &MachineRecord) -> Option<Target> {
+        let ep = record.endpoint.as_ref()?;
+        let dir = self.store.machine_dir(&record.name);
+        Some(Target {
+            address: ep.ssh_address.clone(),
+            port: ep.ssh_port,
+            user: ep.ssh_user.clone(),
+            key_path: dir.join(crate::provision::SSH_KEY_FILE),
+            known_hosts: dir.join(crate::provision::KNOWN_HOSTS_FILE),
+        })
+    }
+
+    /// An SSH link to a provisioned machine (its host key must already be pinned).
+    pub fn ssh_link(&self, record: &MachineRecord, report: Arc<Reporter>) -> Option<Arc<SshLink>> {
+        self.ssh_target(record)
+            .map(|t| Arc::new(SshLink::new(t, HostKeyPolicy::RequirePinned, report)))
+    }
+
+    /// Instantiate a machine's driver with its stored state (and SSH, when the machine has an address).
+    pub async fn machine_driver(
+        &self,
+        record: &MachineRecord,
+        report: Arc<Reporter>,
+    ) -> Result<Driver> {
+        let source = Source::from_reference(&record.driver.source, Kind::Driver)
+            .with_context(|| format!("machine \"{}\"", record.name))?;
+        let component = self.runtime()?.load(&source, Kind::Driver)?;
+        let mut ctx = PluginCtx::new(
+            &record.driver.name,
+            report.clone(),
+            record.driver_state.clone(),
+        );
+        ctx.ssh = self.ssh_link(record, report);
+        self.runtime()?.driver(&component, ctx).await
+    }
+
+    /// Instantiate a driver from a source with empty state (for `create`).
+    pub async fn new_driver(&self, source: &Source, report: Arc<Reporter>) -> Result<Driver> {
+        let component = self.runtime()?.load(source, Kind::Driver)?;
+        let label = match source {
+            Source::Builtin(b) => b.name.to_string(),
+            Source::File(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "driver".into()),
+        };
+        self.runtime()?
+            .driver(&component, PluginCtx::new(&label, report, BTreeMap::new()))
+            .await
+    }
+}
+
+/// Re-exported for commands that name plugin kinds.
+pub use plugin::Kind as PluginKind;

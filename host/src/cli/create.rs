@@ -1,0 +1,240 @@
+//! `dmw create`: the driver's flags join the command line, then the provisioning pipeline runs.
+
+use std::sync::Arc;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::{CliError, CliResult};
+use crate::app::App;
+use crate::plugin::driver::{Flag, FlagKind, FlagValue};
+use crate::plugin::{Kind, Source};
+use crate::provision::{self, CreateRequest};
+use crate::report::Reporter;
+use crate::store::EngineOptions;
+
+/// Raw arguments: parsed in a second pass once the driver's flags are known.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<String>,
+}
+
+/// Find `--driver`/`-d` before full parsing, as Docker Machine does.
+fn driver_arg(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--driver" || a == "-d" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a
+            .strip_prefix("--driver=")
+            .or_else(|| a.strip_prefix("-d="))
+        {
+            return Some(v.to_string());
+        }
+    }
+    ["DMW_DRIVER", "MACHINE_DRIVER"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
+fn list(id: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .long(id)
+        .help(help)
+        .action(ArgAction::Append)
+        .value_name("VALUE")
+}
+
+fn command(driver_flags: &[Flag]) -> Command {
+    let mut cmd = Command::new("create")
+        .bin_name("dmw create")
+        .about("Create a machine")
+        .arg(Arg::new("name").value_name("NAME").help("Machine name"))
+        .arg(
+            Arg::new("driver")
+                .short('d')
+                .long("driver")
+                .help("Driver to create machine with: a built-in name (generic) or a path to a .wasm driver")
+                .env("DMW_DRIVER"),
+        )
+        .arg(
+            Arg::new("engine-install-method")
+                .long("engine-install-method")
+                .help("How to install Docker Engine: repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none")
+                .value_parser(["repo", "distro", "script", "none"])
+                .default_value("repo"),
+        )
+        .arg(
+            Arg::new("engine-install-url")
+                .long("engine-install-url")
+                .help("Custom URL to use for engine installation (install method script)")
+                .env("MACHINE_DOCKER_INSTALL_URL")
+                .default_value("https://get.docker.com"),
+        )
+        .arg(list("engine-env", "Specify environment variables to set in the engine"))
+        .arg(list("engine-insecure-registry", "Specify insecure registries to allow with the created engine"))
+        .arg(list("engine-label", "Specify labels for the created engine"))
+        .arg(list("engine-opt", "Specify arbitrary flags to include with the created engine in the form flag=value"))
+        .arg(list("engine-registry-mirror", "Specify registry mirrors to use").env("ENGINE_REGISTRY_MIRROR"))
+        .arg(Arg::new("engine-storage-driver").long("engine-storage-driver").help("Specify a storage driver to use with the engine"))
+        .arg(Arg::new("recipe").long("recipe").help("Install recipe to use instead of detecting one: a built-in name or a path to a .wasm recipe"))
+        .arg(list("tls-san", "Support extra SANs for TLS certs"));
+    for f in driver_flags {
+        let mut arg = Arg::new(f.name.clone())
+            .long(f.name.clone())
+            .help(f.usage.clone());
+        arg = match f.kind {
+            FlagKind::Boolean => arg.action(ArgAction::SetTrue),
+            FlagKind::TextList => arg.action(ArgAction::Append),
+            FlagKind::Integer => arg.value_parser(clap::value_parser!(i64)),
+            FlagKind::Text => arg,
+        };
+        if let Some(env) = &f.env_var {
+            arg = arg.env(env.clone());
+        }
+        if let Some(d) = &f.default
+            && f.kind != FlagKind::Boolean
+            && !d.is_empty()
+        {
+            arg = arg.default_value(d.clone());
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
+    m.get_many::<String>(id)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+fn one(m: &ArgMatches, id: &str) -> String {
+    m.get_one::<String>(id).cloned().unwrap_or_default()
+}
+
+fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
+    flags
+        .iter()
+        .map(|f| {
+            let values = match f.kind {
+                FlagKind::Boolean => vec![m.get_flag(&f.name).to_string()],
+                FlagKind::Integer => m
+                    .get_one::<i64>(&f.name)
+                    .map(|v| vec![v.to_string()])
+                    .unwrap_or_default(),
+                FlagKind::Text | FlagKind::TextList => strings(m, &f.name),
+            };
+            FlagValue {
+                name: f.name.clone(),
+                values,
+            }
+        })
+        .collect()
+}
+
+fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliError {
+    CliError::new(format!(
+        "Error creating machine \"{name}\": {step} failed: {message}"
+    ))
+}
+
+/// Run `dmw create`.
+pub async fn run(app: &App, a: CreateArgs) -> CliResult {
+    let report = Arc::new(Reporter::new(app.debug));
+    let driver_name = driver_arg(&a.args);
+    let mut loaded = None;
+    let mut flags = Vec::new();
+    if let Some(d) = &driver_name {
+        let source = Source::from_arg(d, Kind::Driver).map_err(|e| {
+            create_error(
+                a.args.first().map(String::as_str).unwrap_or(""),
+                "load driver",
+                format!("{e:#}"),
+            )
+        })?;
+        let mut driver = app
+            .new_driver(&source, report.clone())
+            .await
+            .map_err(|e| create_error("", "load driver", format!("{e:#}")))?;
+        flags = driver.create_flags().await?;
+        loaded = Some((source, driver));
+    }
+    let argv = std::iter::once("dmw create".to_string()).chain(a.args.iter().cloned());
+    let m = match command(&flags).try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Err(CliError {
+                    message: String::new(),
+                    code: 1,
+                })
+            } else {
+                Ok(())
+            };
+        }
+    };
+    let Some(name) = m.get_one::<String>("name").cloned() else {
+        let _ = command(&flags).print_help();
+        return Err(CliError::new("Error: No machine name specified"));
+    };
+    crate::names::validate(&name).map_err(|e| create_error(&name, "validate name", e))?;
+    let Some((driver_source, driver)) = loaded else {
+        return Err(create_error(
+            &name,
+            "load driver",
+            "no driver given: pass --driver generic (or a path to a .wasm driver)",
+        ));
+    };
+    if app.store.exists(&name) {
+        return Err(create_error(
+            &name,
+            "check name",
+            format!("Docker machine \"{name}\" already exists"),
+        ));
+    }
+    let recipe = match m.get_one::<String>("recipe") {
+        Some(r) => Some(
+            Source::from_arg(r, Kind::Recipe)
+                .map_err(|e| create_error(&name, "load recipe", format!("{e:#}")))?,
+        ),
+        None => None,
+    };
+    let engine = EngineOptions {
+        install_method: one(&m, "engine-install-method"),
+        install_url: one(&m, "engine-install-url"),
+        storage_driver: one(&m, "engine-storage-driver"),
+        labels: strings(&m, "engine-label"),
+        insecure_registries: strings(&m, "engine-insecure-registry"),
+        registry_mirrors: strings(&m, "engine-registry-mirror"),
+        opts: strings(&m, "engine-opt"),
+        env: strings(&m, "engine-env"),
+    };
+    let dir = app
+        .store
+        .claim(&name)
+        .map_err(|e| create_error(&name, "check name", format!("{e:#}")))?;
+    let _lock = app.store.lock(&name)?;
+    let report = Arc::new(Reporter::new(app.debug).with_log_file(&dir.join(provision::LOG_FILE)));
+    let mut driver = driver;
+    driver.ctx().report = report.clone();
+    let req = CreateRequest {
+        name: name.clone(),
+        driver_source,
+        driver_flags: flag_values(&m, &flags),
+        engine,
+        tls_sans: strings(&m, "tls-san"),
+        recipe,
+    };
+    provision::create(app, driver, req, report).await.map_err(|f| CliError {
+        message: format!(
+            "Error creating machine \"{name}\": {} failed: {:#}\nThe machine record was kept with this error: `dmw ls` shows it, `dmw rm {name}` removes it; the log is {}",
+            f.step,
+            f.error,
+            dir.join(provision::LOG_FILE).display()
+        ),
+        code: f.exit_code,
+    })
+}

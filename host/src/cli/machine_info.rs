@@ -1,0 +1,125 @@
+//! `ip`, `url`, `status`, `active`: small questions about machines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+
+use super::{CliError, CliResult, name_or_default, names_or_default};
+use crate::app::App;
+use crate::machine::observe;
+use crate::plugin::driver::state_name;
+use crate::report::Reporter;
+
+/// Arguments of a command on one machine.
+#[derive(clap::Args)]
+pub struct NameArgs {
+    /// Machine name (default: "default")
+    pub(super) name: Option<String>,
+}
+
+/// Arguments of a command on many machines.
+#[derive(clap::Args)]
+pub struct NamesArgs {
+    /// Machine names (default: "default")
+    names: Vec<String>,
+}
+
+/// Arguments of `active`.
+#[derive(clap::Args)]
+pub struct ActiveArgs {
+    /// Timeout in seconds, default to 10s
+    #[arg(short = 't', long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// Run `dmw ip`: the stored address of each machine, in the order given.
+pub fn ip(app: &App, a: NamesArgs) -> CliResult {
+    let names = names_or_default(app, a.names)?;
+    let mut failed = Vec::new();
+    for name in names {
+        match app.store.load(&name) {
+            Ok(r) => match r.endpoint {
+                Some(ep) => println!("{}", ep.address),
+                None => failed.push(format!(
+                    "Error getting IP address: machine \"{name}\" has no address yet"
+                )),
+            },
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(failed.join("\n")))
+    }
+}
+
+/// Run `dmw url`.
+pub fn url(app: &App, a: NameArgs) -> CliResult {
+    let name = name_or_default(app, a.name)?;
+    let record = app.store.load(&name)?;
+    println!("{}", record.url().unwrap_or_default());
+    Ok(())
+}
+
+/// Run `dmw status`: the driver's view of the machine.
+pub async fn status(app: &App, a: NameArgs) -> CliResult {
+    let name = name_or_default(app, a.name)?;
+    let record = app.store.load(&name)?;
+    if record.endpoint.is_none() {
+        println!("Error");
+        return Ok(());
+    }
+    let mut driver = app
+        .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
+        .await?;
+    let state = driver
+        .state()
+        .await
+        .map_err(|e| CliError::new(format!("error getting state for host {name}: {e:#}")))?;
+    println!("{}", state_name(state));
+    Ok(())
+}
+
+/// Run `dmw active`: the running machine that `$DOCKER_HOST` points at.
+pub async fn active(app: &App, a: ActiveArgs) -> CliResult {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    if host.is_empty() {
+        return Err(CliError::new("No active host found"));
+    }
+    let candidates: Vec<String> = app
+        .store
+        .list()?
+        .into_iter()
+        .filter(|n| {
+            app.store
+                .load(n)
+                .ok()
+                .and_then(|r| r.url())
+                .is_some_and(|u| u == host)
+        })
+        .collect();
+    let timeout = Duration::from_secs(a.timeout.max(1));
+    let observed: Vec<_> = stream::iter(candidates.iter())
+        .map(|n| observe(app, n, timeout))
+        .buffered(8)
+        .collect()
+        .await;
+    if let Some(o) = observed.iter().find(|o| o.is_running()) {
+        println!("{}", o.name);
+        return Ok(());
+    }
+    if observed.iter().any(|o| o.state == "Timeout") {
+        return Err(CliError::new("Error getting active host: timeout"));
+    }
+    Err(CliError::new("No active host found"))
+}
+
+/// Used by `version NAME`.
+pub(super) fn one_name(app: &App, a: NameArgs) -> Result<Option<String>, CliError> {
+    match a.name {
+        None => Ok(None),
+        Some(n) => name_or_default(app, Some(n)).map(Some),
+    }
+}

@@ -1,0 +1,197 @@
+//! The command line: Docker Machine's commands, flags and output. Each command is a thin
+//! module that parses its arguments and calls the library.
+
+mod create;
+mod env;
+mod inspect;
+mod ls;
+mod machine_info;
+mod rm;
+mod ssh;
+mod version;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::store::Store;
+
+/// `dmw version …, build …`
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A command's failure: the message for stderr and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// What to print.
+    pub message: String,
+    /// Exit code (1 unless a command says otherwise).
+    pub code: i32,
+}
+
+impl CliError {
+    /// A failure with exit code 1.
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> CliError {
+        CliError::new(format!("{e:#}"))
+    }
+}
+
+impl From<crate::store::LoadError> for CliError {
+    fn from(e: crate::store::LoadError) -> CliError {
+        CliError::new(e.to_string())
+    }
+}
+
+/// A command's result.
+pub type CliResult = Result<(), CliError>;
+
+#[derive(Parser)]
+#[command(
+    name = "dmw",
+    about = "Create and manage Docker hosts: local VMs, cloud servers or existing Linux boxes",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Configures storage path
+    #[arg(short = 's', long, env = crate::store::STORAGE_ENV, global = true, value_name = "PATH")]
+    storage_path: Option<PathBuf>,
+    /// Enable debug mode (plugin and SSH detail on stderr)
+    #[arg(short = 'D', long, global = true)]
+    debug: bool,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print which machine is active
+    Active(machine_info::ActiveArgs),
+    /// Print the connection config for machine
+    Config(env::ConfigArgs),
+    /// Create a machine (run `dmw create --driver NAME --help` for the driver's flags)
+    #[command(disable_help_flag = true)]
+    Create(create::CreateArgs),
+    /// Display the commands to set up the environment for the Docker client
+    Env(env::EnvArgs),
+    /// Inspect information about a machine
+    Inspect(inspect::InspectArgs),
+    /// Get the IP address of one or more machines
+    Ip(machine_info::NamesArgs),
+    /// List machines
+    Ls(ls::LsArgs),
+    /// Remove a machine
+    Rm(rm::RmArgs),
+    /// Log into or run a command on a machine with SSH
+    Ssh(ssh::SshArgs),
+    /// Get the status of a machine
+    Status(machine_info::NameArgs),
+    /// Get the URL of a machine
+    Url(machine_info::NameArgs),
+    /// Show the dmw version or a machine's Docker version
+    Version(machine_info::NameArgs),
+}
+
+/// Run the CLI with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    if cli.version {
+        println!("{}", version::version_line());
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return 0;
+    };
+    let root = match cli
+        .storage_path
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Ok)
+        .unwrap_or_else(Store::default_root)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return 1;
+        }
+    };
+    let app = App::new(Store::new(root), cli.debug);
+    let result = match command {
+        // Commands that need no async runtime stay on the fast path.
+        Command::Ip(a) => machine_info::ip(&app, a),
+        Command::Url(a) => machine_info::url(&app, a),
+        Command::Inspect(a) => inspect::run(&app, a),
+        other => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run_async(&app, other, &args)),
+            Err(e) => Err(CliError::new(format!(
+                "cannot start the async runtime: {e}"
+            ))),
+        },
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprintln!("{}", e.message);
+            }
+            e.code
+        }
+    }
+}
+
+async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
+    match command {
+        Command::Active(a) => machine_info::active(app, a).await,
+        Command::Config(a) => env::config(app, a).await,
+        Command::Create(a) => create::run(app, a).await,
+        Command::Env(a) => env::env(app, a, argv).await,
+        Command::Ls(a) => ls::run(app, a).await,
+        Command::Rm(a) => rm::run(app, a).await,
+        Command::Ssh(a) => ssh::run(app, a).await,
+        Command::Status(a) => machine_info::status(app, a).await,
+        Command::Version(a) => version::run(app, a).await,
+        Command::Ip(_) | Command::Url(_) | Command::Inspect(_) => Ok(()),
+    }
+}
+
+/// The machine a single-name command works on: the given name, else `default` if it exists.
+pub(crate) fn name_or_default(app: &App, name: Option<String>) -> Result<String, CliError> {
+    match name {
+        Some(n) => Ok(n),
+        None if app.store.exists("default") => Ok("default".into()),
+        None => Err(CliError::new(
+            "Error: No machine name(s) specified and no \"default\" machine exists",
+        )),
+    }
+}
+
+/// The machines a multi-name command works on.
+pub(crate) fn names_or_default(app: &App, names: Vec<String>) -> Result<Vec<String>, CliError> {
+    if names.is_empty() {
+        Ok(vec![name_or_default(app, None)?])
+    } else {
+        Ok(names)
+    }
+}

@@ -1,0 +1,100 @@
+//! `dmw rm`: delete machines at their provider and remove their records.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use super::{CliError, CliResult};
+use crate::app::App;
+use crate::report::Reporter;
+use crate::store::LoadError;
+
+/// Arguments of `rm`.
+#[derive(clap::Args)]
+pub struct RmArgs {
+    /// Machine names
+    names: Vec<String>,
+    /// Remove local configuration even if machine cannot be removed, also implies an automatic yes (`-y`)
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Assumes automatic yes to proceed with remove, without prompting further user confirmation
+    #[arg(short = 'y')]
+    yes: bool,
+}
+
+fn confirm() -> bool {
+    print!("Are you sure? (y/n): ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    line.trim_start().starts_with(['y', 'Y'])
+}
+
+/// Run `dmw rm`.
+pub async fn run(app: &App, a: RmArgs) -> CliResult {
+    if a.names.is_empty() {
+        return Err(CliError::new(
+            "Error: Expected to get one or more machine names as arguments",
+        ));
+    }
+    println!("About to remove {}", a.names.join(", "));
+    println!("WARNING: This action will delete both local reference and remote instance.");
+    if !(a.yes || a.force) && !confirm() {
+        return Err(CliError::new("Aborted: nothing was removed"));
+    }
+    let mut errors = Vec::new();
+    for name in &a.names {
+        match remove_one(app, name, a.force).await {
+            Ok(()) => println!("Successfully removed {name}"),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(errors.join("\n")))
+    }
+}
+
+async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
+    let record = match app.store.load(name) {
+        Ok(r) => r,
+        Err(LoadError::NotFound(_)) => return Err(format!("{name} does not exist.")),
+        Err(e @ LoadError::Corrupt { .. }) => {
+            if !force && app.store.machine_dir(name).join("config.json").exists() {
+                return Err(format!(
+                    "Error removing host \"{name}\": {e}; use -f to remove the local record anyway"
+                ));
+            }
+            return app
+                .store
+                .remove(name)
+                .map_err(|e| format!("Error removing host \"{name}\": {e:#}"));
+        }
+    };
+    let _lock = app
+        .store
+        .lock(name)
+        .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))?;
+    let removed = match app
+        .machine_driver(&record, Arc::new(Reporter::new(app.debug)))
+        .await
+    {
+        Ok(mut d) => d.remove().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        if !force {
+            return Err(format!(
+                "Error removing host \"{name}\": {e:#}\nUse -f to remove the local record anyway."
+            ));
+        }
+        eprintln!(
+            "WARNING: the driver could not remove \"{name}\" ({e:#}); removing the local record as asked (-f)"
+        );
+    }
+    app.store
+        .remove(name)
+        .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))
+}

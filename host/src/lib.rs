@@ -1,0 +1,18 @@
+//! dmw: Docker Machine rebuilt. Turns a local VM, a cloud server or an existing Linux box
+//! into a Docker host secured with mutual TLS. Provider drivers and per-OS install recipes
+//! are sandboxed WebAssembly components; this crate is the trusted host that owns SSH, TLS,
+//! the network, the disk and the machine store.
+
+pub mod app;
+pub mod capabilities;
+pub mod cli;
+pub mod engine_api;
+pub mod machine;
+pub mod names;
+pub mod plugin;
+pub mod provision;
+pub mod render;
+pub mod report;
+pub mod ssh;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,143 @@
+//! Querying a machine's live state: engine first (no plugin needed when it answers), then
+//! the driver. Used by `ls`, `status` and `active`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::plugin::driver::{MachineState, state_name};
+use crate::report::Reporter;
+use crate::store::{LoadError, MachineRecord, MachineStatus};
+
+/// What `ls` shows about one machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Machine name.
+    pub name: String,
+    /// Driver name (`not found` when the record cannot be read).
+    pub driver: String,
+    /// State text: Running, Stopped, Error, Timeout, Creating, …
+    pub state: String,
+    /// Engine URL (empty when not running).
+    pub url: String,
+    /// `v<version>`, `Unknown`, or empty.
+    pub docker: String,
+    /// Error text, one line.
+    pub error: String,
+}
+
+impl Observed {
+    /// Whether the machine answered as running.
+    pub fn is_running(&self) -> bool {
+        self.state == "Running"
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Observe one machine within `timeout`.
+pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
+    match tokio::time::timeout(timeout, observe_inner(app, name, timeout)).await {
+        Ok(o) => o,
+        Err(_) => {
+            let driver = app
+                .store
+                .load(name)
+                .map(|r| r.driver.name)
+                .unwrap_or_default();
+            Observed {
+                name: name.into(),
+                driver,
+                state: "Timeout".into(),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
+    let record = match app.store.load(name) {
+        Ok(r) => r,
+        Err(e @ LoadError::Corrupt { .. }) | Err(e @ LoadError::NotFound(_)) => {
+            return Observed {
+                name: name.into(),
+                driver: "not found".into(),
+                state: "Error".into(),
+                error: one_line(&e.to_string()),
+                ..Default::default()
+            };
+        }
+    };
+    let mut o = Observed {
+        name: name.into(),
+        driver: record.driver.name.clone(),
+        url: record.url().unwrap_or_default(),
+        ..Default::default()
+    };
+    match record.status {
+        MachineStatus::Error => {
+            o.state = "Error".into();
+            if let Some(e) = &record.error {
+                o.error = one_line(&format!("{} failed: {}", e.step, e.message));
+            }
+            return o;
+        }
+        MachineStatus::Creating => {
+            if app.store.is_locked(name) {
+                o.state = "Creating".into();
+            } else {
+                o.state = "Error".into();
+                o.error =
+                    "create was interrupted before it finished; run `dmw rm` and create it again"
+                        .into();
+            }
+            return o;
+        }
+        MachineStatus::Ready => {}
+    }
+    let engine_error = match query_engine(app, &record, timeout).await {
+        Ok(version) => {
+            o.state = "Running".into();
+            o.docker = format!("v{version}");
+            return o;
+        }
+        Err(e) => e,
+    };
+    let report = Arc::new(Reporter::quiet(app.debug));
+    let state = match app.machine_driver(&record, report).await {
+        Ok(mut d) => d.state().await,
+        Err(e) => Err(e),
+    };
+    match state {
+        Ok(MachineState::Running) => {
+            o.state = "Running".into();
+            o.docker = "Unknown".into();
+            o.error = one_line(&format!("Unable to query docker version: {engine_error}"));
+        }
+        Ok(s) => {
+            o.state = state_name(s).into();
+            o.url.clear();
+            o.docker = "Unknown".into();
+        }
+        Err(e) => {
+            o.state = "Error".into();
+            o.error = one_line(&format!("{e:#}"));
+        }
+    }
+    o
+}
+
+/// Ask the engine for its version over mutual TLS.
+pub async fn query_engine(
+    app: &App,
+    record: &MachineRecord,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let url = record.url().ok_or_else(|| anyhow::anyhow!("no address"))?;
+    let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(&record.name))?;
+    Ok(crate::engine_api::version(&url, &tls, timeout)
+        .await?
+        .version)
+}

@@ -1,0 +1,5 @@
+//! The `dmw` command.
+
+fn main() {
+    std::process::exit(dmw::cli::main());
+}

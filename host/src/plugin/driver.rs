@@ -1,0 +1,197 @@
+//! A running driver plugin: typed calls with deadlines.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use wasmtime::Store;
+
+use super::bindings::v0_1::driver::DriverPlugin;
+use super::bindings::v0_1::driver::exports::dmw::plugin::driver as wit;
+use super::bindings::v0_1::types;
+use super::{HostState, with_deadline};
+use crate::capabilities::PluginCtx;
+
+pub use wit::{DriverInfo, Flag, FlagKind, FlagValue, MachineState, SshDetails};
+
+/// Limit for quick calls (info, flags, state, address).
+const QUICK: Duration = Duration::from_secs(60);
+/// Limit for calls that talk to a provider (create, start, stop, remove).
+const SLOW: Duration = Duration::from_secs(30 * 60);
+
+/// One instance of a driver plugin.
+pub struct Driver {
+    store: Store<HostState>,
+    bindings: DriverPlugin,
+    name: String,
+}
+
+/// A driver's answer: either the call failed in the host (trap, timeout) or the plugin said no.
+fn plugin_err(name: &str, func: &str, e: types::Error) -> anyhow::Error {
+    anyhow!("{}", crate::plugin::describe_error(name, func, &e))
+}
+
+macro_rules! unit_call {
+    ($(#[$doc:meta])* $method:ident, $call:ident, $limit:expr) => {
+        $(#[$doc])*
+        pub async fn $method(&mut self) -> Result<()> {
+            let name = self.name.clone();
+            let r = with_deadline(&name, stringify!($method), $limit, self.bindings.dmw_plugin_driver().$call(&mut self.store)).await?;
+            r.map_err(|e| plugin_err(&name, stringify!($method), e))
+        }
+    };
+}
+
+impl Driver {
+    pub(super) fn new(store: Store<HostState>, bindings: DriverPlugin) -> Driver {
+        let name = store.data().ctx.plugin.clone();
+        Driver {
+            store,
+            bindings,
+            name,
+        }
+    }
+
+    /// The capabilities and state of this instance.
+    pub fn ctx(&mut self) -> &mut PluginCtx {
+        &mut self.store.data_mut().ctx
+    }
+
+    /// The driver's key-value state (to persist in the machine record).
+    pub fn state_kv(&self) -> BTreeMap<String, String> {
+        self.store.data().ctx.kv.clone()
+    }
+
+    /// Name and description.
+    pub async fn info(&mut self) -> Result<DriverInfo> {
+        with_deadline(
+            &self.name.clone(),
+            "info",
+            QUICK,
+            self.bindings.dmw_plugin_driver().call_info(&mut self.store),
+        )
+        .await
+    }
+
+    /// The flags it adds to `create`.
+    pub async fn create_flags(&mut self) -> Result<Vec<Flag>> {
+        with_deadline(
+            &self.name.clone(),
+            "create-flags",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_create_flags(&mut self.store),
+        )
+        .await
+    }
+
+    /// Hand it the create flags.
+    pub async fn set_config(&mut self, machine: &str, flags: &[FlagValue]) -> Result<()> {
+        let name = self.name.clone();
+        let r = with_deadline(
+            &name,
+            "set-config",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_set_config(&mut self.store, machine, flags),
+        )
+        .await?;
+        r.map_err(|e| plugin_err(&name, "set-config", e))
+    }
+
+    unit_call!(
+        /// Check that create can work.
+        pre_create_check, call_pre_create_check, QUICK);
+    unit_call!(
+        /// Make the machine.
+        create, call_create, SLOW);
+    unit_call!(
+        /// Start the machine.
+        start, call_start, SLOW);
+    unit_call!(
+        /// Stop the machine.
+        stop, call_stop, SLOW);
+    unit_call!(
+        /// Restart the machine.
+        restart, call_restart, SLOW);
+    unit_call!(
+        /// Kill the machine.
+        kill, call_kill, SLOW);
+    unit_call!(
+        /// Delete the machine at the provider.
+        remove, call_remove, SLOW);
+
+    /// The machine's state.
+    pub async fn state(&mut self) -> Result<MachineState> {
+        let name = self.name.clone();
+        let r = with_deadline(
+            &name,
+            "state",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_state(&mut self.store),
+        )
+        .await?;
+        r.map_err(|e| plugin_err(&name, "state", e))
+    }
+
+    /// The machine's address.
+    pub async fn address(&mut self) -> Result<String> {
+        let name = self.name.clone();
+        let r = with_deadline(
+            &name,
+            "address",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_address(&mut self.store),
+        )
+        .await?;
+        r.map_err(|e| plugin_err(&name, "address", e))
+    }
+
+    /// How to reach it over SSH.
+    pub async fn ssh_endpoint(&mut self) -> Result<SshDetails> {
+        let name = self.name.clone();
+        let r = with_deadline(
+            &name,
+            "ssh-endpoint",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_ssh_endpoint(&mut self.store),
+        )
+        .await?;
+        r.map_err(|e| plugin_err(&name, "ssh-endpoint", e))
+    }
+
+    /// The engine port.
+    pub async fn engine_port(&mut self) -> Result<u16> {
+        with_deadline(
+            &self.name.clone(),
+            "engine-port",
+            QUICK,
+            self.bindings
+                .dmw_plugin_driver()
+                .call_engine_port(&mut self.store),
+        )
+        .await
+    }
+}
+
+/// The Docker Machine name of a state.
+pub fn state_name(s: MachineState) -> &'static str {
+    match s {
+        MachineState::None => "",
+        MachineState::Running => "Running",
+        MachineState::Paused => "Paused",
+        MachineState::Saved => "Saved",
+        MachineState::Stopped => "Stopped",
+        MachineState::Stopping => "Stopping",
+        MachineState::Starting => "Starting",
+        MachineState::Error => "Error",
+    }
+}

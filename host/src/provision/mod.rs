@@ -1,0 +1,564 @@
+//! The provisioning pipeline: from a name and a driver to a Docker engine answering over
+//! mutual TLS. Every step is named; a failure is recorded in the machine's record (which
+//! `ls` shows and `rm` removes) and never touches other machines.
+
+pub mod os_release;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::app::App;
+use crate::capabilities::{CertGrant, PluginCtx, SshLink};
+use crate::plugin::driver::SshDetails;
+use crate::plugin::recipe::{EngineConfig, InstallMethod, OsInfo};
+use crate::plugin::{Driver, Kind, Recipe, Source, builtin};
+use crate::report::Reporter;
+use crate::ssh::{HostKeyPolicy, SshError, Target};
+use crate::store::{DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError};
+
+/// The machine's imported SSH private key, inside its directory.
+pub const SSH_KEY_FILE: &str = "id_ssh";
+/// The machine's pinned host key.
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+/// The provisioning log.
+pub const LOG_FILE: &str = "provision.log";
+
+/// Environment variable: how long to wait for SSH, in seconds (default 180).
+pub const SSH_WAIT_ENV: &str = "DMW_SSH_TIMEOUT";
+/// Environment variable: how long to wait for the engine to answer over TLS, in seconds (default 90).
+pub const ENGINE_WAIT_ENV: &str = "DMW_ENGINE_TIMEOUT";
+
+/// A failed pipeline step.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// Machine name.
+    pub machine: String,
+    /// Step name, e.g. `wait for SSH`.
+    pub step: &'static str,
+    /// What went wrong.
+    pub error: anyhow::Error,
+    /// Process exit code (3 for a failed pre-create check, as Docker Machine).
+    pub exit_code: i32,
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "machine \"{}\": {} failed: {:#}",
+            self.machine, self.step, self.error
+        )
+    }
+}
+
+/// What `create` was asked for.
+pub struct CreateRequest {
+    /// Machine name (already validated).
+    pub name: String,
+    /// Where the driver came from.
+    pub driver_source: Source,
+    /// Create flags for the driver.
+    pub driver_flags: Vec<crate::plugin::driver::FlagValue>,
+    /// Engine options.
+    pub engine: EngineOptions,
+    /// Extra certificate SANs.
+    pub tls_sans: Vec<String>,
+    /// `--recipe`, overriding detection.
+    pub recipe: Option<Source>,
+}
+
+/// The subject organisation of certificates: `$USER` (or `unknown`), as Docker Machine.
+pub fn cert_org() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Bootstrap the CA and client certificate, reporting what was created.
+pub fn bootstrap_certs(app: &App, report: &Reporter) -> Result<()> {
+    let certs = app.store.certs_dir();
+    let done = crate::tls::bootstrap(&certs, &cert_org())?;
+    if let Some(ca) = done.ca {
+        report.info(&format!("Creating CA: {}", ca.path.display()));
+    }
+    if let Some(client) = done.client {
+        report.info(&format!(
+            "Creating client certificate: {}",
+            client.path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Run `create` for a claimed machine directory, recording the outcome in its record.
+pub async fn create(
+    app: &App,
+    mut driver: Driver,
+    req: CreateRequest,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
+    let info_name = driver
+        .info()
+        .await
+        .map(|i| i.name)
+        .unwrap_or_else(|_| "unknown".into());
+    let mut record = MachineRecord::new(
+        &req.name,
+        DriverRef {
+            name: info_name,
+            source: req.driver_source.reference(),
+        },
+        req.engine.clone(),
+    );
+    record.tls_sans = req.tls_sans.clone();
+    let mut run = Run {
+        app,
+        record: &mut record,
+        report: report.clone(),
+    };
+    let result = run.create(&mut driver, &req).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(f) => {
+            record.driver_state = driver.state_kv();
+            record.status = MachineStatus::Error;
+            record.error = Some(StepError {
+                step: f.step.to_string(),
+                message: format!("{:#}", f.error),
+            });
+            report.error(&f.to_string());
+            // Saving the failure is best effort: the error itself is what the user must see.
+            let _ = app.store.save(&record);
+            Err(f)
+        }
+    }
+}
+
+struct Run<'a> {
+    app: &'a App,
+    record: &'a mut MachineRecord,
+    report: Arc<Reporter>,
+}
+
+impl Run<'_> {
+    fn fail(&self, step: &'static str, error: anyhow::Error) -> StepFailure {
+        StepFailure {
+            machine: self.record.name.clone(),
+            step,
+            error,
+            exit_code: 1,
+        }
+    }
+
+    fn save(&self, step: &'static str) -> Result<(), StepFailure> {
+        self.app
+            .store
+            .save(self.record)
+            .map_err(|e| self.fail(step, e))
+    }
+
+    async fn create(
+        &mut self,
+        driver: &mut Driver,
+        req: &CreateRequest,
+    ) -> Result<(), StepFailure> {
+        let name = req.name.clone();
+        self.save("save machine")?;
+        bootstrap_certs(self.app, &self.report)
+            .map_err(|e| self.fail("bootstrap certificates", e))?;
+
+        driver
+            .set_config(&name, &req.driver_flags)
+            .await
+            .map_err(|e| self.fail("configure driver", e))?;
+        self.record.driver_state = driver.state_kv();
+
+        self.report.step("Running pre-create checks...");
+        let precheck = async {
+            driver.pre_create_check().await?;
+            let ep = driver.ssh_endpoint().await?;
+            let key = resolve_key(ep.key_path.as_deref())?;
+            Ok::<_, anyhow::Error>((ep, key))
+        };
+        let (endpoint, key_src) = precheck.await.map_err(|e| StepFailure {
+            exit_code: 3,
+            ..self.fail(
+                "pre-create check",
+                anyhow!("Error with pre-create check: \"{e:#}\""),
+            )
+        })?;
+        self.save("save machine")?;
+
+        self.report.step("Creating machine...");
+        driver
+            .create()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        self.record.driver_state = driver.state_kv();
+        let address = driver
+            .address()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        let engine_port = driver
+            .engine_port()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        let endpoint = self
+            .import_endpoint(&address, engine_port, &endpoint, &key_src)
+            .map_err(|e| self.fail("import SSH key", e))?;
+        self.save("save machine")?;
+
+        self.report.step("Waiting for SSH to be available...");
+        let target = self
+            .app
+            .ssh_target(self.record)
+            .ok_or_else(|| self.fail("wait for SSH", anyhow!("no SSH endpoint")))?;
+        let link = Arc::new(SshLink::new(
+            target,
+            HostKeyPolicy::TrustOnFirstUse,
+            self.report.clone(),
+        ));
+        wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 180))
+            .await
+            .map_err(|e| self.fail("wait for SSH", e))?;
+        let session = link
+            .session()
+            .await
+            .map_err(|e| self.fail("wait for SSH", e.into()))?;
+        session
+            .ensure_sudo()
+            .await
+            .map_err(|e| self.fail("check sudo", e.into()))?;
+
+        self.provision(&link, &endpoint, req.recipe.as_ref())
+            .await?;
+        link.reset().await;
+        self.report.step("Docker is up and running!");
+        self.report.info(&format!(
+            "To see how to connect your Docker Client to the Docker Engine running on this machine, run: dmw env {name}"
+        ));
+        Ok(())
+    }
+
+    /// Copy the driver's SSH key into the machine directory and record the endpoint.
+    fn import_endpoint(
+        &mut self,
+        address: &str,
+        engine_port: u16,
+        ep: &SshDetails,
+        key_src: &Path,
+    ) -> Result<Endpoint> {
+        let dir = self.app.store.machine_dir(&self.record.name);
+        let key = std::fs::read(key_src)
+            .with_context(|| format!("cannot read SSH key {}", key_src.display()))?;
+        crate::store::write_private(&dir.join(SSH_KEY_FILE), &key)?;
+        let pub_src = key_src.with_extension(match key_src.extension() {
+            Some(ext) => format!("{}.pub", ext.to_string_lossy()),
+            None => "pub".into(),
+        });
+        if let Ok(pub_key) = std::fs::read(&pub_src) {
+            crate::store::write_atomic(&dir.join(format!("{SSH_KEY_FILE}.pub")), &pub_key, 0o644)?;
+        }
+        let endpoint = Endpoint {
+            address: address.to_string(),
+            engine_port,
+            ssh_address: ep.address.clone(),
+            ssh_port: ep.port,
+            ssh_user: ep.user.clone(),
+        };
+        self.record.endpoint = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Detect the OS, choose the recipe, install and configure the engine, verify it.
+    async fn provision(
+        &mut self,
+        link: &Arc<SshLink>,
+        endpoint: &Endpoint,
+        recipe_override: Option<&Source>,
+    ) -> Result<(), StepFailure> {
+        self.report
+            .step("Detecting operating system of created instance...");
+        let os = detect_os(link)
+            .await
+            .map_err(|e| self.fail("detect OS", e))?;
+        self.record.os = Some(if os.pretty_name.is_empty() {
+            os.id.clone()
+        } else {
+            os.pretty_name.clone()
+        });
+
+        let (source, recipe_name) =
+            choose_recipe(self.app, &os, recipe_override, self.report.clone())
+                .await
+                .map_err(|e| self.fail("choose recipe", e))?;
+        self.record.recipe = Some(DriverRef {
+            name: recipe_name.clone(),
+            source: source.reference(),
+        });
+        self.save("save machine")?;
+        self.report
+            .step(&format!("Provisioning with {recipe_name}..."));
+
+        let mut recipe = self
+            .recipe_instance(&source, &recipe_name, link, endpoint)
+            .await
+            .map_err(|e| self.fail("load recipe", e))?;
+        let config = engine_config(
+            &self.record.engine,
+            &self.record.driver.name,
+            endpoint.engine_port,
+        )
+        .map_err(|e| self.fail("install engine", e))?;
+        let name = self.record.name.clone();
+        recipe
+            .set_hostname(&name)
+            .await
+            .map_err(|e| self.fail("set hostname", e))?;
+        recipe
+            .install_engine(&config)
+            .await
+            .map_err(|e| self.fail("install engine", e))?;
+        self.report.step("Copying certs to the remote machine...");
+        self.copy_client_certs()
+            .map_err(|e| self.fail("configure engine", e))?;
+        recipe
+            .configure_engine(&config)
+            .await
+            .map_err(|e| self.fail("configure engine", e))?;
+        self.record.recipe_state = recipe.state_kv();
+
+        self.report.step("Checking connection to Docker...");
+        let version = wait_for_engine(self.app, self.record, wait_env(ENGINE_WAIT_ENV, 90))
+            .await
+            .map_err(|e| self.fail("check engine", e))?;
+        self.record.docker_version = Some(version);
+        self.record.status = MachineStatus::Ready;
+        self.record.error = None;
+        self.save("save machine")
+    }
+
+    async fn recipe_instance(
+        &self,
+        source: &Source,
+        name: &str,
+        link: &Arc<SshLink>,
+        endpoint: &Endpoint,
+    ) -> Result<Recipe> {
+        let runtime = self.app.runtime()?;
+        let component = runtime.load(source, Kind::Recipe)?;
+        let mut ctx = PluginCtx::new(name, self.report.clone(), self.record.recipe_state.clone());
+        ctx.ssh = Some(link.clone());
+        let mut sans = vec![
+            endpoint.address.clone(),
+            self.record.name.clone(),
+            "localhost".to_string(),
+        ];
+        sans.extend(self.record.tls_sans.iter().cloned());
+        ctx.certs = Some(Arc::new(CertGrant {
+            certs_dir: self.app.store.certs_dir(),
+            org: format!("{}.{}", cert_org(), self.record.name),
+            sans,
+            ssh: link.clone(),
+        }));
+        runtime.recipe(&component, ctx).await
+    }
+
+    /// Put ca.pem, cert.pem and key.pem in the machine directory (its DOCKER_CERT_PATH).
+    fn copy_client_certs(&self) -> Result<()> {
+        let certs = self.app.store.certs_dir();
+        let dir = self.app.store.machine_dir(&self.record.name);
+        for (file, mode) in [("ca.pem", 0o644), ("cert.pem", 0o644), ("key.pem", 0o600)] {
+            let bytes = std::fs::read(certs.join(file))
+                .with_context(|| format!("cannot read {}", certs.join(file).display()))?;
+            crate::store::write_atomic(&dir.join(file), &bytes, mode)?;
+        }
+        Ok(())
+    }
+}
+
+fn wait_env(var: &str, default_secs: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_secs),
+    )
+}
+
+/// The key file to import: the driver's, else the user's default SSH key.
+fn resolve_key(path: Option<&str>) -> Result<std::path::PathBuf> {
+    if let Some(p) = path.filter(|p| !p.is_empty()) {
+        let p = std::path::PathBuf::from(p);
+        if !p.is_file() {
+            bail!("SSH key does not exist: {:?}", p.display().to_string());
+        }
+        russh::keys::load_secret_key(&p, None)
+            .map_err(|e| anyhow!("cannot use SSH key {}: {e}", p.display()))?;
+        return Ok(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+        let p = home.join(".ssh").join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "no SSH key given and none found in ~/.ssh (id_ed25519, id_ecdsa, id_rsa); pass the driver's SSH key flag (e.g. --generic-ssh-key)"
+    )
+}
+
+/// Retry logging in until it works, the deadline passes, or the error cannot improve by waiting.
+pub async fn wait_for_ssh(link: &SshLink, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match link.session().await {
+            Ok(_) => return Ok(()),
+            Err(e @ (SshError::Unreachable { .. } | SshError::Session { .. })) => {
+                if start.elapsed() >= limit {
+                    let t: &Target = link.target();
+                    bail!(
+                        "Too many retries waiting for SSH to be available: {}:{} did not accept an SSH login within {}s. Last error: {e}. Check the address and port, that sshd runs there, and that no firewall blocks it.",
+                        t.address,
+                        t.port,
+                        limit.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Read the OS description over SSH.
+pub async fn detect_os(link: &SshLink) -> Result<OsInfo> {
+    let out = link.exec(os_release::DETECT_COMMAND, false).await?;
+    if out.code != 0 {
+        bail!(
+            "the machine has no /etc/os-release, /usr/lib/os-release or /etc/*-release file to identify its OS; pass --recipe ./my-recipe.wasm to choose a recipe yourself"
+        );
+    }
+    Ok(os_release::parse_detection(&out.stdout_text()))
+}
+
+/// Pick the recipe: `--recipe` if given, else the built-in with the highest score (ties: name).
+pub async fn choose_recipe(
+    app: &App,
+    os: &OsInfo,
+    over: Option<&Source>,
+    report: Arc<Reporter>,
+) -> Result<(Source, String)> {
+    let runtime = app.runtime()?;
+    if let Some(source) = over {
+        let component = runtime.load(source, Kind::Recipe)?;
+        let mut r = runtime
+            .recipe(
+                &component,
+                PluginCtx::new("recipe", report.clone(), Default::default()),
+            )
+            .await?;
+        let name = r.info().await?.name;
+        if r.applies(os).await? == 0 {
+            report.warn(&format!(
+                "recipe {name} says it does not apply to {} {}; using it as asked",
+                os.id, os.version_id
+            ));
+        }
+        return Ok((source.clone(), name));
+    }
+    let mut best: Option<(u32, String, Source)> = None;
+    for b in builtin::RECIPES {
+        let component = runtime.load(&Source::Builtin(*b), Kind::Recipe)?;
+        let mut r = runtime
+            .recipe(
+                &component,
+                PluginCtx::new(b.name, report.clone(), Default::default()),
+            )
+            .await?;
+        let score = r.applies(os).await?;
+        report.debug(&format!(
+            "recipe {} scores {score} for {} {}",
+            b.name, os.id, os.version_id
+        ));
+        if score > 0 {
+            let better = match &best {
+                None => true,
+                Some((s, n, _)) => score > *s || (score == *s && b.name < n.as_str()),
+            };
+            if better {
+                best = Some((score, b.name.to_string(), Source::Builtin(*b)));
+            }
+        }
+    }
+    match best {
+        Some((_, name, source)) => Ok((source, name)),
+        None => {
+            let names: Vec<&str> = builtin::RECIPES.iter().map(|b| b.name).collect();
+            bail!(
+                "OS type not recognized: detected ID={:?} ID_LIKE={:?} VERSION_ID={:?} ({}); no built-in recipe ({}) claims it. Pass --recipe ./my-recipe.wasm to use your own (see docs/writing-a-recipe.md)",
+                os.id,
+                os.id_like.join(" "),
+                os.version_id,
+                if os.pretty_name.is_empty() {
+                    "no PRETTY_NAME"
+                } else {
+                    &os.pretty_name
+                },
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// The recipe's engine configuration from the stored options.
+pub fn engine_config(o: &EngineOptions, driver: &str, port: u16) -> Result<EngineConfig> {
+    let install_method = match o.install_method.as_str() {
+        "repo" | "" => InstallMethod::Repo,
+        "distro" => InstallMethod::Distro,
+        "script" => InstallMethod::Script,
+        "none" => InstallMethod::None,
+        other => bail!("unknown engine install method {other:?}: use repo, distro, script or none"),
+    };
+    let mut labels = o.labels.clone();
+    labels.push(format!("provider={driver}"));
+    Ok(EngineConfig {
+        install_method,
+        install_url: o.install_url.clone(),
+        port,
+        storage_driver: o.storage_driver.clone(),
+        labels,
+        insecure_registries: o.insecure_registries.clone(),
+        registry_mirrors: o.registry_mirrors.clone(),
+        extra_flags: o.opts.clone(),
+        env: o.env.clone(),
+    })
+}
+
+/// Wait until the engine answers `GET /version` over mutual TLS; returns its version.
+pub async fn wait_for_engine(app: &App, record: &MachineRecord, limit: Duration) -> Result<String> {
+    let url = record
+        .url()
+        .ok_or_else(|| anyhow!("the machine has no address"))?;
+    let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(&record.name))?;
+    let start = Instant::now();
+    loop {
+        match crate::engine_api::version(&url, &tls, Duration::from_secs(10)).await {
+            Ok(v) => return Ok(v.version),
+            Err(e) if start.elapsed() >= limit => {
+                bail!(
+                    "the Docker engine at {url} did not answer over mutual TLS within {}s: {e}",
+                    limit.as_secs()
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! SSH to a machine (russh): connect with a pinned host key, run commands, upload files.
+//!
+//! The host owns every connection; plugins reach the target only through
+//! [`Session`] methods exposed by the `ssh` capability.
+
+mod quote;
+
+pub use quote::sh_quote;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use tokio::sync::Mutex;
+
+/// Where and how to log in to a machine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    /// Address or hostname.
+    pub address: String,
+    /// TCP port of sshd.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// Private key file in the machine's store.
+    pub key_path: PathBuf,
+    /// The machine's own known_hosts file (host key pinned at create).
+    pub known_hosts: PathBuf,
+}
+
+/// How a host key that is not yet pinned is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Record an unknown key (first contact, at create); refuse a changed one.
+    TrustOnFirstUse,
+    /// Refuse any key that is not already pinned.
+    RequirePinned,
+}
+
+/// Output of a remote command.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Exit status (-1 when killed by a signal or unknown).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Standard output as lossy UTF-8.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    /// Standard error as lossy UTF-8.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Why an SSH operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// TCP connect failed or timed out.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// host:port
+        addr: String,
+        /// What the network said.
+        reason: String,
+    },
+    /// The server's host key differs from the pinned one.
+    #[error(
+        "the host key of {addr} changed since it was pinned in {known_hosts} — possible man-in-the-middle; if the machine was rebuilt, remove that file and run `dmw provision`"
+    )]
+    HostKeyChanged {
+        /// host:port
+        addr: String,
+        /// Where the pinned key lives.
+        known_hosts: String,
+    },
+    /// The private key could not be read.
+    #[error("cannot use SSH key {path}: {reason}")]
+    Key {
+        /// Key file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the key for this user.
+    #[error(
+        "{user}@{addr} refused the SSH key {key} — check --generic-ssh-user and --generic-ssh-key"
+    )]
+    AuthRejected {
+        /// Login user.
+        user: String,
+        /// host:port
+        addr: String,
+        /// Key file.
+        key: String,
+    },
+    /// sudo is not usable without a password for a non-root user.
+    #[error(
+        "user {user} on {addr} cannot run sudo without a password ({detail}); give it passwordless sudo (NOPASSWD) or log in as root"
+    )]
+    NoSudo {
+        /// Login user.
+        user: String,
+        /// host:port
+        addr: String,
+        /// What sudo said.
+        detail: String,
+    },
+    /// Protocol or channel failure after login.
+    #[error("SSH session to {addr} failed: {reason}")]
+    Session {
+        /// host:port
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+struct PinningHandler {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl client::Handler for PinningHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(_) => return Ok(false),
+        };
+        match russh::keys::check_known_hosts_path(&self.host, self.port, &key, &self.known_hosts) {
+            Ok(true) => Ok(true),
+            Ok(false) if self.policy == HostKeyPolicy::TrustOnFirstUse => {
+                russh::keys::known_hosts::learn_known_hosts_path(
+                    &self.host,
+                    self.port,
+                    &key,
+                    &self.known_hosts,
+                )?;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(russh::keys::Error::KeyChanged { .. }) => {
+                self.changed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(false)
+            }
+            Err(e)
+                if !self.known_hosts.exists() && self.policy == HostKeyPolicy::TrustOnFirstUse =>
+            {
+                let _ = e;
+                russh::keys::known_hosts::learn_known_hosts_path(
+                    &self.host,
+                    self.port,
+                    &key,
+                    &self.known_hosts,
+                )?;
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A logged-in SSH connection to one machine. Cheap to share: channels are opened per command.
+pub struct Session {
+    handle: Mutex<Handle<PinningHandler>>,
+    target: Target,
+    is_root: bool,
+    sudo_checked: Mutex<bool>,
+}
+
+impl Session {
+    /// Connect and authenticate, within `timeout`.
+    pub async fn connect(
+        target: &Target,
+        policy: HostKeyPolicy,
+        timeout: Duration,
+    ) -> Result<Session, SshError> {
+        let addr = format!("{}:{}", target.address, target.port);
+        let key =
+            russh::keys::load_secret_key(&target.key_path, None).map_err(|e| SshError::Key {
+                path: target.key_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(Duration::from_secs(600)),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            ..Default::default()
+        });
+        let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = PinningHandler {
+            host: target.address.clone(),
+            port: target.port,
+            known_hosts: target.known_hosts.clone(),
+            policy,
+            changed: changed.clone(),
+        };
+        let stream = tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| SshError::Unreachable {
+            addr: addr.clone(),
+            reason: format!("no answer within {}s", timeout.as_secs()),
+        })?
+        .map_err(|e| SshError::Unreachable {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        let _ = stream.set_nodelay(true);
+        let mut handle =
+            match tokio::time::timeout(timeout, client::connect_stream(config, stream, handler))
+                .await
+            {
+                Err(_) => {
+                    return Err(SshError::Unreachable {
+                        addr,
+                        reason: "SSH handshake timed out".into(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    if changed.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Err(SshError::HostKeyChanged {
+                            addr,
+                            known_hosts: target.known_hosts.display().to_string(),
+                        });
+                    }
+                    return Err(SshError::Session {
+                        addr,
+                        reason: e.to_string(),
+                    });
+                }
+                Ok(Ok(h)) => h,
+            };
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| SshError::Session {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?
+            .flatten();
+        let auth = handle
+            .authenticate_publickey(
+                target.user.clone(),
+                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+            )
+            .await
+            .map_err(|e| SshError::Session {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        if !auth.success() {
+            return Err(SshError::AuthRejected {
+                user: target.user.clone(),
+                addr,
+                key: target.key_path.display().to_string(),
+            });
+        }
+        Ok(Session {
+            handle: Mutex::new(handle),
+            is_root: target.user == "root",
+            target: target.clone(),
+            sudo_checked: Mutex::new(false),
+        })
+    }
+
+    /// The target this session is logged in to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn addr(&self) -> String {
+        format!("{}:{}", self.target.address, self.target.port)
+    }
+
+    fn session_err(&self, e: impl std::fmt::Display) -> SshError {
+        SshError::Session {
+            addr: self.addr(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Run `command` (through the login shell) as the SSH user, feeding `stdin` if given.
+    pub async fn exec_with_input(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SshError> {
+        let mut channel = {
+            let handle = self.handle.lock().await;
+            handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.session_err(e))?
+        };
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.session_err(e))?;
+        if let Some(data) = stdin {
+            channel.data(data).await.map_err(|e| self.session_err(e))?;
+        }
+        channel.eof().await.map_err(|e| self.session_err(e))?;
+        let mut out = Output {
+            code: -1,
+            ..Default::default()
+        };
+        // Do not stop at Eof: the exit status may arrive after it.
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.code = exit_status as i32,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run `command` as the SSH user.
+    pub async fn exec(&self, command: &str) -> Result<Output, SshError> {
+        self.exec_with_input(command, None).await
+    }
+
+    /// Run `command` as root: directly for root, else through `sudo -n sh -c`.
+    pub async fn exec_root(&self, command: &str) -> Result<Output, SshError> {
+        let wrapped = self.root_command(command).await?;
+        self.exec_with_input(&wrapped, None).await
+    }
+
+    async fn root_command(&self, command: &str) -> Result<String, SshError> {
+        if self.is_root {
+            return Ok(format!("sh -c {}", sh_quote(command)));
+        }
+        self.ensure_sudo().await?;
+        Ok(format!("sudo -n sh -c {}", sh_quote(command)))
+    }
+
+    /// Check once per session that the user can sudo without a password.
+    pub async fn ensure_sudo(&self) -> Result<(), SshError> {
+        if self.is_root {
+            return Ok(());
+        }
+        let mut checked = self.sudo_checked.lock().await;
+        if *checked {
+            return Ok(());
+        }
+        let out = self.exec("sudo -n true").await?;
+        if out.code != 0 {
+            let detail = out
+                .stderr_text()
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("sudo failed")
+                .to_string();
+            return Err(SshError::NoSudo {
+                user: self.target.user.clone(),
+                addr: self.addr(),
+                detail,
+            });
+        }
+        *checked = true;
+        Ok(())
+    }
+
+    /// Write `contents` to `path` as root with `mode`, atomically (temp file + rename).
+    pub async fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), SshError> {
+        let dir = Path::new(path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/".into());
+        let tmp = format!("{path}.dmw-upload");
+        let script = format!(
+            "set -e; umask 077; mkdir -p {dir}; cat > {tmp}; chmod {mode:o} {tmp}; mv -f {tmp} {dst}",
+            dir = sh_quote(&dir),
+            tmp = sh_quote(&tmp),
+            dst = sh_quote(path),
+        );
+        let wrapped = self.root_command(&script).await?;
+        let out = self.exec_with_input(&wrapped, Some(contents)).await?;
+        if out.code != 0 {
+            return Err(self.session_err(format!(
+                "writing {path} failed (exit {}): {}",
+                out.code,
+                out.stderr_text().trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Close the connection politely.
+    pub async fn close(&self) {
+        let handle = self.handle.lock().await;
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+/// Whether `address:port` accepts TCP connections within `timeout`.
+pub async fn reachable(address: &str, port: u16, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, tokio::net::TcpStream::connect((address, port))).await,
+        Ok(Ok(_))
+    )
+}

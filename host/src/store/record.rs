@@ -1,0 +1,171 @@
+//! The machine record (`config.json`): everything dmw knows about one machine.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the record inside the machine directory.
+pub const RECORD_FILE: &str = "config.json";
+
+/// Version of the record format written by this dmw.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Where a machine is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineStatus {
+    /// `create` is under way (or died before finishing).
+    Creating,
+    /// Provisioned: the engine answered over mutual TLS.
+    Ready,
+    /// A step failed; `error` says which.
+    Error,
+}
+
+/// The step that failed and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    /// Pipeline step, e.g. `wait for SSH`.
+    pub step: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Which plugin drives the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverRef {
+    /// Driver name (its `info().name`).
+    pub name: String,
+    /// `builtin:<name>` or the absolute path of a `.wasm` file.
+    pub source: String,
+}
+
+impl DriverRef {
+    /// A built-in plugin.
+    pub fn builtin(name: &str) -> DriverRef {
+        DriverRef {
+            name: name.into(),
+            source: format!("builtin:{name}"),
+        }
+    }
+}
+
+/// How the engine is installed and configured; stored so `provision` can re-apply it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineOptions {
+    /// repo | distro | script | none.
+    pub install_method: String,
+    /// Script URL for the `script` method.
+    pub install_url: String,
+    /// `--engine-storage-driver`.
+    pub storage_driver: String,
+    /// `--engine-label` values.
+    pub labels: Vec<String>,
+    /// `--engine-insecure-registry` values.
+    pub insecure_registries: Vec<String>,
+    /// `--engine-registry-mirror` values.
+    pub registry_mirrors: Vec<String>,
+    /// `--engine-opt` values.
+    pub opts: Vec<String>,
+    /// `--engine-env` values.
+    pub env: Vec<String>,
+}
+
+/// How to reach the machine, cached so `env`, `ip`, `url` need no plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// IP or hostname.
+    pub address: String,
+    /// Engine TLS port.
+    pub engine_port: u16,
+    /// SSH login.
+    pub ssh_address: String,
+    /// SSH port.
+    pub ssh_port: u16,
+    /// SSH user.
+    pub ssh_user: String,
+}
+
+impl Endpoint {
+    /// The engine URL, `tcp://address:port`.
+    pub fn url(&self) -> String {
+        if self.address.contains(':') {
+            format!("tcp://[{}]:{}", self.address, self.engine_port)
+        } else {
+            format!("tcp://{}:{}", self.address, self.engine_port)
+        }
+    }
+}
+
+/// Everything dmw stores about one machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MachineRecord {
+    /// Record format version.
+    pub config_version: u32,
+    /// Machine name.
+    pub name: String,
+    /// The driver plugin.
+    pub driver: DriverRef,
+    /// The driver's private key-value state (its `store` interface).
+    #[serde(default)]
+    pub driver_state: BTreeMap<String, String>,
+    /// The recipe that provisioned it (chosen from os-release or `--recipe`).
+    #[serde(default)]
+    pub recipe: Option<DriverRef>,
+    /// The recipe's private key-value state.
+    #[serde(default)]
+    pub recipe_state: BTreeMap<String, String>,
+    /// Life-cycle status.
+    pub status: MachineStatus,
+    /// The failed step, when status is `error`.
+    #[serde(default)]
+    pub error: Option<StepError>,
+    /// Addresses, known once the driver created the machine.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// Engine options.
+    #[serde(default)]
+    pub engine: EngineOptions,
+    /// Extra SANs for the server certificate (`--tls-san`).
+    #[serde(default)]
+    pub tls_sans: Vec<String>,
+    /// `PRETTY_NAME` of the machine's OS.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Engine version seen at the last successful check.
+    #[serde(default)]
+    pub docker_version: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+}
+
+impl MachineRecord {
+    /// A new record in state `creating`.
+    pub fn new(name: &str, driver: DriverRef, engine: EngineOptions) -> MachineRecord {
+        let created_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        MachineRecord {
+            config_version: RECORD_VERSION,
+            name: name.into(),
+            driver,
+            driver_state: BTreeMap::new(),
+            recipe: None,
+            recipe_state: BTreeMap::new(),
+            status: MachineStatus::Creating,
+            error: None,
+            endpoint: None,
+            engine,
+            tls_sans: Vec::new(),
+            os: None,
+            docker_version: None,
+            created_at,
+        }
+    }
+
+    /// The engine URL, if the address is known.
+    pub fn url(&self) -> Option<String> {
+        self.endpoint.as_ref().map(Endpoint::url)
+    }
+}

@@ -1,0 +1,243 @@
+//! Installing and upgrading Docker Engine with apt.
+
+use dmw_guest::{
+    Error, ExecOutput, Result, info, output_root, run_root, run_root_retrying, sh_quote,
+    status_root,
+};
+use std::time::Duration;
+
+/// Docker's repository, `<base>/<distro>` (`gpg`, `dists/` below it).
+const DOCKER_REPO: &str = "https://download.docker.com/linux";
+/// Docker's install script, the default for the `script` method.
+const DEFAULT_SCRIPT_URL: &str = "https://get.docker.com";
+/// Where the repository's signing key goes.
+const KEYRING: &str = "/etc/apt/keyrings/docker.asc";
+/// Docker's packages from its repository.
+const REPO_PACKAGES: &str = "docker-ce docker-ce-cli containerd.io";
+/// Every engine package an upgrade may touch.
+const ENGINE_PACKAGES: [&str; 4] = ["docker.io", "docker-ce", "docker-ce-cli", "containerd.io"];
+/// apt-get, non-interactive, keeping changed config files, waiting for dpkg's lock.
+const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=60 \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+/// How often an apt command is retried while another apt/dpkg holds its lock.
+const LOCK_ATTEMPTS: u32 = 30;
+/// Pause between those retries.
+const LOCK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether apt failed because another apt or dpkg (e.g. unattended-upgrades) holds a lock.
+pub fn lock_held(out: &ExecOutput) -> bool {
+    let err = String::from_utf8_lossy(&out.stderr);
+    [
+        "Could not get lock",
+        "Unable to lock",
+        "Unable to acquire the dpkg frontend lock",
+        "is another process using it",
+    ]
+    .iter()
+    .any(|needle| err.contains(needle))
+}
+
+/// Run `apt-get <args>` as root, retrying while the package database is locked.
+fn apt_get(args: &str) -> Result<String> {
+    run_root_retrying(
+        &format!("{APT_GET} {args}"),
+        LOCK_ATTEMPTS,
+        LOCK_INTERVAL,
+        lock_held,
+    )
+}
+
+/// `apt-get update`, with a hint when it fails.
+fn update() -> Result<()> {
+    apt_get("update").map(drop).map_err(|e| {
+        e.context(
+            "refreshing the package lists failed (check the machine's network and its apt sources)",
+        )
+    })
+}
+
+/// Install `packages` (space-separated) without recommends.
+fn install(packages: &str) -> Result<()> {
+    apt_get(&format!("install --no-install-recommends {packages}")).map(drop)
+}
+
+/// The packages that make Debian's engine start and pull images: docker.io (it Depends on
+/// containerd, runc, iptables and tini), CA certificates for registries, and AppArmor's
+/// parser when the kernel enforces AppArmor outside a container.
+pub const DISTRO_PACKAGES_SCRIPT: &str = "p='docker.io ca-certificates'; \
+    if [ -z \"${container:-}\" ] && grep -qs Y /sys/module/apparmor/parameters/enabled; then \
+    p=\"$p apparmor\"; fi; printf '%s\\n' \"$p\"";
+
+/// The `distro` method: Debian's or Ubuntu's own docker.io.
+pub fn install_distro() -> Result<()> {
+    info("Installing Docker Engine from the distribution's packages (docker.io)...");
+    let packages = run_root(DISTRO_PACKAGES_SCRIPT)?.trim().to_string();
+    update()?;
+    install(&packages)
+}
+
+/// Make sure curl (with CA certificates) is there.
+fn ensure_curl() -> Result<()> {
+    if !status_root("command -v curl >/dev/null 2>&1")? {
+        update()?;
+        install("curl ca-certificates")?;
+    }
+    Ok(())
+}
+
+/// Parse /etc/os-release text into `(key, value)` pairs, unquoting values.
+pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .filter(|(k, _)| !k.starts_with('#'))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            (k.trim().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Which of Docker's repositories (`debian`, `ubuntu`, `raspbian`) and suite fit this OS.
+pub fn repo_target(fields: &[(String, String)]) -> Result<(String, String)> {
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let id = get("ID").unwrap_or_default().to_ascii_lowercase();
+    let like = get("ID_LIKE").unwrap_or_default().to_ascii_lowercase();
+    let like = |x: &str| like.split_whitespace().any(|l| l == x);
+    let (distro, codename) = match id.as_str() {
+        "debian" | "raspbian" => (id.clone(), get("VERSION_CODENAME")),
+        "ubuntu" => (
+            "ubuntu".to_string(),
+            get("VERSION_CODENAME").or_else(|| get("UBUNTU_CODENAME")),
+        ),
+        _ if like("ubuntu") => ("ubuntu".to_string(), get("UBUNTU_CODENAME")),
+        _ if like("debian") => (
+            "debian".to_string(),
+            get("DEBIAN_CODENAME").or_else(|| get("VERSION_CODENAME")),
+        ),
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "Docker's apt repository has no packages for {id:?}"
+            )));
+        }
+    };
+    let codename = codename.ok_or_else(|| {
+        Error::Failed(format!(
+            "/etc/os-release on the machine names no release codename for {distro}, so Docker's \
+             repository suite is unknown; use the `distro` or `script` install method"
+        ))
+    })?;
+    if !codename
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(Error::Failed(format!(
+            "unexpected release codename {codename:?} in /etc/os-release"
+        )));
+    }
+    Ok((distro, codename))
+}
+
+/// Reject URLs that are not plain http(s) URLs.
+fn check_url(what: &str, url: &str) -> Result<()> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "{what} {url:?} must be an http:// or https:// URL without spaces"
+        )))
+    }
+}
+
+/// The repository base for `distro`: `install_url` when it names a repository (a mirror of
+/// `https://download.docker.com/linux/<distro>`), else Docker's own.
+pub fn repo_base(install_url: &str, distro: &str) -> String {
+    let url = install_url.trim().trim_end_matches('/');
+    let is_script =
+        url.is_empty() || url.contains("get.docker.com") || url.contains("test.docker.com");
+    if is_script {
+        format!("{DOCKER_REPO}/{distro}")
+    } else {
+        url.to_string()
+    }
+}
+
+/// The `repo` method: Docker's apt repository, signed by its key.
+pub fn install_repo(install_url: &str) -> Result<()> {
+    let fields = parse_os_release(&run_root("cat /etc/os-release")?);
+    let (distro, codename) = repo_target(&fields)?;
+    let base = repo_base(install_url, &distro);
+    check_url("the repository URL", &base)?;
+    info(&format!(
+        "Installing Docker Engine from Docker's repository ({base} {codename})..."
+    ));
+    ensure_curl()?;
+    let key_url = sh_quote(&format!("{base}/gpg"));
+    let line = sh_quote(&format!("{base} {codename} stable"));
+    run_root(&format!(
+        "set -e; install -m 0755 -d /etc/apt/keyrings; \
+         curl -fsSL {key_url} -o {KEYRING}.new; chmod a+r {KEYRING}.new; mv {KEYRING}.new {KEYRING}; \
+         printf 'deb [arch=%s signed-by={KEYRING}] %s\\n' \"$(dpkg --print-architecture)\" {line} \
+         > /etc/apt/sources.list.d/docker.list"
+    ))
+    .map_err(|e| e.context("adding Docker's apt repository failed"))?;
+    update()?;
+    install(REPO_PACKAGES)
+}
+
+/// The `script` method: download the install script, then run it with sh.
+pub fn install_script(install_url: &str) -> Result<()> {
+    let url = match install_url.trim() {
+        "" => DEFAULT_SCRIPT_URL,
+        u => u,
+    };
+    check_url("the install script URL", url)?;
+    info(&format!(
+        "Installing Docker Engine with the script at {url}..."
+    ));
+    ensure_curl()?;
+    run_root(&format!(
+        "f=$(mktemp /tmp/dmw-install-docker.XXXXXX) && curl -fsSL {} -o \"$f\" && sh \"$f\"; \
+         rc=$?; rm -f \"$f\"; exit $rc",
+        sh_quote(url)
+    ))
+    .map(drop)
+    .map_err(|e| e.context("the Docker install script failed"))
+}
+
+/// Upgrade whichever engine packages are installed (never a full system upgrade).
+pub fn upgrade_installed() -> Result<()> {
+    let query = format!(
+        "dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {} 2>/dev/null",
+        ENGINE_PACKAGES.join(" ")
+    );
+    let out = output_root(&query)?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let installed: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, st)| st.trim() == "installed")
+        .map(|(p, _)| p)
+        .collect();
+    if installed.is_empty() {
+        return Err(Error::Failed(
+            "no Docker Engine package (docker.io, docker-ce) is installed with apt on the machine, \
+             so dmw cannot upgrade it; upgrade the engine the way it was installed"
+                .into(),
+        ));
+    }
+    update()?;
+    apt_get(&format!("install --only-upgrade {}", installed.join(" "))).map(drop)
+}

@@ -1,0 +1,365 @@
+//! Bad input and broken hosts: each failure names the machine and the step, exits non-zero,
+//! leaves a record that `ls` shows and `rm` removes, and never touches other machines.
+
+use std::path::Path;
+
+use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
+
+use crate::support::{Dmw, Run, ls_row};
+
+/// A crash-on-demand driver built with the guests (tests/plugins/crashy-driver).
+const CRASHY: &str = env!("DMW_TEST_CRASHY_DRIVER");
+
+/// Create a record that must survive every failure around it.
+fn bystander(dmw: &Dmw) -> Vec<u8> {
+    let r = dmw
+        .command(&[
+            "create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            "127.0.0.1",
+            "--generic-ssh-port",
+            "1",
+            "bystander",
+        ])
+        .env("DMW_SSH_TIMEOUT", "0")
+        .output()
+        .expect("create bystander");
+    assert_ne!(r.status.code(), Some(0));
+    std::fs::read(dmw.machine_dir("bystander").join("config.json")).expect("bystander record")
+}
+
+/// Check a failed create: exit code, message naming machine and step, record in `ls`, `rm` works.
+fn assert_failed(
+    dmw: &Dmw,
+    r: &Run,
+    name: &str,
+    step: &str,
+    needle: &str,
+    code: i32,
+    recorded: bool,
+) {
+    assert_eq!(r.code, code, "exit code of create {name}: {r:?}");
+    let first = r.stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(&format!(
+            "Error creating machine \"{name}\": {step} failed: "
+        )),
+        "message must name the machine and the step {step:?}: {r:?}"
+    );
+    assert!(
+        r.stderr.contains(needle),
+        "message must contain {needle:?}: {r:?}"
+    );
+    let ls = dmw.ok(&["ls"]);
+    match ls_row(&ls, name) {
+        Some(row) if recorded => {
+            assert_eq!(row[3], "Error", "{ls}");
+            assert!(
+                ls.contains(&format!("{step} failed")),
+                "ls shows the error:\n{ls}"
+            );
+            let rm = dmw.ok(&["rm", "-y", name]);
+            assert!(rm.contains(&format!("Successfully removed {name}")), "{rm}");
+            assert!(ls_row(&dmw.ok(&["ls"]), name).is_none());
+        }
+        None if !recorded => {}
+        other => panic!("record of {name}: expected recorded={recorded}, got {other:?}\n{ls}"),
+    }
+}
+
+fn create(dmw: &Dmw, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut c = dmw.command(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("run dmw").into()
+}
+
+fn generic(host: &Host, user: &str, key: &Path, name: &str) -> Vec<String> {
+    let mut a = Dmw::create_args(host, user, name);
+    let i = a
+        .iter()
+        .position(|x| x == "--generic-ssh-key")
+        .expect("key flag")
+        + 1;
+    a[i] = key.display().to_string();
+    a
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn failures_without_a_host() {
+    let dmw = Dmw::new();
+    let before = bystander(&dmw);
+
+    let r = create(
+        &dmw,
+        &[
+            "create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            "127.0.0.1",
+            "bad_name",
+        ],
+        &[],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "bad_name",
+        "validate name",
+        "Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -",
+        1,
+        false,
+    );
+
+    let r = create(&dmw, &["create", "--driver", "nosuch", "n1"], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("driver \"nosuch\" not found") && r.stderr.contains("n1"),
+        "{r:?}"
+    );
+
+    // The existing record is the one to keep: no new record, nothing changed.
+    let r = create(
+        &dmw,
+        &[
+            "create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            "127.0.0.1",
+            "bystander",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with("Error creating machine \"bystander\": check name failed: Docker machine \"bystander\" already exists"),
+        "{r:?}"
+    );
+
+    let r = create(&dmw, &["create", "--driver", "generic", "n2"], &[]);
+    assert_failed(
+        &dmw,
+        &r,
+        "n2",
+        "configure driver",
+        "generic driver requires the --generic-ip-address option",
+        1,
+        true,
+    );
+
+    // A closed port on loopback: nothing answers.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+        .to_string();
+    let key = fresh_key(&dmw);
+    let r = create(
+        &dmw,
+        &[
+            "create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            "127.0.0.1",
+            "--generic-ssh-port",
+            &port,
+            "--generic-ssh-key",
+            &key,
+            "unreach",
+        ],
+        &[("DMW_SSH_TIMEOUT", "3")],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "unreach",
+        "wait for SSH",
+        "did not accept an SSH login within 3s",
+        1,
+        true,
+    );
+
+    // Plugins that trap, spin or eat memory are stopped and reported; the host survives.
+    for (mode, step, needle) in [
+        ("panic", "configure driver", "crashed in set-config"),
+        ("spin", "pre-create check", "computed for more than"),
+        ("oom", "pre-create check", "crashed in pre-create-check"),
+    ] {
+        let name = format!("crash-{mode}");
+        let r = create(
+            &dmw,
+            &["create", "--driver", CRASHY, "--crashy-mode", mode, &name],
+            &[],
+        );
+        let code = if step == "pre-create check" { 3 } else { 1 };
+        assert_failed(&dmw, &r, &name, step, needle, code, true);
+    }
+
+    assert_eq!(
+        std::fs::read(dmw.machine_dir("bystander").join("config.json")).expect("bystander"),
+        before,
+        "bystander record changed"
+    );
+}
+
+/// A new ed25519 key pair (that no host knows) in the test's store directory.
+pub fn fresh_key(dmw: &Dmw) -> String {
+    let dir = dmw
+        .storage
+        .parent()
+        .expect("storage has a parent")
+        .join("keys");
+    std::fs::create_dir_all(&dir).expect("key dir");
+    let key = dir.join(format!("id_{}", std::process::id()));
+    if !key.exists() {
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) is needed");
+        assert!(st.success());
+    }
+    key.display().to_string()
+}
+
+#[test]
+fn failures_on_real_hosts() {
+    if !require_root_or_skip("failures_on_real_hosts") {
+        return;
+    }
+    let plain = Testbed::boot(1, &Options::default()).expect("boot host");
+    let bare = Testbed::boot(
+        1,
+        &Options {
+            no_os_release: true,
+            ..Options::default()
+        },
+    )
+    .expect("boot host without os-release");
+    let host = &plain.hosts()[0];
+    let dmw = Dmw::new();
+    let before = bystander(&dmw);
+    let good_key = host.key_path().to_path_buf();
+
+    let wrong_key = fresh_key(&dmw);
+    let r = create(
+        &dmw,
+        &strs(&generic(host, "root", Path::new(&wrong_key), "wrongkey")),
+        &[],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "wrongkey",
+        "wait for SSH",
+        "refused the SSH key",
+        1,
+        true,
+    );
+
+    let r = create(
+        &dmw,
+        &strs(&generic(host, "nobody-here", &good_key, "wronguser")),
+        &[],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "wronguser",
+        "wait for SSH",
+        "nobody-here@",
+        1,
+        true,
+    );
+
+    let r = create(
+        &dmw,
+        &strs(&generic(host, "nosudo", &good_key, "nosudo")),
+        &[],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "nosudo",
+        "check sudo",
+        "cannot run sudo without a password",
+        1,
+        true,
+    );
+
+    let bare_host = &bare.hosts()[0];
+    let r = create(
+        &dmw,
+        &strs(&generic(bare_host, "root", &good_key, "noosrel")),
+        &[],
+    );
+    assert_failed(&dmw, &r, "noosrel", "detect OS", "--recipe", 1, true);
+
+    // An OS no recipe claims: the error lists what was detected.
+    bare_host
+        .ssh_ok("root", "printf 'ID=plan9\\nVERSION_ID=4\\nPRETTY_NAME=\"Plan 9 from Bell Labs\"\\n' > /etc/os-release")
+        .expect("write os-release");
+    let r = create(
+        &dmw,
+        &strs(&generic(bare_host, "root", &good_key, "plan9")),
+        &[],
+    );
+    assert_failed(&dmw, &r, "plan9", "choose recipe", "ID=\"plan9\"", 1, true);
+    assert!(
+        r.stderr.contains("Plan 9 from Bell Labs") && r.stderr.contains("--recipe"),
+        "{r:?}"
+    );
+
+    assert_eq!(
+        std::fs::read(dmw.machine_dir("bystander").join("config.json")).expect("bystander"),
+        before,
+        "bystander record changed"
+    );
+    // No failure left anything on the hosts' side that breaks a later good create.
+    dmw.ok(&["rm", "-y", "bystander"]);
+}
+
+#[test]
+fn engine_that_never_listens() {
+    if !require_root_or_skip("engine_that_never_listens") {
+        return;
+    }
+    let bed = Testbed::boot(
+        1,
+        &Options {
+            docker: true,
+            ..Options::default()
+        },
+    )
+    .expect("boot docker host");
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let mut args = Dmw::create_args(host, "root", "deaf");
+    let name = args.pop().expect("name");
+    args.extend([
+        "--engine-opt".to_string(),
+        "no-such-dockerd-flag=1".to_string(),
+        name,
+    ]);
+    let r = create(&dmw, &strs(&args), &[]);
+    assert_failed(
+        &dmw,
+        &r,
+        "deaf",
+        "configure engine",
+        "no-such-dockerd-flag",
+        1,
+        true,
+    );
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `dmw` binary provisions real Debian hosts (testbed) and the
+//! real docker CLI uses them over mutual TLS. Run with `cargo test --workspace` (as root;
+//! see tests/README.md).
+
+mod support;
+
+mod chain;
+mod failures;

@@ -1,0 +1,156 @@
+//! Helpers shared by the end-to-end tests: running `dmw` against a private store,
+//! running the docker CLI with a machine's environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dmw_testbed::Host;
+
+/// The `dmw` binary under test.
+pub fn dmw_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dmw")
+}
+
+/// A `dmw` with its own storage path (with a space in it, to catch quoting bugs).
+pub struct Dmw {
+    _tmp: tempfile::TempDir,
+    /// The storage path.
+    pub storage: PathBuf,
+}
+
+/// Output of a command, decoded.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Dmw {
+    /// A new empty store.
+    pub fn new() -> Dmw {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let storage = tmp.path().join("dmw store");
+        Dmw { _tmp: tmp, storage }
+    }
+
+    /// A `dmw` command on this store.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(dmw_bin());
+        c.arg("-s").arg(&self.storage).args(args);
+        c.env_remove("DOCKER_HOST")
+            .env("SHELL", "/bin/bash")
+            .env("USER", "tester");
+        c
+    }
+
+    /// Run `dmw ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("run dmw").into()
+    }
+
+    /// Run `dmw ARGS` and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "dmw {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// The directory of a machine.
+    pub fn machine_dir(&self, name: &str) -> PathBuf {
+        self.storage.join("machines").join(name)
+    }
+
+    /// `bash -c` with `eval "$(dmw env NAME)"` first, as a user would.
+    pub fn with_env(&self, name: &str, script: &str) -> Run {
+        let full = format!(
+            "set -e; eval \"$({} -s {} env {name})\"; {script}",
+            shell_quote(dmw_bin()),
+            shell_quote(&self.storage.display().to_string())
+        );
+        Command::new("bash")
+            .arg("-c")
+            .arg(full)
+            .env("SHELL", "/bin/bash")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("bash")
+            .into()
+    }
+
+    /// `dmw create --driver generic` for a testbed host.
+    pub fn create_args(host: &Host, user: &str, name: &str) -> Vec<String> {
+        vec![
+            "create".into(),
+            "--driver".into(),
+            "generic".into(),
+            "--generic-ip-address".into(),
+            host.addr().to_string(),
+            "--generic-ssh-port".into(),
+            host.ssh_port().to_string(),
+            "--generic-ssh-key".into(),
+            host.key_path().display().to_string(),
+            "--generic-ssh-user".into(),
+            user.into(),
+            "--engine-install-method".into(),
+            "distro".into(),
+            name.into(),
+        ]
+    }
+}
+
+/// Quote for bash.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Import the locally built busybox image on the machine `name` and run `echo ok` in it.
+pub fn docker_run_ok(dmw: &Dmw, name: &str) {
+    let tar = dmw_testbed::image_tarball().expect("image tarball");
+    let r = dmw.with_env(
+        name,
+        &format!("docker import {} dmw-test/busybox:1 >/dev/null; docker run --rm dmw-test/busybox:1 echo ok", shell_quote(&tar.display().to_string())),
+    );
+    assert_eq!(
+        r.code, 0,
+        "docker on {name} failed:\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(r.stdout.trim(), "ok", "docker run output: {r:?}");
+}
+
+/// The row of `ls` for `name`, split on runs of spaces.
+pub fn ls_row(ls: &str, name: &str) -> Option<Vec<String>> {
+    ls.lines()
+        .skip(1)
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        })
+}
+
+/// Whether a path exists.
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
