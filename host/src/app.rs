@@ -87,9 +87,13 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "driver".into()),
         };
-        self.runtime()?
+        let mut driver = self
+            .runtime()?
             .driver(&component, PluginCtx::new(&label, report, BTreeMap::new()))
-            .await
+            .await?;
+        let info = driver.info().await?;
+        driver.rename(&info.name);
+        Ok(driver)
     }
 }
 

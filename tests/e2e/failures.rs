@@ -194,7 +194,11 @@ fn failures_without_a_host() {
     for (mode, step, needle) in [
         ("panic", "configure driver", "crashed in set-config"),
         ("spin", "pre-create check", "computed for more than"),
-        ("oom", "pre-create check", "crashed in pre-create-check"),
+        (
+            "oom",
+            "pre-create check",
+            "ran out of memory in pre-create-check",
+        ),
     ] {
         let name = format!("crash-{mode}");
         let r = create(

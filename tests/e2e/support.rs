@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: running `dmw` against a private store,
 //! running the docker CLI with a machine's environment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use dmw_testbed::Host;
@@ -148,9 +148,4 @@ pub fn ls_row(ls: &str, name: &str) -> Option<Vec<String>> {
                 .map(String::from)
                 .collect()
         })
-}
-
-/// Whether a path exists.
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }

@@ -38,6 +38,20 @@ fn driver_arg(args: &[String]) -> Option<String> {
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
 }
 
+/// The machine name as far as it can be known before parsing (the last bare word that
+/// is not a flag's value), for early error messages.
+fn name_hint(args: &[String]) -> &str {
+    match args {
+        [.., prev, last]
+            if !last.starts_with('-') && !(prev.starts_with('-') && !prev.contains('=')) =>
+        {
+            last
+        }
+        [last] if !last.starts_with('-') => last,
+        _ => "",
+    }
+}
+
 fn list(id: &'static str, help: &'static str) -> Arg {
     Arg::new(id)
         .long(id)
@@ -147,17 +161,13 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let mut loaded = None;
     let mut flags = Vec::new();
     if let Some(d) = &driver_name {
-        let source = Source::from_arg(d, Kind::Driver).map_err(|e| {
-            create_error(
-                a.args.first().map(String::as_str).unwrap_or(""),
-                "load driver",
-                format!("{e:#}"),
-            )
-        })?;
+        let name = name_hint(&a.args);
+        let load_err = |e: anyhow::Error| create_error(name, "load driver", format!("{e:#}"));
+        let source = Source::from_arg(d, Kind::Driver).map_err(load_err)?;
         let mut driver = app
             .new_driver(&source, report.clone())
             .await
-            .map_err(|e| create_error("", "load driver", format!("{e:#}")))?;
+            .map_err(load_err)?;
         flags = driver.create_flags().await?;
         loaded = Some((source, driver));
     }

@@ -32,12 +32,12 @@ fn plugin_err(name: &str, func: &str, e: types::Error) -> anyhow::Error {
 }
 
 macro_rules! unit_call {
-    ($(#[$doc:meta])* $method:ident, $call:ident, $limit:expr) => {
+    ($(#[$doc:meta])* $method:ident, $call:ident, $label:literal, $limit:expr) => {
         $(#[$doc])*
         pub async fn $method(&mut self) -> Result<()> {
             let name = self.name.clone();
-            let r = with_deadline(&name, stringify!($method), $limit, self.bindings.dmw_plugin_driver().$call(&mut self.store)).await?;
-            r.map_err(|e| plugin_err(&name, stringify!($method), e))
+            let r = with_deadline(&name, $label, $limit, self.bindings.dmw_plugin_driver().$call(&mut self.store)).await?;
+            r.map_err(|e| plugin_err(&name, $label, e))
         }
     };
 }
@@ -50,6 +50,12 @@ impl Driver {
             bindings,
             name,
         }
+    }
+
+    /// Use `name` (the driver's own, from `info`) in messages from now on.
+    pub fn rename(&mut self, name: &str) {
+        self.name = name.to_string();
+        self.store.data_mut().ctx.plugin = name.to_string();
     }
 
     /// The capabilities and state of this instance.
@@ -103,25 +109,25 @@ impl Driver {
 
     unit_call!(
         /// Check that create can work.
-        pre_create_check, call_pre_create_check, QUICK);
+        pre_create_check, call_pre_create_check, "pre-create-check", QUICK);
     unit_call!(
         /// Make the machine.
-        create, call_create, SLOW);
+        create, call_create, "create", SLOW);
     unit_call!(
         /// Start the machine.
-        start, call_start, SLOW);
+        start, call_start, "start", SLOW);
     unit_call!(
         /// Stop the machine.
-        stop, call_stop, SLOW);
+        stop, call_stop, "stop", SLOW);
     unit_call!(
         /// Restart the machine.
-        restart, call_restart, SLOW);
+        restart, call_restart, "restart", SLOW);
     unit_call!(
         /// Kill the machine.
-        kill, call_kill, SLOW);
+        kill, call_kill, "kill", SLOW);
     unit_call!(
         /// Delete the machine at the provider.
-        remove, call_remove, SLOW);
+        remove, call_remove, "remove", SLOW);
 
     /// The machine's state.
     pub async fn state(&mut self) -> Result<MachineState> {

@@ -30,6 +30,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// Longest a plugin may compute without calling the host (in ticks): 10 s.
 const COMPUTE_TICKS: u64 = 100;
 
+/// How often (in ticks) the compute deadline looks at the plugin: every 1 s.
+const CHECK_TICKS: u64 = 10;
+
 /// Memory cap of one plugin instance.
 const MEMORY_LIMIT: usize = 128 << 20;
 
@@ -117,6 +120,7 @@ pub struct HostState {
     /// The capabilities lent to this instance.
     pub ctx: PluginCtx,
     host_calls_seen: u64,
+    idle_ticks: u64,
 }
 
 impl WasiView for HostState {
@@ -229,10 +233,11 @@ impl Runtime {
             limits,
             ctx,
             host_calls_seen: 0,
+            idle_ticks: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(COMPUTE_TICKS);
+        store.set_epoch_deadline(CHECK_TICKS);
         // A plugin may run as long as it keeps calling the host (the wall-clock limit of
         // each call bounds that); pure computation without host calls is capped.
         store.epoch_deadline_callback(|mut ctx| {
@@ -240,7 +245,12 @@ impl Runtime {
             let calls = state.ctx.host_calls;
             if calls != state.host_calls_seen {
                 state.host_calls_seen = calls;
-                Ok(UpdateDeadline::Continue(COMPUTE_TICKS))
+                state.idle_ticks = 0;
+            } else {
+                state.idle_ticks += CHECK_TICKS;
+            }
+            if state.idle_ticks < COMPUTE_TICKS {
+                Ok(UpdateDeadline::Continue(CHECK_TICKS))
             } else {
                 Err(wasmtime::Error::msg(format!(
                     "plugin computed for more than {}s without calling the host",
@@ -336,7 +346,22 @@ pub(crate) fn call_error(plugin: &str, func: &str, e: wasmtime::Error) -> anyhow
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return anyhow!("plugin {plugin} crashed in {func}: {trap}");
     }
-    anyhow!("plugin {plugin} failed in {func}: {e}")
+    let cause = root_cause(&e);
+    if cause.contains("growing memory") {
+        return anyhow!(
+            "plugin {plugin} ran out of memory in {func}: {cause} (each plugin instance may use at most {} MiB)",
+            MEMORY_LIMIT >> 20
+        );
+    }
+    anyhow!("plugin {plugin} failed in {func}: {cause}")
+}
+
+/// The innermost message of a wasmtime error (its Display shows only the wasm backtrace).
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.chain()
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// Run one plugin call with a wall-clock limit.
