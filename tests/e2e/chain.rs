@@ -63,8 +63,14 @@ fn chain(user: &str, test: &str) {
     let log = std::fs::read_to_string(dmw.machine_dir("h1").join("provision.log"))
         .expect("provision.log");
     assert!(
-        log.contains("apt-get install"),
-        "log lacks the install command"
+        log.lines().any(|l| l.contains("SSH $ (root)")
+            && l.contains(" install ")
+            && l.contains("docker.io")),
+        "log lacks the install command:\n{}",
+        log.lines()
+            .filter(|l| l.contains("SSH $"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         !log.contains("PRIVATE KEY"),
