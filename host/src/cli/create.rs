@@ -43,7 +43,7 @@ fn driver_arg(args: &[String]) -> Option<String> {
 fn name_hint(args: &[String]) -> &str {
     match args {
         [.., prev, last]
-            if !last.starts_with('-') && !(prev.starts_with('-') && !prev.contains('=')) =>
+            if !last.starts_with('-') && (!prev.starts_with('-') || prev.contains('=')) =>
         {
             last
         }

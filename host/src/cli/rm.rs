@@ -40,7 +40,7 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     }
     println!("About to remove {}", a.names.join(", "));
     println!("WARNING: This action will delete both local reference and remote instance.");
-    if !(a.yes || a.force) && !confirm() {
+    if !(a.yes || a.force || confirm()) {
         return Err(CliError::new("Aborted: nothing was removed"));
     }
     let mut errors = Vec::new();

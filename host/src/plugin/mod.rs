@@ -381,6 +381,16 @@ pub(crate) async fn with_deadline<T>(
     }
 }
 
+/// The text of an error a plugin returned.
+pub(crate) fn describe_error(plugin: &str, func: &str, e: &bindings::v0_1::types::Error) -> String {
+    use bindings::v0_1::types::Error as E;
+    match e {
+        E::InvalidInput(m) | E::Failed(m) | E::Unreachable(m) | E::Denied(m) => m.clone(),
+        E::Unsupported(m) if m.is_empty() => format!("{plugin} does not support {func}"),
+        E::Unsupported(m) => m.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::api_compatible;
@@ -392,15 +402,5 @@ mod tests {
         assert!(!api_compatible("0.2.0"));
         assert!(!api_compatible("1.0.0"));
         assert!(!api_compatible("x"));
-    }
-}
-
-/// The text of an error a plugin returned.
-pub(crate) fn describe_error(plugin: &str, func: &str, e: &bindings::v0_1::types::Error) -> String {
-    use bindings::v0_1::types::Error as E;
-    match e {
-        E::InvalidInput(m) | E::Failed(m) | E::Unreachable(m) | E::Denied(m) => m.clone(),
-        E::Unsupported(m) if m.is_empty() => format!("{plugin} does not support {func}"),
-        E::Unsupported(m) => m.clone(),
     }
 }
