@@ -69,12 +69,14 @@ fn command(driver_flags: &[Flag]) -> Command {
             Arg::new("driver")
                 .short('d')
                 .long("driver")
+                .value_name("DRIVER")
                 .help("Driver to create machine with: a built-in name (generic) or a path to a .wasm driver")
                 .env("DMW_DRIVER"),
         )
         .arg(
             Arg::new("engine-install-method")
                 .long("engine-install-method")
+                .value_name("METHOD")
                 .help("How to install Docker Engine: repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none")
                 .value_parser(["repo", "distro", "script", "none"])
                 .default_value("repo"),
@@ -82,6 +84,7 @@ fn command(driver_flags: &[Flag]) -> Command {
         .arg(
             Arg::new("engine-install-url")
                 .long("engine-install-url")
+                .value_name("URL")
                 .help("Custom URL to use for engine installation (install method script)")
                 .env("MACHINE_DOCKER_INSTALL_URL")
                 .default_value("https://get.docker.com"),
@@ -91,13 +94,16 @@ fn command(driver_flags: &[Flag]) -> Command {
         .arg(list("engine-label", "Specify labels for the created engine"))
         .arg(list("engine-opt", "Specify arbitrary flags to include with the created engine in the form flag=value"))
         .arg(list("engine-registry-mirror", "Specify registry mirrors to use").env("ENGINE_REGISTRY_MIRROR"))
-        .arg(Arg::new("engine-storage-driver").long("engine-storage-driver").help("Specify a storage driver to use with the engine"))
-        .arg(Arg::new("recipe").long("recipe").help("Install recipe to use instead of detecting one: a built-in name or a path to a .wasm recipe"))
+        .arg(Arg::new("engine-storage-driver").long("engine-storage-driver")
+                .value_name("DRIVER").help("Specify a storage driver to use with the engine"))
+        .arg(Arg::new("recipe").long("recipe")
+                .value_name("RECIPE").help("Install recipe to use instead of detecting one: a built-in name or a path to a .wasm recipe"))
         .arg(list("tls-san", "Support extra SANs for TLS certs"));
     for f in driver_flags {
         let mut arg = Arg::new(f.name.clone())
             .long(f.name.clone())
-            .help(f.usage.clone());
+            .help(f.usage.clone())
+            .value_name("VALUE");
         arg = match f.kind {
             FlagKind::Boolean => arg.action(ArgAction::SetTrue),
             FlagKind::TextList => arg.action(ArgAction::Append),

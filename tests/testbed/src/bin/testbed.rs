@@ -8,8 +8,7 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dmw_testbed::{Options, Testbed, clean_stale, ensure_packages, image_tarball, rootfs};
 
@@ -20,10 +19,26 @@ const USAGE: &str = "usage:
   testbed image                           build (or find) the busybox image tarball, print its path
   testbed clean                           remove everything left by testbed processes that are gone";
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Blocks SIGINT and SIGTERM in this thread (and the threads it starts later) and returns the set.
+///
+/// A signal that arrives while hosts boot stays pending until [`wait_for`] takes it, so none is lost.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+/// Waits until one of the signals in `set` arrives.
+fn wait_for(set: &libc::sigset_t) {
+    let mut sig = 0;
+    // SAFETY: `set` was initialised by block_stop_signals; sig is a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
 }
 
 fn main() -> ExitCode {
@@ -65,11 +80,7 @@ fn run(args: &[String]) -> Result<(), String> {
     match (command.as_str(), rest.as_slice()) {
         ("up", [n]) => {
             let n: usize = n.parse().map_err(|_| format!("bad host count {n:?}"))?;
-            // SAFETY: installing a handler that only stores to an atomic.
-            unsafe {
-                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-            }
+            let signals = block_stop_signals();
             let started = Instant::now();
             let testbed = Testbed::boot(n, &opts).map_err(e)?;
             eprintln!(
@@ -85,9 +96,7 @@ fn run(args: &[String]) -> Result<(), String> {
                     h.key_path().display()
                 );
             }
-            while !STOP.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            wait_for(&signals);
             eprintln!("testbed: tearing down");
             drop(testbed);
             Ok(())

@@ -1,0 +1,68 @@
+//! Plugin start-up costs: compiling a component (first run), loading it from the
+//! on-disk cache (every later run) and instantiating it, for the built-in driver and recipe.
+//! Run: `cargo bench -p dmw --bench plugin`. Figures go to BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dmw::capabilities::PluginCtx;
+use dmw::plugin::{Kind, Runtime, Source, builtin};
+use dmw::report::Reporter;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = Arc::new(Reporter::quiet(false));
+    for (kind, b) in [
+        (Kind::Driver, builtin::DRIVERS[0]),
+        (Kind::Recipe, builtin::RECIPES[0]),
+    ] {
+        let source = Source::Builtin(b);
+        let cache = tempfile::tempdir()?;
+
+        let t = Instant::now();
+        let runtime = Runtime::new(cache.path())?;
+        let engine_start = t.elapsed();
+
+        let t = Instant::now();
+        runtime.load(&source, kind)?;
+        let cold = t.elapsed();
+
+        let mut warm_load = Vec::new();
+        let mut warm_total = Vec::new();
+        let mut instantiate = Vec::new();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let component = runtime.load(&source, kind)?;
+            warm_load.push(t.elapsed());
+            let t2 = Instant::now();
+            let ctx = PluginCtx::new(b.name, report.clone(), BTreeMap::new());
+            rt.block_on(async {
+                match kind {
+                    Kind::Driver => runtime.driver(&component, ctx).await.map(drop),
+                    Kind::Recipe => runtime.recipe(&component, ctx).await.map(drop),
+                }
+            })?;
+            instantiate.push(t2.elapsed());
+            warm_total.push(t.elapsed());
+        }
+        println!(
+            "{kind} {:<8} {:>7} KiB  engine start {:>8.2?}  compile+cache (cold) {:>9.2?}  load from cache {:>8.2?}  instantiate {:>8.2?}  warm total {:>8.2?}",
+            b.name,
+            b.wasm.len() / 1024,
+            engine_start,
+            cold,
+            median(warm_load),
+            median(instantiate),
+            median(warm_total),
+        );
+    }
+    Ok(())
+}
