@@ -404,3 +404,86 @@ mod tests {
         assert!(!api_compatible("x"));
     }
 }
+
+#[cfg(test)]
+mod runtime_tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::report::Reporter;
+
+    #[tokio::test]
+    async fn builtins_compile_once_then_load_from_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let generic = Source::Builtin(builtin::DRIVERS[0]);
+        runtime
+            .load(&generic, Kind::Driver)
+            .expect("compile generic");
+        let cached: Vec<_> = std::fs::read_dir(dir.path().join("plugins"))
+            .expect("cache dir")
+            .collect();
+        assert_eq!(cached.len(), 1, "one .cwasm per component");
+        let component = runtime
+            .load(&generic, Kind::Driver)
+            .expect("load from cache");
+        let mut driver = runtime
+            .driver(
+                &component,
+                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), BTreeMap::new()),
+            )
+            .await
+            .expect("instantiate");
+        assert_eq!(driver.info().await.expect("info").name, "generic");
+        // A corrupt cache entry is replaced by a fresh compile, not trusted. (Entries are
+        // only ever replaced by rename, never rewritten in place: live instances map them.)
+        for entry in std::fs::read_dir(dir.path().join("plugins")).expect("cache dir") {
+            crate::store::write_private(&entry.expect("entry").path(), b"garbage")
+                .expect("corrupt");
+        }
+        runtime
+            .load(&generic, Kind::Driver)
+            .expect("recompile after corruption");
+    }
+
+    #[tokio::test]
+    async fn a_recipe_is_not_a_driver() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let err = runtime
+            .load(&Source::Builtin(builtin::RECIPES[0]), Kind::Driver)
+            .expect_err("kind mismatch");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("does not export dmw:plugin/driver@0.1.0")
+                && text.contains("is it a driver?"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ssh_is_denied_when_not_granted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let component = runtime
+            .load(&Source::Builtin(builtin::DRIVERS[0]), Kind::Driver)
+            .expect("load");
+        let mut kv = BTreeMap::new();
+        kv.insert("ip-address".to_string(), "192.0.2.1".to_string());
+        let mut driver = runtime
+            .driver(
+                &component,
+                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), kv),
+            )
+            .await
+            .expect("instantiate");
+        // Without an SSH grant the driver cannot even probe the port: it reports Stopped.
+        assert_eq!(
+            driver.state().await.expect("state"),
+            driver::MachineState::Stopped
+        );
+        let err = driver.restart().await.expect_err("restart needs ssh");
+        assert!(format!("{err:#}").contains("has no ssh access"), "{err:#}");
+    }
+}
