@@ -170,6 +170,27 @@ fn nat_rules() -> Vec<(
                 .chain(s(&["-j", "ACCEPT"]))
                 .collect(),
         ),
+        // Traffic for the testbed range must never leave by another interface: when a
+        // host's link is cut, its /29 route goes away and the default route would carry
+        // the packets off the machine. Drop them instead (a cut cable loses packets).
+        (
+            "filter",
+            "OUTPUT",
+            Some("1"),
+            tag(s(&["-d", &net, "!", "-o", &format!("{NAME_PREFIX}+")]))
+                .into_iter()
+                .chain(s(&["-j", "DROP"]))
+                .collect(),
+        ),
+        (
+            "filter",
+            "FORWARD",
+            Some("1"),
+            tag(s(&["-d", &net, "!", "-o", &format!("{NAME_PREFIX}+")]))
+                .into_iter()
+                .chain(s(&["-j", "DROP"]))
+                .collect(),
+        ),
     ]
 }
 
