@@ -345,18 +345,28 @@ pub async fn check(url: &str, tls: &ClientTls, timeout: Duration) -> Result<(), 
     .await
 }
 
-/// `GET /version` over mutual TLS; connecting, the handshake and the exchange all happen
-/// within `timeout`.
-pub async fn version(
+/// One HTTP response from the engine.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    /// The `Server` header, e.g. `Docker/20.10.24+dfsg1 (linux)`.
+    server: Option<String>,
+    body: Vec<u8>,
+}
+
+/// `GET path` over mutual TLS; connecting, the handshake and the exchange all happen
+/// within `timeout`. A non-2xx status is an error carrying the daemon's message.
+async fn get(
     url: &str,
+    path: &str,
     tls: &ClientTls,
     timeout: Duration,
-) -> Result<EngineVersion, EngineError> {
+) -> Result<(Endpoint, Response), EngineError> {
     let ep = parse_url(url)?;
-    let (status, body) = with_timeout(&ep, timeout, async {
+    let resp = with_timeout(&ep, timeout, async {
         let mut stream = connect(&ep, tls).await?;
         let request = format!(
-            "GET /version HTTP/1.1\r\nHost: {}\r\nUser-Agent: dmw\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dmw\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
             ep.authority
         );
         stream
@@ -370,17 +380,50 @@ pub async fn version(
         read_response(&mut stream, &ep.authority).await
     })
     .await?;
-    if !(200..300).contains(&status) {
+    if !(200..300).contains(&resp.status) {
         return Err(EngineError::Status {
             addr: ep.authority,
-            status,
-            message: error_message(&body),
+            status: resp.status,
+            message: error_message(&resp.body),
         });
     }
-    serde_json::from_slice(&body).map_err(|e| EngineError::BadJson {
+    Ok((ep, resp))
+}
+
+/// `GET /version` over mutual TLS; connecting, the handshake and the exchange all happen
+/// within `timeout`.
+pub async fn version(
+    url: &str,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<EngineVersion, EngineError> {
+    let (ep, resp) = get(url, "/version", tls, timeout).await?;
+    serde_json::from_slice(&resp.body).map_err(|e| EngineError::BadJson {
         addr: ep.authority,
         reason: e.to_string(),
     })
+}
+
+/// The engine's version, as cheaply as the engine allows: from the `Server` header of
+/// `GET /_ping` (dockerd answers it without work, while `/version` runs `runc --version`
+/// and friends on every call), else from `GET /version`.
+pub async fn server_version(
+    url: &str,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<String, EngineError> {
+    let (_, resp) = get(url, "/_ping", tls, timeout).await?;
+    let from_header = resp
+        .server
+        .as_deref()
+        .and_then(|s| s.strip_prefix("Docker/"))
+        .and_then(|s| s.split_whitespace().next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    match from_header {
+        Some(v) => Ok(v),
+        None => Ok(version(url, tls, timeout).await?.version),
+    }
 }
 
 /// The daemon's `{"message": ...}` or the start of the body as text.
@@ -405,7 +448,7 @@ fn error_message(body: &[u8]) -> String {
 async fn read_response<S: AsyncRead + Unpin>(
     stream: &mut S,
     addr: &str,
-) -> Result<(u16, Vec<u8>), EngineError> {
+) -> Result<Response, EngineError> {
     let protocol = |reason: String| EngineError::Protocol {
         addr: addr.to_owned(),
         reason,
@@ -437,7 +480,7 @@ async fn read_response<S: AsyncRead + Unpin>(
 }
 
 /// Parses a buffered response; `Ok(None)` means more bytes are needed (`eof` false).
-fn parse_response(mut buf: &[u8], eof: bool) -> Result<Option<(u16, Vec<u8>)>, String> {
+fn parse_response(mut buf: &[u8], eof: bool) -> Result<Option<Response>, String> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
@@ -471,8 +514,17 @@ fn parse_response(mut buf: &[u8], eof: bool) -> Result<Option<(u16, Vec<u8>)>, S
         } else {
             eof.then(|| body.to_vec())
         };
+        let server = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("server"))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
         return match decoded {
-            Some(body) => Ok(Some((status, body))),
+            Some(body) => Ok(Some(Response {
+                status,
+                server,
+                body,
+            })),
             None if eof => Err("connection closed before the body ended".into()),
             None => Ok(None),
         };
@@ -820,6 +872,42 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn server_version_from_ping_header_or_version() {
+        let pki = Pki::new();
+        let ping = b"HTTP/1.1 200 OK\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK".to_vec();
+        let (addr, mut rx) = serve(&pki, &["127.0.0.1"], ping).await;
+        let url = format!("tcp://{addr}");
+        let v = server_version(&url, &pki.client(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(v, "20.10.24+dfsg1");
+        assert!(
+            rx.recv()
+                .await
+                .unwrap()
+                .starts_with("GET /_ping HTTP/1.1\r\n")
+        );
+        // An engine without the header: the version comes from /version instead.
+        let (addr, mut rx) =
+            serve(&pki, &["127.0.0.1"], content_length("200 OK", VERSION_JSON)).await;
+        let url = format!("tcp://{addr}");
+        let v = server_version(&url, &pki.client(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(v, expected().version);
+        assert!(rx.recv().await.unwrap().starts_with("GET /_ping "));
+        assert!(rx.recv().await.unwrap().starts_with("GET /version "));
+    }
+
+    fn resp(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            server: None,
+            body,
+        }
+    }
+
     #[test]
     fn response_parsing() {
         let full = content_length("200 OK", "{}");
@@ -829,7 +917,7 @@ mod tests {
         }
         assert_eq!(
             parse_response(&full, false),
-            Ok(Some((200, b"{}".to_vec())))
+            Ok(Some(resp(200, b"{}".to_vec())))
         );
         let ch = chunked(VERSION_JSON);
         for cut in 0..ch.len() {
@@ -837,12 +925,15 @@ mod tests {
         }
         assert_eq!(
             parse_response(&ch, false),
-            Ok(Some((200, VERSION_JSON.as_bytes().to_vec())))
+            Ok(Some(resp(200, VERSION_JSON.as_bytes().to_vec())))
         );
         // No framing: body runs to EOF. 1xx responses are skipped.
         let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nabc";
         assert_eq!(parse_response(raw, false), Ok(None));
-        assert_eq!(parse_response(raw, true), Ok(Some((200, b"abc".to_vec()))));
+        assert_eq!(
+            parse_response(raw, true),
+            Ok(Some(resp(200, b"abc".to_vec())))
+        );
         assert!(
             parse_response(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",

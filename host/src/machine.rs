@@ -137,7 +137,5 @@ pub async fn query_engine(
 ) -> anyhow::Result<String> {
     let url = record.url().ok_or_else(|| anyhow::anyhow!("no address"))?;
     let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(&record.name))?;
-    Ok(crate::engine_api::version(&url, &tls, timeout)
-        .await?
-        .version)
+    Ok(crate::engine_api::server_version(&url, &tls, timeout).await?)
 }

@@ -10,7 +10,7 @@ use crate::machine::{Observed, observe};
 use crate::render::{LsRow, render_ls_table};
 
 /// How many machines are queried at once.
-const PARALLEL: usize = 16;
+const PARALLEL: usize = 32;
 
 /// Arguments of `ls`.
 #[derive(clap::Args)]

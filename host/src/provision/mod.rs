@@ -323,7 +323,8 @@ impl Run<'_> {
             .install_engine(&config)
             .await
             .map_err(|e| self.fail("install engine", e))?;
-        self.report.step("Copying certs to the local machine directory...");
+        self.report
+            .step("Copying certs to the local machine directory...");
         self.copy_client_certs()
             .map_err(|e| self.fail("configure engine", e))?;
         recipe
