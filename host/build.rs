@@ -8,7 +8,18 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] = &["dmw_driver_generic", "dmw_recipe_debian"];
+const GUESTS: &[&str] = &[
+    "dmw_driver_generic",
+    "dmw_recipe_debian",
+    "dmw_recipe_rhel",
+    "dmw_recipe_el6",
+    "dmw_recipe_suse",
+    "dmw_recipe_arch",
+    "dmw_recipe_alpine",
+    "dmw_recipe_coreos",
+    "dmw_recipe_rancheros",
+    "dmw_recipe_boot2docker",
+];
 const TEST_FIXTURES: &[(&str, &str)] = &[("DMW_TEST_CRASHY_DRIVER", "dmw_test_crashy_driver")];
 
 fn main() {

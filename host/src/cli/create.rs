@@ -89,6 +89,13 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .env("MACHINE_DOCKER_INSTALL_URL")
                 .default_value("https://get.docker.com"),
         )
+        .arg(
+            Arg::new("engine-repo-url")
+                .long("engine-repo-url")
+                .value_name("URL")
+                .env("DMW_ENGINE_REPO_URL")
+                .help("Mirror of Docker's package repository for install method repo (default https://download.docker.com/linux)"),
+        )
         .arg(list("engine-env", "Specify environment variables to set in the engine"))
         .arg(list("engine-insecure-registry", "Specify insecure registries to allow with the created engine"))
         .arg(list("engine-label", "Specify labels for the created engine"))
@@ -221,6 +228,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let engine = EngineOptions {
         install_method: one(&m, "engine-install-method"),
         install_url: one(&m, "engine-install-url"),
+        repo_url: one(&m, "engine-repo-url"),
         storage_driver: one(&m, "engine-storage-driver"),
         labels: strings(&m, "engine-label"),
         insecure_registries: strings(&m, "engine-insecure-registry"),

@@ -15,11 +15,26 @@ pub const DRIVERS: &[Builtin] = &[Builtin {
     wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_generic.wasm")),
 }];
 
-/// Built-in recipes, tried in this order (ties in score break by name).
-pub const RECIPES: &[Builtin] = &[Builtin {
-    name: "debian",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_recipe_debian.wasm")),
-}];
+/// A built-in recipe, embedded from OUT_DIR.
+macro_rules! recipe {
+    ($name:literal) => {
+        Builtin { name: $name, wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_recipe_", $name, ".wasm")) }
+    };
+}
+
+/// Built-in recipes. The one whose `applies` scores highest for a machine's OS is chosen
+/// (ties break by name), so the order here does not matter.
+pub const RECIPES: &[Builtin] = &[
+    recipe!("alpine"),
+    recipe!("arch"),
+    recipe!("boot2docker"),
+    recipe!("coreos"),
+    recipe!("debian"),
+    recipe!("el6"),
+    recipe!("rancheros"),
+    recipe!("rhel"),
+    recipe!("suse"),
+];
 
 /// The built-in driver called `name`.
 pub fn driver(name: &str) -> Option<Builtin> {

@@ -310,6 +310,7 @@ impl Run<'_> {
             .map_err(|e| self.fail("load recipe", e))?;
         let config = engine_config(
             &self.record.engine,
+            &os,
             &self.record.driver.name,
             endpoint.engine_port,
         )
@@ -520,7 +521,7 @@ pub async fn choose_recipe(
 }
 
 /// The recipe's engine configuration from the stored options.
-pub fn engine_config(o: &EngineOptions, driver: &str, port: u16) -> Result<EngineConfig> {
+pub fn engine_config(o: &EngineOptions, os: &OsInfo, driver: &str, port: u16) -> Result<EngineConfig> {
     let install_method = match o.install_method.as_str() {
         "repo" | "" => InstallMethod::Repo,
         "distro" => InstallMethod::Distro,
@@ -531,8 +532,10 @@ pub fn engine_config(o: &EngineOptions, driver: &str, port: u16) -> Result<Engin
     let mut labels = o.labels.clone();
     labels.push(format!("provider={driver}"));
     Ok(EngineConfig {
+        os: os.clone(),
         install_method,
         install_url: o.install_url.clone(),
+        repo_url: o.repo_url.clone(),
         port,
         storage_driver: o.storage_driver.clone(),
         labels,

@@ -58,6 +58,8 @@ pub struct EngineOptions {
     pub install_method: String,
     /// Script URL for the `script` method.
     pub install_url: String,
+    /// Base URL of Docker's package repository (a mirror) for the `repo` method.
+    pub repo_url: String,
     /// `--engine-storage-driver`.
     pub storage_driver: String,
     /// `--engine-label` values.
