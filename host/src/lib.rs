@@ -13,6 +13,7 @@ pub mod plugin;
 pub mod provision;
 pub mod render;
 pub mod report;
+pub mod simulate;
 pub mod ssh;
 pub mod store;
 pub mod tls;

@@ -49,10 +49,29 @@ impl Host for HostState {
 }
 
 async fn install(grant: &CertGrant, dir: &str) -> Result<InstalledCerts, Error> {
-    let ca = std::fs::read_to_string(grant.certs_dir.join("ca.pem"))
-        .map_err(|e| Error::Failed(format!("cannot read the CA certificate: {e}")))?;
-    let server = crate::tls::issue_server_cert(&grant.certs_dir, &grant.org, &grant.sans)
-        .map_err(|e| Error::Failed(format!("cannot issue the server certificate: {e:#}")))?;
+    let (ca, server) = if grant.ssh.is_simulated() {
+        // A simulated machine gets placeholders: no CA is needed and no key is made.
+        let placeholder = |what: &str| {
+            format!(
+                "(the {what} of {}, SANs {})\n",
+                grant.org,
+                grant.sans.join(", ")
+            )
+        };
+        (
+            "(the CA certificate)\n".to_string(),
+            crate::tls::ServerCert {
+                cert_pem: placeholder("server certificate"),
+                key_pem: placeholder("server key"),
+            },
+        )
+    } else {
+        let ca = std::fs::read_to_string(grant.certs_dir.join("ca.pem"))
+            .map_err(|e| Error::Failed(format!("cannot read the CA certificate: {e}")))?;
+        let server = crate::tls::issue_server_cert(&grant.certs_dir, &grant.org, &grant.sans)
+            .map_err(|e| Error::Failed(format!("cannot issue the server certificate: {e:#}")))?;
+        (ca, server)
+    };
     let paths = InstalledCerts {
         ca_path: format!("{dir}/ca.pem"),
         cert_path: format!("{dir}/server.pem"),

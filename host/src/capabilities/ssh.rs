@@ -9,14 +9,23 @@ use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::ssh::Host;
 use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
 use crate::report::Reporter;
+use crate::simulate::Machine;
 use crate::ssh::{HostKeyPolicy, Output, Session, SshError, Target};
 
-/// A lazily opened SSH session to one machine, shared by the plugins working on it.
+/// The machine the plugins of one command work on: a real one over SSH (opened on first
+/// use and shared), or a simulated one (transcript tests, `dmw recipe plan`).
 pub struct SshLink {
     target: Target,
-    policy: HostKeyPolicy,
-    session: Mutex<Option<Arc<Session>>>,
+    backend: Backend,
     report: Arc<Reporter>,
+}
+
+enum Backend {
+    Ssh {
+        policy: HostKeyPolicy,
+        session: Mutex<Option<Arc<Session>>>,
+    },
+    Simulated(Arc<Machine>),
 }
 
 /// How long one connection attempt may take.
@@ -27,10 +36,33 @@ impl SshLink {
     pub fn new(target: Target, policy: HostKeyPolicy, report: Arc<Reporter>) -> SshLink {
         SshLink {
             target,
-            policy,
-            session: Mutex::new(None),
+            backend: Backend::Ssh {
+                policy,
+                session: Mutex::new(None),
+            },
             report,
         }
+    }
+
+    /// A link to a simulated machine logged in as `user`.
+    pub fn simulated(machine: Arc<Machine>, user: &str, report: Arc<Reporter>) -> SshLink {
+        let target = Target {
+            address: "simulated".into(),
+            port: 22,
+            user: user.into(),
+            key_path: Default::default(),
+            known_hosts: Default::default(),
+        };
+        SshLink {
+            target,
+            backend: Backend::Simulated(machine),
+            report,
+        }
+    }
+
+    /// Whether the machine is simulated (no real host, no key material needed).
+    pub fn is_simulated(&self) -> bool {
+        matches!(self.backend, Backend::Simulated(_))
     }
 
     /// The machine's SSH coordinates.
@@ -40,44 +72,76 @@ impl SshLink {
 
     /// The open session, connecting first if needed.
     pub async fn session(&self) -> Result<Arc<Session>, SshError> {
-        let mut guard = self.session.lock().await;
+        let (policy, session) = match &self.backend {
+            Backend::Ssh { policy, session } => (*policy, session),
+            Backend::Simulated(_) => {
+                return Err(SshError::Session {
+                    addr: "simulated".into(),
+                    reason: "a simulated machine has no SSH session".into(),
+                });
+            }
+        };
+        let mut guard = session.lock().await;
         if let Some(s) = guard.as_ref() {
             return Ok(s.clone());
         }
-        let s = Arc::new(Session::connect(&self.target, self.policy, CONNECT_TIMEOUT).await?);
+        let s = Arc::new(Session::connect(&self.target, policy, CONNECT_TIMEOUT).await?);
         *guard = Some(s.clone());
         Ok(s)
     }
 
     /// Forget the session (after the machine rebooted or the link broke).
     pub async fn reset(&self) {
-        if let Some(s) = self.session.lock().await.take() {
+        if let Backend::Ssh { session, .. } = &self.backend
+            && let Some(s) = session.lock().await.take()
+        {
             s.close().await;
         }
     }
 
     /// Run a command (as root if `root`), recording it and its result in the provisioning log.
     pub async fn exec(&self, command: &str, root: bool) -> Result<Output, SshError> {
-        let session = self.session().await?;
-        let result = if root {
-            session.exec_root(command).await
-        } else {
-            session.exec(command).await
+        let result = match &self.backend {
+            Backend::Simulated(m) => Ok(m.exec(command, root)),
+            Backend::Ssh { .. } => {
+                let session = self.session().await?;
+                let r = if root {
+                    session.exec_root(command).await
+                } else {
+                    session.exec(command).await
+                };
+                if matches!(r, Err(SshError::Session { .. })) {
+                    // The connection may have dropped (reboot, link cut): open a new one next time.
+                    self.reset().await;
+                }
+                r
+            }
         };
-        if matches!(result, Err(SshError::Session { .. })) {
-            // The connection may have dropped (reboot, link cut): open a new one next time.
-            self.reset().await;
-        }
         self.report.remote(command, root, &result);
         result
     }
 
     /// Upload a file as root; only its path, size and mode are logged.
     pub async fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), SshError> {
-        let session = self.session().await?;
-        let result = session.upload(path, contents, mode).await;
+        let result = match &self.backend {
+            Backend::Simulated(m) => {
+                m.upload(path, contents, mode);
+                Ok(())
+            }
+            Backend::Ssh { .. } => self.session().await?.upload(path, contents, mode).await,
+        };
         self.report.upload(path, contents.len(), mode, &result);
         result
+    }
+
+    /// Whether the machine's SSH port accepts connections within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        match &self.backend {
+            Backend::Simulated(_) => true,
+            Backend::Ssh { .. } => {
+                crate::ssh::reachable(&self.target.address, self.target.port, timeout).await
+            }
+        }
     }
 }
 

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use super::engine_args::EngineArgs;
 use super::{CliError, CliResult};
 use crate::app::App;
 use crate::plugin::driver::{Flag, FlagKind, FlagValue};
 use crate::plugin::{Kind, Source};
 use crate::provision::{self, CreateRequest};
 use crate::report::Reporter;
-use crate::store::EngineOptions;
+use clap::{Args as _, FromArgMatches as _};
 
 /// Raw arguments: parsed in a second pass once the driver's flags are known.
 #[derive(clap::Args)]
@@ -73,39 +74,10 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .help("Driver to create machine with: a built-in name (generic) or a path to a .wasm driver")
                 .env("DMW_DRIVER"),
         )
-        .arg(
-            Arg::new("engine-install-method")
-                .long("engine-install-method")
-                .value_name("METHOD")
-                .help("How to install Docker Engine: repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none")
-                .value_parser(["repo", "distro", "script", "none"])
-                .default_value("repo"),
-        )
-        .arg(
-            Arg::new("engine-install-url")
-                .long("engine-install-url")
-                .value_name("URL")
-                .help("Custom URL to use for engine installation (install method script)")
-                .env("MACHINE_DOCKER_INSTALL_URL")
-                .default_value("https://get.docker.com"),
-        )
-        .arg(
-            Arg::new("engine-repo-url")
-                .long("engine-repo-url")
-                .value_name("URL")
-                .env("DMW_ENGINE_REPO_URL")
-                .help("Mirror of Docker's package repository for install method repo (default https://download.docker.com/linux)"),
-        )
-        .arg(list("engine-env", "Specify environment variables to set in the engine"))
-        .arg(list("engine-insecure-registry", "Specify insecure registries to allow with the created engine"))
-        .arg(list("engine-label", "Specify labels for the created engine"))
-        .arg(list("engine-opt", "Specify arbitrary flags to include with the created engine in the form flag=value"))
-        .arg(list("engine-registry-mirror", "Specify registry mirrors to use").env("ENGINE_REGISTRY_MIRROR"))
-        .arg(Arg::new("engine-storage-driver").long("engine-storage-driver")
-                .value_name("DRIVER").help("Specify a storage driver to use with the engine"))
         .arg(Arg::new("recipe").long("recipe")
                 .value_name("RECIPE").help("Install recipe to use instead of detecting one: a built-in name or a path to a .wasm recipe"))
         .arg(list("tls-san", "Support extra SANs for TLS certs"));
+    cmd = EngineArgs::augment_args(cmd);
     for f in driver_flags {
         let mut arg = Arg::new(f.name.clone())
             .long(f.name.clone())
@@ -135,10 +107,6 @@ fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
     m.get_many::<String>(id)
         .map(|v| v.cloned().collect())
         .unwrap_or_default()
-}
-
-fn one(m: &ArgMatches, id: &str) -> String {
-    m.get_one::<String>(id).cloned().unwrap_or_default()
 }
 
 fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
@@ -225,17 +193,9 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         ),
         None => None,
     };
-    let engine = EngineOptions {
-        install_method: one(&m, "engine-install-method"),
-        install_url: one(&m, "engine-install-url"),
-        repo_url: one(&m, "engine-repo-url"),
-        storage_driver: one(&m, "engine-storage-driver"),
-        labels: strings(&m, "engine-label"),
-        insecure_registries: strings(&m, "engine-insecure-registry"),
-        registry_mirrors: strings(&m, "engine-registry-mirror"),
-        opts: strings(&m, "engine-opt"),
-        env: strings(&m, "engine-env"),
-    };
+    let engine = EngineArgs::from_arg_matches(&m)
+        .map_err(|e| create_error(&name, "read engine flags", e))?
+        .options();
     let dir = app
         .store
         .claim(&name)

@@ -2,10 +2,12 @@
 //! module that parses its arguments and calls the library.
 
 mod create;
+mod engine_args;
 mod env;
 mod inspect;
 mod ls;
 mod machine_info;
+mod recipe;
 mod rm;
 mod ssh;
 mod version;
@@ -91,6 +93,8 @@ enum Command {
     Ip(machine_info::NamesArgs),
     /// List machines
     Ls(ls::LsArgs),
+    /// List install recipes, or show what one would run (`recipe plan`)
+    Recipe(recipe::RecipeArgs),
     /// Remove a machine
     Rm(rm::RmArgs),
     /// Log into or run a command on a machine with SSH
@@ -168,6 +172,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Create(a) => create::run(app, a).await,
         Command::Env(a) => env::env(app, a, argv).await,
         Command::Ls(a) => ls::run(app, a).await,
+        Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,
         Command::Status(a) => machine_info::status(app, a).await,

@@ -18,7 +18,10 @@ pub const DRIVERS: &[Builtin] = &[Builtin {
 /// A built-in recipe, embedded from OUT_DIR.
 macro_rules! recipe {
     ($name:literal) => {
-        Builtin { name: $name, wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_recipe_", $name, ".wasm")) }
+        Builtin {
+            name: $name,
+            wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_recipe_", $name, ".wasm")),
+        }
     };
 }
 

@@ -521,7 +521,12 @@ pub async fn choose_recipe(
 }
 
 /// The recipe's engine configuration from the stored options.
-pub fn engine_config(o: &EngineOptions, os: &OsInfo, driver: &str, port: u16) -> Result<EngineConfig> {
+pub fn engine_config(
+    o: &EngineOptions,
+    os: &OsInfo,
+    driver: &str,
+    port: u16,
+) -> Result<EngineConfig> {
     let install_method = match o.install_method.as_str() {
         "repo" | "" => InstallMethod::Repo,
         "distro" => InstallMethod::Distro,

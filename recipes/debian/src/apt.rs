@@ -85,23 +85,6 @@ fn ensure_curl() -> Result<()> {
     Ok(())
 }
 
-/// Parse /etc/os-release text into `(key, value)` pairs, unquoting values.
-pub fn parse_os_release(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.trim().split_once('='))
-        .filter(|(k, _)| !k.starts_with('#'))
-        .map(|(k, v)| {
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(v);
-            (k.trim().to_string(), v.to_string())
-        })
-        .collect()
-}
-
 /// Which of Docker's repositories (`debian`, `ubuntu`, `raspbian`) and suite fit this OS.
 pub fn repo_target(fields: &[(String, String)]) -> Result<(String, String)> {
     let get = |k: &str| {
@@ -133,7 +116,7 @@ pub fn repo_target(fields: &[(String, String)]) -> Result<(String, String)> {
     };
     let codename = codename.ok_or_else(|| {
         Error::Failed(format!(
-            "/etc/os-release on the machine names no release codename for {distro}, so Docker's \
+            "/etc/os-release names no release codename for {distro}, so Docker's \
              repository suite is unknown; use the `distro` or `script` install method"
         ))
     })?;
@@ -161,24 +144,20 @@ fn check_url(what: &str, url: &str) -> Result<()> {
     }
 }
 
-/// The repository base for `distro`: `install_url` when it names a repository (a mirror of
-/// `https://download.docker.com/linux/<distro>`), else Docker's own.
-pub fn repo_base(install_url: &str, distro: &str) -> String {
-    let url = install_url.trim().trim_end_matches('/');
-    let is_script =
-        url.is_empty() || url.contains("get.docker.com") || url.contains("test.docker.com");
-    if is_script {
-        format!("{DOCKER_REPO}/{distro}")
-    } else {
-        url.to_string()
+/// The repository for `distro`: `<repo_url>/<distro>`, with Docker's own base
+/// (`https://download.docker.com/linux`) when `repo_url` is empty.
+pub fn repo_base(repo_url: &str, distro: &str) -> String {
+    match repo_url.trim().trim_end_matches('/') {
+        "" => format!("{DOCKER_REPO}/{distro}"),
+        url => format!("{url}/{distro}"),
     }
 }
 
-/// The `repo` method: Docker's apt repository, signed by its key.
-pub fn install_repo(install_url: &str) -> Result<()> {
-    let fields = parse_os_release(&run_root("cat /etc/os-release")?);
-    let (distro, codename) = repo_target(&fields)?;
-    let base = repo_base(install_url, &distro);
+/// The `repo` method: Docker's apt repository, signed by its key. `fields` are the
+/// machine's os-release fields (as the host read them), `repo_url` the repository base.
+pub fn install_repo(fields: &[(String, String)], repo_url: &str) -> Result<()> {
+    let (distro, codename) = repo_target(fields)?;
+    let base = repo_base(repo_url, &distro);
     check_url("the repository URL", &base)?;
     info(&format!(
         "Installing Docker Engine from Docker's repository ({base} {codename})..."
@@ -192,7 +171,12 @@ pub fn install_repo(install_url: &str) -> Result<()> {
          printf 'deb [arch=%s signed-by={KEYRING}] %s\\n' \"$(dpkg --print-architecture)\" {line} \
          > /etc/apt/sources.list.d/docker.list"
     ))
-    .map_err(|e| e.context("adding Docker's apt repository failed"))?;
+    .map_err(|e| {
+        e.context(&format!(
+            "adding Docker's apt repository failed (check --engine-repo-url ({base}) and that \
+             the machine can reach it)"
+        ))
+    })?;
     update()?;
     install(REPO_PACKAGES)
 }

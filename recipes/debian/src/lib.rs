@@ -82,7 +82,7 @@ impl Guest for Debian {
         match config.install_method {
             InstallMethod::None => return require_dockerd().map(drop),
             InstallMethod::Distro => apt::install_distro()?,
-            InstallMethod::Repo => apt::install_repo(&config.install_url)?,
+            InstallMethod::Repo => apt::install_repo(&config.os.fields, &config.repo_url)?,
             InstallMethod::Script => apt::install_script(&config.install_url)?,
         }
         let path = engine::find_dockerd()?.ok_or_else(|| {

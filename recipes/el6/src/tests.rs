@@ -1,0 +1,167 @@
+//! Native tests: the recipe against the sdk's scripted host.
+
+use super::*;
+use dmw_guest::mock;
+
+fn os(id: &str, version: &str) -> OsInfo {
+    OsInfo {
+        id: id.into(),
+        id_like: vec!["rhel".into(), "fedora".into()],
+        version_id: version.into(),
+        version_codename: String::new(),
+        pretty_name: format!("{id} release {version}"),
+        fields: vec![("DMW_RELEASE_FILE".into(), "/etc/centos-release".into())],
+    }
+}
+
+fn config(method: InstallMethod) -> EngineConfig {
+    EngineConfig {
+        os: os("centos", "6.10"),
+        install_method: method,
+        install_url: String::new(),
+        repo_url: String::new(),
+        port: 2376,
+        storage_driver: String::new(),
+        labels: vec!["provider=generic".into()],
+        insecure_registries: vec![],
+        registry_mirrors: vec![],
+        extra_flags: vec![],
+        env: vec!["HTTP_PROXY=http://p:3128".into()],
+    }
+}
+
+fn cmds() -> Vec<String> {
+    mock::commands().into_iter().map(|(c, _)| c).collect()
+}
+
+/// A CentOS 6 machine without EPEL; docker-io appears once installed.
+fn centos6(installed: bool) {
+    let mut installed = installed;
+    let mut restarted = false;
+    mock::on_exec(move |cmd, root| {
+        assert!(root, "{cmd}");
+        assert!(!cmd.contains("systemctl"), "no systemd on EL6: {cmd}");
+        let ok = |s: &str| Ok((0, s.to_string(), String::new()));
+        if cmd.contains("command -v docker") {
+            return ok(if installed { "/usr/bin/docker\n" } else { "\n" });
+        }
+        if cmd == "rpm -q --quiet epel-release" {
+            return Ok((1, String::new(), String::new()));
+        }
+        if cmd == "yum install -y docker-io" {
+            installed = true;
+        }
+        if cmd.contains("getenforce") {
+            return ok("Enforcing\n");
+        }
+        if cmd == "service docker restart" {
+            restarted = true;
+        }
+        if cmd.contains("netstat -tln") {
+            return ok(if restarted {
+                "tcp 0 0 :::2376 :::* LISTEN\ndmw-service-status 0\n"
+            } else {
+                "dmw-service-status 3\n"
+            });
+        }
+        ok("")
+    });
+}
+
+#[test]
+fn applies_only_to_el6() {
+    assert_eq!(El6::applies(os("centos", "6.10")), 100);
+    assert_eq!(El6::applies(os("rhel", "6.9")), 100);
+    assert_eq!(El6::applies(os("ol", "6")), 100);
+    assert_eq!(El6::applies(os("centos", "7")), 0);
+    assert_eq!(El6::applies(os("fedora", "6")), 0);
+}
+
+#[test]
+fn distro_installs_epel_then_docker_io() {
+    mock::reset();
+    centos6(false);
+    El6::install_engine(config(InstallMethod::Distro)).expect("install");
+    let c = cmds();
+    let pos = |n: &str| c.iter().position(|x| x == n).unwrap_or(usize::MAX);
+    assert!(pos("yum install -y epel-release") < pos("yum install -y docker-io"));
+    assert!(!c.iter().any(|x| x.contains("update")));
+}
+
+#[test]
+fn docker_io_missing_explains_the_archive() {
+    mock::reset();
+    mock::on_exec(|cmd, _| {
+        Ok(if cmd == "yum install -y docker-io" {
+            (1, String::new(), "No package docker-io available.\nError: Nothing to do\n".into())
+        } else if cmd.contains("command -v docker") {
+            (0, "\n".into(), String::new())
+        } else {
+            (0, String::new(), String::new())
+        })
+    });
+    let err = El6::install_engine(config(InstallMethod::Distro)).expect_err("missing");
+    assert!(err.message().contains("archives.fedoraproject.org"), "{}", err.message());
+}
+
+#[test]
+fn repo_is_refused() {
+    mock::reset();
+    centos6(false);
+    let err = El6::install_engine(config(InstallMethod::Repo)).expect_err("repo");
+    assert!(matches!(&err, Error::Unsupported(m) if m.contains("distro")));
+}
+
+#[test]
+fn configure_writes_other_args_and_uses_the_init_script() {
+    mock::reset();
+    centos6(true);
+    El6::configure_engine(config(InstallMethod::Distro)).expect("configure");
+    let ups = mock::uploads();
+    assert_eq!(ups[0].path, SYSCONFIG);
+    assert!(ups[0].contents.contains(
+        "other_args='-H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify \
+         --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem \
+         --tlskey /etc/docker/server-key.pem --label provider=generic'\n"
+    ), "{}", ups[0].contents);
+    assert!(ups[0].contents.contains("export HTTP_PROXY=http://p:3128\n"));
+    let c = cmds();
+    let pos = |n: &str| c.iter().position(|x| x.contains(n)).unwrap_or(usize::MAX);
+    assert!(pos("restorecon -R /etc/docker") < pos("service docker restart"));
+    assert!(pos("chkconfig docker on") < pos("service docker restart"));
+    assert!(pos("service docker restart") < pos("netstat -tln"));
+    El6::restart_engine().expect("restart");
+}
+
+#[test]
+fn unsafe_options_are_refused() {
+    mock::reset();
+    centos6(true);
+    let mut cfg = config(InstallMethod::Distro);
+    cfg.labels.push("team=a b".into());
+    assert!(matches!(El6::configure_engine(cfg), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn dead_daemon_stops_the_wait_with_its_log() {
+    mock::reset();
+    mock::on_exec(|cmd, _| {
+        Ok(if cmd.contains("netstat -tln") {
+            (0, "dmw-service-status 1\n".into(), String::new())
+        } else if cmd.contains("tail -n 30 /var/log/docker") {
+            (0, "docker dead but pid file exists\ncould not read CA certificate".into(), String::new())
+        } else {
+            (0, String::new(), String::new())
+        })
+    });
+    let err = wait_listening(2376).expect_err("dead");
+    assert!(err.message().contains("could not read CA certificate"));
+    assert!(mock::sleeps().is_empty());
+}
+
+#[test]
+fn hostname_also_sets_sysconfig_network() {
+    mock::reset();
+    El6::set_hostname("web-1".into()).expect("hostname");
+    assert!(cmds()[0].contains("s/^HOSTNAME=.*/HOSTNAME=web-1/"));
+}

@@ -1,0 +1,146 @@
+//! Recipe tests without a host: every transcript in `transcripts/` runs the real recipe
+//! components against a simulated machine, and every file in `os-release/` must map to
+//! the recipe `os-release/EXPECTED` names. See README.md beside this file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dmw::app::App;
+use dmw::plugin::Source;
+use dmw::provision::{choose_recipe, os_release};
+use dmw::report::Reporter;
+use dmw::simulate::{self, Transcript};
+use dmw::store::Store;
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/recipes")
+}
+
+fn app() -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = App::new(Store::new(dir.path()), false);
+    (dir, app)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+#[test]
+fn transcripts() {
+    let filter = std::env::var("TRANSCRIPT").unwrap_or_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(here().join("transcripts"))
+        .expect("tests/recipes/transcripts")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "transcript"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(filter.as_str()))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no transcript matches {filter:?}");
+    let (_dir, app) = app();
+    let rt = runtime();
+    let report = Arc::new(Reporter::quiet(false));
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(file).expect("read transcript");
+        let t = match Transcript::parse(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("{name}: {e:#}"));
+                continue;
+            }
+        };
+        if t.expect.is_empty() {
+            failures.push(format!("{name}: has no `expect` line, so it cannot fail"));
+            continue;
+        }
+        match rt.block_on(simulate::run(&app, &t, report.clone())) {
+            Err(e) => failures.push(format!("{name}: {e:#}")),
+            Ok(o) => {
+                let problems = simulate::check(&t, &o);
+                if !problems.is_empty() {
+                    failures.push(format!(
+                        "{name} (recipe {}):\n  - {}\n  result: {:?}\n  what ran:\n{}",
+                        o.recipe,
+                        problems.join("\n  - "),
+                        o.result,
+                        simulate::render(&o)
+                            .lines()
+                            .map(|l| format!("    {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} transcripts failed:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+    eprintln!("{} transcripts passed", files.len());
+}
+
+#[test]
+fn detection_table() {
+    let dir = here().join("os-release");
+    let table = std::fs::read_to_string(dir.join("EXPECTED")).expect("os-release/EXPECTED");
+    let (_tmp, app) = app();
+    let rt = runtime();
+    let report = Arc::new(Reporter::quiet(false));
+    let mut rows = 0;
+    let mut wrong = Vec::new();
+    for line in table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Some((file, expected)) = line.split_once(char::is_whitespace) else {
+            panic!("bad EXPECTED line {line:?}");
+        };
+        rows += 1;
+        let text =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let detection = if file.ends_with(".release") {
+            format!("#dmw-release-file /etc/{file}\n{text}")
+        } else {
+            text
+        };
+        let os = os_release::parse_detection(&detection);
+        let pick = |_: ()| {
+            rt.block_on(choose_recipe(&app, &os, None::<&Source>, report.clone()))
+                .map(|(_, name)| name)
+        };
+        match (pick(()), pick(())) {
+            (Ok(a), Ok(b)) if a != b => {
+                wrong.push(format!("{file}: not deterministic ({a} then {b})"))
+            }
+            (Ok(a), _) if a != expected.trim() => {
+                wrong.push(format!("{file}: chose {a}, expected {}", expected.trim()))
+            }
+            (Err(e), _) => wrong.push(format!(
+                "{file}: no recipe ({e:#}), expected {}",
+                expected.trim()
+            )),
+            _ => {}
+        }
+    }
+    assert!(
+        rows >= 25,
+        "the table must cover at least 25 real-world OS files, has {rows}"
+    );
+    assert!(wrong.is_empty(), "detection table:\n{}", wrong.join("\n"));
+}
