@@ -66,7 +66,6 @@ fn main() {
         "MAKEFLAGS",
         "MFLAGS",
         "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_DIR",
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_PROFILE_RELEASE_DEBUG",
     ] {

@@ -58,7 +58,20 @@ fn update() -> Result<()> {
 
 /// Install `packages` (space-separated) without recommends.
 fn install(packages: &str) -> Result<()> {
-    apt_get(&format!("install --no-install-recommends {packages}")).map(drop)
+    apt_get(&format!("install --no-install-recommends {packages}"))
+        .map(drop)
+        .map_err(|e| {
+            if e.message().contains("Unable to locate package") {
+                Error::Failed(format!(
+                    "{}\nA package ({packages}) is not in the machine's apt sources: check \
+                     /etc/apt/sources.list (Debian's docker.io is in `main` from Debian 11, \
+                     Ubuntu's in `universe`), or use another --engine-install-method.",
+                    e.message()
+                ))
+            } else {
+                e
+            }
+        })
 }
 
 /// The packages that make Debian's engine start and pull images: docker.io (it Depends on

@@ -269,7 +269,9 @@ fn relabel() -> Result<()> {
              else echo dmw-no-restorecon; fi"
         ))?;
         if out.contains("dmw-no-restorecon") {
-            warn("SELinux is on but restorecon is missing: the engine may be unable to read its certificates");
+            warn(
+                "SELinux is on but restorecon is missing: the engine may be unable to read its certificates",
+            );
         }
     }
     Ok(())

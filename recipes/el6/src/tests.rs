@@ -93,7 +93,11 @@ fn docker_io_missing_explains_the_archive() {
     mock::reset();
     mock::on_exec(|cmd, _| {
         Ok(if cmd == "yum install -y docker-io" {
-            (1, String::new(), "No package docker-io available.\nError: Nothing to do\n".into())
+            (
+                1,
+                String::new(),
+                "No package docker-io available.\nError: Nothing to do\n".into(),
+            )
         } else if cmd.contains("command -v docker") {
             (0, "\n".into(), String::new())
         } else {
@@ -101,7 +105,11 @@ fn docker_io_missing_explains_the_archive() {
         })
     });
     let err = El6::install_engine(config(InstallMethod::Distro)).expect_err("missing");
-    assert!(err.message().contains("archives.fedoraproject.org"), "{}", err.message());
+    assert!(
+        err.message().contains("archives.fedoraproject.org"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -119,12 +127,20 @@ fn configure_writes_other_args_and_uses_the_init_script() {
     El6::configure_engine(config(InstallMethod::Distro)).expect("configure");
     let ups = mock::uploads();
     assert_eq!(ups[0].path, SYSCONFIG);
-    assert!(ups[0].contents.contains(
-        "other_args='-H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify \
+    assert!(
+        ups[0].contents.contains(
+            "other_args='-H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify \
          --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem \
          --tlskey /etc/docker/server-key.pem --label provider=generic'\n"
-    ), "{}", ups[0].contents);
-    assert!(ups[0].contents.contains("export HTTP_PROXY=http://p:3128\n"));
+        ),
+        "{}",
+        ups[0].contents
+    );
+    assert!(
+        ups[0]
+            .contents
+            .contains("export HTTP_PROXY=http://p:3128\n")
+    );
     let c = cmds();
     let pos = |n: &str| c.iter().position(|x| x.contains(n)).unwrap_or(usize::MAX);
     assert!(pos("restorecon -R /etc/docker") < pos("service docker restart"));
@@ -139,7 +155,10 @@ fn unsafe_options_are_refused() {
     centos6(true);
     let mut cfg = config(InstallMethod::Distro);
     cfg.labels.push("team=a b".into());
-    assert!(matches!(El6::configure_engine(cfg), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        El6::configure_engine(cfg),
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 #[test]
@@ -149,7 +168,11 @@ fn dead_daemon_stops_the_wait_with_its_log() {
         Ok(if cmd.contains("netstat -tln") {
             (0, "dmw-service-status 1\n".into(), String::new())
         } else if cmd.contains("tail -n 30 /var/log/docker") {
-            (0, "docker dead but pid file exists\ncould not read CA certificate".into(), String::new())
+            (
+                0,
+                "docker dead but pid file exists\ncould not read CA certificate".into(),
+                String::new(),
+            )
         } else {
             (0, String::new(), String::new())
         })

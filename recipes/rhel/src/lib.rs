@@ -27,7 +27,15 @@ const PORT_KEY: &str = "engine-port";
 /// The daemon of CentOS/RHEL 7's own `docker` package.
 const DOCKERD_CURRENT: &str = "/usr/bin/dockerd-current";
 /// The IDs this recipe knows exactly.
-const IDS: [&str; 7] = ["rhel", "centos", "rocky", "almalinux", "ol", "fedora", "amzn"];
+const IDS: [&str; 7] = [
+    "rhel",
+    "centos",
+    "rocky",
+    "almalinux",
+    "ol",
+    "fedora",
+    "amzn",
+];
 /// Variables the packages' units pass to dockerd from /etc/sysconfig (unset ones vanish).
 const UNIT_VARIABLES: &str = "$OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS";
 /// The extra variables of CentOS/RHEL 7's `docker` unit.

@@ -50,7 +50,9 @@ fn container_tools_conflict(out: &ExecOutput) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     (text.contains("conflict") || text.contains("problem with installed package"))
-        && ["podman", "runc", "buildah"].iter().any(|p| text.contains(p))
+        && ["podman", "runc", "buildah"]
+            .iter()
+            .any(|p| text.contains(p))
 }
 
 /// `<pm> install -y <packages>`; `hint` is added to the error when a package is not found.
@@ -190,7 +192,11 @@ pub fn repo_file(base: &str, version: u32) -> String {
 /// Make sure curl is there.
 fn ensure_curl(pm: &str) -> Result<()> {
     if !status_root("command -v curl >/dev/null 2>&1")? {
-        install(pm, "curl", "curl was not found in the machine's repositories.")?;
+        install(
+            pm,
+            "curl",
+            "curl was not found in the machine's repositories.",
+        )?;
     }
     Ok(())
 }

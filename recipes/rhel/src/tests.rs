@@ -74,14 +74,23 @@ fn host(dnf: bool, dockerd: &'static str, installed: bool) {
 
 #[test]
 fn applies_scores() {
-    assert_eq!(Rhel::applies(os("rocky", "9.4", &["rhel", "centos", "fedora"])), 100);
+    assert_eq!(
+        Rhel::applies(os("rocky", "9.4", &["rhel", "centos", "fedora"])),
+        100
+    );
     assert_eq!(Rhel::applies(os("centos", "7", &["rhel", "fedora"])), 100);
     assert_eq!(Rhel::applies(os("centos", "6.10", &["rhel", "fedora"])), 0);
     assert_eq!(Rhel::applies(os("fedora", "40", &[])), 100);
-    assert_eq!(Rhel::applies(os("amzn", "2", &["centos", "rhel", "fedora"])), 100);
+    assert_eq!(
+        Rhel::applies(os("amzn", "2", &["centos", "rhel", "fedora"])),
+        100
+    );
     assert_eq!(Rhel::applies(os("amzn", "2023", &["fedora"])), 100);
     assert_eq!(Rhel::applies(os("amzn", "2018.03", &["rhel", "fedora"])), 0);
-    assert_eq!(Rhel::applies(os("eurolinux", "9", &["rhel", "fedora", "centos"])), 50);
+    assert_eq!(
+        Rhel::applies(os("eurolinux", "9", &["rhel", "fedora", "centos"])),
+        50
+    );
     assert_eq!(Rhel::applies(os("nobara", "40", &["fedora"])), 50);
     assert_eq!(Rhel::applies(os("debian", "12", &[])), 0);
     let mut fcos = os("fedora", "40", &[]);
@@ -136,8 +145,11 @@ fn distro_method_per_os() {
 
     mock::reset();
     host(true, "/usr/bin/dockerd\n", false);
-    let err = Rhel::install_engine(config(os("almalinux", "9.4", &["rhel"]), InstallMethod::Distro))
-        .expect_err("EL9 has no docker");
+    let err = Rhel::install_engine(config(
+        os("almalinux", "9.4", &["rhel"]),
+        InstallMethod::Distro,
+    ))
+    .expect_err("EL9 has no docker");
     assert!(matches!(&err, Error::Unsupported(m) if m.contains("--engine-install-method repo")));
     assert!(!cmds().iter().any(|c| c.contains("install -y")));
 }
@@ -156,7 +168,11 @@ fn repo_method_imports_the_key_and_writes_the_repo() {
     assert!(c.contains(&"dnf install -y docker-ce docker-ce-cli containerd.io".to_string()));
     let ups = mock::uploads();
     assert_eq!(ups[0].path, "/etc/yum.repos.d/docker-ce.repo");
-    assert!(ups[0].contents.contains("baseurl=http://mirror.local/linux/centos/9/$basearch/stable"));
+    assert!(
+        ups[0]
+            .contents
+            .contains("baseurl=http://mirror.local/linux/centos/9/$basearch/stable")
+    );
 }
 
 #[test]
@@ -177,7 +193,11 @@ fn repo_method_explains_conflicts() {
     });
     let err = Rhel::install_engine(config(os("rhel", "9.4", &["fedora"]), InstallMethod::Repo))
         .expect_err("conflict");
-    assert!(err.message().contains("remove -y podman runc buildah"), "{}", err.message());
+    assert!(
+        err.message().contains("remove -y podman runc buildah"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -191,7 +211,9 @@ fn configure_centos7_docker_keeps_its_runtime_flags_and_relabels() {
     let text = &ups[0].contents;
     assert!(text.contains("ExecStart=/usr/bin/dockerd-current -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify"), "{text}");
     assert!(text.contains("--add-runtime=docker-runc=/usr/libexec/docker/docker-runc-current"));
-    assert!(text.contains(" $OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS $ADD_REGISTRY"));
+    assert!(
+        text.contains(" $OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS $ADD_REGISTRY")
+    );
     assert!(text.contains("ExecStart=\n"));
     let c = cmds();
     let pos = |n: &str| c.iter().position(|x| x.contains(n)).unwrap_or(usize::MAX);
@@ -238,13 +260,17 @@ fn upgrade_touches_only_installed_engine_packages() {
 fn none_requires_an_engine_and_script_never_pipes() {
     mock::reset();
     host(true, "/usr/bin/dockerd\n", false);
-    let err = Rhel::install_engine(config(os("rocky", "9", &[]), InstallMethod::None))
-        .expect_err("none");
+    let err =
+        Rhel::install_engine(config(os("rocky", "9", &[]), InstallMethod::None)).expect_err("none");
     assert!(err.message().contains("not installed"));
     mock::reset();
     host(true, "/usr/bin/dockerd\n", false);
     let err = Rhel::install_engine(config(os("rocky", "9", &[]), InstallMethod::Script))
         .expect_err("the mock script installs nothing");
     assert!(err.message().contains("still not found"));
-    assert!(cmds().iter().any(|c| c.contains("curl -fsSL https://get.docker.com -o \"$f\" && sh \"$f\"")));
+    assert!(
+        cmds()
+            .iter()
+            .any(|c| c.contains("curl -fsSL https://get.docker.com -o \"$f\" && sh \"$f\""))
+    );
 }

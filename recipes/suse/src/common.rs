@@ -97,14 +97,3 @@ pub fn stored_port(default: u16) -> Result<u16> {
     }
     Ok(port)
 }
-
-/// The names of `packages` that `listing` (one name per line, as printed by the package
-/// manager's query) shows installed. Lines that are not exactly a package name (e.g. rpm's
-/// "package X is not installed") are ignored.
-pub fn installed_among<'a>(listing: &str, packages: &[&'a str]) -> Vec<&'a str> {
-    packages
-        .iter()
-        .copied()
-        .filter(|p| listing.lines().any(|l| l.trim() == *p))
-        .collect()
-}

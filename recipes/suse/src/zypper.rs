@@ -4,8 +4,6 @@
 use dmw_guest::{Error, ExecOutput, Result, command_error, host, info, output_root, warn};
 use std::time::Duration;
 
-use crate::common::installed_among;
-
 /// zypper without questions.
 const ZYPPER: &str = "zypper --non-interactive";
 /// zypper's exit status when another program holds the libzypp lock (ZYPPER_EXIT_ZYPP_LOCKED).
@@ -143,4 +141,15 @@ pub fn upgrade_installed() -> Result<()> {
     refresh()?;
     let (command, out) = zypper(&format!("update {}", installed.join(" ")))?;
     check_commit(&command, &out)
+}
+
+/// The names of `packages` that `listing` (one name per line, as printed by the package
+/// manager's query) shows installed. Lines that are not exactly a package name (e.g. rpm's
+/// "package X is not installed") are ignored.
+pub fn installed_among<'a>(listing: &str, packages: &[&'a str]) -> Vec<&'a str> {
+    packages
+        .iter()
+        .copied()
+        .filter(|p| listing.lines().any(|l| l.trim() == *p))
+        .collect()
 }
