@@ -2,8 +2,10 @@
 //! real docker CLI uses them over mutual TLS. Run with `cargo test --workspace` (as root;
 //! see tests/README.md).
 
+mod http;
 mod support;
 
 mod chain;
 mod failures;
+mod methods;
 mod states;

@@ -1,46 +1,120 @@
-//! The `alpine` recipe (being written: claims no OS yet).
+//! The `alpine` recipe: Alpine Linux (and derivatives such as postmarketOS). Installs Alpine's
+//! `docker` package with apk (community repository) or runs an install script, and runs the
+//! engine under OpenRC with mutual TLS, its options in /etc/conf.d/docker. Docker Machine
+//! had no Alpine support; this follows its generic (non-systemd) provisioner's layout.
 
 dmw_guest::generate!("recipe-plugin");
 
-use dmw_guest::{Error, Result};
-use exports::dmw::plugin::recipe::{EngineConfig, Guest, OsInfo, RecipeInfo};
+mod apk;
+#[path = "../../suse/src/common.rs"]
+mod common;
+mod openrc;
 
-/// The recipe.
-struct Recipe;
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, UnixSocket};
+use dmw_guest::{Error, Result, info, run_root, store};
+use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
-/// Every step until the recipe is written.
-fn todo() -> Result<()> {
-    Err(Error::Unsupported("the alpine recipe is not written yet".into()))
-}
+/// The Alpine recipe.
+struct Alpine;
 
-impl Guest for Recipe {
+impl Guest for Alpine {
     fn info() -> RecipeInfo {
-        RecipeInfo { name: "alpine".into(), description: "(being written)".into() }
+        RecipeInfo {
+            name: "alpine".into(),
+            description: "Alpine Linux (apk, OpenRC)".into(),
+        }
     }
 
-    fn applies(_os: OsInfo) -> u32 {
-        0
+    fn applies(os: OsInfo) -> u32 {
+        let alpine = |s: &str| s.trim().eq_ignore_ascii_case("alpine");
+        if alpine(&os.id) {
+            100
+        } else if os.id_like.iter().any(|l| alpine(l)) {
+            50
+        } else {
+            0
+        }
     }
 
-    fn set_hostname(_name: String) -> Result<()> {
-        todo()
+    fn set_hostname(name: String) -> Result<()> {
+        // The sdk's script uses only POSIX sh, `hostname` and grep/sed/printf/cat as busybox
+        // has them (hostnamectl is only its fallback); /etc/hostname is what Alpine's
+        // hostname service reads at boot.
+        run_root(&engine::hostname_script(&name)?).map(drop)
     }
 
-    fn install_engine(_config: EngineConfig) -> Result<()> {
-        todo()
+    fn install_engine(config: EngineConfig) -> Result<()> {
+        if matches!(config.install_method, InstallMethod::Repo) {
+            return Err(Error::Unsupported(
+                "the `repo` install method cannot work on Alpine Linux: Docker publishes no \
+                 packages for it. Use --engine-install-method distro (Alpine's own docker \
+                 package, from the community repository)."
+                    .into(),
+            ));
+        }
+        if let Some(path) = engine::find_dockerd()? {
+            info(&format!(
+                "Docker Engine is already installed ({path}); not installing it"
+            ));
+            return Ok(());
+        }
+        match config.install_method {
+            InstallMethod::None => return common::require_dockerd().map(drop),
+            InstallMethod::Distro => apk::install_distro()?,
+            InstallMethod::Script => common::install_script(
+                &config.install_url,
+                "Docker's get.docker.com does not support Alpine Linux; the `distro` method \
+                 uses Alpine's own docker package",
+            )?,
+            InstallMethod::Repo => {}
+        }
+        common::installed_dockerd().map(drop)
     }
 
-    fn configure_engine(_config: EngineConfig) -> Result<()> {
-        todo()
+    fn configure_engine(config: EngineConfig) -> Result<()> {
+        let dockerd = common::require_dockerd()?;
+        openrc::require_service()?;
+        common::check_daemon_json()?;
+        info("Copying certs to the remote machine...");
+        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
+        let conf = openrc::conf_d(&DaemonConfig {
+            dockerd: &dockerd,
+            port: config.port,
+            unix_socket: UnixSocket::Path("/var/run/docker.sock"),
+            tls: &tls,
+            storage_driver: &config.storage_driver,
+            labels: &config.labels,
+            insecure_registries: &config.insecure_registries,
+            registry_mirrors: &config.registry_mirrors,
+            extra_flags: &config.extra_flags,
+            env: &config.env,
+        })?;
+        info("Setting Docker configuration on the remote daemon...");
+        dmw_guest::host::upload(openrc::CONF_PATH, conf.as_bytes(), 0o644)?;
+        openrc::enable()?;
+        store::set(common::PORT_KEY, config.port);
+        openrc::restart_and_wait(config.port)
     }
 
-    fn upgrade_engine(_config: EngineConfig) -> Result<()> {
-        todo()
+    fn upgrade_engine(config: EngineConfig) -> Result<()> {
+        if matches!(config.install_method, InstallMethod::None) {
+            return Err(Error::Unsupported(
+                "the engine's install method is `none`: dmw does not manage its packages; \
+                 upgrade Docker Engine on the machine yourself"
+                    .into(),
+            ));
+        }
+        info("Upgrading docker...");
+        apk::upgrade_installed()?;
+        openrc::restart_and_wait(common::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        todo()
+        openrc::restart_and_wait(common::stored_port(common::DEFAULT_PORT)?)
     }
 }
 
-export!(Recipe);
+export!(Alpine);
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;

@@ -182,9 +182,8 @@ impl Guest for CoreOs {
             "flatcar" | "coreos"
         );
         match Flavor::of(&os) {
-            // ID=fedora + VARIANT_ID=coreos is more specific than plain ID=fedora (which
-            // the rhel recipe claims with 100), so it must win without relying on names.
-            Some(Flavor::FedoraCoreOs) => 110,
+            // ID=fedora + VARIANT_ID=coreos is an exact match too (the rhel recipe declines it).
+            Some(Flavor::FedoraCoreOs) => 100,
             Some(_) if exact => 100,
             Some(_) => 50,
             None => 0,

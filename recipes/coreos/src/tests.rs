@@ -87,7 +87,7 @@ fn applies_scores() {
     assert_eq!(CoreOs::applies(os("coreos", &[])), 100);
     assert_eq!(
         CoreOs::applies(os("fedora", &[("VARIANT_ID", "coreos")])),
-        110
+        100
     );
     assert_eq!(
         CoreOs::applies(os("fedora", &[("VARIANT_ID", "workstation")])),
@@ -118,9 +118,14 @@ fn unit_parsing_keeps_os_options_and_drops_hosts() {
     let f = unit::exec_start(TORCX_UNIT).expect("torcx");
     assert_eq!(f.program, "${TORCX_BINDIR}/dockerd");
     assert_eq!(f.kept, vec!["$DOCKER_OPTS".to_string()]);
-    let f = unit::exec_start("[Service]\nExecStart=-/usr/bin/dockerd -H fd:// -H=tcp://x --debug \"--label=a b\"\n")
-        .expect("quoted");
-    assert_eq!(f.kept, vec!["--debug".to_string(), "\"--label=a b\"".into()]);
+    let f = unit::exec_start(
+        "[Service]\nExecStart=-/usr/bin/dockerd -H fd:// -H=tcp://x --debug \"--label=a b\"\n",
+    )
+    .expect("quoted");
+    assert_eq!(
+        f.kept,
+        vec!["--debug".to_string(), "\"--label=a b\"".into()]
+    );
     assert!(unit::exec_start("[Unit]\nExecStart=/x\n").is_none());
     assert!(unit::exec_start("").is_none());
 }
@@ -131,7 +136,10 @@ fn repo_and_script_are_refused_upgrade_explains() {
     let err = CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::Repo))
         .expect_err("repo refused");
     assert!(matches!(&err, Error::Unsupported(m) if m.contains("immutable")));
-    assert!(mock::commands().is_empty(), "refused before touching the machine");
+    assert!(
+        mock::commands().is_empty(),
+        "refused before touching the machine"
+    );
     let err = CoreOs::install_engine(config(
         os("fedora", &[("VARIANT_ID", "coreos")]),
         InstallMethod::Script,
@@ -156,7 +164,11 @@ fn install_accepts_the_shipped_engine() {
     machine(probe_output("", ""));
     let err = CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::Distro))
         .expect_err("no dockerd");
-    assert!(err.message().contains("not on the machine"), "{}", err.message());
+    assert!(
+        err.message().contains("not on the machine"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -183,10 +195,17 @@ fn configure_flatcar_keeps_stock_options() {
     );
     assert!(!text.contains("PATH="));
     let cmds: Vec<String> = mock::commands().into_iter().map(|(c, _)| c).collect();
-    let pos = |n: &str| cmds.iter().position(|c| c.contains(n)).unwrap_or(usize::MAX);
+    let pos = |n: &str| {
+        cmds.iter()
+            .position(|c| c.contains(n))
+            .unwrap_or(usize::MAX)
+    };
     assert!(pos("systemctl enable docker.socket") < pos("systemctl restart docker.service"));
     assert!(pos("systemctl restart docker.service") < pos("ss -tln"));
-    assert_eq!(mock::store().get("engine-port").map(String::as_str), Some("2376"));
+    assert_eq!(
+        mock::store().get("engine-port").map(String::as_str),
+        Some("2376")
+    );
     CoreOs::restart_engine().expect("restart");
 }
 
@@ -202,9 +221,11 @@ fn configure_fcos_and_torcx() {
         InstallMethod::Distro,
     ))
     .expect("fcos");
-    assert!(mock::uploads()[0]
-        .contents
-        .contains("--label provider=generic --exec-opt native.cgroupdriver=systemd $OPTIONS\n"));
+    assert!(
+        mock::uploads()[0]
+            .contents
+            .contains("--label provider=generic --exec-opt native.cgroupdriver=systemd $OPTIONS\n")
+    );
 
     mock::reset();
     machine(probe_output(
@@ -213,8 +234,14 @@ fn configure_fcos_and_torcx() {
     ));
     CoreOs::configure_engine(config(os("coreos", &[]), InstallMethod::Distro)).expect("torcx");
     let text = &mock::uploads()[0].contents;
-    assert!(text.contains("ExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376"), "{text}");
-    assert!(text.contains("Environment=\"PATH=/run/torcx/bin:"), "{text}");
+    assert!(
+        text.contains("ExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Environment=\"PATH=/run/torcx/bin:"),
+        "{text}"
+    );
     assert!(text.contains(" $DOCKER_OPTS\n"), "{text}");
 }
 

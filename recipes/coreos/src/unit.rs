@@ -72,15 +72,18 @@ pub fn exec_start(unit: &str) -> Option<ExecStart> {
         let line = line.trim();
         if line.starts_with('[') {
             section = line.to_string();
-        } else if section == "[Service]" {
-            if let Some(v) = line.strip_prefix("ExecStart=") {
-                let v = v.trim();
-                value = (!v.is_empty()).then(|| v.to_string());
-            }
+        } else if section == "[Service]"
+            && let Some(v) = line.strip_prefix("ExecStart=")
+        {
+            let v = v.trim();
+            value = (!v.is_empty()).then(|| v.to_string());
         }
     }
     let mut it = words(&value?).into_iter().peekable();
-    let mut program = it.next()?.trim_start_matches(['-', '@', '+', '!', ':']).to_string();
+    let mut program = it
+        .next()?
+        .trim_start_matches(['-', '@', '+', '!', ':'])
+        .to_string();
     if program.rsplit('/').next() == Some("env") {
         while it
             .peek()

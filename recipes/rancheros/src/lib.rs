@@ -129,6 +129,15 @@ fn docker_config(config: &EngineConfig, tls: &dmw_guest::InstalledCerts) -> Resu
     Ok(text)
 }
 
+/// Where `install-server-cert` puts the files in [`CONF_DIR`] (to validate options early).
+fn expected_certs() -> dmw_guest::InstalledCerts {
+    dmw_guest::InstalledCerts {
+        ca_path: format!("{CONF_DIR}/ca.pem"),
+        cert_path: format!("{CONF_DIR}/server.pem"),
+        key_path: format!("{CONF_DIR}/server-key.pem"),
+    }
+}
+
 /// Whether this is RancherOS with its tools (`ros`, `system-docker`).
 fn require_rancheros() -> Result<()> {
     if status_root("command -v ros >/dev/null 2>&1 && command -v system-docker >/dev/null 2>&1")? {
@@ -166,7 +175,11 @@ impl Guest for RancherOs {
     fn applies(os: OsInfo) -> u32 {
         if os.id.trim().eq_ignore_ascii_case("rancheros") {
             100
-        } else if os.id_like.iter().any(|l| l.eq_ignore_ascii_case("rancheros")) {
+        } else if os
+            .id_like
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("rancheros"))
+        {
             50
         } else {
             0
@@ -192,14 +205,17 @@ impl Guest for RancherOs {
             )),
             InstallMethod::Distro | InstallMethod::None => {
                 require_rancheros()?;
-                info("Docker Engine ships with RancherOS (the `docker` system service); nothing to install");
+                info(
+                    "Docker Engine ships with RancherOS (the `docker` system service); nothing to install",
+                );
                 Ok(())
             }
         }
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        storage_driver(&config.storage_driver)?;
+        // Refuse bad options before anything changes on the machine.
+        docker_config(&config, &expected_certs())?;
         require_rancheros()?;
         info("Copying certs to the remote machine...");
         let tls = dmw_guest::host::install_server_cert(CONF_DIR)?;

@@ -79,6 +79,25 @@ fn install(pm: &str, packages: &str, hint: &str) -> Result<()> {
 
 /// The `distro` method: the OS's own engine package, where it has one.
 pub fn install_distro(target: &Target) -> Result<()> {
+    if let Target::El {
+        version, pretty, ..
+    } = target
+    {
+        if *version >= 8 {
+            return Err(Error::Unsupported(format!(
+                "{pretty} ships Podman, not Docker Engine: its repositories have no dockerd \
+                 (the `docker` name there is podman-docker, an emulation). Use \
+                 --engine-install-method repo (Docker's repository) or \
+                 --engine-install-method script."
+            )));
+        }
+        if *version <= 6 {
+            return Err(Error::Unsupported(format!(
+                "{pretty} has no systemd; the el6 recipe handles it (--engine-install-method \
+                 distro with EPEL's docker-io)"
+            )));
+        }
+    }
     let pm = package_manager()?;
     let (what, command_hint) = match target {
         Target::Fedora(_) => {
@@ -113,17 +132,9 @@ pub fn install_distro(target: &Target) -> Result<()> {
                  --engine-install-method repo.",
             );
         }
-        Target::El { version: 7, .. } => {
+        Target::El { .. } => {
             info("Installing Docker Engine from the OS's extras repository (docker)...");
             ("docker", "the extras repository")
-        }
-        Target::El { pretty, .. } => {
-            return Err(Error::Unsupported(format!(
-                "{pretty} ships Podman, not Docker Engine: its repositories have no dockerd (the \
-                 `docker` name there is podman-docker, an emulation). Use \
-                 --engine-install-method repo (Docker's repository) or \
-                 --engine-install-method script."
-            )));
         }
     };
     install(
