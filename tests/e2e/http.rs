@@ -15,25 +15,28 @@ pub struct FileServer {
     requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    addr: std::net::SocketAddr,
 }
 
 impl FileServer {
     /// Serve `root` on `ip` (an ephemeral port).
     pub fn start(root: &Path, ip: IpAddr) -> FileServer {
         let listener = TcpListener::bind((ip, 0)).expect("bind the file server");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (root, log, flag) = (root.to_path_buf(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(conn) = conn {
-                    let (root, log) = (root.clone(), log.clone());
-                    std::thread::spawn(move || serve(conn, &root, &log));
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let (root, log) = (root.clone(), log.clone());
+                        std::thread::spawn(move || serve(conn, &root, &log));
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
                 }
             }
         });
@@ -42,7 +45,6 @@ impl FileServer {
             requests,
             stop,
             thread: Some(thread),
-            addr,
         }
     }
 
@@ -55,7 +57,6 @@ impl FileServer {
 impl Drop for FileServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // wake the accept loop
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -173,23 +173,46 @@ fn nat_rules() -> Vec<(
         // Traffic for the testbed range must never leave by another interface: when a
         // host's link is cut, its /29 route goes away and the default route would carry
         // the packets off the machine. Drop them instead (a cut cable loses packets).
+        // The machine's own ends of the links (local addresses) stay reachable.
         (
             "filter",
             "OUTPUT",
             Some("1"),
-            tag(s(&["-d", &net, "!", "-o", &format!("{NAME_PREFIX}+")]))
-                .into_iter()
-                .chain(s(&["-j", "DROP"]))
-                .collect(),
+            tag(s(&[
+                "-d",
+                &net,
+                "-m",
+                "addrtype",
+                "!",
+                "--dst-type",
+                "LOCAL",
+                "!",
+                "-o",
+                &format!("{NAME_PREFIX}+"),
+            ]))
+            .into_iter()
+            .chain(s(&["-j", "DROP"]))
+            .collect(),
         ),
         (
             "filter",
             "FORWARD",
             Some("1"),
-            tag(s(&["-d", &net, "!", "-o", &format!("{NAME_PREFIX}+")]))
-                .into_iter()
-                .chain(s(&["-j", "DROP"]))
-                .collect(),
+            tag(s(&[
+                "-d",
+                &net,
+                "-m",
+                "addrtype",
+                "!",
+                "--dst-type",
+                "LOCAL",
+                "!",
+                "-o",
+                &format!("{NAME_PREFIX}+"),
+            ]))
+            .into_iter()
+            .chain(s(&["-j", "DROP"]))
+            .collect(),
         ),
     ]
 }
@@ -218,10 +241,22 @@ fn ensure_nat() -> io::Result<()> {
     Ok(())
 }
 
-/// Deletes the testbed's rules (every copy of them). Forwarding stays on.
+/// Deletes the testbed's rules: every rule tagged with its comment, in every chain of the
+/// tables it uses (so rules of an older testbed version go too). Forwarding stays on.
 fn remove_nat() {
-    for (table, chain, _, rule) in nat_rules() {
-        while iptables(table, "-D", chain, None, &rule).is_ok() {}
+    for table in ["nat", "filter"] {
+        let Ok(listing) = run(&mut cmd("iptables", &["-w", "-t", table, "-S"])) else {
+            continue;
+        };
+        for line in listing
+            .lines()
+            .filter(|l| l.starts_with("-A ") && l.contains(RULE_COMMENT))
+        {
+            let spec: Vec<String> = line.split_whitespace().skip(1).map(String::from).collect();
+            if let Some((chain, rule)) = spec.split_first() {
+                let _ = iptables(table, "-D", chain, None, rule);
+            }
+        }
     }
 }
 
