@@ -153,3 +153,38 @@ fn two_machines_at_once() {
     }
     dmw.ok(&["rm", "-y", "m1", "m2"]);
 }
+
+/// sudoers with `Defaults requiretty` (EL7's default): root commands need a PTY.
+#[test]
+fn sudo_that_requires_a_tty() {
+    if !require_root_or_skip("sudo_that_requires_a_tty") {
+        return;
+    }
+    let bed = Testbed::boot(
+        1,
+        &Options {
+            docker: true,
+            ..Options::default()
+        },
+    )
+    .expect("boot docker host");
+    let host = &bed.hosts()[0];
+    host.ssh_ok("root", "echo 'Defaults:dmw requiretty' > /etc/sudoers.d/zz-requiretty && chmod 0440 /etc/sudoers.d/zz-requiretty")
+        .expect("require a tty for sudo");
+    let plain = host.ssh("dmw", "sudo -n true").expect("ssh");
+    assert!(
+        !plain.success() && plain.stderr.contains("tty"),
+        "sudo must now refuse without a tty: {plain:?}"
+    );
+    let dmw = Dmw::new();
+    let args = Dmw::create_args(host, "dmw", "tty1");
+    dmw.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    docker_run_ok(&dmw, "tty1");
+    let key = host
+        .ssh_ok("root", "cat /etc/docker/server-key.pem | head -1")
+        .expect("key installed");
+    assert!(
+        key.contains("PRIVATE KEY"),
+        "the server key was uploaded intact: {key}"
+    );
+}

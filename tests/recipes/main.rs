@@ -144,3 +144,57 @@ fn detection_table() {
     );
     assert!(wrong.is_empty(), "detection table:\n{}", wrong.join("\n"));
 }
+
+/// `dmw recipe plan` on every OS of the corpus: the dry run completes (with
+/// `--engine-present` for the OSes that ship their engine) and shows the TLS configuration.
+#[test]
+fn plan_every_os_of_the_corpus() {
+    let dir = here().join("os-release");
+    let table = std::fs::read_to_string(dir.join("EXPECTED")).expect("os-release/EXPECTED");
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut failed = Vec::new();
+    for line in table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Some((file, recipe)) = line.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let recipe = recipe.trim();
+        // Immutable OSes are probed with recipe-specific commands a lenient plan cannot
+        // answer; their transcripts cover them.
+        if recipe == "coreos" {
+            continue;
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"));
+        cmd.arg("-s")
+            .arg(store.path())
+            .args(["recipe", "plan", "--os-release"])
+            .arg(dir.join(file));
+        if matches!(recipe, "rancheros" | "boot2docker") {
+            cmd.arg("--engine-present");
+        }
+        let out = cmd.output().expect("run dmw recipe plan");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let header = format!("# recipe {recipe} for ");
+        // boot2docker turns TLS on through its profile; every other engine gets the flags.
+        let tls = if recipe == "boot2docker" {
+            "DOCKER_TLS=auto"
+        } else {
+            "--tlsverify"
+        };
+        if !out.status.success() || !stdout.starts_with(&header) || !stdout.contains(tls) {
+            failed.push(format!(
+                "{file}: exit {:?}\n{stdout}\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "plans that failed:\n{}",
+        failed.join("\n---\n")
+    );
+}

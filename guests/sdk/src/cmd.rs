@@ -84,22 +84,26 @@ pub fn status_root(command: &str) -> Result<bool> {
     Ok(output_root(command)?.exit_code == 0)
 }
 
-/// Run `command` as root, retrying up to `attempts` times `interval` apart while it fails
-/// and `retry_if` says the failure is passing (e.g. a held package-manager lock).
-pub fn run_root_retrying(
+/// How many times the package-manager helpers try a command while another program holds
+/// the package database's lock (apt/dpkg, zypper, pacman, apk).
+pub const LOCK_ATTEMPTS: u32 = 30;
+/// The pause between those tries.
+pub const LOCK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Run `command` as root, up to `attempts` times `interval` apart while it fails and
+/// `retry_if` says the failure is passing (e.g. a held package-manager lock); the output of
+/// its last run, whatever its exit status, for callers that read the exit code themselves.
+pub fn output_root_retrying(
     command: &str,
     attempts: u32,
     interval: Duration,
     retry_if: impl Fn(&ExecOutput) -> bool,
-) -> Result<String> {
+) -> Result<ExecOutput> {
     let mut attempt = 1;
     loop {
         let out = output_root(command)?;
-        if out.exit_code == 0 {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        if attempt >= attempts || !retry_if(&out) {
-            return Err(command_error(command, &out));
+        if out.exit_code == 0 || attempt >= attempts || !retry_if(&out) {
+            return Ok(out);
         }
         debug(&format!(
             "`{command}` failed (attempt {attempt} of {attempts}); retrying in {} s",
@@ -108,6 +112,20 @@ pub fn run_root_retrying(
         attempt += 1;
         host::sleep(interval);
     }
+}
+
+/// Run `command` as root, retrying like [`output_root_retrying`]; its stdout on exit 0,
+/// else an error naming it.
+pub fn run_root_retrying(
+    command: &str,
+    attempts: u32,
+    interval: Duration,
+    retry_if: impl Fn(&ExecOutput) -> bool,
+) -> Result<String> {
+    stdout_if_ok(
+        command,
+        output_root_retrying(command, attempts, interval, retry_if)?,
+    )
 }
 
 /// Call `probe` up to `attempts` times, `interval` apart, until it returns `Ok(true)`.
@@ -226,6 +244,22 @@ mod tests {
         mock::on_exec(|_, _| Ok((1, String::new(), "other".into())));
         assert!(run_root_retrying("apt", 5, Duration::from_secs(2), lock).is_err());
         assert_eq!(mock::commands().len(), 1);
+    }
+
+    #[test]
+    fn retrying_output_returns_the_last_run() {
+        mock::reset();
+        mock::on_exec(|_, _| Ok((7, String::new(), "System management is locked".into())));
+        let locked = |o: &ExecOutput| o.exit_code == 7;
+        let out = output_root_retrying("zypper refresh", 3, LOCK_INTERVAL, locked).expect("ran");
+        assert_eq!(out.exit_code, 7, "the caller sees the last failure");
+        assert_eq!(mock::commands().len(), 3);
+        assert_eq!(mock::sleeps(), vec![LOCK_INTERVAL; 2]);
+        mock::reset();
+        mock::on_exec(|_, _| Ok((104, String::new(), "not found".into())));
+        let out = output_root_retrying("zypper install x", 3, LOCK_INTERVAL, locked).expect("ran");
+        assert_eq!(out.exit_code, 104);
+        assert!(mock::sleeps().is_empty(), "other failures are not retried");
     }
 
     #[test]

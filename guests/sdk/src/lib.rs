@@ -6,8 +6,10 @@
 //!   world with `with` pointing every import at these modules: only the exports are
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
 //! * Helpers: logging ([`info`], [`debug`], [`warn`]), remote commands ([`run`],
-//!   [`run_root`], [`status`], [`sh_quote`], [`wait_until`]), driver flags ([`flags`]),
-//!   the plugin's store ([`store`]), and Docker Engine setup shared by recipes ([`engine`]).
+//!   [`run_root`], [`status`], [`sh_quote`], [`wait_until`], [`output_root_retrying`]),
+//!   driver flags ([`flags`]), the plugin's store ([`store`]), and Docker Engine setup
+//!   shared by recipes ([`engine`]: systemd, other init systems, the install script,
+//!   hostnames).
 //!
 //! On non-wasm targets (unit tests) every host call goes to [`mock`], a scripted
 //! stand-in for the host, so recipes and drivers can be tested natively.
@@ -92,8 +94,8 @@ pub use bindings::dmw::plugin::certs::InstalledCerts;
 pub use bindings::dmw::plugin::log::Level;
 pub use bindings::dmw::plugin::types::{Error, ExecOutput};
 pub use cmd::{
-    command_error, output, output_root, run, run_root, run_root_retrying, sh_quote, status,
-    status_root, wait_until,
+    LOCK_ATTEMPTS, LOCK_INTERVAL, command_error, output, output_root, output_root_retrying, run,
+    run_root, run_root_retrying, sh_quote, status, status_root, wait_until,
 };
 
 /// The result type of every fallible helper: the contract's `error` variant.

@@ -5,8 +5,8 @@ use crate::store::EngineOptions;
 /// How to install and configure Docker Engine on the machine.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// How to install Docker Engine: repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none
-    #[arg(long, value_name = "METHOD", default_value = "repo", value_parser = ["repo", "distro", "script", "none"])]
+    /// How to install Docker Engine: auto (the recipe's choice: Docker's packages where Docker publishes them for the OS, else the OS's; an installed engine is kept), repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none
+    #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = ["auto", "repo", "distro", "script", "none"])]
     pub engine_install_method: String,
     /// Custom URL to use for engine installation (install method script)
     #[arg(

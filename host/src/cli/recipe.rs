@@ -24,7 +24,7 @@ enum RecipeCommand {
     Ls,
     /// Print the commands a recipe would run on a machine with the given OS (a dry run
     /// against a simulated machine: nothing is contacted)
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
 }
 
 /// Arguments of `recipe plan`.
@@ -56,7 +56,7 @@ struct PlanArgs {
 pub async fn run(app: &App, a: RecipeArgs) -> CliResult {
     match a.command {
         RecipeCommand::Ls => ls(app).await,
-        RecipeCommand::Plan(p) => plan(app, p).await,
+        RecipeCommand::Plan(p) => plan(app, *p).await,
     }
 }
 
@@ -100,6 +100,7 @@ async fn plan(app: &App, a: PlanArgs) -> CliResult {
     if a.transcript.is_none() {
         t.user = a.user.clone();
     }
+    let a_engine_present = a.engine_present || !t.flags.is_empty();
     let report = Arc::new(Reporter::quiet(app.debug));
     let outcome = simulate::run(app, &t, report).await?;
     let os = if outcome.os.pretty_name.is_empty() {
@@ -111,7 +112,7 @@ async fn plan(app: &App, a: PlanArgs) -> CliResult {
         "# recipe {} for {os}; install method {}; SSH user {} (commands after # run as root{}, after $ as the user)",
         outcome.recipe,
         if t.engine.install_method.is_empty() {
-            "repo"
+            "auto"
         } else {
             &t.engine.install_method
         },
@@ -125,6 +126,13 @@ async fn plan(app: &App, a: PlanArgs) -> CliResult {
     print!("{}", simulate::render(&outcome));
     match outcome.result {
         Ok(()) => Ok(()),
-        Err(e) => Err(CliError::new(format!("the plan stops here: {e}"))),
+        Err(e) => {
+            let hint = if a_engine_present || !e.starts_with("install engine") {
+                String::new()
+            } else {
+                "\n(the simulated machine starts without Docker Engine; for an OS that ships one, add --engine-present, or simulate the machine precisely with --transcript FILE, e.g. one of tests/recipes/transcripts/)".to_string()
+            };
+            Err(CliError::new(format!("the plan stops here: {e}{hint}")))
+        }
     }
 }

@@ -230,7 +230,7 @@ impl Run<'_> {
             .await
             .map_err(|e| self.fail("wait for SSH", e.into()))?;
         session
-            .ensure_sudo()
+            .check_root()
             .await
             .map_err(|e| self.fail("check sudo", e.into()))?;
 
@@ -528,11 +528,14 @@ pub fn engine_config(
     port: u16,
 ) -> Result<EngineConfig> {
     let install_method = match o.install_method.as_str() {
-        "repo" | "" => InstallMethod::Repo,
+        "auto" | "" => InstallMethod::Auto,
+        "repo" => InstallMethod::Repo,
         "distro" => InstallMethod::Distro,
         "script" => InstallMethod::Script,
         "none" => InstallMethod::None,
-        other => bail!("unknown engine install method {other:?}: use repo, distro, script or none"),
+        other => {
+            bail!("unknown engine install method {other:?}: use auto, repo, distro, script or none")
+        }
     };
     let mut labels = o.labels.clone();
     labels.push(format!("provider={driver}"));

@@ -135,7 +135,16 @@ pub fn plan_transcript(os_file_text: &str, engine_present: bool, port: u16) -> T
         rule(&["command -v dockerd"], &|r| {
             r.stdout = "/usr/bin/dockerd\n".into()
         }),
+        // Engines older than dockerd (EL6's docker-io 1.7) are found as `docker`.
+        rule(&["command -v docker"], &|r| {
+            r.unless = vec!["installed".into()]
+        }),
+        rule(&["command -v docker"], &|r| {
+            r.stdout = "/usr/bin/docker\n".into()
+        }),
         rule(&["-tln"], &|r| r.stdout = listening.clone()),
+        // No conflicting daemon.json on a fresh machine.
+        rule(&["daemon.json"], &|r| r.exit = 1),
         rule(&["install", "docker"], &|r| {
             r.set = vec!["installed".into()]
         }),

@@ -178,12 +178,22 @@ impl client::Handler for PinningHandler {
     }
 }
 
+/// How a non-root user's root commands run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SudoMode {
+    /// `sudo -n` on a plain channel.
+    Plain,
+    /// `sudo -n` on a channel with a PTY (sudoers has `Defaults requiretty`, as on EL7).
+    Tty,
+}
+
 /// A logged-in SSH connection to one machine. Cheap to share: channels are opened per command.
 pub struct Session {
     handle: Mutex<Handle<PinningHandler>>,
     target: Target,
     is_root: bool,
-    sudo_checked: Mutex<bool>,
+    /// How root commands run, once known: `None` until checked.
+    sudo: Mutex<Option<SudoMode>>,
 }
 
 impl Session {
@@ -279,7 +289,7 @@ impl Session {
             handle: Mutex::new(handle),
             is_root: target.user == "root",
             target: target.clone(),
-            sudo_checked: Mutex::new(false),
+            sudo: Mutex::new(None),
         })
     }
 
@@ -305,6 +315,17 @@ impl Session {
         command: &str,
         stdin: Option<&[u8]>,
     ) -> Result<Output, SshError> {
+        self.run(command, stdin, false).await
+    }
+
+    /// Run a command on a new channel, with a PTY if `pty` (its output then all arrives as
+    /// stdout, with CRLF line ends turned back into LF).
+    async fn run(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        pty: bool,
+    ) -> Result<Output, SshError> {
         let mut channel = {
             let handle = self.handle.lock().await;
             handle
@@ -312,6 +333,12 @@ impl Session {
                 .await
                 .map_err(|e| self.session_err(e))?
         };
+        if pty {
+            channel
+                .request_pty(true, "dumb", 200, 50, 0, 0, &[])
+                .await
+                .map_err(|e| self.session_err(e))?;
+        }
         channel
             .exec(true, command)
             .await
@@ -333,41 +360,52 @@ impl Session {
                 _ => {}
             }
         }
+        if pty {
+            out.stdout = String::from_utf8_lossy(&out.stdout)
+                .replace("\r\n", "\n")
+                .into_bytes();
+        }
         Ok(out)
     }
 
     /// Run `command` as the SSH user.
     pub async fn exec(&self, command: &str) -> Result<Output, SshError> {
-        self.exec_with_input(command, None).await
+        self.run(command, None, false).await
     }
 
-    /// Run `command` as root: directly for root, else through `sudo -n sh -c`.
+    /// Run `command` as root: directly for root, else through `sudo -n sh -c` (on a PTY when
+    /// sudoers requires one).
     pub async fn exec_root(&self, command: &str) -> Result<Output, SshError> {
-        let wrapped = self.root_command(command).await?;
-        self.exec_with_input(&wrapped, None).await
+        if self.is_root {
+            return self
+                .run(&format!("sh -c {}", sh_quote(command)), None, false)
+                .await;
+        }
+        let mode = self.ensure_sudo().await?;
+        self.run(
+            &format!("sudo -n sh -c {}", sh_quote(command)),
+            None,
+            mode == SudoMode::Tty,
+        )
+        .await
     }
 
-    async fn root_command(&self, command: &str) -> Result<String, SshError> {
-        if self.is_root {
-            return Ok(format!("sh -c {}", sh_quote(command)));
+    /// Check once per session that the user can sudo without a password (with a PTY if
+    /// sudoers requires one), and remember how.
+    async fn ensure_sudo(&self) -> Result<SudoMode, SshError> {
+        let mut known = self.sudo.lock().await;
+        if let Some(mode) = *known {
+            return Ok(mode);
         }
-        self.ensure_sudo().await?;
-        Ok(format!("sudo -n sh -c {}", sh_quote(command)))
-    }
-
-    /// Check once per session that the user can sudo without a password.
-    pub async fn ensure_sudo(&self) -> Result<(), SshError> {
-        if self.is_root {
-            return Ok(());
+        let mut out = self.run("sudo -n true", None, false).await?;
+        let mut mode = SudoMode::Plain;
+        if out.code != 0 && out.stderr_text().contains("tty") {
+            out = self.run("sudo -n true", None, true).await?;
+            mode = SudoMode::Tty;
         }
-        let mut checked = self.sudo_checked.lock().await;
-        if *checked {
-            return Ok(());
-        }
-        let out = self.exec("sudo -n true").await?;
         if out.code != 0 {
-            let detail = out
-                .stderr_text()
+            let text = format!("{}{}", out.stderr_text(), out.stdout_text());
+            let detail = text
                 .trim()
                 .lines()
                 .last()
@@ -379,33 +417,93 @@ impl Session {
                 detail,
             });
         }
-        *checked = true;
-        Ok(())
+        *known = Some(mode);
+        Ok(mode)
     }
 
-    /// Write `contents` to `path` as root with `mode`, atomically (temp file + rename).
+    /// Check that root commands can run (a no-op for root).
+    pub async fn check_root(&self) -> Result<(), SshError> {
+        if self.is_root {
+            Ok(())
+        } else {
+            self.ensure_sudo().await.map(drop)
+        }
+    }
+
+    /// Write `contents` to `path` as root with `mode`, atomically (temp file + rename). A
+    /// non-root user first writes a private temp file itself, so no data passes through
+    /// sudo (or its PTY); root then installs it.
     pub async fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), SshError> {
         let dir = Path::new(path)
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "/".into());
-        let tmp = format!("{path}.dmw-upload");
-        let script = format!(
-            "set -e; umask 077; mkdir -p {dir}; cat > {tmp}; chmod {mode:o} {tmp}; mv -f {tmp} {dst}",
-            dir = sh_quote(&dir),
-            tmp = sh_quote(&tmp),
-            dst = sh_quote(path),
-        );
-        let wrapped = self.root_command(&script).await?;
-        let out = self.exec_with_input(&wrapped, Some(contents)).await?;
-        if out.code != 0 {
-            return Err(self.session_err(format!(
-                "writing {path} failed (exit {}): {}",
+        let staged = format!("{path}.dmw-upload");
+        let install = |src: &str| {
+            format!(
+                "set -e; mkdir -p {dir}; cp {src} {staged}; chmod {mode:o} {staged}; mv -f {staged} {dst}",
+                dir = sh_quote(&dir),
+                src = sh_quote(src),
+                staged = sh_quote(&staged),
+                dst = sh_quote(path),
+            )
+        };
+        let failed = |out: &Output| {
+            self.session_err(format!(
+                "writing {path} failed (exit {}): {}{}",
                 out.code,
-                out.stderr_text().trim()
-            )));
+                out.stderr_text().trim(),
+                out.stdout_text().trim()
+            ))
+        };
+        if self.is_root {
+            let script = format!(
+                "set -e; umask 077; mkdir -p {dir}; cat > {staged}; chmod {mode:o} {staged}; mv -f {staged} {dst}",
+                dir = sh_quote(&dir),
+                staged = sh_quote(&staged),
+                dst = sh_quote(path),
+            );
+            let out = self
+                .run(
+                    &format!("sh -c {}", sh_quote(&script)),
+                    Some(contents),
+                    false,
+                )
+                .await?;
+            return if out.code == 0 {
+                Ok(())
+            } else {
+                Err(failed(&out))
+            };
         }
-        Ok(())
+        let tmp = self
+            .run("umask 077; mktemp /tmp/dmw-upload.XXXXXXXX", None, false)
+            .await?;
+        let tmp_path = tmp.stdout_text().trim().to_string();
+        if tmp.code != 0 || !tmp_path.starts_with("/tmp/") {
+            return Err(failed(&tmp));
+        }
+        let wrote = self
+            .run(
+                &format!("cat > {}", sh_quote(&tmp_path)),
+                Some(contents),
+                false,
+            )
+            .await?;
+        let result = if wrote.code != 0 {
+            Err(failed(&wrote))
+        } else {
+            let out = self.exec_root(&install(&tmp_path)).await?;
+            if out.code == 0 {
+                Ok(())
+            } else {
+                Err(failed(&out))
+            }
+        };
+        let _ = self
+            .run(&format!("rm -f {}", sh_quote(&tmp_path)), None, false)
+            .await;
+        result
     }
 
     /// Close the connection politely.

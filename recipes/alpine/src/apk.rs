@@ -1,13 +1,10 @@
 //! Installing and upgrading Docker Engine with apk (only the docker packages; never a bare
 //! `apk upgrade` of the whole system).
 
-use dmw_guest::{Error, ExecOutput, Result, command_error, info, output_root, run_root_retrying};
-use std::time::Duration;
-
-/// How often an apk command is retried while another apk holds the database lock.
-const LOCK_ATTEMPTS: u32 = 30;
-/// Pause between those retries.
-const LOCK_INTERVAL: Duration = Duration::from_secs(5);
+use dmw_guest::{
+    Error, ExecOutput, LOCK_ATTEMPTS, LOCK_INTERVAL, Result, command_error, info, output_root,
+    output_root_retrying, run_root_retrying,
+};
 /// Install docker (the engine, CLI, containerd and the OpenRC service).
 pub const INSTALL: &str = "apk add --no-cache docker";
 /// Upgrade docker and what it needs, nothing else.
@@ -38,20 +35,7 @@ pub const COMMUNITY_ADVICE: &str = "Alpine's docker package is in the community 
 
 /// Run `command` as root, retrying while the apk database is locked; the last output.
 fn apk(command: &str) -> Result<ExecOutput> {
-    let mut attempt = 1;
-    loop {
-        let out = output_root(command)?;
-        if out.exit_code == 0 || !lock_held(&out) || attempt >= LOCK_ATTEMPTS {
-            return Ok(out);
-        }
-        dmw_guest::debug(&format!(
-            "`{command}`: another apk holds the database lock (attempt {attempt} of \
-             {LOCK_ATTEMPTS}); retrying in {} s",
-            LOCK_INTERVAL.as_secs()
-        ));
-        attempt += 1;
-        dmw_guest::host::sleep(LOCK_INTERVAL);
-    }
+    output_root_retrying(command, LOCK_ATTEMPTS, LOCK_INTERVAL, lock_held)
 }
 
 /// The error for a failed apk `command`, explaining a missing community repository.

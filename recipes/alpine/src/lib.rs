@@ -6,12 +6,10 @@
 dmw_guest::generate!("recipe-plugin");
 
 mod apk;
-#[path = "../../suse/src/common.rs"]
-mod common;
 mod openrc;
 
 use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, UnixSocket};
-use dmw_guest::{Error, Result, info, run_root, store};
+use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The Alpine recipe.
@@ -44,7 +42,12 @@ impl Guest for Alpine {
     }
 
     fn install_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::Repo) {
+        // Docker publishes nothing for Alpine: `auto` is Alpine's own package.
+        let method = match config.install_method {
+            InstallMethod::Auto => InstallMethod::Distro,
+            m => m,
+        };
+        if matches!(method, InstallMethod::Repo) {
             return Err(Error::Unsupported(
                 "the `repo` install method cannot work on Alpine Linux: Docker publishes no \
                  packages for it. Use --engine-install-method distro (Alpine's own docker \
@@ -52,31 +55,28 @@ impl Guest for Alpine {
                     .into(),
             ));
         }
-        if let Some(path) = engine::find_dockerd()? {
-            info(&format!(
-                "Docker Engine is already installed ({path}); not installing it"
-            ));
+        if engine::keep_installed()? {
             return Ok(());
         }
-        match config.install_method {
-            InstallMethod::None => return common::require_dockerd().map(drop),
+        match method {
+            InstallMethod::None => return engine::require_dockerd().map(drop),
             InstallMethod::Distro => apk::install_distro()?,
-            InstallMethod::Script => common::install_script(
+            InstallMethod::Script => engine::install_script(
                 &config.install_url,
                 "Docker's get.docker.com does not support Alpine Linux; the `distro` method \
                  uses Alpine's own docker package",
+                || Ok(()),
             )?,
-            InstallMethod::Repo => {}
+            InstallMethod::Repo | InstallMethod::Auto => {}
         }
-        common::installed_dockerd().map(drop)
+        engine::installed_dockerd().map(drop)
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = common::require_dockerd()?;
+        let dockerd = engine::require_dockerd()?;
         openrc::require_service()?;
-        common::check_daemon_json()?;
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
+        engine::check_daemon_json()?;
+        let tls = engine::install_certs(CERT_DIR)?;
         let conf = openrc::conf_d(&DaemonConfig {
             dockerd: &dockerd,
             port: config.port,
@@ -87,30 +87,27 @@ impl Guest for Alpine {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &config.extra_flags,
+            raw_args: &[],
             env: &config.env,
         })?;
         info("Setting Docker configuration on the remote daemon...");
         dmw_guest::host::upload(openrc::CONF_PATH, conf.as_bytes(), 0o644)?;
         openrc::enable()?;
-        store::set(common::PORT_KEY, config.port);
+        engine::remember_port(config.port);
         openrc::restart_and_wait(config.port)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
         if matches!(config.install_method, InstallMethod::None) {
-            return Err(Error::Unsupported(
-                "the engine's install method is `none`: dmw does not manage its packages; \
-                 upgrade Docker Engine on the machine yourself"
-                    .into(),
-            ));
+            return Err(engine::unmanaged_upgrade());
         }
         info("Upgrading docker...");
         apk::upgrade_installed()?;
-        openrc::restart_and_wait(common::stored_port(config.port)?)
+        openrc::restart_and_wait(engine::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        openrc::restart_and_wait(common::stored_port(common::DEFAULT_PORT)?)
+        openrc::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

@@ -1,9 +1,8 @@
 //! Running the engine under OpenRC: its options in /etc/conf.d/docker, enabling and
-//! restarting the service, and waiting until it listens. The OpenRC-aware wait and the
-//! conf.d writer are candidates for dmw-guest's `engine` (next to the systemd ones).
+//! restarting the service, and waiting (with the sdk's [`ServiceWatch`]) until it listens.
 
-use dmw_guest::engine::{self, DaemonConfig, LISTEN_ATTEMPTS, LISTEN_INTERVAL};
-use dmw_guest::{Error, Result, command_error, debug, host, output_root, run_root, sh_quote};
+use dmw_guest::engine::{self, DaemonConfig, ServiceWatch};
+use dmw_guest::{Error, Result, run_root, sh_quote};
 
 /// The OpenRC service of the engine.
 pub const SERVICE: &str = "docker";
@@ -11,17 +10,12 @@ pub const SERVICE: &str = "docker";
 pub const CONF_PATH: &str = "/etc/conf.d/docker";
 /// The dockerd that /etc/init.d/docker runs when `DOCKERD_BINARY` is unset.
 const DEFAULT_DOCKERD: &str = "/usr/bin/dockerd";
-/// Where Alpine's service writes dockerd's output.
-const LOG_PATH: &str = "/var/log/docker.log";
-/// Separates the socket listing from the service status in the poll's output.
-const STATUS_MARK: &str = "dmw-service-status";
-
-/// Whether `name` is a valid environment variable name.
-fn env_name_ok(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// Prints the service's state word (`started`, `stopped`, `crashed`...) from
+/// `rc-service docker status` (" * status: started").
+pub const STATE: &str = "rc-service docker status 2>&1 | sed -n 's/.*status: *//p' | tail -n 1";
+/// The service's status and the end of dockerd's log, for error messages.
+pub const DIAGNOSTICS: &str = "rc-service docker status 2>&1; \
+    echo \"--- tail -n 30 /var/log/docker.log ---\"; tail -n 30 /var/log/docker.log 2>&1";
 
 /// `s` inside double quotes for sh (`\`, `"`, `$` and backquote escaped).
 fn double_quoted(s: &str) -> String {
@@ -66,15 +60,7 @@ pub fn conf_d(cfg: &DaemonConfig) -> Result<String> {
         }
         text.push_str(&format!("DOCKERD_BINARY={}\n", sh_quote(cfg.dockerd)));
     }
-    for var in cfg.env {
-        let (name, value) = var.split_once('=').unwrap_or((var.as_str(), ""));
-        if !var.contains('=') || !env_name_ok(name) || var.chars().any(|c| c.is_control()) {
-            return Err(Error::InvalidInput(format!(
-                "engine environment {var:?} must have the form NAME=value on one line"
-            )));
-        }
-        text.push_str(&format!("export {name}={}\n", sh_quote(value)));
-    }
+    text.push_str(&engine::shell_exports(cfg.env)?);
     Ok(text)
 }
 
@@ -97,90 +83,22 @@ pub fn enable() -> Result<()> {
     .map(drop)
 }
 
-/// The service's status and the end of dockerd's log, for error messages.
-pub fn diagnostics() -> String {
-    let cmd = format!(
-        "rc-service {SERVICE} status 2>&1; echo \"--- tail -n 30 {LOG_PATH} ---\"; \
-         tail -n 30 {LOG_PATH} 2>&1"
-    );
-    match output_root(&cmd) {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-        Err(e) => format!("(could not read the service's status: {})", e.message()),
-    }
-}
-
-/// The poll: listening TCP sockets (busybox netstat, else /proc), then the service status.
-pub fn listing_command() -> String {
-    format!(
-        "netstat -tln 2>/dev/null || cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; \
-         echo {STATUS_MARK}; rc-service {SERVICE} status 2>&1"
-    )
-}
-
-/// The sockets part of a poll's output and the service's state (`started`, `stopped`,
-/// `crashed`…; empty when unknown).
-pub fn parse_poll(text: &str) -> (&str, String) {
-    let (listing, status) = text.split_once(STATUS_MARK).unwrap_or((text, ""));
-    let state = status
-        .lines()
-        .filter_map(|l| l.split_once("status:"))
-        .map(|(_, s)| s.trim().to_string())
-        .next_back()
-        .unwrap_or_default();
-    (listing, state)
-}
-
-/// Restart the engine and wait until it listens on `port` with TLS.
+/// Restart the engine and wait until it listens on `port` with TLS; stops early when
+/// OpenRC reports the service stopped or crashed.
 pub fn restart_and_wait(port: u16) -> Result<()> {
-    dmw_guest::info("Restarting docker...");
-    let command = format!("rc-service {SERVICE} restart");
-    let out = output_root(&command)?;
-    if out.exit_code != 0 {
-        return Err(Error::Failed(format!(
-            "{}\n{}\nFix the cause shown above (a conflicting /etc/docker/daemon.json, a bad \
-             engine option...), then provision the machine again.",
-            command_error(&command, &out).message(),
-            diagnostics()
-        )));
-    }
-    wait_listening(port)
-}
-
-/// Wait until something listens on TCP `port` (the sdk's attempts and interval); stops early
-/// when OpenRC reports the service stopped or crashed. The error carries [`diagnostics`].
-pub fn wait_listening(port: u16) -> Result<()> {
-    let command = listing_command();
-    let mut state = String::new();
-    for attempt in 1..=LISTEN_ATTEMPTS {
-        let out = output_root(&command)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (listing, now) = parse_poll(&text);
-        if engine::listening_on(listing, port) {
-            debug(&format!("the engine listens on port {port}"));
-            return Ok(());
-        }
-        state = now;
-        if state == "stopped" || state == "crashed" {
-            break;
-        }
-        if attempt < LISTEN_ATTEMPTS {
-            host::sleep(LISTEN_INTERVAL);
-        }
-    }
-    let why = match state.as_str() {
-        "stopped" | "crashed" => format!("the {SERVICE} service {state}"),
-        _ => {
-            let secs = LISTEN_INTERVAL.as_secs() * u64::from(LISTEN_ATTEMPTS);
-            let state = if state.is_empty() { "unknown" } else { &state };
-            format!(
-                "nothing listens on port {port} after {secs} s (the {SERVICE} service is {state})"
-            )
-        }
-    };
-    Err(Error::Failed(format!(
-        "Docker Engine did not come up with TLS on port {port}: {why}.\n{}\n\
-         Fix the cause shown above (a conflicting /etc/docker/daemon.json, a bad engine \
-         option, another program on port {port}...), then provision the machine again.",
-        diagnostics()
-    )))
+    let advice = format!(
+        "Fix the cause shown above (a conflicting /etc/docker/daemon.json, a bad engine \
+         option, another program on port {port}...), then provision the machine again."
+    );
+    engine::restart_service_and_wait(
+        &format!("rc-service {SERVICE} restart"),
+        port,
+        &ServiceWatch {
+            service: "the docker service",
+            state_command: STATE,
+            stopped: &[("stopped", "stopped"), ("crashed", "crashed")],
+            diagnostics: DIAGNOSTICS,
+            advice: &advice,
+        },
+    )
 }

@@ -73,9 +73,9 @@ fn alpine_host(installed: bool, community: bool) {
         }
         if cmd.contains("netstat -tln") {
             return ok(if restarted {
-                "Active Internet connections (only servers)\ntcp        0      0 :::2376                 :::*                    LISTEN\ndmw-service-status\n * status: started\n"
+                "Active Internet connections (only servers)\ntcp        0      0 :::2376                 :::*                    LISTEN\ndmw-unit-state started\n"
             } else {
-                "dmw-service-status\n * status: stopped\n"
+                "dmw-unit-state stopped\n"
             });
         }
         ok("")
@@ -160,6 +160,7 @@ fn conf_d_survives_sh_and_eval() {
         insecure_registries: &[],
         registry_mirrors: &[],
         extra_flags: &extra,
+        raw_args: &[],
         env: &env,
     })
     .expect("valid");
@@ -204,11 +205,7 @@ fn engine_that_crashes_stops_the_wait_with_its_log() {
         } else if cmd.contains("daemon.json") {
             (1, String::new(), String::new())
         } else if cmd.contains("netstat -tln") {
-            (
-                0,
-                "dmw-service-status\n * status: crashed\n".into(),
-                String::new(),
-            )
+            (0, "dmw-unit-state crashed\n".into(), String::new())
         } else if cmd.contains("tail -n 30 /var/log/docker.log") {
             (
                 0,
@@ -264,11 +261,34 @@ fn missing_service_and_repo_are_explained() {
 }
 
 #[test]
-fn poll_parsing() {
-    let (l, s) =
-        openrc::parse_poll("tcp 0 0 :::2376 :::* LISTEN\ndmw-service-status\n * status: started\n");
-    assert!(dmw_guest::engine::listening_on(l, 2376));
-    assert_eq!(s, "started");
-    let (_, s) = openrc::parse_poll("no marker");
-    assert_eq!(s, "");
+fn state_command_reads_openrc_status() {
+    // Run the state pipeline in a real shell with a stand-in for rc-service.
+    for (status, state) in [
+        (" * status: started", "started"),
+        (" * status: crashed", "crashed"),
+        (" * service docker is not in any runlevel", ""),
+    ] {
+        let script = format!("rc_service() {{ echo '{status}'; }}\n{}", openrc::STATE)
+            .replace("rc-service docker", "rc_service docker");
+        let Ok(out) = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+        else {
+            return;
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            state,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn auto_installs_alpines_package() {
+    mock::reset();
+    alpine_host(false, true);
+    Alpine::install_engine(config(InstallMethod::Auto)).expect("auto");
+    assert!(cmds().contains(&"apk add --no-cache docker".to_string()));
 }

@@ -4,13 +4,9 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-#[path = "../../suse/src/common.rs"]
-mod common;
 mod pacman;
-#[path = "../../suse/src/systemd.rs"]
-mod systemd;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig};
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
 use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -42,7 +38,12 @@ impl Guest for Arch {
     }
 
     fn install_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::Repo) {
+        // Docker publishes nothing for Arch: `auto` is Arch's own package.
+        let method = match config.install_method {
+            InstallMethod::Auto => InstallMethod::Distro,
+            m => m,
+        };
+        if matches!(method, InstallMethod::Repo) {
             return Err(Error::Unsupported(
                 "the `repo` install method cannot work on Arch Linux: Docker publishes no \
                  packages for it. Use --engine-install-method distro (Arch's own docker \
@@ -50,30 +51,27 @@ impl Guest for Arch {
                     .into(),
             ));
         }
-        if let Some(path) = engine::find_dockerd()? {
-            info(&format!(
-                "Docker Engine is already installed ({path}); not installing it"
-            ));
+        if engine::keep_installed()? {
             return Ok(());
         }
-        match config.install_method {
-            InstallMethod::None => return common::require_dockerd().map(drop),
+        match method {
+            InstallMethod::None => return engine::require_dockerd().map(drop),
             InstallMethod::Distro => pacman::install_distro()?,
-            InstallMethod::Script => common::install_script(
+            InstallMethod::Script => engine::install_script(
                 &config.install_url,
                 "Docker's get.docker.com does not support Arch Linux; the `distro` method uses \
                  Arch's own docker package",
+                || Ok(()),
             )?,
-            InstallMethod::Repo => {}
+            InstallMethod::Repo | InstallMethod::Auto => {}
         }
-        common::installed_dockerd().map(drop)
+        engine::installed_dockerd().map(drop)
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = common::require_dockerd()?;
-        common::check_daemon_json()?;
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
+        let dockerd = engine::require_dockerd()?;
+        engine::check_daemon_json()?;
+        let tls = engine::install_certs(CERT_DIR)?;
         // Arch ships upstream's units: docker.service runs `dockerd -H fd://` and Requires=
         // docker.socket, so socket activation is kept for the local socket.
         let unix_socket = systemd::prepare_socket()?;
@@ -87,6 +85,7 @@ impl Guest for Arch {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &config.extra_flags,
+            raw_args: &[],
             env: &config.env,
         })?;
         systemd::apply(&dropin, config.port)
@@ -94,19 +93,15 @@ impl Guest for Arch {
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
         if matches!(config.install_method, InstallMethod::None) {
-            return Err(Error::Unsupported(
-                "the engine's install method is `none`: dmw does not manage its packages; \
-                 upgrade Docker Engine on the machine yourself"
-                    .into(),
-            ));
+            return Err(engine::unmanaged_upgrade());
         }
         info("Upgrading docker...");
         pacman::upgrade_installed()?;
-        systemd::restart_and_wait(common::stored_port(config.port)?)
+        systemd::restart_and_wait(engine::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        systemd::restart_and_wait(common::stored_port(common::DEFAULT_PORT)?)
+        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

@@ -9,16 +9,12 @@
 //! `pacman -Syu` itself: upgrading the whole system is the user's decision.
 
 use dmw_guest::{
-    Error, ExecOutput, Result, command_error, info, output_root, run_root_retrying, warn,
+    Error, ExecOutput, LOCK_ATTEMPTS, LOCK_INTERVAL, Result, command_error, info, output_root,
+    output_root_retrying, run_root_retrying, warn,
 };
-use std::time::Duration;
 
 /// pacman without questions or progress bars.
 const PACMAN: &str = "pacman --noconfirm --noprogressbar";
-/// How often a pacman command is retried while another pacman holds the database lock.
-const LOCK_ATTEMPTS: u32 = 30;
-/// Pause between those retries.
-const LOCK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The text pacman printed, both streams.
 fn text(out: &ExecOutput) -> String {
@@ -43,24 +39,13 @@ pub fn needs_sync(out: &ExecOutput) -> bool {
         || t.contains("failed to retrieve some files")
 }
 
-/// Run `pacman --noconfirm --noprogressbar <args>` as root, waiting while the database is
-/// locked; the output of its last run, whatever its exit status.
+/// Run `pacman --noconfirm --noprogressbar <args>` as root, waiting while another pacman
+/// holds the database lock; the command and the output of its last run, whatever its exit
+/// status.
 fn pacman(args: &str) -> Result<(String, ExecOutput)> {
     let command = format!("{PACMAN} {args}");
-    let mut attempt = 1;
-    loop {
-        let out = output_root(&command)?;
-        if out.exit_code == 0 || !lock_held(&out) || attempt >= LOCK_ATTEMPTS {
-            return Ok((command, out));
-        }
-        dmw_guest::debug(&format!(
-            "`{command}`: another pacman holds the database lock (attempt {attempt} of \
-             {LOCK_ATTEMPTS}); retrying in {} s",
-            LOCK_INTERVAL.as_secs()
-        ));
-        attempt += 1;
-        dmw_guest::host::sleep(LOCK_INTERVAL);
-    }
+    let out = output_root_retrying(&command, LOCK_ATTEMPTS, LOCK_INTERVAL, lock_held)?;
+    Ok((command, out))
 }
 
 /// The install command: docker from the databases, skipped when already current.

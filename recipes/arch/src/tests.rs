@@ -201,3 +201,11 @@ fn upgrade_never_syncs_and_says_how() {
     arch_host(false, true);
     assert!(Arch::upgrade_engine(config(InstallMethod::Distro)).is_err());
 }
+
+#[test]
+fn auto_installs_archs_package() {
+    mock::reset();
+    arch_host(false, true);
+    Arch::install_engine(config(InstallMethod::Auto)).expect("auto");
+    assert!(cmds().contains(&"pacman --noconfirm --noprogressbar -S --needed docker".to_string()));
+}

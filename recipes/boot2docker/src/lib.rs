@@ -5,10 +5,8 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-mod listen;
-
-use dmw_guest::engine::{self, DaemonConfig, UnixSocket};
-use dmw_guest::{Error, InstalledCerts, Result, info, run_root, sh_quote, store, warn};
+use dmw_guest::engine::{self, DaemonConfig, ServiceWatch, UnixSocket};
+use dmw_guest::{Error, InstalledCerts, Result, info, run_root, sh_quote};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The persistent directory: TLS files and the engine profile live here.
@@ -19,8 +17,6 @@ const PROFILE: &str = "/var/lib/boot2docker/profile";
 const HOSTNAME_FILE: &str = "/var/lib/boot2docker/etc/hostname";
 /// The storage driver Docker Machine used by default.
 const DEFAULT_STORAGE: &str = "overlay2";
-/// Store key: the TLS port the engine was configured with (for `restart-engine`).
-const PORT_KEY: &str = "engine-port";
 /// Restarts the engine.
 const RESTART: &str = "/etc/init.d/docker restart";
 /// What the engine said, for errors.
@@ -29,13 +25,6 @@ const DIAGNOSTICS: &str = "echo '--- /var/lib/boot2docker/docker.log ---'; \
 
 /// The boot2docker recipe.
 struct Boot2Docker;
-
-/// Whether `name` is a valid environment variable name.
-fn env_name_ok(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 /// Check that `word` survives `EXTRA_ARGS='...'` and the init script's unquoted `$EXTRA_ARGS`.
 fn profile_word(word: &str) -> Result<()> {
@@ -52,9 +41,10 @@ fn profile_word(word: &str) -> Result<()> {
     Ok(())
 }
 
-/// The options after the TLS ones, one flag (with its value) per line, as in Docker Machine.
+/// The engine options, one flag (with its value) per line, as in Docker Machine (the init
+/// script adds the listeners and TLS flags itself).
 fn extra_args(config: &EngineConfig, tls: &InstalledCerts) -> Result<Vec<String>> {
-    let args = engine::dockerd_args(&DaemonConfig {
+    let args = engine::option_args(&DaemonConfig {
         dockerd: "/usr/local/bin/dockerd",
         port: config.port,
         unix_socket: UnixSocket::Path("/var/run/docker.sock"),
@@ -64,15 +54,11 @@ fn extra_args(config: &EngineConfig, tls: &InstalledCerts) -> Result<Vec<String>
         insecure_registries: &config.insecure_registries,
         registry_mirrors: &config.registry_mirrors,
         extra_flags: &config.extra_flags,
+        raw_args: &[],
         env: &[],
     })?;
-    // The init script adds the listeners and TLS flags itself: keep what follows --tlskey.
-    let start = args
-        .iter()
-        .position(|a| a == "--tlskey")
-        .map_or(args.len(), |i| i + 2);
     let mut lines = Vec::new();
-    let mut it = args.into_iter().skip(start);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         profile_word(&flag)?;
         if matches!(
@@ -122,15 +108,7 @@ fn profile(config: &EngineConfig, tls: &InstalledCerts) -> Result<String> {
     if !config.env.is_empty() {
         text.push('\n');
     }
-    for var in &config.env {
-        let (name, value) = var.split_once('=').unwrap_or((var, ""));
-        if !var.contains('=') || !env_name_ok(name) || var.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(format!(
-                "engine environment {var:?} must have the form NAME=value on one line"
-            )));
-        }
-        text.push_str(&format!("export {name}={}\n", sh_quote(value)));
-    }
+    text.push_str(&engine::shell_exports(&config.env)?);
     Ok(text)
 }
 
@@ -143,15 +121,20 @@ fn expected_certs() -> InstalledCerts {
     }
 }
 
-/// Restart the engine and wait until it listens on `port`.
+/// Restart the engine and wait until it listens on `port` (the init script reports no
+/// state worth polling: only a time-out ends the wait).
 fn restart_and_wait(port: u16) -> Result<()> {
-    info("Restarting docker...");
-    run_root(RESTART)?;
-    listen::wait_listening(
+    engine::restart_service_and_wait(
+        RESTART,
         port,
-        DIAGNOSTICS,
-        "Fix the cause shown above (a bad engine option, another program on the port...) in \
-         /var/lib/boot2docker/profile, then provision the machine again.",
+        &ServiceWatch {
+            service: "the docker service",
+            state_command: "",
+            stopped: &[],
+            diagnostics: DIAGNOSTICS,
+            advice: "Fix the cause shown above (a bad engine option, another program on the \
+                     port...) in /var/lib/boot2docker/profile, then provision the machine again.",
+        },
     )
 }
 
@@ -183,11 +166,12 @@ impl Guest for Boot2Docker {
             InstallMethod::Repo | InstallMethod::Script => Err(Error::Unsupported(
                 "boot2docker ships Docker Engine in its ISO and runs from RAM, so the `repo` and \
                  `script` install methods are not supported: use `--engine-install-method \
-                 distro` (or `none`); for another engine version boot a boot2docker ISO that \
+                 auto` (the default), `distro` or `none`; for another engine version boot a boot2docker ISO that \
                  has it"
                     .into(),
             )),
-            InstallMethod::Distro | InstallMethod::None => {
+            // `auto` and `distro` both mean the engine that ships in the ISO.
+            InstallMethod::Auto | InstallMethod::Distro | InstallMethod::None => {
                 let path = engine::find_dockerd()?.ok_or_else(|| {
                     Error::Failed(
                         "dockerd is not on the machine although boot2docker ships it; the ISO \
@@ -206,12 +190,11 @@ impl Guest for Boot2Docker {
     fn configure_engine(config: EngineConfig) -> Result<()> {
         // Refuse bad options before anything changes on the machine.
         profile(&config, &expected_certs())?;
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(B2D_DIR)?;
+        let tls = engine::install_certs(B2D_DIR)?;
         let text = profile(&config, &tls)?;
         info("Setting Docker configuration on the remote daemon...");
         dmw_guest::host::upload(PROFILE, text.as_bytes(), 0o644)?;
-        store::set(PORT_KEY, config.port);
+        engine::remember_port(config.port);
         restart_and_wait(config.port)
     }
 
@@ -225,11 +208,7 @@ impl Guest for Boot2Docker {
     }
 
     fn restart_engine() -> Result<()> {
-        let port = store::get_or(PORT_KEY, 2376u16)?;
-        if port == 0 {
-            warn("the stored engine port is 0; using 2376");
-        }
-        restart_and_wait(if port == 0 { 2376 } else { port })
+        restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

@@ -42,7 +42,7 @@ fn machine() {
         if cmd.contains("command -v dockerd") {
             return ok("/usr/local/bin/dockerd\n");
         }
-        if cmd == listen::LISTING {
+        if cmd == engine::LISTING {
             return ok(if restarted {
                 "tcp        0      0 :::2376                 :::*                    LISTEN\n"
             } else {
@@ -104,6 +104,7 @@ fn install_and_upgrade() {
     mock::reset();
     machine();
     Boot2Docker::install_engine(config(InstallMethod::None)).expect("shipped");
+    Boot2Docker::install_engine(config(InstallMethod::Auto)).expect("auto is the shipped engine");
     assert!(matches!(
         Boot2Docker::install_engine(config(InstallMethod::Script)),
         Err(Error::Unsupported(_))

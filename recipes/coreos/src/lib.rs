@@ -7,16 +7,10 @@ dmw_guest::generate!("recipe-plugin");
 
 mod unit;
 
-use dmw_guest::engine::{self, CERT_DIR, DROPIN_PATH, DaemonConfig, UnixSocket};
-use dmw_guest::{Error, Result, info, run_root, sh_quote, status_root, store, warn};
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
+use dmw_guest::{Error, Result, info, run_root, sh_quote};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
-/// The systemd unit of the engine.
-const UNIT: &str = "docker.service";
-/// The socket unit these OSes ship next to it.
-const SOCKET_UNIT: &str = "docker.socket";
-/// Store key: the TLS port the engine was configured with (for `restart-engine`).
-const PORT_KEY: &str = "engine-port";
 /// Where torcx (Container Linux, Flatcar before 3185) unpacks the engine's binaries.
 const TORCX_BIN: &str = "/run/torcx/bin";
 
@@ -95,8 +89,8 @@ fn flavor(config: &EngineConfig) -> Flavor {
 fn immutable(method: &str, flavor: Flavor) -> Error {
     Error::Unsupported(format!(
         "the `{method}` install method is not supported on this OS: its root file system is \
-         immutable and Docker Engine ships with it. Use `--engine-install-method distro` (or \
-         `none`) to configure the OS's own engine. {}.",
+         immutable and Docker Engine ships with it. Use `--engine-install-method auto` (the \
+         default), `distro` or `none` to configure the OS's own engine. {}.",
         flavor.upgrade_advice()
     ))
 }
@@ -107,8 +101,8 @@ struct Found {
     dockerd: String,
     /// Whether that dockerd lives in torcx's run-time directory (needs it in PATH).
     torcx: bool,
-    /// The stock ExecStart's options to keep, as systemd command-line text.
-    kept: String,
+    /// The stock ExecStart's options to keep, as systemd command-line words.
+    kept: Vec<String>,
 }
 
 /// Find dockerd and the stock unit's options on the machine.
@@ -146,24 +140,8 @@ fn probe(flavor: Flavor) -> Result<Found> {
     Ok(Found {
         dockerd: path.to_string(),
         torcx: path.starts_with(TORCX_BIN) || real.starts_with("/run/torcx/"),
-        kept: stock.map(|s| s.kept.join(" ")).unwrap_or_default(),
+        kept: stock.map(|s| s.kept).unwrap_or_default(),
     })
-}
-
-/// Restart the engine unit and wait until it listens on `port` with TLS.
-fn restart_and_wait(port: u16) -> Result<()> {
-    info("Restarting docker...");
-    let command = format!("systemctl daemon-reload && systemctl restart {UNIT}");
-    let out = dmw_guest::output_root(&command)?;
-    if out.exit_code != 0 {
-        let err = dmw_guest::command_error(&command, &out);
-        return Err(Error::Failed(format!(
-            "{}\n{}",
-            err.message(),
-            engine::unit_diagnostics(UNIT)
-        )));
-    }
-    engine::wait_listening(port, UNIT)
 }
 
 impl Guest for CoreOs {
@@ -202,7 +180,8 @@ impl Guest for CoreOs {
         match config.install_method {
             InstallMethod::Repo => return Err(immutable("repo", flavor)),
             InstallMethod::Script => return Err(immutable("script", flavor)),
-            InstallMethod::Distro | InstallMethod::None => {}
+            // `auto` and `distro` both mean the engine that ships with the OS.
+            InstallMethod::Auto | InstallMethod::Distro | InstallMethod::None => {}
         }
         let found = probe(flavor)?;
         info(&format!(
@@ -219,30 +198,19 @@ impl Guest for CoreOs {
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
         let found = probe(flavor(&config))?;
-        let conflict =
-            "[ -f /etc/docker/daemon.json ] && grep -q '\"hosts\"' /etc/docker/daemon.json";
-        if status_root(conflict)? {
-            return Err(Error::Failed(
-                "/etc/docker/daemon.json on the machine sets \"hosts\", which conflicts with the \
-                 -H flags dmw gives dockerd; remove \"hosts\" from that file and provision again"
-                    .into(),
-            ));
-        }
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
-        let activated = status_root(&format!("systemctl cat {SOCKET_UNIT} >/dev/null 2>&1"))?;
-        let unix_socket = if activated {
-            run_root(&format!(
-                "systemctl unmask {SOCKET_UNIT} && systemctl enable {SOCKET_UNIT}"
-            ))?;
-            UnixSocket::Activated
-        } else {
-            UnixSocket::Path("/var/run/docker.sock")
-        };
+        engine::check_daemon_json()?;
+        let tls = engine::install_certs(CERT_DIR)?;
+        let unix_socket = systemd::prepare_socket()?;
         let mut env = config.env.clone();
         if found.torcx && !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(format!(
                 "PATH={TORCX_BIN}:/usr/sbin:/usr/bin:/sbin:/bin:/opt/bin"
+            ));
+        }
+        if !found.kept.is_empty() {
+            dmw_guest::debug(&format!(
+                "keeping the stock unit's dockerd options: {}",
+                found.kept.join(" ")
             ));
         }
         let dropin = engine::systemd_dropin(&DaemonConfig {
@@ -255,22 +223,11 @@ impl Guest for CoreOs {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &config.extra_flags,
+            // The stock unit's options, in its own systemd syntax ($DOCKER_OPTS...).
+            raw_args: &found.kept,
             env: &env,
         })?;
-        if !found.kept.is_empty() {
-            dmw_guest::debug(&format!(
-                "keeping the stock unit's dockerd options: {}",
-                found.kept
-            ));
-        }
-        let dropin = unit::append_to_exec_start(&dropin, &found.kept);
-        info("Setting Docker configuration on the remote daemon...");
-        dmw_guest::host::upload(DROPIN_PATH, dropin.as_bytes(), 0o644)?;
-        run_root(&format!(
-            "systemctl daemon-reload && systemctl enable {UNIT}"
-        ))?;
-        store::set(PORT_KEY, config.port);
-        restart_and_wait(config.port)
+        systemd::apply(&dropin, config.port)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
@@ -282,11 +239,7 @@ impl Guest for CoreOs {
     }
 
     fn restart_engine() -> Result<()> {
-        let port = store::get_or(PORT_KEY, 2376u16)?;
-        if port == 0 {
-            warn("the stored engine port is 0; using 2376");
-        }
-        restart_and_wait(if port == 0 { 2376 } else { port })
+        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

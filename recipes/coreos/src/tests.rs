@@ -160,6 +160,7 @@ fn install_accepts_the_shipped_engine() {
     ));
     CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::Distro)).expect("distro");
     CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::None)).expect("none");
+    CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::Auto)).expect("auto");
     mock::reset();
     machine(probe_output("", ""));
     let err = CoreOs::install_engine(config(os("flatcar", &[]), InstallMethod::Distro))
@@ -181,7 +182,7 @@ fn configure_flatcar_keeps_stock_options() {
     CoreOs::configure_engine(config(os("flatcar", &[]), InstallMethod::Distro)).expect("ok");
     let ups = mock::uploads();
     assert_eq!(ups.len(), 1);
-    assert_eq!(ups[0].path, DROPIN_PATH);
+    assert_eq!(ups[0].path, engine::DROPIN_PATH);
     let text = &ups[0].contents;
     assert!(
         text.contains(

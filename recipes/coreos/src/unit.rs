@@ -105,20 +105,3 @@ pub fn exec_start(unit: &str) -> Option<ExecStart> {
     }
     Some(ExecStart { program, kept })
 }
-
-/// `dropin` with ` <extra>` appended to its (non-empty) `ExecStart=` line.
-pub fn append_to_exec_start(dropin: &str, extra: &str) -> String {
-    if extra.trim().is_empty() {
-        return dropin.to_string();
-    }
-    let mut out = String::with_capacity(dropin.len() + extra.len() + 1);
-    for line in dropin.lines() {
-        out.push_str(line);
-        if line.starts_with("ExecStart=") && line.len() > "ExecStart=".len() {
-            out.push(' ');
-            out.push_str(extra.trim());
-        }
-        out.push('\n');
-    }
-    out
-}

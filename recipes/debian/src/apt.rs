@@ -1,15 +1,13 @@
 //! Installing and upgrading Docker Engine with apt.
 
+use dmw_guest::engine::{self, check_url};
 use dmw_guest::{
-    Error, ExecOutput, Result, info, output_root, run_root, run_root_retrying, sh_quote,
-    status_root,
+    Error, ExecOutput, LOCK_ATTEMPTS, LOCK_INTERVAL, Result, info, output_root, run_root,
+    run_root_retrying, sh_quote, status_root,
 };
-use std::time::Duration;
 
 /// Docker's repository, `<base>/<distro>` (`gpg`, `dists/` below it).
 const DOCKER_REPO: &str = "https://download.docker.com/linux";
-/// Docker's install script, the default for the `script` method.
-const DEFAULT_SCRIPT_URL: &str = "https://get.docker.com";
 /// Where the repository's signing key goes.
 const KEYRING: &str = "/etc/apt/keyrings/docker.asc";
 /// Docker's packages from its repository.
@@ -19,10 +17,6 @@ const ENGINE_PACKAGES: [&str; 4] = ["docker.io", "docker-ce", "docker-ce-cli", "
 /// apt-get, non-interactive, keeping changed config files, waiting for dpkg's lock.
 const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=60 \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
-/// How often an apt command is retried while another apt/dpkg holds its lock.
-const LOCK_ATTEMPTS: u32 = 30;
-/// Pause between those retries.
-const LOCK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Whether apt failed because another apt or dpkg (e.g. unattended-upgrades) holds a lock.
 pub fn lock_held(out: &ExecOutput) -> bool {
@@ -81,10 +75,18 @@ pub const DISTRO_PACKAGES_SCRIPT: &str = "p='docker.io ca-certificates'; \
     if [ -z \"${container:-}\" ] && grep -qs Y /sys/module/apparmor/parameters/enabled; then \
     p=\"$p apparmor\"; fi; printf '%s\\n' \"$p\"";
 
+/// The packages the `distro` method always installs.
+pub const DISTRO_PACKAGES_BASE: &str = "docker.io ca-certificates";
+
 /// The `distro` method: Debian's or Ubuntu's own docker.io.
 pub fn install_distro() -> Result<()> {
     info("Installing Docker Engine from the distribution's packages (docker.io)...");
-    let packages = run_root(DISTRO_PACKAGES_SCRIPT)?.trim().to_string();
+    let probed = run_root(DISTRO_PACKAGES_SCRIPT)?;
+    // The probe only adds to the base list; whatever it prints, never install nothing.
+    let packages = match probed.trim() {
+        "" => DISTRO_PACKAGES_BASE.to_string(),
+        p => p.to_string(),
+    };
     update()?;
     install(&packages)
 }
@@ -144,19 +146,6 @@ pub fn repo_target(fields: &[(String, String)]) -> Result<(String, String)> {
     Ok((distro, codename))
 }
 
-/// Reject URLs that are not plain http(s) URLs.
-fn check_url(what: &str, url: &str) -> Result<()> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "{what} {url:?} must be an http:// or https:// URL without spaces"
-        )))
-    }
-}
-
 /// The repository for `distro`: `<repo_url>/<distro>`, with Docker's own base
 /// (`https://download.docker.com/linux`) when `repo_url` is empty.
 pub fn repo_base(repo_url: &str, distro: &str) -> String {
@@ -194,24 +183,10 @@ pub fn install_repo(fields: &[(String, String)], repo_url: &str) -> Result<()> {
     install(REPO_PACKAGES)
 }
 
-/// The `script` method: download the install script, then run it with sh.
+/// The `script` method: download the install script (curl is installed first when
+/// missing), then run it with sh.
 pub fn install_script(install_url: &str) -> Result<()> {
-    let url = match install_url.trim() {
-        "" => DEFAULT_SCRIPT_URL,
-        u => u,
-    };
-    check_url("the install script URL", url)?;
-    info(&format!(
-        "Installing Docker Engine with the script at {url}..."
-    ));
-    ensure_curl()?;
-    run_root(&format!(
-        "f=$(mktemp /tmp/dmw-install-docker.XXXXXX) && curl -fsSL {} -o \"$f\" && sh \"$f\"; \
-         rc=$?; rm -f \"$f\"; exit $rc",
-        sh_quote(url)
-    ))
-    .map(drop)
-    .map_err(|e| e.context("the Docker install script failed"))
+    engine::install_script(install_url, "", ensure_curl)
 }
 
 /// Upgrade whichever engine packages are installed (never a full system upgrade).

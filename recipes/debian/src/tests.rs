@@ -1,7 +1,7 @@
 //! Transcript tests: the recipe against the sdk's scripted host.
 
 use super::*;
-use dmw_guest::mock;
+use dmw_guest::{Error, mock};
 
 fn os(id: &str, like: &[&str]) -> OsInfo {
     OsInfo {
@@ -326,7 +326,7 @@ fn script_method_and_lock_retries() {
             }
         }
         Ok((
-            if cmd.contains("command -v curl") {
+            if cmd == "command -v curl >/dev/null 2>&1" {
                 1
             } else {
                 0
@@ -351,6 +351,26 @@ fn script_method_and_lock_retries() {
         Debian::install_engine(bad),
         Err(Error::InvalidInput(_))
     ));
+}
+
+#[test]
+fn auto_uses_dockers_repository_and_keeps_an_engine() {
+    mock::reset();
+    debian_host(true);
+    Debian::install_engine(config(InstallMethod::Auto)).expect("kept");
+    assert!(!mock::commands().iter().any(|(c, _)| c.contains("apt-get")));
+
+    mock::reset();
+    debian_host(false);
+    Debian::install_engine(config(InstallMethod::Auto)).expect("repo");
+    let cmds: Vec<String> = mock::commands().into_iter().map(|(c, _)| c).collect();
+    assert!(
+        cmds.iter()
+            .any(|c| c.contains("sources.list.d/docker.list"))
+    );
+    assert!(cmds.iter().any(|c| {
+        c.ends_with("install --no-install-recommends docker-ce docker-ce-cli containerd.io")
+    }));
 }
 
 #[test]

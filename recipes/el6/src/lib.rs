@@ -13,21 +13,14 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, UnixSocket};
-use dmw_guest::{
-    Error, ExecOutput, Result, debug, host, info, output_root, run_root, sh_quote, status_root,
-    store, warn,
-};
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, HostnameOptions, ServiceWatch, UnixSocket};
+use dmw_guest::{Error, ExecOutput, Result, host, info, output_root, run_root, status_root, warn};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The init script's name.
 const SERVICE: &str = "docker";
 /// The file the init script sources for the daemon's options.
 pub const SYSCONFIG: &str = "/etc/sysconfig/docker";
-/// Store key: the TLS port the engine was configured with (for `restart-engine`).
-const PORT_KEY: &str = "engine-port";
-/// Docker's install script, the default for the `script` method.
-const DEFAULT_SCRIPT_URL: &str = "https://get.docker.com";
 /// Engine packages an upgrade may touch.
 const ENGINE_PACKAGES: [&str; 3] = ["docker-io", "docker-engine", "docker-ce"];
 /// A shell script printing the docker binary's path (empty: not installed). Docker 1.7 has
@@ -102,46 +95,20 @@ fn install_distro() -> Result<()> {
     Err(err)
 }
 
-/// Reject URLs that are not plain http(s) URLs.
-fn check_url(what: &str, url: &str) -> Result<()> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && !url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "{what} {url:?} must be an http:// or https:// URL without spaces or quotes"
-        )))
-    }
-}
-
-/// The `script` method: download the install script, then run it with sh (never piped).
+/// The `script` method: download the install script (curl is installed first when
+/// missing), then run it with sh (never piped).
 fn install_script(install_url: &str) -> Result<()> {
-    let url = match install_url.trim() {
-        "" => DEFAULT_SCRIPT_URL,
-        u => u,
-    };
-    check_url("the install script URL", url)?;
-    info(&format!(
-        "Installing Docker Engine with the script at {url}..."
-    ));
-    if !status_root("command -v curl >/dev/null 2>&1")? {
-        run_root("yum install -y curl")?;
-    }
-    run_root(&format!(
-        "f=$(mktemp /tmp/dmw-install-docker.XXXXXX) && curl -fsSL {} -o \"$f\" && sh \"$f\"; \
-         rc=$?; rm -f \"$f\"; exit $rc",
-        sh_quote(url)
-    ))
-    .map(drop)
-    .map_err(|e| {
-        e.context(
-            "the Docker install script failed (Docker's script no longer supports EL6; \
-             --engine-install-method distro installs EPEL's docker-io)",
-        )
-    })
+    engine::install_script(
+        install_url,
+        "Docker's script no longer supports EL6; --engine-install-method distro installs \
+         EPEL's docker-io",
+        || {
+            if !status_root("command -v curl >/dev/null 2>&1")? {
+                run_root("yum install -y curl")?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Whether `arg` survives the init script's unquoted `$other_args` word splitting intact.
@@ -173,90 +140,43 @@ pub fn sysconfig(cfg: &DaemonConfig) -> Result<String> {
         cfg.port,
         args.join(" ")
     );
-    for var in cfg.env {
-        let (name, value) = var.split_once('=').unwrap_or((var.as_str(), ""));
-        let name_ok = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !var.contains('=') || !name_ok || var.chars().any(|c| c.is_control()) {
-            return Err(Error::InvalidInput(format!(
-                "engine environment {var:?} must have the form NAME=value on one line"
-            )));
-        }
-        text.push_str(&format!("export {name}={}\n", sh_quote(value)));
-    }
+    text.push_str(&engine::shell_exports(cfg.env)?);
     Ok(text)
 }
 
-/// The command that lists listening TCP sockets and the init script's status code.
-const LISTING: &str = "netstat -tln 2>/dev/null || cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; \
-    service docker status >/dev/null 2>&1; echo \"dmw-service-status $?\"";
-
+/// Prints the init script's state: `running`, `dead` (LSB status 1 or 2: the daemon died,
+/// leaving its pid or lock file) or `stopped`.
+pub const STATE: &str = "if service docker status >/dev/null 2>&1; then echo running; \
+    elif [ $? -le 2 ]; then echo dead; else echo stopped; fi";
 /// What the init script and the daemon's log say, for error messages.
-pub fn service_diagnostics() -> String {
-    let cmd = "service docker status 2>&1; echo; echo '--- tail -n 30 /var/log/docker ---'; \
-               tail -n 30 /var/log/docker 2>&1";
-    match output_root(cmd) {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-        Err(e) => format!("(could not read the service's status: {})", e.message()),
-    }
+pub const DIAGNOSTICS: &str = "service docker status 2>&1; echo; \
+    echo '--- tail -n 30 /var/log/docker ---'; tail -n 30 /var/log/docker 2>&1";
+
+/// How the wait for the engine watches the init script, for `port`'s messages.
+fn with_watch<T>(port: u16, body: impl FnOnce(&ServiceWatch) -> T) -> T {
+    let advice = format!(
+        "Fix the cause shown above (a bad engine option, another program on port {port}...), \
+         then provision the machine again."
+    );
+    body(&ServiceWatch {
+        service: "the docker daemon",
+        state_command: STATE,
+        stopped: &[("dead", "died after starting")],
+        diagnostics: DIAGNOSTICS,
+        advice: &advice,
+    })
 }
 
-/// Wait until something listens on TCP `port`; the sysvinit counterpart of the sdk's
-/// `engine::wait_listening` (LSB status: 1 or 2 mean the daemon died, so stop early).
+/// Wait until something listens on TCP `port`; stops early when the daemon died.
 pub fn wait_listening(port: u16) -> Result<()> {
-    let mut status = String::new();
-    for attempt in 1..=engine::LISTEN_ATTEMPTS {
-        let out = output_root(LISTING)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if engine::listening_on(&text, port) {
-            debug(&format!("the engine listens on port {port}"));
-            return Ok(());
-        }
-        status = text
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("dmw-service-status"))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if matches!(status.as_str(), "1" | "2") {
-            break;
-        }
-        if attempt < engine::LISTEN_ATTEMPTS {
-            host::sleep(engine::LISTEN_INTERVAL);
-        }
-    }
-    let why = match status.as_str() {
-        "1" | "2" => "the docker daemon died after starting".to_string(),
-        _ => format!(
-            "nothing listens on port {port} after {} s",
-            engine::LISTEN_INTERVAL.as_secs() * u64::from(engine::LISTEN_ATTEMPTS)
-        ),
-    };
-    Err(Error::Failed(format!(
-        "Docker Engine did not come up with TLS on port {port}: {why}.\n{}\n\
-         Fix the cause shown above (a bad engine option, another program on port {port}...), \
-         then provision the machine again.",
-        service_diagnostics()
-    )))
+    with_watch(port, |watch| engine::wait_service_listening(port, watch))
 }
 
 /// Restart the engine with its init script and wait until it listens on `port`.
 fn restart_and_wait(port: u16) -> Result<()> {
-    info("Restarting docker...");
-    let command = format!("service {SERVICE} restart");
-    let out = output_root(&command)?;
-    if out.exit_code != 0 {
-        return Err(Error::Failed(format!(
-            "{}\n{}",
-            dmw_guest::command_error(&command, &out).message(),
-            service_diagnostics()
-        )));
-    }
-    wait_listening(port)
+    with_watch(port, |watch| {
+        engine::restart_service_and_wait(&format!("service {SERVICE} restart"), port, watch)
+    })
 }
 
 /// Relabel the certificates and options file when SELinux is on (EL6 enforces by default).
@@ -301,17 +221,11 @@ impl Guest for El6 {
     }
 
     fn set_hostname(name: String) -> Result<()> {
-        let script = engine::hostname_script(&name)?;
-        let q = sh_quote(&format!("HOSTNAME={name}"));
         // EL6 takes the boot-time hostname from /etc/sysconfig/network, not /etc/hostname.
-        run_root(&format!(
-            "{script}if grep -q '^HOSTNAME=' /etc/sysconfig/network 2>/dev/null; then\n\
-             \x20 sed -i 's/^HOSTNAME=.*/HOSTNAME={name}/' /etc/sysconfig/network\n\
-             else\n\
-             \x20 printf '%s\\n' {q} >> /etc/sysconfig/network\n\
-             fi\n"
-        ))
-        .map(drop)
+        let options = HostnameOptions {
+            sysconfig_network: true,
+        };
+        run_root(&engine::hostname_script_with(&name, options)?).map(drop)
     }
 
     fn install_engine(config: EngineConfig) -> Result<()> {
@@ -323,6 +237,8 @@ impl Guest for El6 {
         }
         match config.install_method {
             InstallMethod::None => return require_docker().map(drop),
+            // Docker publishes nothing for EL6: `auto` is EPEL's package.
+            InstallMethod::Distro | InstallMethod::Auto => install_distro()?,
             InstallMethod::Repo => {
                 return Err(Error::Unsupported(
                     "Docker no longer publishes packages for EL6 (CentOS/RHEL/Oracle Linux 6), \
@@ -331,7 +247,6 @@ impl Guest for El6 {
                         .into(),
                 ));
             }
-            InstallMethod::Distro => install_distro()?,
             InstallMethod::Script => install_script(&config.install_url)?,
         }
         let path = find_docker()?.ok_or_else(|| {
@@ -354,8 +269,7 @@ impl Guest for El6 {
                     .into(),
             ));
         }
-        info("Copying certs to the remote machine...");
-        let tls = host::install_server_cert(CERT_DIR)?;
+        let tls = engine::install_certs(CERT_DIR)?;
         let text = sysconfig(&DaemonConfig {
             dockerd: "/usr/bin/docker",
             port: config.port,
@@ -366,23 +280,20 @@ impl Guest for El6 {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &config.extra_flags,
+            raw_args: &[],
             env: &config.env,
         })?;
         info("Setting Docker configuration on the remote daemon...");
         host::upload(SYSCONFIG, text.as_bytes(), 0o644)?;
         relabel()?;
         run_root(&format!("chkconfig {SERVICE} on"))?;
-        store::set(PORT_KEY, config.port);
+        engine::remember_port(config.port);
         restart_and_wait(config.port)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
         if matches!(config.install_method, InstallMethod::None) {
-            return Err(Error::Unsupported(
-                "the engine's install method is `none`: dmw does not manage its packages; \
-                 upgrade Docker Engine on the machine yourself"
-                    .into(),
-            ));
+            return Err(engine::unmanaged_upgrade());
         }
         info("Upgrading docker...");
         let out = output_root(&format!(
@@ -404,13 +315,11 @@ impl Guest for El6 {
         }
         run_root(&format!("yum upgrade -y {}", installed.join(" ")))
             .map_err(|e| e.context("upgrading Docker Engine's packages failed"))?;
-        let port = store::get_or(PORT_KEY, config.port)?;
-        restart_and_wait(port)
+        restart_and_wait(engine::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        let port = store::get_or(PORT_KEY, 2376u16)?;
-        restart_and_wait(if port == 0 { 2376 } else { port })
+        restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

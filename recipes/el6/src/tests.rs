@@ -59,9 +59,9 @@ fn centos6(installed: bool) {
         }
         if cmd.contains("netstat -tln") {
             return ok(if restarted {
-                "tcp 0 0 :::2376 :::* LISTEN\ndmw-service-status 0\n"
+                "tcp 0 0 :::2376 :::* LISTEN\ndmw-unit-state running\n"
             } else {
-                "dmw-service-status 3\n"
+                "dmw-unit-state stopped\n"
             });
         }
         ok("")
@@ -166,7 +166,7 @@ fn dead_daemon_stops_the_wait_with_its_log() {
     mock::reset();
     mock::on_exec(|cmd, _| {
         Ok(if cmd.contains("netstat -tln") {
-            (0, "dmw-service-status 1\n".into(), String::new())
+            (0, "dmw-unit-state dead\n".into(), String::new())
         } else if cmd.contains("tail -n 30 /var/log/docker") {
             (
                 0,
@@ -178,8 +178,42 @@ fn dead_daemon_stops_the_wait_with_its_log() {
         })
     });
     let err = wait_listening(2376).expect_err("dead");
+    assert!(
+        err.message()
+            .contains("the docker daemon died after starting")
+    );
     assert!(err.message().contains("could not read CA certificate"));
     assert!(mock::sleeps().is_empty());
+}
+
+#[test]
+fn state_command_maps_lsb_codes() {
+    // Run the state command in a real shell with a stand-in `service` exiting with each code.
+    for (code, state) in [
+        (0, "running"),
+        (1, "dead"),
+        (2, "dead"),
+        (3, "stopped"),
+        (4, "stopped"),
+    ] {
+        let script = format!("service() {{ return {code}; }}\n{STATE}");
+        let Ok(out) = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+        else {
+            return;
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), state, "{code}");
+    }
+}
+
+#[test]
+fn auto_installs_epel_docker_io() {
+    mock::reset();
+    centos6(false);
+    El6::install_engine(config(InstallMethod::Auto)).expect("auto");
+    assert!(cmds().contains(&"yum install -y docker-io".to_string()));
 }
 
 #[test]

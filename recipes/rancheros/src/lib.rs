@@ -9,10 +9,8 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-mod listen;
-
-use dmw_guest::engine::{self, DaemonConfig, UnixSocket};
-use dmw_guest::{Error, Result, info, run_root, status_root, store, warn};
+use dmw_guest::engine::{self, DaemonConfig, ServiceWatch, UnixSocket};
+use dmw_guest::{Error, Result, info, run_root, status_root, warn};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// Where RancherOS keeps its persistent configuration, and dmw the TLS files (as Docker Machine).
@@ -21,10 +19,6 @@ const CONF_DIR: &str = "/var/lib/rancher/conf";
 const DMW_CONFIG: &str = "/var/lib/rancher/conf/dmw-docker.yml";
 /// Docker Machine's hostname cloud-config, read at every boot.
 const HOSTNAME_CONFIG: &str = "/var/lib/rancher/conf/cloud-config.d/machine-hostname.yml";
-/// The engine's local socket, which RancherOS's default engine options already bind.
-const DOCKER_SOCK: &str = "/var/run/docker.sock";
-/// Store key: the TLS port the engine was configured with (for `restart-engine`).
-const PORT_KEY: &str = "engine-port";
 /// The storage drivers RancherOS's engine supports.
 const STORAGE_DRIVERS: [&str; 2] = ["overlay2", "overlay"];
 /// Moves Docker Machine's options file aside when it sets a TCP listener (it would clash).
@@ -52,13 +46,6 @@ fn yaml_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// Whether `name` is a valid environment variable name.
-fn env_name_ok(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// The storage driver to configure (none: RancherOS's default), or Docker Machine's error.
 fn storage_driver(requested: &str) -> Result<Option<&str>> {
     let requested = requested.trim();
@@ -81,36 +68,22 @@ fn storage_driver(requested: &str) -> Result<Option<&str>> {
 /// The RancherOS configuration (cloud-config YAML) that makes the engine serve TLS.
 fn docker_config(config: &EngineConfig, tls: &dmw_guest::InstalledCerts) -> Result<String> {
     let driver = storage_driver(&config.storage_driver)?;
-    let args = engine::dockerd_args(&DaemonConfig {
+    // RancherOS's own engine options already bind the unix socket /var/run/docker.sock.
+    let extra = engine::dockerd_args(&DaemonConfig {
         dockerd: "/usr/bin/dockerd",
         port: config.port,
-        unix_socket: UnixSocket::Path(DOCKER_SOCK),
+        unix_socket: UnixSocket::Inherited,
         tls,
         storage_driver: "",
         labels: &config.labels,
         insecure_registries: &config.insecure_registries,
         registry_mirrors: &config.registry_mirrors,
         extra_flags: &config.extra_flags,
+        raw_args: &[],
         env: &config.env,
     })?;
-    // RancherOS's own engine options already bind the unix socket: drop `-H unix://...`.
-    let unix = format!("unix://{DOCKER_SOCK}");
-    let mut extra = Vec::with_capacity(args.len());
-    let mut it = args.into_iter().peekable();
-    while let Some(a) = it.next() {
-        if a == "-H" && it.peek() == Some(&unix) {
-            it.next();
-            continue;
-        }
-        extra.push(a);
-    }
     for var in &config.env {
-        let name = var.split('=').next().unwrap_or_default();
-        if !var.contains('=') || !env_name_ok(name) || var.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(format!(
-                "engine environment {var:?} must have the form NAME=value on one line"
-            )));
-        }
+        engine::env_var(var)?;
     }
     let mut text = format!(
         "#cloud-config\n\
@@ -151,16 +124,21 @@ fn require_rancheros() -> Result<()> {
     }
 }
 
-/// Restart the engine service and wait until it listens on `port`.
+/// Restart the engine service and wait until it listens on `port` (System Docker reports
+/// no state worth polling: only a time-out ends the wait).
 fn restart_and_wait(port: u16) -> Result<()> {
-    info("Restarting docker...");
-    run_root(RESTART)?;
-    listen::wait_listening(
+    engine::restart_service_and_wait(
+        RESTART,
         port,
-        DIAGNOSTICS,
-        "Fix the cause shown above (a bad engine option, another program on the port...), \
-         check the engine's configuration with `sudo ros config get rancher.docker`, then \
-         provision the machine again.",
+        &ServiceWatch {
+            service: "the docker system service",
+            state_command: "",
+            stopped: &[],
+            diagnostics: DIAGNOSTICS,
+            advice: "Fix the cause shown above (a bad engine option, another program on the \
+                     port...), check the engine's configuration with `sudo ros config get \
+                     rancher.docker`, then provision the machine again.",
+        },
     )
 }
 
@@ -198,12 +176,13 @@ impl Guest for RancherOs {
         match config.install_method {
             InstallMethod::Repo | InstallMethod::Script => Err(Error::Unsupported(
                 "RancherOS ships Docker Engine as a system service, so the `repo` and `script` \
-                 install methods are not supported: use `--engine-install-method distro` (or \
-                 `none`); to run another engine version use `sudo ros engine switch \
+                 install methods are not supported: use `--engine-install-method auto` (the \
+                 default), `distro` or `none`; to run another engine version use `sudo ros engine switch \
                  docker-<version>` (`sudo ros engine list` shows them)"
                     .into(),
             )),
-            InstallMethod::Distro | InstallMethod::None => {
+            // `auto` and `distro` both mean the engine that ships with the OS.
+            InstallMethod::Auto | InstallMethod::Distro | InstallMethod::None => {
                 require_rancheros()?;
                 info(
                     "Docker Engine ships with RancherOS (the `docker` system service); nothing to install",
@@ -217,8 +196,7 @@ impl Guest for RancherOs {
         // Refuse bad options before anything changes on the machine.
         docker_config(&config, &expected_certs())?;
         require_rancheros()?;
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CONF_DIR)?;
+        let tls = engine::install_certs(CONF_DIR)?;
         let yml = docker_config(&config, &tls)?;
         info("Setting Docker configuration on the remote daemon...");
         dmw_guest::host::upload(DMW_CONFIG, yml.as_bytes(), 0o644)?;
@@ -230,7 +208,7 @@ impl Guest for RancherOs {
                  dmw's",
             );
         }
-        store::set(PORT_KEY, config.port);
+        engine::remember_port(config.port);
         restart_and_wait(config.port)
     }
 
@@ -244,11 +222,7 @@ impl Guest for RancherOs {
     }
 
     fn restart_engine() -> Result<()> {
-        let port = store::get_or(PORT_KEY, 2376u16)?;
-        if port == 0 {
-            warn("the stored engine port is 0; using 2376");
-        }
-        restart_and_wait(if port == 0 { 2376 } else { port })
+        restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

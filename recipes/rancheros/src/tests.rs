@@ -39,7 +39,7 @@ fn machine(legacy: bool) {
         if cmd == RESTART {
             restarted = true;
         }
-        if cmd == listen::LISTING {
+        if cmd == engine::LISTING {
             return ok(if restarted {
                 "Proto Recv-Q Send-Q Local Address Foreign Address State\n\
                  tcp        0      0 :::2376                 :::*                    LISTEN\n"
@@ -94,7 +94,7 @@ fn configure_merges_the_engine_options() {
     let cmds: Vec<String> = mock::commands().into_iter().map(|(c, _)| c).collect();
     let pos = |n: &str| cmds.iter().position(|c| c == n).unwrap_or(usize::MAX);
     assert!(pos("ros config merge -i /var/lib/rancher/conf/dmw-docker.yml") < pos(RESTART));
-    assert!(pos(RESTART) < cmds.iter().rposition(|c| c == listen::LISTING).unwrap_or(0));
+    assert!(pos(RESTART) < cmds.iter().rposition(|c| c == engine::LISTING).unwrap_or(0));
     assert!(
         mock::logs()
             .iter()
@@ -137,6 +137,7 @@ fn install_and_upgrade() {
     mock::reset();
     machine(false);
     RancherOs::install_engine(config(InstallMethod::Distro)).expect("shipped");
+    RancherOs::install_engine(config(InstallMethod::Auto)).expect("auto is the shipped engine");
     assert!(matches!(
         RancherOs::install_engine(config(InstallMethod::Repo)),
         Err(Error::Unsupported(m)) if m.contains("ros engine switch")
@@ -163,7 +164,10 @@ fn times_out_with_the_engine_log() {
     });
     let err = RancherOs::restart_engine().expect_err("times out");
     assert!(err.message().contains("bad flag"), "{}", err.message());
-    assert!(err.message().contains("nothing listens there after 60 s"));
+    assert!(
+        err.message()
+            .contains("nothing listens on port 2376 after 60 s")
+    );
     assert_eq!(mock::sleeps().len() as u32, engine::LISTEN_ATTEMPTS - 1);
 }
 

@@ -14,16 +14,10 @@ dmw_guest::generate!("recipe-plugin");
 
 mod pkg;
 
-use dmw_guest::engine::{self, CERT_DIR, DROPIN_PATH, DaemonConfig, FIND_DOCKERD, UnixSocket};
-use dmw_guest::{Error, Result, info, output_root, run_root, status_root, store, warn};
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
+use dmw_guest::{Error, Result, info, output_root, run_root, warn};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
-/// The systemd unit of the engine.
-const UNIT: &str = "docker.service";
-/// The socket unit some packages ship next to it.
-const SOCKET_UNIT: &str = "docker.socket";
-/// Store key: the TLS port the engine was configured with (for `restart-engine`).
-const PORT_KEY: &str = "engine-port";
 /// The daemon of CentOS/RHEL 7's own `docker` package.
 const DOCKERD_CURRENT: &str = "/usr/bin/dockerd-current";
 /// The IDs this recipe knows exactly.
@@ -37,9 +31,18 @@ const IDS: [&str; 7] = [
     "amzn",
 ];
 /// Variables the packages' units pass to dockerd from /etc/sysconfig (unset ones vanish).
-const UNIT_VARIABLES: &str = "$OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS";
+const UNIT_VARIABLES: [&str; 3] = [
+    "$OPTIONS",
+    "$DOCKER_STORAGE_OPTIONS",
+    "$DOCKER_NETWORK_OPTIONS",
+];
 /// The extra variables of CentOS/RHEL 7's `docker` unit.
-const CURRENT_VARIABLES: &str = "$ADD_REGISTRY $BLOCK_REGISTRY $INSECURE_REGISTRY $REGISTRIES";
+const CURRENT_VARIABLES: [&str; 4] = [
+    "$ADD_REGISTRY",
+    "$BLOCK_REGISTRY",
+    "$INSECURE_REGISTRY",
+    "$REGISTRIES",
+];
 /// Flags CentOS/RHEL 7's `docker` unit gives dockerd-current (its runc, proxy and init
 /// live in /usr/libexec/docker, outside PATH).
 const CURRENT_FLAGS: [&str; 6] = [
@@ -123,60 +126,23 @@ pub fn target(os: &OsInfo) -> Result<Target> {
     })
 }
 
-/// dockerd's path (CentOS/RHEL 7's dockerd-current included), if the engine is installed.
-fn find_dockerd() -> Result<Option<String>> {
-    let out = output_root(&format!(
-        "d=$({FIND_DOCKERD}); if [ -z \"$d\" ] && [ -x {DOCKERD_CURRENT} ]; then \
-         d={DOCKERD_CURRENT}; fi; printf '%s\\n' \"$d\""
-    ))?;
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok((out.exit_code == 0 && path.starts_with('/')).then_some(path))
-}
-
-/// The engine's dockerd path, or an error telling the user to install it first.
-fn require_dockerd() -> Result<String> {
-    find_dockerd()?.ok_or_else(|| {
-        Error::Failed(
-            "Docker Engine (dockerd) is not installed on the machine: it is not in PATH, \
-             /usr/bin, /usr/sbin or /usr/local/bin. Install it, or choose an install method \
-             other than `none`."
-                .into(),
-        )
-    })
-}
-
-/// Restart the engine unit and wait until it listens on `port` with TLS.
-fn restart_and_wait(port: u16) -> Result<()> {
-    info("Restarting docker...");
-    let command = format!("systemctl daemon-reload && systemctl restart {UNIT}");
-    let out = output_root(&command)?;
-    if out.exit_code != 0 {
-        let err = dmw_guest::command_error(&command, &out);
-        return Err(Error::Failed(format!(
-            "{}\n{}",
-            err.message(),
-            engine::unit_diagnostics(UNIT)
-        )));
-    }
-    engine::wait_listening(port, UNIT)
-}
-
-/// Add the package's unit variables to the drop-in's `ExecStart=` command line.
-pub fn with_unit_variables(dropin: &str, current: bool) -> String {
-    let mut vars = UNIT_VARIABLES.to_string();
+/// The unit variables to keep on dmw's `ExecStart=` (those of CentOS/RHEL 7's `docker` unit
+/// too when `current`): the drop-in's raw arguments.
+pub fn unit_variables(current: bool) -> Vec<String> {
+    let mut vars: Vec<String> = UNIT_VARIABLES.iter().map(|v| v.to_string()).collect();
     if current {
-        vars = format!("{vars} {CURRENT_VARIABLES}");
+        vars.extend(CURRENT_VARIABLES.iter().map(|v| v.to_string()));
     }
-    let mut text = String::new();
-    for line in dropin.lines() {
-        text.push_str(line);
-        if line.starts_with("ExecStart=") && line.len() > "ExecStart=".len() {
-            text.push(' ');
-            text.push_str(&vars);
-        }
-        text.push('\n');
+    vars
+}
+
+/// The method `auto` stands for on `target`: Docker's repository, except on Amazon Linux,
+/// for which Docker publishes nothing (Amazon's own docker package).
+pub fn auto_method(target: &Target) -> InstallMethod {
+    match target {
+        Target::Amazon(_) => InstallMethod::Distro,
+        Target::Fedora(_) | Target::El { .. } => InstallMethod::Repo,
     }
-    text
 }
 
 /// Relabel what dmw wrote when SELinux is on, so dockerd can read its certificates and
@@ -239,53 +205,31 @@ impl Guest for Rhel {
     }
 
     fn install_engine(config: EngineConfig) -> Result<()> {
-        if let Some(path) = find_dockerd()? {
-            info(&format!(
-                "Docker Engine is already installed ({path}); not installing it"
-            ));
+        if engine::keep_installed()? {
             return Ok(());
         }
-        match config.install_method {
-            InstallMethod::None => return require_dockerd().map(drop),
+        let method = match config.install_method {
+            InstallMethod::Auto => auto_method(&target(&config.os)?),
+            m => m,
+        };
+        match method {
+            InstallMethod::None => return engine::require_dockerd().map(drop),
             InstallMethod::Distro => pkg::install_distro(&target(&config.os)?)?,
-            InstallMethod::Repo => pkg::install_repo(&target(&config.os)?, &config.repo_url)?,
+            InstallMethod::Repo | InstallMethod::Auto => {
+                pkg::install_repo(&target(&config.os)?, &config.repo_url)?
+            }
             InstallMethod::Script => pkg::install_script(&config.install_url)?,
         }
-        let path = find_dockerd()?.ok_or_else(|| {
-            Error::Failed(
-                "the installation finished but dockerd is still not found on the machine; \
-                 see the provisioning log for the installer's output"
-                    .into(),
-            )
-        })?;
-        info(&format!("Docker Engine installed ({path})"));
-        Ok(())
+        engine::installed_dockerd().map(drop)
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = require_dockerd()?;
-        let conflict =
-            "[ -f /etc/docker/daemon.json ] && grep -q '\"hosts\"' /etc/docker/daemon.json";
-        if status_root(conflict)? {
-            return Err(Error::Failed(
-                "/etc/docker/daemon.json on the machine sets \"hosts\", which conflicts with the \
-                 -H flags dmw gives dockerd; remove \"hosts\" from that file and provision again"
-                    .into(),
-            ));
-        }
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
+        let dockerd = engine::require_dockerd()?;
+        engine::check_daemon_json()?;
+        let tls = engine::install_certs(CERT_DIR)?;
         // Docker's and Fedora's units start dockerd with `-H fd://` from docker.socket and
-        // Require= it: keep socket activation for the local socket when the unit exists.
-        let activated = status_root(&format!("systemctl cat {SOCKET_UNIT} >/dev/null 2>&1"))?;
-        let unix_socket = if activated {
-            run_root(&format!(
-                "systemctl unmask {SOCKET_UNIT} && systemctl enable {SOCKET_UNIT}"
-            ))?;
-            UnixSocket::Activated
-        } else {
-            UnixSocket::Path("/var/run/docker.sock")
-        };
+        // Require= it: keep socket activation for the local socket when they do.
+        let unix_socket = systemd::prepare_socket()?;
         let current = dockerd == DOCKERD_CURRENT;
         let mut extra_flags: Vec<String> = Vec::new();
         if current {
@@ -302,39 +246,25 @@ impl Guest for Rhel {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &extra_flags,
+            raw_args: &unit_variables(current),
             env: &config.env,
         })?;
-        let dropin = with_unit_variables(&dropin, current);
-        info("Setting Docker configuration on the remote daemon...");
-        dmw_guest::host::upload(DROPIN_PATH, dropin.as_bytes(), 0o644)?;
+        systemd::upload_dropin(&dropin)?;
         relabel()?;
-        run_root(&format!(
-            "systemctl daemon-reload && systemctl enable {UNIT}"
-        ))?;
-        store::set(PORT_KEY, config.port);
-        restart_and_wait(config.port)
+        systemd::enable_and_restart(config.port)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
         if matches!(config.install_method, InstallMethod::None) {
-            return Err(Error::Unsupported(
-                "the engine's install method is `none`: dmw does not manage its packages; \
-                 upgrade Docker Engine on the machine yourself"
-                    .into(),
-            ));
+            return Err(engine::unmanaged_upgrade());
         }
         info("Upgrading docker...");
         pkg::upgrade_installed()?;
-        let port = store::get_or(PORT_KEY, config.port)?;
-        restart_and_wait(port)
+        systemd::restart_and_wait(engine::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        let port = store::get_or(PORT_KEY, 2376u16)?;
-        if port == 0 {
-            warn("the stored engine port is 0; using 2376");
-        }
-        restart_and_wait(if port == 0 { 2376 } else { port })
+        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

@@ -1,12 +1,11 @@
 //! Installing and upgrading Docker Engine with dnf or yum.
 
 use crate::Target;
+use dmw_guest::engine::{self, check_url};
 use dmw_guest::{Error, ExecOutput, Result, info, output_root, run_root, sh_quote, status_root};
 
 /// Docker's package repositories, `<base>/<distro>` below it.
 pub const DOCKER_REPO: &str = "https://download.docker.com/linux";
-/// Docker's install script, the default for the `script` method.
-const DEFAULT_SCRIPT_URL: &str = "https://get.docker.com";
 /// Where Docker's repository definition goes.
 pub const REPO_FILE: &str = "/etc/yum.repos.d/docker-ce.repo";
 /// Where Docker's signing key goes (imported into rpm, named by the repository file).
@@ -148,21 +147,6 @@ pub fn install_distro(target: &Target) -> Result<()> {
     )
 }
 
-/// Reject URLs that are not plain http(s) URLs.
-pub fn check_url(what: &str, url: &str) -> Result<()> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && !url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "{what} {url:?} must be an http:// or https:// URL without spaces or quotes"
-        )))
-    }
-}
-
 /// Docker's repository for `target`: `(base URL of the distro directory, release directory)`.
 pub fn repo_location(target: &Target, repo_url: &str) -> Result<(String, u32)> {
     let base = match repo_url.trim().trim_end_matches('/') {
@@ -245,24 +229,10 @@ pub fn install_repo(target: &Target, repo_url: &str) -> Result<()> {
     )
 }
 
-/// The `script` method: download the install script, then run it with sh (never piped).
+/// The `script` method: download the install script (curl is installed first when
+/// missing), then run it with sh (never piped).
 pub fn install_script(install_url: &str) -> Result<()> {
-    let url = match install_url.trim() {
-        "" => DEFAULT_SCRIPT_URL,
-        u => u,
-    };
-    check_url("the install script URL", url)?;
-    info(&format!(
-        "Installing Docker Engine with the script at {url}..."
-    ));
-    ensure_curl(package_manager()?)?;
-    run_root(&format!(
-        "f=$(mktemp /tmp/dmw-install-docker.XXXXXX) && curl -fsSL {} -o \"$f\" && sh \"$f\"; \
-         rc=$?; rm -f \"$f\"; exit $rc",
-        sh_quote(url)
-    ))
-    .map(drop)
-    .map_err(|e| e.context("the Docker install script failed"))
+    engine::install_script(install_url, "", || ensure_curl(package_manager()?))
 }
 
 /// The engine packages rpm says are installed.

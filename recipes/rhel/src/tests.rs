@@ -207,7 +207,7 @@ fn configure_centos7_docker_keeps_its_runtime_flags_and_relabels() {
     Rhel::configure_engine(config(os("centos", "7", &["rhel"]), InstallMethod::Distro))
         .expect("configure");
     let ups = mock::uploads();
-    assert_eq!(ups[0].path, DROPIN_PATH);
+    assert_eq!(ups[0].path, engine::DROPIN_PATH);
     let text = &ups[0].contents;
     assert!(text.contains("ExecStart=/usr/bin/dockerd-current -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify"), "{text}");
     assert!(text.contains("--add-runtime=docker-runc=/usr/libexec/docker/docker-runc-current"));
@@ -224,11 +224,69 @@ fn configure_centos7_docker_keeps_its_runtime_flags_and_relabels() {
 
 #[test]
 fn dropin_variables() {
-    let d = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd://\nEnvironment=\"A=b\"\n";
     assert_eq!(
-        with_unit_variables(d, false),
-        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// $OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS\nEnvironment=\"A=b\"\n"
+        unit_variables(false).join(" "),
+        "$OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS"
     );
+    assert_eq!(
+        unit_variables(true).join(" "),
+        "$OPTIONS $DOCKER_STORAGE_OPTIONS $DOCKER_NETWORK_OPTIONS $ADD_REGISTRY $BLOCK_REGISTRY \
+         $INSECURE_REGISTRY $REGISTRIES"
+    );
+    let tls = dmw_guest::InstalledCerts {
+        ca_path: "/etc/docker/ca.pem".into(),
+        cert_path: "/etc/docker/server.pem".into(),
+        key_path: "/etc/docker/server-key.pem".into(),
+    };
+    let dropin = engine::systemd_dropin(&DaemonConfig {
+        dockerd: "/usr/bin/dockerd",
+        port: 2376,
+        unix_socket: engine::UnixSocket::Activated,
+        tls: &tls,
+        storage_driver: "",
+        labels: &[],
+        insecure_registries: &[],
+        registry_mirrors: &[],
+        extra_flags: &[],
+        raw_args: &unit_variables(false),
+        env: &["A=b".to_string()],
+    })
+    .expect("valid");
+    assert!(dropin.ends_with(
+        "--tlskey /etc/docker/server-key.pem $OPTIONS $DOCKER_STORAGE_OPTIONS \
+         $DOCKER_NETWORK_OPTIONS\nEnvironment=\"A=b\"\n"
+    ));
+}
+
+#[test]
+fn auto_is_docker_repo_except_on_amazon_linux() {
+    let t = |id: &str, v: &str| target(&os(id, v, &[])).expect("target");
+    assert_eq!(auto_method(&t("rocky", "9.4")), InstallMethod::Repo);
+    assert_eq!(auto_method(&t("centos", "7")), InstallMethod::Repo);
+    assert_eq!(auto_method(&t("fedora", "40")), InstallMethod::Repo);
+    assert_eq!(auto_method(&t("amzn", "2023")), InstallMethod::Distro);
+
+    mock::reset();
+    host(true, "/usr/bin/dockerd\n", false);
+    Rhel::install_engine(config(os("amzn", "2023", &["fedora"]), InstallMethod::Auto))
+        .expect("amazon");
+    assert!(cmds().contains(&"dnf install -y docker".to_string()));
+    assert!(!cmds().iter().any(|c| c.contains("docker-ce")));
+
+    mock::reset();
+    host(true, "/usr/bin/dockerd\n", false);
+    Rhel::install_engine(config(
+        os("almalinux", "9.4", &["rhel"]),
+        InstallMethod::Auto,
+    ))
+    .expect("el9");
+    assert!(cmds().contains(&"dnf install -y docker-ce docker-ce-cli containerd.io".to_string()));
+
+    // An engine already there is kept, whatever the OS.
+    mock::reset();
+    host(true, "/usr/bin/dockerd\n", true);
+    Rhel::install_engine(config(os("rocky", "9", &[]), InstallMethod::Auto)).expect("kept");
+    assert!(!cmds().iter().any(|c| c.contains("install -y")));
 }
 
 #[test]

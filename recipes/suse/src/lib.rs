@@ -5,11 +5,9 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-mod common;
-mod systemd;
 mod zypper;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig};
+use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
 use dmw_guest::{Error, Result, info, output_root, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -94,7 +92,12 @@ impl Guest for Suse {
     }
 
     fn install_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::Repo) {
+        // Docker publishes nothing usable for SUSE: `auto` is SUSE's own package.
+        let method = match config.install_method {
+            InstallMethod::Auto => InstallMethod::Distro,
+            m => m,
+        };
+        if matches!(method, InstallMethod::Repo) {
             return Err(Error::Unsupported(
                 "the `repo` install method cannot work on SUSE: Docker publishes no openSUSE \
                  packages, and its SLES repository has only IBM Z (s390x) packages. Use \
@@ -103,14 +106,11 @@ impl Guest for Suse {
                     .into(),
             ));
         }
-        if let Some(path) = engine::find_dockerd()? {
-            info(&format!(
-                "Docker Engine is already installed ({path}); not installing it"
-            ));
+        if engine::keep_installed()? {
             return Ok(());
         }
-        match config.install_method {
-            InstallMethod::None => return common::require_dockerd().map(drop),
+        match method {
+            InstallMethod::None => return engine::require_dockerd().map(drop),
             InstallMethod::Distro if transactional(&config.os) => {
                 return Err(Error::Unsupported(format!(
                     "{} is a transactional system (read-only root): zypper cannot install \
@@ -125,21 +125,21 @@ impl Guest for Suse {
                 )));
             }
             InstallMethod::Distro => zypper::install_distro(&id(&config.os))?,
-            InstallMethod::Script => common::install_script(
+            InstallMethod::Script => engine::install_script(
                 &config.install_url,
                 "Docker's get.docker.com supports SLES only on IBM Z; the `distro` method \
                  uses SUSE's own docker package",
+                || Ok(()),
             )?,
-            InstallMethod::Repo => {}
+            InstallMethod::Repo | InstallMethod::Auto => {}
         }
-        common::installed_dockerd().map(drop)
+        engine::installed_dockerd().map(drop)
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = common::require_dockerd()?;
-        common::check_daemon_json()?;
-        info("Copying certs to the remote machine...");
-        let tls = dmw_guest::host::install_server_cert(CERT_DIR)?;
+        let dockerd = engine::require_dockerd()?;
+        engine::check_daemon_json()?;
+        let tls = engine::install_certs(CERT_DIR)?;
         let storage = storage_driver(&config.storage_driver)?;
         let unix_socket = systemd::prepare_socket()?;
         let dropin = engine::systemd_dropin(&DaemonConfig {
@@ -152,6 +152,7 @@ impl Guest for Suse {
             insecure_registries: &config.insecure_registries,
             registry_mirrors: &config.registry_mirrors,
             extra_flags: &config.extra_flags,
+            raw_args: &[],
             env: &config.env,
         })?;
         systemd::apply(&dropin, config.port)
@@ -159,11 +160,7 @@ impl Guest for Suse {
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
         if matches!(config.install_method, InstallMethod::None) {
-            return Err(Error::Unsupported(
-                "the engine's install method is `none`: dmw does not manage its packages; \
-                 upgrade Docker Engine on the machine yourself"
-                    .into(),
-            ));
+            return Err(engine::unmanaged_upgrade());
         }
         if transactional(&config.os) {
             return Err(Error::Unsupported(
@@ -174,11 +171,11 @@ impl Guest for Suse {
         }
         info("Upgrading docker...");
         zypper::upgrade_installed()?;
-        systemd::restart_and_wait(common::stored_port(config.port)?)
+        systemd::restart_and_wait(engine::stored_port(config.port)?)
     }
 
     fn restart_engine() -> Result<()> {
-        systemd::restart_and_wait(common::stored_port(common::DEFAULT_PORT)?)
+        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
     }
 }
 

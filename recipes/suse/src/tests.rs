@@ -362,3 +362,17 @@ fn hostname_and_restart() {
             .any(|c| c.contains("systemctl restart docker.service"))
     );
 }
+
+#[test]
+fn auto_installs_suses_package() {
+    mock::reset();
+    suse_host(false, "xfs");
+    Suse::install_engine(config("sles", InstallMethod::Auto)).expect("auto");
+    assert!(cmds().contains(&"zypper --non-interactive install docker".to_string()));
+    let mut c = config("opensuse-microos", InstallMethod::Auto);
+    c.os.id_like = vec!["suse".into(), "microos".into()];
+    mock::reset();
+    suse_host(false, "btrfs");
+    let err = Suse::install_engine(c).expect_err("read-only root");
+    assert!(err.message().contains("transactional-update"));
+}

@@ -1,8 +1,10 @@
 //! Installing and upgrading Docker Engine with zypper, non-interactively, touching only the
 //! engine's packages (never `zypper up` or `zypper dup` of the whole system).
 
-use dmw_guest::{Error, ExecOutput, Result, command_error, host, info, output_root, warn};
-use std::time::Duration;
+use dmw_guest::{
+    Error, ExecOutput, LOCK_ATTEMPTS, LOCK_INTERVAL, Result, command_error, info, output_root,
+    output_root_retrying, warn,
+};
 
 /// zypper without questions.
 const ZYPPER: &str = "zypper --non-interactive";
@@ -16,31 +18,17 @@ const EXIT_REBOOT_NEEDED: i32 = 102;
 const EXIT_REPOS_SKIPPED: i32 = 106;
 /// Installed, but a package's %post script failed (ZYPPER_EXIT_INF_RPM_SCRIPT_FAILED).
 const EXIT_SCRIPT_FAILED: i32 = 107;
-/// How often a zypper command is retried while libzypp is locked (e.g. by PackageKit).
-const LOCK_ATTEMPTS: u32 = 30;
-/// Pause between those retries.
-const LOCK_INTERVAL: Duration = Duration::from_secs(5);
 /// Every engine package an upgrade may touch: SUSE's and Docker's (s390x, script) names.
 const ENGINE_PACKAGES: [&str; 4] = ["docker", "docker-ce", "docker-ce-cli", "containerd.io"];
 
-/// Run `zypper --non-interactive <args>` as root, waiting while libzypp is locked; the
-/// output of its last run, whatever its exit status.
+/// Run `zypper --non-interactive <args>` as root, waiting while libzypp is locked (e.g. by
+/// PackageKit); the command and the output of its last run, whatever its exit status.
 fn zypper(args: &str) -> Result<(String, ExecOutput)> {
     let command = format!("{ZYPPER} {args}");
-    let mut attempt = 1;
-    loop {
-        let out = output_root(&command)?;
-        if out.exit_code != EXIT_LOCKED || attempt >= LOCK_ATTEMPTS {
-            return Ok((command, out));
-        }
-        dmw_guest::debug(&format!(
-            "`{command}`: the package manager is locked by another program (attempt {attempt} \
-             of {LOCK_ATTEMPTS}); retrying in {} s",
-            LOCK_INTERVAL.as_secs()
-        ));
-        attempt += 1;
-        host::sleep(LOCK_INTERVAL);
-    }
+    let out = output_root_retrying(&command, LOCK_ATTEMPTS, LOCK_INTERVAL, |o| {
+        o.exit_code == EXIT_LOCKED
+    })?;
+    Ok((command, out))
 }
 
 /// `zypper refresh`: a skipped repository is a warning, anything else that fails an error.
