@@ -20,7 +20,10 @@ const GUESTS: &[&str] = &[
     "dmw_recipe_rancheros",
     "dmw_recipe_boot2docker",
 ];
-const TEST_FIXTURES: &[(&str, &str)] = &[("DMW_TEST_CRASHY_DRIVER", "dmw_test_crashy_driver")];
+const TEST_FIXTURES: &[(&str, &str)] = &[
+    ("DMW_TEST_CRASHY_DRIVER", "dmw_test_crashy_driver"),
+    ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
+];
 
 fn main() {
     let manifest_dir =

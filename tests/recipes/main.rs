@@ -198,3 +198,56 @@ fn plan_every_os_of_the_corpus() {
         failed.join("\n---\n")
     );
 }
+
+/// The template recipe ops teams copy (recipes/template), loaded from its .wasm file as
+/// `dmw create --recipe ./acme.wasm` would, on the simulated ACME machine it is written for.
+#[test]
+fn template_recipe_from_a_file() {
+    let text = r#"
+os-release:
+    ID=acme
+    ID_LIKE="rhel fedora"
+    VERSION_ID="9"
+    PRETTY_NAME="ACME Golden Image 9"
+repo-url: http://mirror.test/docker-ce
+on command -v dockerd
+    unless installed
+on command -v dockerd
+    stdout /usr/bin/dockerd
+on yum install -y docker-ce docker-ce-cli containerd.io
+    set installed
+on hostname
+on daemon.json
+    exit 1
+on systemctl cat docker.socket
+    exit 1
+on systemctl daemon-reload
+on -tln
+    stdout LISTEN 0 4096 *:2376 *:*
+    stdout dmw-unit-state active
+default fail
+expect ok
+expect upload /etc/yum.repos.d/acme-docker.repo contains baseurl=http://mirror.test/docker-ce/$basearch
+expect upload /etc/systemd/system/docker.service.d/10-dmw.conf contains --tlsverify
+"#;
+    let mut t = Transcript::parse(text).expect("transcript");
+    let (_dir, app) = app();
+    let rt = runtime();
+    let report = Arc::new(Reporter::quiet(false));
+    // Without --recipe, the built-in rhel recipe claims it through ID_LIKE.
+    let detected = rt
+        .block_on(simulate::run(&app, &t, report.clone()))
+        .expect("run");
+    assert_eq!(detected.recipe, "rhel");
+    t.recipe = Some(env!("DMW_TEST_TEMPLATE_RECIPE").to_string());
+    let o = rt
+        .block_on(simulate::run(&app, &t, report))
+        .expect("run the template");
+    assert_eq!(o.recipe, "acme");
+    let problems = simulate::check(&t, &o);
+    assert!(
+        problems.is_empty(),
+        "{problems:?}\n{}",
+        simulate::render(&o)
+    );
+}
