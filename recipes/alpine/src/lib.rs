@@ -8,7 +8,7 @@ dmw_guest::generate!("recipe-plugin");
 mod apk;
 mod openrc;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, UnixSocket};
+use dmw_guest::engine::{self, CERT_DIR, UnixSocket};
 use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -77,19 +77,11 @@ impl Guest for Alpine {
         openrc::require_service()?;
         engine::check_daemon_json()?;
         let tls = engine::install_certs(CERT_DIR)?;
-        let conf = openrc::conf_d(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket: UnixSocket::Path("/var/run/docker.sock"),
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
+        let conf = openrc::conf_d(&dmw_guest::engine_options!(config).daemon(
+            &dockerd,
+            UnixSocket::Path("/var/run/docker.sock"),
+            &tls,
+        ))?;
         info("Setting Docker configuration on the remote daemon...");
         dmw_guest::host::upload(openrc::CONF_PATH, conf.as_bytes(), 0o644)?;
         openrc::enable()?;

@@ -1,6 +1,7 @@
 //! The recipe against the sdk's scripted host.
 
 use super::*;
+use dmw_guest::engine::DaemonConfig;
 use dmw_guest::mock;
 
 fn os(id: &str, like: &[&str]) -> OsInfo {

@@ -6,7 +6,7 @@ dmw_guest::generate!("recipe-plugin");
 
 mod pacman;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
+use dmw_guest::engine::{self, systemd};
 use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -69,26 +69,7 @@ impl Guest for Arch {
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = engine::require_dockerd()?;
-        engine::check_daemon_json()?;
-        let tls = engine::install_certs(CERT_DIR)?;
-        // Arch ships upstream's units: docker.service runs `dockerd -H fd://` and Requires=
-        // docker.socket, so socket activation is kept for the local socket.
-        let unix_socket = systemd::prepare_socket()?;
-        let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket,
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
-        systemd::apply(&dropin, config.port)
+        systemd::configure(&dmw_guest::engine_options!(config))
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {

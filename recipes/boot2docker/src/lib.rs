@@ -45,17 +45,14 @@ fn profile_word(word: &str) -> Result<()> {
 /// script adds the listeners and TLS flags itself).
 fn extra_args(config: &EngineConfig, tls: &InstalledCerts) -> Result<Vec<String>> {
     let args = engine::option_args(&DaemonConfig {
-        dockerd: "/usr/local/bin/dockerd",
-        port: config.port,
-        unix_socket: UnixSocket::Path("/var/run/docker.sock"),
-        tls,
+        // The profile sets the storage driver and the environment itself.
         storage_driver: "",
-        labels: &config.labels,
-        insecure_registries: &config.insecure_registries,
-        registry_mirrors: &config.registry_mirrors,
-        extra_flags: &config.extra_flags,
-        raw_args: &[],
         env: &[],
+        ..dmw_guest::engine_options!(config).daemon(
+            "/usr/local/bin/dockerd",
+            UnixSocket::Path("/var/run/docker.sock"),
+            tls,
+        )
     })?;
     let mut lines = Vec::new();
     let mut it = args.into_iter();

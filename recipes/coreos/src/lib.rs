@@ -214,18 +214,10 @@ impl Guest for CoreOs {
             ));
         }
         let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &found.dockerd,
-            port: config.port,
-            unix_socket,
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
             // The stock unit's options, in its own systemd syntax ($DOCKER_OPTS...).
             raw_args: &found.kept,
             env: &env,
+            ..dmw_guest::engine_options!(config).daemon(&found.dockerd, unix_socket, &tls)
         })?;
         systemd::apply(&dropin, config.port)
     }

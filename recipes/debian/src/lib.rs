@@ -6,7 +6,7 @@ dmw_guest::generate!("recipe-plugin");
 
 mod apt;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
+use dmw_guest::engine::{self, systemd};
 use dmw_guest::{Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -62,27 +62,7 @@ impl Guest for Debian {
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = engine::require_dockerd()?;
-        engine::check_daemon_json()?;
-        let tls = engine::install_certs(CERT_DIR)?;
-        // Debian's and Docker's units start dockerd with `-H fd://` from docker.socket, and
-        // docker.service Requires= it, so the socket cannot be disabled or masked: keep
-        // socket activation for the local socket; only the TCP listener is added.
-        let unix_socket = systemd::prepare_socket()?;
-        let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket,
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
-        systemd::apply(&dropin, config.port)
+        systemd::configure(&dmw_guest::engine_options!(config))
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {

@@ -270,19 +270,11 @@ impl Guest for El6 {
             ));
         }
         let tls = engine::install_certs(CERT_DIR)?;
-        let text = sysconfig(&DaemonConfig {
-            dockerd: "/usr/bin/docker",
-            port: config.port,
-            unix_socket: UnixSocket::Path("/var/run/docker.sock"),
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
+        let text = sysconfig(&dmw_guest::engine_options!(config).daemon(
+            "/usr/bin/docker",
+            UnixSocket::Path("/var/run/docker.sock"),
+            &tls,
+        ))?;
         info("Setting Docker configuration on the remote daemon...");
         host::upload(SYSCONFIG, text.as_bytes(), 0o644)?;
         relabel()?;

@@ -70,17 +70,9 @@ fn docker_config(config: &EngineConfig, tls: &dmw_guest::InstalledCerts) -> Resu
     let driver = storage_driver(&config.storage_driver)?;
     // RancherOS's own engine options already bind the unix socket /var/run/docker.sock.
     let extra = engine::dockerd_args(&DaemonConfig {
-        dockerd: "/usr/bin/dockerd",
-        port: config.port,
-        unix_socket: UnixSocket::Inherited,
-        tls,
+        // RancherOS takes the storage driver as its own setting.
         storage_driver: "",
-        labels: &config.labels,
-        insecure_registries: &config.insecure_registries,
-        registry_mirrors: &config.registry_mirrors,
-        extra_flags: &config.extra_flags,
-        raw_args: &[],
-        env: &config.env,
+        ..dmw_guest::engine_options!(config).daemon("/usr/bin/dockerd", UnixSocket::Inherited, tls)
     })?;
     for var in &config.env {
         engine::env_var(var)?;

@@ -236,18 +236,11 @@ impl Guest for Rhel {
             extra_flags.extend(CURRENT_FLAGS.iter().map(|f| f.to_string()));
         }
         extra_flags.extend(config.extra_flags.iter().cloned());
+        let raw_args = unit_variables(current);
         let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket,
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
             extra_flags: &extra_flags,
-            raw_args: &unit_variables(current),
-            env: &config.env,
+            raw_args: &raw_args,
+            ..dmw_guest::engine_options!(config).daemon(&dockerd, unix_socket, &tls)
         })?;
         systemd::upload_dropin(&dropin)?;
         relabel()?;

@@ -7,7 +7,7 @@ dmw_guest::generate!("recipe-plugin");
 
 mod zypper;
 
-use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
+use dmw_guest::engine::{self, systemd};
 use dmw_guest::{Error, Result, info, output_root, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -137,25 +137,12 @@ impl Guest for Suse {
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = engine::require_dockerd()?;
-        engine::check_daemon_json()?;
-        let tls = engine::install_certs(CERT_DIR)?;
         let storage = storage_driver(&config.storage_driver)?;
-        let unix_socket = systemd::prepare_socket()?;
-        let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket,
-            tls: &tls,
+        let opts = engine::EngineOptions {
             storage_driver: &storage,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
-        systemd::apply(&dropin, config.port)
+            ..dmw_guest::engine_options!(config)
+        };
+        systemd::configure(&opts)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {

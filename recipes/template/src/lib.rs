@@ -6,7 +6,7 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-use dmw_guest::engine::{self, DaemonConfig, systemd};
+use dmw_guest::engine::{self, systemd};
 use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -77,24 +77,7 @@ impl Guest for Acme {
     }
 
     fn configure_engine(config: EngineConfig) -> Result<()> {
-        let dockerd = engine::require_dockerd()?;
-        engine::check_daemon_json()?;
-        let tls = engine::install_certs(engine::CERT_DIR)?;
-        let dropin = engine::systemd_dropin(&DaemonConfig {
-            dockerd: &dockerd,
-            port: config.port,
-            unix_socket: systemd::prepare_socket()?,
-            tls: &tls,
-            storage_driver: &config.storage_driver,
-            labels: &config.labels,
-            insecure_registries: &config.insecure_registries,
-            registry_mirrors: &config.registry_mirrors,
-            extra_flags: &config.extra_flags,
-            raw_args: &[],
-            env: &config.env,
-        })?;
-        engine::remember_port(config.port);
-        systemd::apply(&dropin, config.port)
+        systemd::configure(&dmw_guest::engine_options!(config))
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {

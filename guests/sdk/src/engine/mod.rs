@@ -72,6 +72,69 @@ pub struct DaemonConfig<'a> {
     pub env: &'a [String],
 }
 
+/// The parts of a recipe's `engine-config` that shape dockerd's command line, borrowed.
+/// Recipes build it with [`engine_options!`](crate::engine_options) (the SDK cannot name the
+/// export type `EngineConfig`) and adjust fields before turning it into a [`DaemonConfig`].
+#[derive(Clone, Copy, Debug)]
+pub struct EngineOptions<'a> {
+    /// TCP port of the TLS endpoint.
+    pub port: u16,
+    /// `--storage-driver` (empty: dockerd's default).
+    pub storage_driver: &'a str,
+    /// Labels `k=v`.
+    pub labels: &'a [String],
+    /// Insecure registries.
+    pub insecure_registries: &'a [String],
+    /// Registry mirrors.
+    pub registry_mirrors: &'a [String],
+    /// Extra flags `flag=value` or `flag`.
+    pub extra_flags: &'a [String],
+    /// Environment `K=V`.
+    pub env: &'a [String],
+}
+
+impl<'a> EngineOptions<'a> {
+    /// The dockerd configuration for these options (no raw arguments; override fields with
+    /// struct update syntax: `DaemonConfig { raw_args: &extra, ..opts.daemon(..) }`).
+    pub fn daemon(
+        &self,
+        dockerd: &'a str,
+        unix_socket: UnixSocket<'a>,
+        tls: &'a InstalledCerts,
+    ) -> DaemonConfig<'a> {
+        DaemonConfig {
+            dockerd,
+            port: self.port,
+            unix_socket,
+            tls,
+            storage_driver: self.storage_driver,
+            labels: self.labels,
+            insecure_registries: self.insecure_registries,
+            registry_mirrors: self.registry_mirrors,
+            extra_flags: self.extra_flags,
+            raw_args: &[],
+            env: self.env,
+        }
+    }
+}
+
+/// Borrow the [`EngineOptions`](crate::engine::EngineOptions) of a recipe's `EngineConfig`.
+#[macro_export]
+macro_rules! engine_options {
+    ($config:expr) => {{
+        let c = &$config;
+        $crate::engine::EngineOptions {
+            port: c.port,
+            storage_driver: &c.storage_driver,
+            labels: &c.labels,
+            insecure_registries: &c.insecure_registries,
+            registry_mirrors: &c.registry_mirrors,
+            extra_flags: &c.extra_flags,
+            env: &c.env,
+        }
+    }};
+}
+
 /// Reject values that would break out of one line of a configuration file.
 pub(crate) fn one_line(what: &str, value: &str) -> Result<()> {
     if value.chars().any(|c| c.is_control()) {

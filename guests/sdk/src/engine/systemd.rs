@@ -109,6 +109,18 @@ pub fn apply(dropin: &str, port: u16) -> Result<()> {
     enable_and_restart(port)
 }
 
+/// The configure step of a systemd recipe: find dockerd, refuse a conflicting daemon.json,
+/// install the certificates in [`CERT_DIR`](super::CERT_DIR), write the drop-in (keeping
+/// socket activation where the unit uses it), enable, restart and wait until it listens.
+pub fn configure(opts: &super::EngineOptions) -> Result<()> {
+    let dockerd = super::require_dockerd()?;
+    super::check_daemon_json()?;
+    let tls = super::install_certs(super::CERT_DIR)?;
+    let unix_socket = prepare_socket()?;
+    let dropin = systemd_dropin(&opts.daemon(&dockerd, unix_socket, &tls))?;
+    apply(&dropin, opts.port)
+}
+
 /// What systemd says about `unit` and its recent log, for error messages.
 pub fn unit_diagnostics(unit: &str) -> String {
     super::diagnostics(&diagnostics_command(unit))
