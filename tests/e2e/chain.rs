@@ -26,6 +26,28 @@ fn chain(user: &str, test: &str) {
 
     docker_run_ok(&dmw, "h1");
 
+    // Provisioning again changes nothing, and says so: the engine is not even restarted.
+    let started = || {
+        host.ssh_ok(
+            "root",
+            "systemctl show -p ActiveEnterTimestamp docker.service",
+        )
+        .expect("ssh")
+    };
+    let before = started();
+    let again = dmw.ok(&["provision", "h1"]);
+    assert!(
+        again.contains("not installing it") && again.contains("not restarting it"),
+        "{again}"
+    );
+    assert!(again.contains("Machine \"h1\" was provisioned."), "{again}");
+    assert_eq!(
+        started(),
+        before,
+        "the engine was restarted by a provision that changed nothing"
+    );
+    docker_run_ok(&dmw, "h1");
+
     let url = format!("tcp://{}:2376", host.addr());
     let ls = dmw.ok(&["ls"]);
     let row = ls_row(&ls, "h1").unwrap_or_else(|| panic!("h1 not in ls:\n{ls}"));

@@ -138,6 +138,7 @@ pub(crate) fn install_server_cert(directory: &str) -> Result<InstalledCerts> {
         ca_path: format!("{d}/ca.pem"),
         cert_path: format!("{d}/server.pem"),
         key_path: format!("{d}/server-key.pem"),
+        fresh: true,
     })
 }
 

@@ -20,6 +20,42 @@ pub struct CertGrant {
     pub sans: Vec<String>,
     /// Where the certificate goes.
     pub ssh: Arc<SshLink>,
+    /// The machine's directory, where its server certificate is kept so a re-provision can
+    /// install the same one again (None: always issue a new one).
+    pub machine_dir: Option<PathBuf>,
+    /// On a simulated machine: whether the certificate counts as new (`fresh`).
+    pub simulated_fresh: bool,
+}
+
+/// A kept server certificate is reused only while it stays valid this long.
+const REUSE_MARGIN: time::Duration = time::Duration::days(30);
+
+/// The machine's kept server certificate if it still fits, else a new one (kept for next time).
+fn server_cert(grant: &CertGrant) -> Result<(crate::tls::ServerCert, bool), Error> {
+    let kept = grant.machine_dir.as_ref().and_then(|dir| {
+        let cert_pem = std::fs::read_to_string(dir.join("server.pem")).ok()?;
+        let key_pem = std::fs::read_to_string(dir.join("server-key.pem")).ok()?;
+        Some(crate::tls::ServerCert { cert_pem, key_pem })
+    });
+    if let Some(cert) = kept
+        && crate::tls::server_cert_fits(&grant.certs_dir, &cert, &grant.sans, REUSE_MARGIN)
+    {
+        return Ok((cert, false));
+    }
+    let cert = crate::tls::issue_server_cert(&grant.certs_dir, &grant.org, &grant.sans)
+        .map_err(|e| Error::Failed(format!("cannot issue the server certificate: {e:#}")))?;
+    if let Some(dir) = &grant.machine_dir {
+        let keep =
+            crate::store::write_atomic(&dir.join("server.pem"), cert.cert_pem.as_bytes(), 0o644)
+                .and_then(|()| {
+                    crate::store::write_private(
+                        &dir.join("server-key.pem"),
+                        cert.key_pem.as_bytes(),
+                    )
+                });
+        keep.map_err(|e| Error::Failed(format!("cannot keep the server certificate: {e:#}")))?;
+    }
+    Ok((cert, true))
 }
 
 impl Host for HostState {
@@ -49,7 +85,7 @@ impl Host for HostState {
 }
 
 async fn install(grant: &CertGrant, dir: &str) -> Result<InstalledCerts, Error> {
-    let (ca, server) = if grant.ssh.is_simulated() {
+    let (ca, server, fresh) = if grant.ssh.is_simulated() {
         // A simulated machine gets placeholders: no CA is needed and no key is made.
         let placeholder = |what: &str| {
             format!(
@@ -64,18 +100,19 @@ async fn install(grant: &CertGrant, dir: &str) -> Result<InstalledCerts, Error> 
                 cert_pem: placeholder("server certificate"),
                 key_pem: placeholder("server key"),
             },
+            grant.simulated_fresh,
         )
     } else {
         let ca = std::fs::read_to_string(grant.certs_dir.join("ca.pem"))
             .map_err(|e| Error::Failed(format!("cannot read the CA certificate: {e}")))?;
-        let server = crate::tls::issue_server_cert(&grant.certs_dir, &grant.org, &grant.sans)
-            .map_err(|e| Error::Failed(format!("cannot issue the server certificate: {e:#}")))?;
-        (ca, server)
+        let (server, fresh) = server_cert(grant)?;
+        (ca, server, fresh)
     };
     let paths = InstalledCerts {
         ca_path: format!("{dir}/ca.pem"),
         cert_path: format!("{dir}/server.pem"),
         key_path: format!("{dir}/server-key.pem"),
+        fresh,
     };
     let ssh_err = |e: crate::ssh::SshError| Error::Failed(e.to_string());
     grant

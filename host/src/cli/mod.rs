@@ -7,6 +7,7 @@ mod env;
 mod inspect;
 mod ls;
 mod machine_info;
+mod provision;
 mod recipe;
 mod rm;
 mod ssh;
@@ -93,6 +94,8 @@ enum Command {
     Ip(machine_info::NamesArgs),
     /// List machines
     Ls(ls::LsArgs),
+    /// Re-run provisioning on existing machines, with their stored options
+    Provision(provision::ProvisionArgs),
     /// List install recipes, or show what one would run (`recipe plan`)
     Recipe(recipe::RecipeArgs),
     /// Remove a machine
@@ -172,6 +175,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Create(a) => create::run(app, a).await,
         Command::Env(a) => env::env(app, a, argv).await,
         Command::Ls(a) => ls::run(app, a).await,
+        Command::Provision(a) => provision::run(app, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,

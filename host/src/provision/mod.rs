@@ -138,6 +138,72 @@ pub async fn create(
     }
 }
 
+/// Run the recipe again on a machine with its stored options (`dmw provision`): detect the
+/// OS, install (kept when present), configure (unchanged configuration: no restart), verify.
+pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result<(), StepFailure> {
+    let fail = |step: &'static str, error: anyhow::Error| StepFailure {
+        machine: name.to_string(),
+        step,
+        error,
+        exit_code: 1,
+    };
+    let mut record = app
+        .store
+        .load(name)
+        .map_err(|e| fail("load machine", e.into()))?;
+    let Some(endpoint) = record.endpoint.clone() else {
+        return Err(fail(
+            "load machine",
+            anyhow!(
+                "it has no address yet (its create did not get that far); remove it with `dmw rm {name}`"
+            ),
+        ));
+    };
+    let target = app
+        .ssh_target(&record)
+        .ok_or_else(|| fail("wait for SSH", anyhow!("no SSH endpoint")))?;
+    let link = Arc::new(SshLink::new(
+        target,
+        HostKeyPolicy::RequirePinned,
+        report.clone(),
+    ));
+    report.step("Waiting for SSH to be available...");
+    wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 60))
+        .await
+        .map_err(|e| fail("wait for SSH", e))?;
+    let session = link
+        .session()
+        .await
+        .map_err(|e| fail("wait for SSH", e.into()))?;
+    session
+        .check_root()
+        .await
+        .map_err(|e| fail("check sudo", e.into()))?;
+    let recipe = match &record.recipe {
+        Some(r) => Some(
+            Source::from_reference(&r.source, Kind::Recipe).map_err(|e| fail("load recipe", e))?,
+        ),
+        None => None,
+    };
+    let mut run = Run {
+        app,
+        record: &mut record,
+        report: report.clone(),
+    };
+    let result = run.provision(&link, &endpoint, recipe.as_ref()).await;
+    link.reset().await;
+    if let Err(f) = &result {
+        record.status = MachineStatus::Error;
+        record.error = Some(StepError {
+            step: f.step.to_string(),
+            message: format!("{:#}", f.error),
+        });
+        report.error(&f.to_string());
+        let _ = app.store.save(&record);
+    }
+    result
+}
+
 struct Run<'a> {
     app: &'a App,
     record: &'a mut MachineRecord,
@@ -366,6 +432,8 @@ impl Run<'_> {
             org: format!("{}.{}", cert_org(), self.record.name),
             sans,
             ssh: link.clone(),
+            machine_dir: Some(self.app.store.machine_dir(&self.record.name)),
+            simulated_fresh: true,
         }));
         runtime.recipe(&component, ctx).await
     }

@@ -77,6 +77,8 @@ pub async fn run(app: &App, t: &Transcript, report: Arc<Reporter>) -> Result<Out
         org: MACHINE_NAME.into(),
         sans: vec!["192.0.2.10".into(), MACHINE_NAME.into(), "localhost".into()],
         ssh: link,
+        machine_dir: None,
+        simulated_fresh: !t.certs_reused,
     }));
     let mut recipe = runtime.recipe(&component, ctx).await?;
     let config = engine_config(&t.engine, &os, "generic", t.port)?;

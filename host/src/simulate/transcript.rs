@@ -87,6 +87,8 @@ pub struct Transcript {
     pub expect: Vec<Expect>,
     /// Flags set before the first command (`flags:`).
     pub flags: Vec<String>,
+    /// The machine's server certificate is still valid and is installed again (`certs: reused`).
+    pub certs_reused: bool,
 }
 
 fn step(word: &str) -> Result<Step> {
@@ -153,6 +155,13 @@ impl Transcript {
                     "registry-mirror:" => t.engine.registry_mirrors.push(value.to_string()),
                     "port:" => t.port = value.parse()?,
                     "flags:" => t.flags.extend(value.split_whitespace().map(String::from)),
+                    "certs:" => {
+                        t.certs_reused = match value {
+                            "reused" => true,
+                            "new" => false,
+                            other => bail!("certs: {other:?} (new or reused)"),
+                        }
+                    }
                     "steps:" => {
                         t.steps = value.split_whitespace().map(step).collect::<Result<_>>()?
                     }

@@ -192,6 +192,60 @@ fn client_status(certs_dir: &Path) -> Result<Option<Reason>> {
     Ok(None)
 }
 
+/// Whether an existing server certificate can be installed again instead of a new one: its
+/// key matches it, it chains to the CA in `certs_dir`, it is valid for every name in `sans`
+/// (and `localhost`), and it stays valid for at least `margin` more.
+pub fn server_cert_fits(
+    certs_dir: &Path,
+    cert: &ServerCert,
+    sans: &[String],
+    margin: Duration,
+) -> bool {
+    let check = || -> Result<bool> {
+        let der_cert = cert_der(&cert.cert_pem)?;
+        let info = der::parse_cert(der_cert.as_ref())?;
+        if OffsetDateTime::now_utc() + margin > info.not_after {
+            return Ok(false);
+        }
+        let key = rcgen::KeyPair::from_pem(&cert.key_pem)
+            .map_err(|_| anyhow!("unreadable server key"))?;
+        {
+            use rcgen::PublicKeyData;
+            if key.subject_public_key_info().as_slice() != info.spki {
+                return Ok(false);
+            }
+        }
+        let roots = Arc::new(root_store(&read(&certs_dir.join(CA_CERT))?)?);
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots, crypto_provider())
+                .build()
+                .context("building the server certificate verifier")?;
+        for san in ca::san_list(sans)? {
+            let name = match san {
+                rcgen::SanType::IpAddress(ip) => rustls_pki_types::ServerName::IpAddress(ip.into()),
+                rcgen::SanType::DnsName(n) => {
+                    rustls_pki_types::ServerName::try_from(n.as_str().to_string())?
+                }
+                _ => continue,
+            };
+            if rustls::client::danger::ServerCertVerifier::verify_server_cert(
+                &*verifier,
+                &der_cert,
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+            .is_err()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    check().unwrap_or(false)
+}
+
 /// Issues a server certificate signed by the CA in `certs_dir`, with subject
 /// `O=<org_machine>`, ExtKeyUsage ServerAuth, KeyUsage DigitalSignature|KeyEncipherment, and
 /// SANs from `sans` (IPs as IP SANs, others as DNS names; deduplicated; plus `localhost`).

@@ -147,6 +147,7 @@ fn conf_d_survives_sh_and_eval() {
         ca_path: "/etc/docker/ca.pem".into(),
         cert_path: "/etc/docker/server.pem".into(),
         key_path: "/etc/docker/server-key.pem".into(),
+        fresh: true,
     };
     let labels = vec!["it's=a \"b\" `c` \\d".to_string()];
     let extra = vec!["data-root=/srv/$x".to_string()];

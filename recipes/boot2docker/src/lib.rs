@@ -115,6 +115,7 @@ fn expected_certs() -> InstalledCerts {
         ca_path: format!("{B2D_DIR}/ca.pem"),
         cert_path: format!("{B2D_DIR}/server.pem"),
         key_path: format!("{B2D_DIR}/server-key.pem"),
+        fresh: true,
     }
 }
 

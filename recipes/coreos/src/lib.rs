@@ -219,7 +219,7 @@ impl Guest for CoreOs {
             env: &env,
             ..dmw_guest::engine_options!(config).daemon(&found.dockerd, unix_socket, &tls)
         })?;
-        systemd::apply(&dropin, config.port)
+        systemd::apply(&dropin, config.port, &tls)
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {

@@ -100,6 +100,7 @@ fn expected_certs() -> dmw_guest::InstalledCerts {
         ca_path: format!("{CONF_DIR}/ca.pem"),
         cert_path: format!("{CONF_DIR}/server.pem"),
         key_path: format!("{CONF_DIR}/server-key.pem"),
+        fresh: true,
     }
 }
 

@@ -242,6 +242,9 @@ impl Guest for Rhel {
             raw_args: &raw_args,
             ..dmw_guest::engine_options!(config).daemon(&dockerd, unix_socket, &tls)
         })?;
+        if systemd::unchanged(&dropin, &tls, config.port)? {
+            return Ok(());
+        }
         systemd::upload_dropin(&dropin)?;
         relabel()?;
         systemd::enable_and_restart(config.port)

@@ -237,6 +237,7 @@ fn dropin_variables() {
         ca_path: "/etc/docker/ca.pem".into(),
         cert_path: "/etc/docker/server.pem".into(),
         key_path: "/etc/docker/server-key.pem".into(),
+        fresh: true,
     };
     let dropin = engine::systemd_dropin(&DaemonConfig {
         dockerd: "/usr/bin/dockerd",

@@ -4,8 +4,8 @@
 
 use super::service::{ServiceWatch, restart_service_and_wait, wait_service_listening};
 use super::{DaemonConfig, UnixSocket, env_var, listener_args, one_line, option_args, raw_args};
-use crate::cmd::{run_root, sh_quote, status_root};
-use crate::{Error, Result, host, info};
+use crate::cmd::{output_root, run_root, sh_quote, status_root};
+use crate::{Error, InstalledCerts, Result, host, info};
 
 /// The drop-in dmw writes for a systemd-managed engine.
 pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-dmw.conf";
@@ -103,8 +103,31 @@ pub fn enable_and_restart(port: u16) -> Result<()> {
     restart_and_wait(port)
 }
 
-/// [`upload_dropin`], then [`enable_and_restart`].
-pub fn apply(dropin: &str, port: u16) -> Result<()> {
+/// Whether the engine already runs with exactly this drop-in and certificates (re-running a
+/// recipe on a provisioned machine): then says so, and nothing needs to change.
+pub fn unchanged(dropin: &str, tls: &InstalledCerts, port: u16) -> Result<bool> {
+    if tls.fresh {
+        return Ok(false);
+    }
+    let current = output_root(&format!("cat {DROPIN_PATH} 2>/dev/null"))?;
+    if current.exit_code != 0 || current.stdout != dropin.as_bytes() {
+        return Ok(false);
+    }
+    if !status_root(&format!("systemctl is-active --quiet {UNIT}"))? {
+        return Ok(false);
+    }
+    super::remember_port(port);
+    info(
+        "Docker Engine already runs with this configuration and these certificates; not restarting it",
+    );
+    Ok(true)
+}
+
+/// [`upload_dropin`], then [`enable_and_restart`] — unless nothing changed ([`unchanged`]).
+pub fn apply(dropin: &str, port: u16, tls: &InstalledCerts) -> Result<()> {
+    if unchanged(dropin, tls, port)? {
+        return Ok(());
+    }
     upload_dropin(dropin)?;
     enable_and_restart(port)
 }
@@ -118,7 +141,7 @@ pub fn configure(opts: &super::EngineOptions) -> Result<()> {
     let tls = super::install_certs(super::CERT_DIR)?;
     let unix_socket = prepare_socket()?;
     let dropin = systemd_dropin(&opts.daemon(&dockerd, unix_socket, &tls))?;
-    apply(&dropin, opts.port)
+    apply(&dropin, opts.port, &tls)
 }
 
 /// What systemd says about `unit` and its recent log, for error messages.

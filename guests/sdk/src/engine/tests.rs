@@ -10,6 +10,7 @@ fn certs() -> InstalledCerts {
         ca_path: "/etc/docker/ca.pem".into(),
         cert_path: "/etc/docker/server.pem".into(),
         key_path: "/etc/docker/server-key.pem".into(),
+        fresh: true,
     }
 }
 
