@@ -20,8 +20,8 @@ const DEFAULT_STORAGE: &str = "overlay2";
 /// Restarts the engine.
 const RESTART: &str = "/etc/init.d/docker restart";
 /// What the engine said, for errors.
-const DIAGNOSTICS: &str = "echo '--- /var/lib/boot2docker/docker.log ---'; \
-    tail -n 30 /var/lib/boot2docker/docker.log 2>&1";
+const DIAGNOSTICS: &str = "for f in /var/lib/boot2docker/log/docker.log /var/lib/boot2docker/docker.log; do \
+    if [ -f \"$f\" ]; then echo \"--- $f ---\"; tail -n 30 \"$f\" 2>&1; fi; done";
 
 /// The boot2docker recipe.
 struct Boot2Docker;

@@ -429,7 +429,7 @@ fn systemd_configure_flow() {
         })
     });
     assert_eq!(systemd::prepare_socket().ok(), Some(UnixSocket::Activated));
-    systemd::apply("[Service]\n", 2377).expect("applied");
+    systemd::apply("[Service]\n", 2377, &certs()).expect("applied");
     let c = cmds();
     assert!(c[0].contains("systemctl cat docker.socket") && c[0].contains("grep -q 'fd://'"));
     assert_eq!(
