@@ -6,6 +6,7 @@
 pub mod app;
 pub mod capabilities;
 pub mod cli;
+pub mod context;
 pub mod engine_api;
 pub mod machine;
 pub mod names;

@@ -112,10 +112,31 @@ fn chain(user: &str, test: &str) {
         "{active}"
     );
 
+    // A docker context was written: the docker CLI reaches the machine with no environment.
+    let ps = dmw.docker(&["--context", "h1", "ps"]);
+    assert_eq!(ps.code, 0, "docker --context h1 ps: {ps:?}");
+    assert!(dmw.ok(&["use", "h1"]).contains("now uses machine \"h1\""));
+    let ver = dmw.docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(
+        ver.code == 0 && ver.stdout.starts_with("20.10"),
+        "plain `docker` after `dmw use`: {ver:?}"
+    );
+
     let rm = dmw.ok(&["rm", "-y", "h1"]);
     assert!(rm.contains("Successfully removed h1"), "{rm}");
     assert_eq!(dmw.ok(&["ls", "-q"]), "");
     assert!(!dmw.machine_dir("h1").exists());
+    let contexts = dmw.docker(&["context", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !contexts.stdout.lines().any(|l| l.trim() == "h1"),
+        "rm removes the context: {contexts:?}"
+    );
+    let current = dmw.docker(&["context", "show"]);
+    assert_eq!(
+        current.stdout.trim(),
+        "default",
+        "rm of the current context switches the CLI back: {current:?}"
+    );
 }
 
 #[test]

@@ -53,8 +53,27 @@ impl Dmw {
         c.arg("-s").arg(&self.storage).args(args);
         c.env_remove("DOCKER_HOST")
             .env("SHELL", "/bin/bash")
-            .env("USER", "tester");
+            .env("USER", "tester")
+            .env("DOCKER_CONFIG", self.docker_config());
         c
+    }
+
+    /// The docker CLI's configuration directory of this test (contexts land there).
+    pub fn docker_config(&self) -> PathBuf {
+        self.storage.with_file_name("docker-config")
+    }
+
+    /// The real docker CLI with this test's configuration and no `DOCKER_*` environment.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .output()
+            .expect("run docker")
+            .into()
     }
 
     /// Run `dmw ARGS`.
@@ -89,6 +108,7 @@ impl Dmw {
             .arg("-c")
             .arg(full)
             .env("SHELL", "/bin/bash")
+            .env("DOCKER_CONFIG", self.docker_config())
             .env_remove("DOCKER_HOST")
             .output()
             .expect("bash")

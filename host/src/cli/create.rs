@@ -76,7 +76,13 @@ fn command(driver_flags: &[Flag]) -> Command {
         )
         .arg(Arg::new("recipe").long("recipe")
                 .value_name("RECIPE").help("Install recipe to use instead of detecting one: a built-in name or a path to a .wasm recipe"))
-        .arg(list("tls-san", "Support extra SANs for TLS certs"));
+        .arg(list("tls-san", "Support extra SANs for TLS certs"))
+        .arg(
+            Arg::new("no-docker-context")
+                .long("no-docker-context")
+                .action(ArgAction::SetTrue)
+                .help("Do not write a docker context for the machine (`docker --context NAME`)"),
+        );
     cmd = EngineArgs::augment_args(cmd);
     for f in driver_flags {
         let mut arg = Arg::new(f.name.clone())
@@ -212,7 +218,8 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         tls_sans: strings(&m, "tls-san"),
         recipe,
     };
-    provision::create(app, driver, req, report).await.map_err(|f| CliError {
+    let no_context = m.get_flag("no-docker-context");
+    provision::create(app, driver, req, report.clone()).await.map_err(|f| CliError {
         message: format!(
             "Error creating machine \"{name}\": {} failed: {:#}\nThe machine record was kept with this error: `dmw ls` shows it, `dmw rm {name}` removes it; the log is {}",
             f.step,
@@ -220,5 +227,33 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             dir.join(provision::LOG_FILE).display()
         ),
         code: f.exit_code,
-    })
+    })?;
+    if !no_context {
+        write_context(app, &name, &report);
+    }
+    Ok(())
+}
+
+/// Write the machine's docker context; a failure is a warning (the machine works anyway).
+fn write_context(app: &App, name: &str, report: &Reporter) {
+    let written = app
+        .store
+        .load(name)
+        .map_err(anyhow::Error::from)
+        .and_then(|record| {
+            let url = record.url().ok_or_else(|| anyhow::anyhow!("no address"))?;
+            let dir = crate::context::docker_config_dir()?;
+            if crate::context::exists(&dir, name) && !crate::context::is_ours(&dir, name) {
+                anyhow::bail!(
+                    "a docker context named \"{name}\" exists and is not dmw's; left as it is"
+                );
+            }
+            crate::context::write(&dir, name, &url, &app.store.machine_dir(name))
+        });
+    match written {
+        Ok(()) => report.info(&format!(
+            "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
+        )),
+        Err(e) => report.warn(&format!("no docker context for \"{name}\": {e:#}")),
+    }
 }

@@ -11,6 +11,7 @@ mod provision;
 mod recipe;
 mod rm;
 mod ssh;
+mod use_context;
 mod version;
 
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ enum Command {
     Status(machine_info::NameArgs),
     /// Get the URL of a machine
     Url(machine_info::NameArgs),
+    /// Point the docker CLI at a machine (its docker context), or back with -u
+    Use(use_context::UseArgs),
     /// Show the dmw version or a machine's Docker version
     Version(machine_info::NameArgs),
 }
@@ -146,6 +149,7 @@ pub fn main() -> i32 {
         Command::Ip(a) => machine_info::ip(&app, a),
         Command::Url(a) => machine_info::url(&app, a),
         Command::Inspect(a) => inspect::run(&app, a),
+        Command::Use(a) => use_context::run(&app, a),
         other => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -181,7 +185,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Ssh(a) => ssh::run(app, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
         Command::Version(a) => version::run(app, a).await,
-        Command::Ip(_) | Command::Url(_) | Command::Inspect(_) => Ok(()),
+        Command::Ip(_) | Command::Url(_) | Command::Inspect(_) | Command::Use(_) => Ok(()),
     }
 }
 

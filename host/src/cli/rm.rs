@@ -96,5 +96,11 @@ async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
     }
     app.store
         .remove(name)
-        .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))
+        .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))?;
+    if let Err(e) =
+        crate::context::docker_config_dir().and_then(|dir| crate::context::remove(&dir, name))
+    {
+        eprintln!("WARNING: the docker context of \"{name}\" was not removed: {e:#}");
+    }
+    Ok(())
 }

@@ -1,0 +1,42 @@
+//! `dmw use`: point the docker CLI at a machine through its docker context.
+
+use super::{CliError, CliResult};
+use crate::app::App;
+use crate::context;
+
+/// Arguments of `use`.
+#[derive(clap::Args)]
+pub struct UseArgs {
+    /// Machine name
+    #[arg(required_unless_present = "unset")]
+    name: Option<String>,
+    /// Switch the docker CLI back to its default context
+    #[arg(short = 'u', long, conflicts_with = "name")]
+    unset: bool,
+}
+
+/// Run `dmw use NAME` (or `dmw use -u`).
+pub fn run(app: &App, a: UseArgs) -> CliResult {
+    let dir = context::docker_config_dir()?;
+    let Some(name) = a.name.filter(|_| !a.unset) else {
+        context::switch(&dir, None)?;
+        println!("The docker CLI now uses its default context.");
+        return Ok(());
+    };
+    let record = app.store.load(&name)?;
+    if !context::exists(&dir, &name) {
+        let url = record
+            .url()
+            .ok_or_else(|| CliError::new(format!("machine \"{name}\" has no address yet")))?;
+        context::write(&dir, &name, &url, &app.store.machine_dir(&name))?;
+    } else if !context::is_ours(&dir, &name) {
+        return Err(CliError::new(format!(
+            "a docker context named \"{name}\" exists and was not written by dmw; switch with `docker context use {name}` if it is the one you mean"
+        )));
+    }
+    context::switch(&dir, Some(&name))?;
+    println!(
+        "The docker CLI now uses machine \"{name}\" (docker context \"{name}\"); `dmw use -u` switches back."
+    );
+    Ok(())
+}
