@@ -140,3 +140,41 @@ pub fn debug(message: &str) {
 pub fn warn(message: &str) {
     host::log(Level::Warn, message);
 }
+
+/// The conventional `applies` score of an OS family: 100 when the os-release `ID` is one of
+/// `ids`, 50 when one of its `ID_LIKE` entries is in `like`, else 0 (compared trimmed and
+/// case-insensitively). A recipe for one specific OS scores above 100 to win over these.
+pub fn family_score(id: &str, id_like: &[String], ids: &[&str], like: &[&str]) -> u32 {
+    let is = |value: &str, set: &[&str]| set.iter().any(|s| value.trim().eq_ignore_ascii_case(s));
+    if is(id, ids) {
+        100
+    } else if id_like.iter().any(|l| is(l, like)) {
+        50
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod family_score_tests {
+    use super::family_score;
+
+    #[test]
+    fn exact_id_beats_id_like() {
+        let like = vec!["ubuntu".to_string(), "debian".to_string()];
+        assert_eq!(
+            family_score("Debian", &[], &["debian", "ubuntu"], &["debian"]),
+            100
+        );
+        assert_eq!(
+            family_score(
+                "linuxmint",
+                &like,
+                &["debian", "ubuntu"],
+                &["debian", "ubuntu"]
+            ),
+            50
+        );
+        assert_eq!(family_score("plan9", &like, &["debian"], &["suse"]), 0);
+    }
+}

@@ -24,14 +24,7 @@ impl Guest for Alpine {
     }
 
     fn applies(os: OsInfo) -> u32 {
-        let alpine = |s: &str| s.trim().eq_ignore_ascii_case("alpine");
-        if alpine(&os.id) {
-            100
-        } else if os.id_like.iter().any(|l| alpine(l)) {
-            50
-        } else {
-            0
-        }
+        dmw_guest::family_score(&os.id, &os.id_like, &["alpine"], &["alpine"])
     }
 
     fn set_hostname(name: String) -> Result<()> {

@@ -23,14 +23,7 @@ impl Guest for Arch {
     }
 
     fn applies(os: OsInfo) -> u32 {
-        let arch = |s: &str| s.trim().eq_ignore_ascii_case("arch");
-        if arch(&os.id) {
-            100
-        } else if os.id_like.iter().any(|l| arch(l)) {
-            50
-        } else {
-            0
-        }
+        dmw_guest::family_score(&os.id, &os.id_like, &["arch"], &["arch"])
     }
 
     fn set_hostname(name: String) -> Result<()> {

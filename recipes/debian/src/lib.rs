@@ -31,15 +31,12 @@ impl Guest for Debian {
     }
 
     fn applies(os: OsInfo) -> u32 {
-        let family =
-            |id: &str| matches!(id.trim().to_ascii_lowercase().as_str(), "debian" | "ubuntu");
-        if family(&os.id) {
-            100
-        } else if os.id_like.iter().any(|l| family(l)) {
-            50
-        } else {
-            0
-        }
+        dmw_guest::family_score(
+            &os.id,
+            &os.id_like,
+            &["debian", "ubuntu"],
+            &["debian", "ubuntu"],
+        )
     }
 
     fn set_hostname(name: String) -> Result<()> {

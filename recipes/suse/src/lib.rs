@@ -74,17 +74,7 @@ impl Guest for Suse {
     }
 
     fn applies(os: OsInfo) -> u32 {
-        if IDS.contains(&id(&os).as_str()) {
-            100
-        } else if os
-            .id_like
-            .iter()
-            .any(|l| matches!(l.trim().to_ascii_lowercase().as_str(), "suse" | "opensuse"))
-        {
-            50
-        } else {
-            0
-        }
+        dmw_guest::family_score(&os.id, &os.id_like, &IDS, &["suse", "opensuse"])
     }
 
     fn set_hostname(name: String) -> Result<()> {
