@@ -60,6 +60,16 @@ pub fn write(config_dir: &Path, name: &str, url: &str, cert_dir: &Path) -> Resul
     Ok(())
 }
 
+/// Rewrite the context `name` (new URL or TLS material) if dmw wrote it; returns whether
+/// there was one to rewrite.
+pub fn refresh(config_dir: &Path, name: &str, url: &str, cert_dir: &Path) -> Result<bool> {
+    if !is_ours(config_dir, name) {
+        return Ok(false);
+    }
+    write(config_dir, name, url, cert_dir)?;
+    Ok(true)
+}
+
 /// Whether the context `name` exists and dmw wrote it (its description says so).
 pub fn is_ours(config_dir: &Path, name: &str) -> bool {
     std::fs::read(
@@ -140,6 +150,16 @@ pub fn switch(config_dir: &Path, name: Option<&str>) -> Result<()> {
         .with_context(|| format!("cannot create {}", config_dir.display()))?;
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(config))?;
     write_private(&config_file(config_dir), format!("{text}\n").as_bytes())
+}
+
+/// Bring machine `name`'s docker context (if dmw wrote one) up to date with its record's
+/// URL and the client certificates in its directory; returns whether there was one.
+pub fn refresh_machine(store: &crate::store::Store, name: &str) -> Result<bool> {
+    let record = store.load(name)?;
+    let Some(url) = record.url() else {
+        return Ok(false);
+    };
+    refresh(&docker_config_dir()?, name, &url, &store.machine_dir(name))
 }
 
 #[cfg(test)]

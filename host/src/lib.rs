@@ -11,6 +11,7 @@ pub mod engine_api;
 pub mod machine;
 pub mod names;
 pub mod plugin;
+pub mod power;
 pub mod provision;
 pub mod render;
 pub mod report;

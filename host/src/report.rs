@@ -17,6 +17,9 @@ pub struct Reporter {
     file: Mutex<Option<File>>,
     debug: bool,
     quiet: bool,
+    /// When set, user-facing lines are kept here instead of printed (parallel commands
+    /// print each machine's lines together, in the order the machines were given).
+    held: Option<Mutex<Vec<String>>>,
 }
 
 /// How much of a command's output the log keeps.
@@ -29,6 +32,37 @@ impl Reporter {
             file: Mutex::new(None),
             debug,
             quiet: false,
+            held: None,
+        }
+    }
+
+    /// A reporter that keeps user-facing lines for [`Reporter::take_lines`] instead of
+    /// printing them (debug detail still goes to stderr at once).
+    pub fn held(debug: bool) -> Reporter {
+        Reporter {
+            file: Mutex::new(None),
+            debug,
+            quiet: false,
+            held: Some(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The lines kept so far by a [`Reporter::held`] reporter (empty for others).
+    pub fn take_lines(&self) -> Vec<String> {
+        match &self.held {
+            Some(m) => std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Vec::new(),
+        }
+    }
+
+    /// Show one user-facing line: print it, keep it, or drop it (quiet).
+    fn show(&self, line: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.held {
+            Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+            None => println!("{line}"),
         }
     }
 
@@ -38,6 +72,7 @@ impl Reporter {
             file: Mutex::new(None),
             debug,
             quiet: true,
+            held: None,
         }
     }
 
@@ -68,25 +103,19 @@ impl Reporter {
     /// A pipeline step, shown to the user.
     pub fn step(&self, text: &str) {
         self.log("STEP", text);
-        if !self.quiet {
-            println!("{text}");
-        }
+        self.show(text.to_string());
     }
 
     /// A normal message.
     pub fn info(&self, text: &str) {
         self.log("INFO", text);
-        if !self.quiet {
-            println!("{text}");
-        }
+        self.show(text.to_string());
     }
 
     /// A warning.
     pub fn warn(&self, text: &str) {
         self.log("WARN", text);
-        if !self.quiet {
-            println!("WARNING: {text}");
-        }
+        self.show(format!("WARNING: {text}"));
     }
 
     /// Detail shown only with --debug.

@@ -2,11 +2,13 @@
 //! module that parses its arguments and calls the library.
 
 mod create;
+mod each;
 mod engine_args;
 mod env;
 mod inspect;
 mod ls;
 mod machine_info;
+mod power;
 mod provision;
 mod recipe;
 mod rm;
@@ -95,16 +97,28 @@ enum Command {
     Ip(machine_info::NamesArgs),
     /// List machines
     Ls(ls::LsArgs),
+    /// Kill (abruptly force stop) a machine
+    Kill(power::PowerArgs),
     /// Re-run provisioning on existing machines, with their stored options
     Provision(provision::ProvisionArgs),
     /// List install recipes, or show what one would run (`recipe plan`)
     Recipe(recipe::RecipeArgs),
+    /// Regenerate TLS Certificates for a machine
+    RegenerateCerts(provision::RegenerateArgs),
+    /// Restart a machine
+    Restart(power::PowerArgs),
     /// Remove a machine
     Rm(rm::RmArgs),
     /// Log into or run a command on a machine with SSH
     Ssh(ssh::SshArgs),
+    /// Start a machine
+    Start(power::PowerArgs),
     /// Get the status of a machine
     Status(machine_info::NameArgs),
+    /// Stop a machine
+    Stop(power::PowerArgs),
+    /// Upgrade a machine's Docker engine through its recipe
+    Upgrade(provision::ProvisionArgs),
     /// Get the URL of a machine
     Url(machine_info::NameArgs),
     /// Point the docker CLI at a machine (its docker context), or back with -u
@@ -179,11 +193,17 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Create(a) => create::run(app, a).await,
         Command::Env(a) => env::env(app, a, argv).await,
         Command::Ls(a) => ls::run(app, a).await,
+        Command::Kill(a) => power::run(app, crate::power::Action::Kill, a).await,
         Command::Provision(a) => provision::run(app, a).await,
+        Command::RegenerateCerts(a) => provision::regenerate_certs(app, a).await,
+        Command::Restart(a) => power::run(app, crate::power::Action::Restart, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,
+        Command::Start(a) => power::run(app, crate::power::Action::Start, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
+        Command::Stop(a) => power::run(app, crate::power::Action::Stop, a).await,
+        Command::Upgrade(a) => provision::upgrade(app, a).await,
         Command::Version(a) => version::run(app, a).await,
         Command::Ip(_) | Command::Url(_) | Command::Inspect(_) | Command::Use(_) => Ok(()),
     }

@@ -1,42 +1,129 @@
-//! `dmw provision`: run the recipe again on machines, with their stored options.
+//! `dmw provision`, `dmw regenerate-certs` and `dmw upgrade`: the recipe run again on
+//! existing machines, with their stored options.
 
-use std::sync::Arc;
+use std::io::{BufRead, Write};
 
-use super::{CliError, CliResult, names_or_default};
+use super::{CliError, CliResult, each, names_or_default};
 use crate::app::App;
-use crate::provision::{self, LOG_FILE};
-use crate::report::Reporter;
+use crate::provision;
 
-/// Arguments of `provision`.
+/// Arguments of `provision` and `upgrade`.
 #[derive(clap::Args)]
 pub struct ProvisionArgs {
     /// Machine names (default: "default")
     names: Vec<String>,
 }
 
-/// Run `dmw provision NAME...`: one machine after another, in the order given; exits
-/// non-zero if any failed.
+/// Arguments of `regenerate-certs`.
+#[derive(clap::Args)]
+pub struct RegenerateArgs {
+    /// Machine names (default: "default")
+    names: Vec<String>,
+    /// Force rebuild and do not prompt
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Also regenerate client certificates and CA.
+    #[arg(long)]
+    client_certs: bool,
+}
+
+/// The message of a failed step, as the multi-machine runner prints it.
+fn step_error(verb: &str, name: &str, f: &provision::StepFailure) -> String {
+    format!(
+        "Error {verb} machine \"{name}\": {} failed: {:#}",
+        f.step, f.error
+    )
+}
+
+/// Run `dmw provision NAME...`.
 pub async fn run(app: &App, a: ProvisionArgs) -> CliResult {
-    let mut errors = Vec::new();
-    for name in names_or_default(app, a.names)? {
-        if !app.store.exists(&name) {
-            errors.push(crate::store::LoadError::NotFound(name).to_string());
-            continue;
-        }
-        let _lock = app.store.lock(&name)?;
-        let log = app.store.machine_dir(&name).join(LOG_FILE);
-        let report = Arc::new(Reporter::new(app.debug).with_log_file(&log));
-        match provision::reprovision(app, &name, report).await {
-            Ok(()) => println!("Machine \"{name}\" was provisioned."),
-            Err(f) => errors.push(format!(
-                "Error provisioning machine \"{name}\": {} failed: {:#}",
-                f.step, f.error
-            )),
-        }
-    }
-    if errors.is_empty() {
+    let names = names_or_default(app, a.names)?;
+    each::for_each(app, names, |name, report| async move {
+        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
+        provision::reprovision(app, &name, report.clone())
+            .await
+            .map_err(|f| step_error("provisioning", &name, &f))?;
+        report.info(&format!("Machine \"{name}\" was provisioned."));
         Ok(())
-    } else {
-        Err(CliError::new(errors.join("\n")))
+    })
+    .await
+}
+
+/// Run `dmw upgrade NAME...`.
+pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
+    let names = names_or_default(app, a.names)?;
+    each::for_each(app, names, |name, report| async move {
+        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
+        let (before, after) = provision::upgrade(app, &name, report.clone())
+            .await
+            .map_err(|f| step_error("upgrading", &name, &f))?;
+        report.info(&match before {
+            Some(b) if b != after => {
+                format!("Machine \"{name}\" was upgraded: Docker {b} -> {after}.")
+            }
+            _ => format!("Machine \"{name}\" was upgraded: Docker {after}."),
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Ask before an irreversible change (any answer starting with y or Y is yes).
+fn confirm(question: &str) -> bool {
+    print!("{question} (y/n): ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
     }
+    line.trim_start().starts_with(['y', 'Y'])
+}
+
+/// Run `dmw regenerate-certs [--client-certs] NAME...`.
+pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
+    let names = names_or_default(app, a.names)?;
+    if !a.force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible.") {
+        return Err(CliError::new("Aborted: no certificate was changed"));
+    }
+    if let Some(missing) = names.iter().find(|n| !app.store.exists(n)) {
+        return Err(CliError::new(
+            crate::store::LoadError::NotFound(missing.clone()).to_string(),
+        ));
+    }
+    if a.client_certs {
+        println!("Regenerating local certificates");
+        let certs = app.store.certs_dir();
+        crate::tls::regenerate(&certs, &provision::cert_org()).map_err(|e| {
+            CliError::new(format!(
+                "Error regenerating the CA and client certificate in {}: {e:#}",
+                certs.display()
+            ))
+        })?;
+        let others: Vec<String> = app
+            .store
+            .list()?
+            .into_iter()
+            .filter(|n| !names.contains(n))
+            .collect();
+        if !others.is_empty() {
+            eprintln!(
+                "WARNING: a new CA signs the client certificate now; machines not named here still trust the old one until you run `dmw regenerate-certs --force {}`",
+                others.join(" ")
+            );
+        }
+    }
+    each::for_each(app, names, |name, report| async move {
+        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
+        provision::regenerate_certs(app, &name, report.clone())
+            .await
+            .map_err(|f| step_error("regenerating certificates of", &name, &f))?;
+        if let Err(e) = crate::context::refresh_machine(&app.store, &name) {
+            report.warn(&format!(
+                "the docker context of \"{name}\" was not updated: {e:#}"
+            ));
+        }
+        report.info(&format!("Machine \"{name}\" has new certificates."));
+        Ok(())
+    })
+    .await
 }

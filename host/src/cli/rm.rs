@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, each};
 use crate::app::App;
 use crate::report::Reporter;
 use crate::store::LoadError;
@@ -43,18 +43,12 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     if !(a.yes || a.force || confirm()) {
         return Err(CliError::new("Aborted: nothing was removed"));
     }
-    let mut errors = Vec::new();
-    for name in &a.names {
-        match remove_one(app, name, a.force).await {
-            Ok(()) => println!("Successfully removed {name}"),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
+    each::for_each(app, a.names, |name, report| async move {
+        remove_one(app, &name, a.force).await?;
+        report.info(&format!("Successfully removed {name}"));
         Ok(())
-    } else {
-        Err(CliError::new(errors.join("\n")))
-    }
+    })
+    .await
 }
 
 async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {

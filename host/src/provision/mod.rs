@@ -141,47 +141,11 @@ pub async fn create(
 /// Run the recipe again on a machine with its stored options (`dmw provision`): detect the
 /// OS, install (kept when present), configure (unchanged configuration: no restart), verify.
 pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result<(), StepFailure> {
-    let fail = |step: &'static str, error: anyhow::Error| StepFailure {
-        machine: name.to_string(),
-        step,
-        error,
-        exit_code: 1,
-    };
-    let mut record = app
-        .store
-        .load(name)
-        .map_err(|e| fail("load machine", e.into()))?;
-    let Some(endpoint) = record.endpoint.clone() else {
-        return Err(fail(
-            "load machine",
-            anyhow!(
-                "it has no address yet (its create did not get that far); remove it with `dmw rm {name}`"
-            ),
-        ));
-    };
-    let target = app
-        .ssh_target(&record)
-        .ok_or_else(|| fail("wait for SSH", anyhow!("no SSH endpoint")))?;
-    let link = Arc::new(SshLink::new(
-        target,
-        HostKeyPolicy::RequirePinned,
-        report.clone(),
-    ));
-    report.step("Waiting for SSH to be available...");
-    wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 60))
-        .await
-        .map_err(|e| fail("wait for SSH", e))?;
-    let session = link
-        .session()
-        .await
-        .map_err(|e| fail("wait for SSH", e.into()))?;
-    session
-        .check_root()
-        .await
-        .map_err(|e| fail("check sudo", e.into()))?;
+    let (mut record, endpoint, link) = connect(app, name, &report).await?;
     let recipe = match &record.recipe {
         Some(r) => Some(
-            Source::from_reference(&r.source, Kind::Recipe).map_err(|e| fail("load recipe", e))?,
+            Source::from_reference(&r.source, Kind::Recipe)
+                .map_err(|e| failure(name, "load recipe", e))?,
         ),
         None => None,
     };
@@ -192,6 +156,142 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
     };
     let result = run.provision(&link, &endpoint, recipe.as_ref()).await;
     link.reset().await;
+    finish(app, &mut record, &report, result)
+}
+
+/// Issue the machine a new server certificate and install it (`dmw regenerate-certs`):
+/// the kept one is dropped and the recipe runs again, which restarts the engine.
+pub async fn regenerate_certs(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
+    let dir = app.store.machine_dir(name);
+    if !app.store.exists(name) {
+        return Err(failure(
+            name,
+            "load machine",
+            crate::store::LoadError::NotFound(name.to_string()).into(),
+        ));
+    }
+    report.info("Regenerating TLS certificates");
+    for file in ["server.pem", "server-key.pem"] {
+        match std::fs::remove_file(dir.join(file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(failure(
+                    name,
+                    "regenerate certificates",
+                    anyhow!("cannot remove {}: {e}", dir.join(file).display()),
+                ));
+            }
+        }
+    }
+    reprovision(app, name, report).await
+}
+
+/// Upgrade the engine through the machine's recipe (`dmw upgrade`), starting the machine
+/// first if it is not running; returns the engine versions before and after.
+pub async fn upgrade(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(Option<String>, String), StepFailure> {
+    let record = app
+        .store
+        .load(name)
+        .map_err(|e| failure(name, "load machine", e.into()))?;
+    if record.endpoint.is_some() {
+        let mut driver = app
+            .machine_driver(&record, report.clone())
+            .await
+            .map_err(|e| failure(name, "start machine", e))?;
+        let state = driver
+            .state()
+            .await
+            .map_err(|e| failure(name, "start machine", e))?;
+        if state != crate::plugin::driver::MachineState::Running {
+            report.info("Starting machine so machine can be upgraded...");
+            drop(driver);
+            crate::power::run(app, name, crate::power::Action::Start, report.clone())
+                .await
+                .map_err(|e| failure(name, "start machine", e))?;
+        }
+    }
+    let (mut record, endpoint, link) = connect(app, name, &report).await?;
+    let before = record.docker_version.clone();
+    let mut run = Run {
+        app,
+        record: &mut record,
+        report: report.clone(),
+    };
+    let result = run.upgrade(&link, &endpoint).await;
+    link.reset().await;
+    finish(app, &mut record, &report, result)?;
+    let after = record.docker_version.clone().unwrap_or_default();
+    Ok((before, after))
+}
+
+/// A failure of `step` on machine `name`.
+fn failure(name: &str, step: &'static str, error: anyhow::Error) -> StepFailure {
+    StepFailure {
+        machine: name.to_string(),
+        step,
+        error,
+        exit_code: 1,
+    }
+}
+
+/// Load a provisioned machine and log in over SSH (pinned host key) with root rights.
+async fn connect(
+    app: &App,
+    name: &str,
+    report: &Arc<Reporter>,
+) -> Result<(MachineRecord, Endpoint, Arc<SshLink>), StepFailure> {
+    let record = app
+        .store
+        .load(name)
+        .map_err(|e| failure(name, "load machine", e.into()))?;
+    let Some(endpoint) = record.endpoint.clone() else {
+        return Err(failure(
+            name,
+            "load machine",
+            anyhow!(
+                "it has no address yet (its create did not get that far); remove it with `dmw rm {name}`"
+            ),
+        ));
+    };
+    let target = app
+        .ssh_target(&record)
+        .ok_or_else(|| failure(name, "wait for SSH", anyhow!("no SSH endpoint")))?;
+    let link = Arc::new(SshLink::new(
+        target,
+        HostKeyPolicy::RequirePinned,
+        report.clone(),
+    ));
+    report.step("Waiting for SSH to be available...");
+    wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 60))
+        .await
+        .map_err(|e| failure(name, "wait for SSH", e))?;
+    let session = link
+        .session()
+        .await
+        .map_err(|e| failure(name, "wait for SSH", e.into()))?;
+    session
+        .check_root()
+        .await
+        .map_err(|e| failure(name, "check sudo", e.into()))?;
+    Ok((record, endpoint, link))
+}
+
+/// Record a re-run's failure in the machine's record (which `ls` shows).
+fn finish(
+    app: &App,
+    record: &mut MachineRecord,
+    report: &Reporter,
+    result: Result<(), StepFailure>,
+) -> Result<(), StepFailure> {
     if let Err(f) = &result {
         record.status = MachineStatus::Error;
         record.error = Some(StepError {
@@ -199,7 +299,7 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
             message: format!("{:#}", f.error),
         });
         report.error(&f.to_string());
-        let _ = app.store.save(&record);
+        let _ = app.store.save(record);
     }
     result
 }
@@ -410,6 +510,52 @@ impl Run<'_> {
         self.save("save machine")
     }
 
+    /// Upgrade the engine with the stored recipe and options, then verify it answers.
+    async fn upgrade(
+        &mut self,
+        link: &Arc<SshLink>,
+        endpoint: &Endpoint,
+    ) -> Result<(), StepFailure> {
+        let os = detect_os(link)
+            .await
+            .map_err(|e| self.fail("detect OS", e))?;
+        let Some(stored) = self.record.recipe.clone() else {
+            return Err(self.fail(
+                "load recipe",
+                anyhow!(
+                    "the machine was never provisioned; run `dmw provision {}`",
+                    self.record.name
+                ),
+            ));
+        };
+        let source = Source::from_reference(&stored.source, Kind::Recipe)
+            .map_err(|e| self.fail("load recipe", e))?;
+        let mut recipe = self
+            .recipe_instance(&source, &stored.name, link, endpoint)
+            .await
+            .map_err(|e| self.fail("load recipe", e))?;
+        let config = engine_config(
+            &self.record.engine,
+            &os,
+            &self.record.driver.name,
+            endpoint.engine_port,
+        )
+        .map_err(|e| self.fail("upgrade engine", e))?;
+        recipe
+            .upgrade_engine(&config)
+            .await
+            .map_err(|e| self.fail("upgrade engine", e))?;
+        self.record.recipe_state = recipe.state_kv();
+        self.report.step("Checking connection to Docker...");
+        let version = wait_for_engine(self.app, self.record, wait_env(ENGINE_WAIT_ENV, 90))
+            .await
+            .map_err(|e| self.fail("check engine", e))?;
+        self.record.docker_version = Some(version);
+        self.record.status = MachineStatus::Ready;
+        self.record.error = None;
+        self.save("save machine")
+    }
+
     async fn recipe_instance(
         &self,
         source: &Source,
@@ -451,7 +597,8 @@ impl Run<'_> {
     }
 }
 
-fn wait_env(var: &str, default_secs: u64) -> Duration {
+/// A duration in seconds from environment variable `var`, else `default_secs`.
+pub fn wait_env(var: &str, default_secs: u64) -> Duration {
     Duration::from_secs(
         std::env::var(var)
             .ok()

@@ -205,6 +205,15 @@ impl Store {
         Ok(MachineLock { _file: file })
     }
 
+    /// Take the lock of an existing machine; a missing one (or a name that cannot be one)
+    /// gets Docker Machine's "does not exist" error instead of a lock file.
+    pub fn lock_existing(&self, name: &str) -> Result<MachineLock> {
+        if !crate::names::is_valid(name) || !self.exists(name) {
+            return Err(LoadError::NotFound(name.to_string()).into());
+        }
+        self.lock(name)
+    }
+
     /// Whether another process holds the machine's lock (e.g. a `create` in progress).
     pub fn is_locked(&self, name: &str) -> bool {
         let path = self.machine_dir(name).join(".lock");

@@ -1,0 +1,40 @@
+//! `dmw start|stop|restart|kill NAME...`: power actions through each machine's driver.
+
+use super::{CliResult, each, names_or_default};
+use crate::app::App;
+use crate::power::{self, Action};
+
+/// Arguments of `start`, `stop`, `restart` and `kill`.
+#[derive(clap::Args)]
+pub struct PowerArgs {
+    /// Machine names (default: "default")
+    names: Vec<String>,
+}
+
+/// Run one power action on every named machine, in parallel.
+pub async fn run(app: &App, action: Action, a: PowerArgs) -> CliResult {
+    let names = names_or_default(app, a.names)?;
+    each::for_each(app, names, |name, report| async move {
+        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
+        power::run(app, &name, action, report)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        if matches!(action, Action::Start | Action::Restart)
+            && let Err(e) = crate::context::refresh_machine(&app.store, &name)
+        {
+            eprintln!("WARNING: the docker context of \"{name}\" was not updated: {e:#}");
+        }
+        Ok(())
+    })
+    .await?;
+    match action {
+        Action::Start => println!(
+            "Started machines may have new IP addresses. You may need to re-run the `dmw env` command."
+        ),
+        Action::Restart => println!(
+            "Restarted machines may have new IP addresses. You may need to re-run the `dmw env` command."
+        ),
+        Action::Stop | Action::Kill => {}
+    }
+    Ok(())
+}
