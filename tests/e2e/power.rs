@@ -247,3 +247,50 @@ fn regenerate_certs_and_provision_apply_for_real() {
     assert!(labels.stdout.contains("tier=edited"), "{}", labels.stdout);
     dmw.ok(&["rm", "-y", "c1"]);
 }
+
+#[test]
+fn multi_machine_commands_name_what_is_missing() {
+    let dmw = Dmw::new();
+    for cmd in [
+        "start",
+        "stop",
+        "restart",
+        "kill",
+        "upgrade",
+        "provision",
+        "regenerate-certs",
+    ] {
+        let r = dmw.run(
+            &[cmd, "-f"]
+                .into_iter()
+                .filter(|a| cmd == "regenerate-certs" || *a != "-f")
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(r.code, 1, "{cmd}: {r:?}");
+        assert_eq!(
+            r.stderr.trim(),
+            "Error: No machine name(s) specified and no \"default\" machine exists",
+            "{cmd}"
+        );
+        let r = dmw.run(&[cmd, "ghost"]);
+        assert_eq!(r.code, 1, "{cmd}: {r:?}");
+        assert!(
+            r.stderr.contains(
+                "Docker machine \"ghost\" does not exist. Use \"dmw ls\" to list machines. Use \"dmw create\" to add a new one."
+            ),
+            "{cmd}: {r:?}"
+        );
+    }
+    let r = dmw.run(&["rm", "-y"]);
+    assert_eq!(
+        r.stderr.trim(),
+        "Error: Expected to get one or more machine names as arguments"
+    );
+    let r = dmw.run(&["rm", "-y", "ghost"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.trim(), "ghost does not exist.");
+    // A name that cannot be a machine never becomes a path.
+    let r = dmw.run(&["stop", "../../escape"]);
+    assert_eq!(r.code, 1);
+    assert!(!dmw.machine_dir("x").join("../../../escape").exists());
+}

@@ -38,7 +38,7 @@ where
                 Reporter::held(app.debug)
             };
             // Only a real machine's directory gets a log (never a path made of a bad name).
-            let report = if crate::names::is_valid(&name) && app.store.exists(&name) {
+            let report = if app.store.exists(&name) {
                 Arc::new(base.with_log_file(&app.store.machine_dir(&name).join(LOG_FILE)))
             } else {
                 Arc::new(base)

@@ -82,13 +82,13 @@ fn confirm(question: &str) -> bool {
 /// Run `dmw regenerate-certs [--client-certs] NAME...`.
 pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
-    if !a.force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible.") {
-        return Err(CliError::new("Aborted: no certificate was changed"));
-    }
     if let Some(missing) = names.iter().find(|n| !app.store.exists(n)) {
         return Err(CliError::new(
             crate::store::LoadError::NotFound(missing.clone()).to_string(),
         ));
+    }
+    if !a.force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible.") {
+        return Err(CliError::new("Aborted: no certificate was changed"));
     }
     if a.client_certs {
         println!("Regenerating local certificates");

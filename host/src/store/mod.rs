@@ -96,7 +96,9 @@ impl Store {
 
     /// Whether a machine of that name exists.
     pub fn exists(&self, name: &str) -> bool {
-        self.machine_dir(name).join(record::RECORD_FILE).exists() || self.machine_dir(name).is_dir()
+        crate::names::is_valid(name)
+            && (self.machine_dir(name).join(record::RECORD_FILE).exists()
+                || self.machine_dir(name).is_dir())
     }
 
     /// Claim `name` for a new machine: creates its directory (0700) or fails if it exists.
@@ -118,6 +120,10 @@ impl Store {
 
     /// Load a machine's record.
     pub fn load(&self, name: &str) -> Result<MachineRecord, LoadError> {
+        if !crate::names::is_valid(name) {
+            // Not a machine name, so never a path to read (`../x` must not escape the store).
+            return Err(LoadError::NotFound(name.into()));
+        }
         let path = self.machine_dir(name).join(record::RECORD_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -208,7 +214,7 @@ impl Store {
     /// Take the lock of an existing machine; a missing one (or a name that cannot be one)
     /// gets Docker Machine's "does not exist" error instead of a lock file.
     pub fn lock_existing(&self, name: &str) -> Result<MachineLock> {
-        if !crate::names::is_valid(name) || !self.exists(name) {
+        if !self.exists(name) {
             return Err(LoadError::NotFound(name.to_string()).into());
         }
         self.lock(name)
