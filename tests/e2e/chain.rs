@@ -2,7 +2,7 @@
 
 use dmw_testbed::{Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, docker_run_ok, ls_row};
+use crate::support::{Dmw, docker_hosts, docker_run_ok, ls_row};
 
 fn chain(user: &str, test: &str) {
     if !require_root_or_skip(test) {
@@ -154,14 +154,7 @@ fn two_machines_at_once() {
     if !require_root_or_skip("two_machines_at_once") {
         return;
     }
-    let bed = Testbed::boot(
-        2,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot two hosts");
+    let bed = docker_hosts(2);
     let dmw = Dmw::new();
     let children: Vec<_> = bed
         .hosts()
@@ -203,14 +196,7 @@ fn sudo_that_requires_a_tty() {
     if !require_root_or_skip("sudo_that_requires_a_tty") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot docker host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     host.ssh_ok("root", "echo 'Defaults:dmw requiretty' > /etc/sudoers.d/zz-requiretty && chmod 0440 /etc/sudoers.d/zz-requiretty")
         .expect("require a tty for sudo");

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, Run, ls_row};
+use crate::support::{Dmw, Run, docker_hosts, ls_row};
 
 /// A crash-on-demand driver built with the guests (tests/plugins/crashy-driver).
 const CRASHY: &str = env!("DMW_TEST_CRASHY_DRIVER");
@@ -339,14 +339,7 @@ fn engine_that_never_listens() {
     if !require_root_or_skip("engine_that_never_listens") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot docker host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
     let mut args = Dmw::create_args(host, "root", "deaf");

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use dmw_testbed::{Options, Testbed, require_root_or_skip};
 
 use crate::http::FileServer;
-use crate::support::{Dmw, docker_run_ok};
+use crate::support::{Dmw, docker_hosts, docker_run_ok};
 
 fn args_with(host: &dmw_testbed::Host, user: &str, name: &str, extra: &[&str]) -> Vec<String> {
     let mut a = Dmw::create_args(host, user, name);
@@ -58,14 +58,7 @@ fn none_method_uses_or_requires_an_existing_engine() {
     if !require_root_or_skip("none_method_uses_or_requires_an_existing_engine") {
         return;
     }
-    let with = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot docker host");
+    let with = docker_hosts(1);
     let without = Testbed::boot(1, &Options::default()).expect("boot bare host");
     let dmw = Dmw::new();
     dmw.ok(&strs(&args_with(

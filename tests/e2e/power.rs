@@ -2,9 +2,9 @@
 //! whose power actions take the host's real engine down and up), multi-machine commands
 //! run in parallel with ordered output, and regenerate-certs / provision on real hosts.
 
-use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
+use dmw_testbed::{Host, require_root_or_skip};
 
-use crate::support::{Dmw, Run, docker_run_ok, ls_row};
+use crate::support::{Dmw, Run, docker_hosts, docker_run_ok, ls_row};
 
 /// The recording driver (tests/plugins/recording-driver), built by host/build.rs.
 const RECORDING: &str = env!("DMW_TEST_RECORDING_DRIVER");
@@ -59,14 +59,7 @@ fn power_actions_go_through_the_driver_in_parallel_and_in_order() {
     if !require_root_or_skip("power_actions_go_through_the_driver_in_parallel_and_in_order") {
         return;
     }
-    let bed = Testbed::boot(
-        2,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot hosts");
+    let bed = docker_hosts(2);
     let (a, b) = (&bed.hosts()[0], &bed.hosts()[1]);
     let dmw = Dmw::new();
     create_recording(&dmw, a, "p1");
@@ -169,14 +162,7 @@ fn regenerate_certs_and_provision_apply_for_real() {
     if !require_root_or_skip("regenerate_certs_and_provision_apply_for_real") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
     let args = Dmw::create_args(host, "root", "c1");

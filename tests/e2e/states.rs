@@ -2,23 +2,16 @@
 
 use std::time::Instant;
 
-use dmw_testbed::{Options, Testbed, require_root_or_skip};
+use dmw_testbed::require_root_or_skip;
 
-use crate::support::{Dmw, ls_row};
+use crate::support::{Dmw, docker_hosts, ls_row};
 
 #[test]
 fn ls_follows_the_machine_state() {
     if !require_root_or_skip("ls_follows_the_machine_state") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
     let args = Dmw::create_args(host, "root", "s1");

@@ -4,7 +4,19 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use dmw_testbed::Host;
+use dmw_testbed::{Host, Options, Testbed};
+
+/// `n` testbed hosts with Debian's docker.io preinstalled and running, booted in parallel.
+pub fn docker_hosts(n: usize) -> Testbed {
+    Testbed::boot(
+        n,
+        &Options {
+            docker: true,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("boot {n} docker host(s): {e}"))
+}
 
 /// The `dmw` binary under test.
 pub fn dmw_bin() -> &'static str {

@@ -220,6 +220,19 @@ pub(crate) fn name_or_default(app: &App, name: Option<String>) -> Result<String,
     }
 }
 
+/// Ask `question` on stdout and read the answer: any answer starting with y or Y is yes
+/// (Docker Machine's prompts).
+pub(crate) fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{question} (y/n): ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    line.trim_start().starts_with(['y', 'Y'])
+}
+
 /// The machines a multi-name command works on.
 pub(crate) fn names_or_default(app: &App, names: Vec<String>) -> Result<Vec<String>, CliError> {
     if names.is_empty() {

@@ -1,9 +1,7 @@
 //! `dmw provision`, `dmw regenerate-certs` and `dmw upgrade`: the recipe run again on
 //! existing machines, with their stored options.
 
-use std::io::{BufRead, Write};
-
-use super::{CliError, CliResult, each, names_or_default};
+use super::{CliError, CliResult, confirm, each, names_or_default};
 use crate::app::App;
 use crate::provision;
 
@@ -66,17 +64,6 @@ pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
         Ok(())
     })
     .await
-}
-
-/// Ask before an irreversible change (any answer starting with y or Y is yes).
-fn confirm(question: &str) -> bool {
-    print!("{question} (y/n): ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    line.trim_start().starts_with(['y', 'Y'])
 }
 
 /// Run `dmw regenerate-certs [--client-certs] NAME...`.

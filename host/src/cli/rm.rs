@@ -1,9 +1,8 @@
 //! `dmw rm`: delete machines at their provider and remove their records.
 
-use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use super::{CliError, CliResult, each};
+use super::{CliError, CliResult, confirm, each};
 use crate::app::App;
 use crate::report::Reporter;
 use crate::store::LoadError;
@@ -21,16 +20,6 @@ pub struct RmArgs {
     yes: bool,
 }
 
-fn confirm() -> bool {
-    print!("Are you sure? (y/n): ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    line.trim_start().starts_with(['y', 'Y'])
-}
-
 /// Run `dmw rm`.
 pub async fn run(app: &App, a: RmArgs) -> CliResult {
     if a.names.is_empty() {
@@ -40,7 +29,7 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     }
     println!("About to remove {}", a.names.join(", "));
     println!("WARNING: This action will delete both local reference and remote instance.");
-    if !(a.yes || a.force || confirm()) {
+    if !(a.yes || a.force || confirm("Are you sure?")) {
         return Err(CliError::new("Aborted: nothing was removed"));
     }
     each::for_each(app, a.names, |name, report| async move {

@@ -474,13 +474,7 @@ impl Run<'_> {
             .recipe_instance(&source, &recipe_name, link, endpoint)
             .await
             .map_err(|e| self.fail("load recipe", e))?;
-        let config = engine_config(
-            &self.record.engine,
-            &os,
-            &self.record.driver.name,
-            endpoint.engine_port,
-        )
-        .map_err(|e| self.fail("install engine", e))?;
+        let config = self.engine_config(&os, endpoint, "install engine")?;
         let name = self.record.name.clone();
         recipe
             .set_hostname(&name)
@@ -500,14 +494,7 @@ impl Run<'_> {
             .map_err(|e| self.fail("configure engine", e))?;
         self.record.recipe_state = recipe.state_kv();
 
-        self.report.step("Checking connection to Docker...");
-        let version = wait_for_engine(self.app, self.record, wait_env(ENGINE_WAIT_ENV, 90))
-            .await
-            .map_err(|e| self.fail("check engine", e))?;
-        self.record.docker_version = Some(version);
-        self.record.status = MachineStatus::Ready;
-        self.record.error = None;
-        self.save("save machine")
+        self.verify_engine().await
     }
 
     /// Upgrade the engine with the stored recipe and options, then verify it answers.
@@ -534,18 +521,33 @@ impl Run<'_> {
             .recipe_instance(&source, &stored.name, link, endpoint)
             .await
             .map_err(|e| self.fail("load recipe", e))?;
-        let config = engine_config(
-            &self.record.engine,
-            &os,
-            &self.record.driver.name,
-            endpoint.engine_port,
-        )
-        .map_err(|e| self.fail("upgrade engine", e))?;
+        let config = self.engine_config(&os, endpoint, "upgrade engine")?;
         recipe
             .upgrade_engine(&config)
             .await
             .map_err(|e| self.fail("upgrade engine", e))?;
         self.record.recipe_state = recipe.state_kv();
+        self.verify_engine().await
+    }
+
+    /// The engine configuration from the stored options (a bad option fails `step`).
+    fn engine_config(
+        &self,
+        os: &OsInfo,
+        endpoint: &Endpoint,
+        step: &'static str,
+    ) -> Result<EngineConfig, StepFailure> {
+        engine_config(
+            &self.record.engine,
+            os,
+            &self.record.driver.name,
+            endpoint.engine_port,
+        )
+        .map_err(|e| self.fail(step, e))
+    }
+
+    /// Wait until the engine answers over mutual TLS, then record the machine as ready.
+    async fn verify_engine(&mut self) -> Result<(), StepFailure> {
         self.report.step("Checking connection to Docker...");
         let version = wait_for_engine(self.app, self.record, wait_env(ENGINE_WAIT_ENV, 90))
             .await
