@@ -6,6 +6,8 @@ mod http;
 mod support;
 
 mod chain;
+mod completion;
 mod failures;
+mod import;
 mod methods;
 mod states;

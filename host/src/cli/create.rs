@@ -235,7 +235,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
 }
 
 /// Write the machine's docker context; a failure is a warning (the machine works anyway).
-fn write_context(app: &App, name: &str, report: &Reporter) {
+pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
     let written = app
         .store
         .load(name)
