@@ -284,6 +284,23 @@ fn import_docker_machine_store_and_none_driver() {
     );
     assert!(r.stderr.contains("Error checking TLS connection"), "{r:?}");
 
+    // `provision` moves the imported machine to dmw's CA: the engine gets a server
+    // certificate from dmw's CA, the machine directory dmw's client certificate. Now the
+    // none machine made with dmw's certificates reaches the engine too.
+    let out = dmw.ok(&["provision", "dm1"]);
+    assert!(out.contains("Machine \"dm1\" was provisioned."), "{out}");
+    assert_eq!(
+        std::fs::read(dmw.machine_dir("dm1").join("ca.pem")).expect("ca"),
+        std::fs::read(dmw.storage.join("certs/ca.pem")).expect("dmw ca"),
+        "after provision the machine uses dmw's CA"
+    );
+    for name in ["dm1", "n2"] {
+        let r = dmw.with_env(name, "docker ps --format '{{.ID}}' && echo DONE");
+        assert_eq!(r.code, 0, "docker through {name} after provision: {r:?}");
+    }
+    let ls = dmw.ok(&["ls"]);
+    assert!(ls_row(&ls, "n2").expect("n2")[5].starts_with('v'), "{ls}");
+
     // rm only forgets the records; the engine keeps running.
     dmw.ok(&["rm", "-y", "dmnone", "n2", "dm1"]);
     assert_eq!(dmw.ok(&["ls", "-q"]), "");

@@ -71,7 +71,7 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .short('d')
                 .long("driver")
                 .value_name("DRIVER")
-                .help("Driver to create machine with: a built-in name (generic) or a path to a .wasm driver")
+                .help("Driver to create machine with: a built-in name (generic, none) or a path to a .wasm driver")
                 .env("DMW_DRIVER"),
         )
         .arg(Arg::new("recipe").long("recipe")
