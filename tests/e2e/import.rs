@@ -146,13 +146,26 @@ fn import_docker_machine_store_and_none_driver() {
     // generic machine dm1: Docker Machine's certs, its SSH key, its engine configuration.
     make_certs(&store, "dm1", &ip);
     let m1 = store.join("machines/dm1");
-    std::fs::copy(host.key_path(), m1.join("id_rsa")).expect("copy key");
+    // Docker Machine's own key format: RSA 2048, PEM (PKCS#1), authorized on the host.
+    sh(&format!(
+        "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f {}",
+        shell_quote(&m1.join("id_rsa").display().to_string())
+    ));
+    let public = std::fs::read_to_string(m1.join("id_rsa.pub")).expect("public key");
+    host.ssh_ok(
+        "root",
+        &format!(
+            "echo {} >> /root/.ssh/authorized_keys",
+            shell_quote(public.trim())
+        ),
+    )
+    .expect("authorize key");
     install_engine_tls(host, &m1);
     let generic = serde_json::json!({
         "IPAddress": ip, "MachineName": "dm1", "SSHUser": "root", "SSHPort": host.ssh_port(),
         "SSHKeyPath": format!("{s}/machines/dm1/id_rsa"), "StorePath": s,
         "SwarmMaster": false, "SwarmHost": "", "SwarmDiscovery": "",
-        "EnginePort": 2376, "SSHKey": host.key_path().display().to_string()
+        "EnginePort": 2376, "SSHKey": ""
     });
     write_machine(
         &store,

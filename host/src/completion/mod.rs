@@ -1,8 +1,8 @@
 //! Shell completion scripts, generated from the clap definition of the command line with
 //! `clap_complete`, plus what a static script cannot know: machine names. Positions that
 //! take a machine name (a positional argument called `name` or `names`) complete with the
-//! output of `dmw ls -q` at completion time, on the same storage path (`-s`) as the
-//! command line being completed. The bash and zsh scripts also define `__dmw_ps1`, the
+//! output of `dmw ls -q` at completion time (bash: on the same storage path, `-s`, as the
+//! command line being completed). The bash and zsh scripts also define `__dmw_ps1`, the
 //! prompt helper (Docker Machine's `__docker_machine_ps1`).
 
 use std::fmt::Write as _;
@@ -228,7 +228,8 @@ fn zsh(generated: &str, bin: &str, machines: &[MachineArgs]) -> String {
     let _ = machines;
     let insert = format!(
         r#"
-# Machine names for completion: `{bin} ls -q` on the storage path of the line being completed.
+# Machine names for completion: `{bin} ls -q` (on `-s PATH` when zsh still shows it in
+# $words; inside a subcommand it does not, and $DMW_STORAGE_PATH or the default store is used).
 _dmw_machines() {{
     local -a __dmw_s __dmw_m
     local __dmw_i

@@ -373,3 +373,88 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     });
     app.store.save(&record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(root: &Path, name: &str, driver: &str, driver_json: &str, files: &[&str]) {
+        let dir = root.join("machines").join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("config.json"),
+            format!(
+                r#"{{"ConfigVersion": 3, "DriverName": "{driver}", "Driver": {driver_json}, "Name": "{name}"}}"#
+            ),
+        )
+        .expect("config");
+        for f in files {
+            std::fs::write(dir.join(f), "x").expect("file");
+        }
+    }
+
+    #[test]
+    fn plans_imports_and_skips_with_reasons() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("dm");
+        let certs = src.join("certs");
+        std::fs::create_dir_all(&certs).expect("certs");
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(certs.join(f), "x").expect("cert");
+        }
+        let store = Store::new(tmp.path().join("dmw"));
+        let generic =
+            r#"{"IPAddress": "10.0.0.5", "SSHUser": "", "SSHPort": 0, "EnginePort": 2376}"#;
+        machine(&src, "g1", "generic", generic, &["id_rsa", "server.pem"]);
+        machine(&src, "nokey", "generic", generic, &[]);
+        machine(&src, "n1", "none", r#"{"URL": "tcp://10.0.0.6:2376"}"#, &[]);
+        machine(&src, "vb", "virtualbox", "{}", &[]);
+        machine(&src, "taken", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
+        machine(&src, "bad_name", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
+        std::fs::create_dir_all(src.join("machines/broken")).expect("dir");
+        store.claim("taken").expect("claim");
+
+        let plans = plan(&store, &src).expect("plan");
+        let by_name = |n: &str| {
+            plans
+                .iter()
+                .find(|p| match p {
+                    Plan::Import(c) => c.name == n,
+                    Plan::Skip { name, .. } => name == n,
+                })
+                .unwrap_or_else(|| panic!("{n} not planned"))
+        };
+        match by_name("g1") {
+            Plan::Import(c) => {
+                assert_eq!(c.summary, "root@10.0.0.5:22, engine port 2376");
+                assert!(c.ssh_key.as_ref().is_some_and(|k| k.ends_with("g1/id_rsa")));
+                let files: Vec<&str> = c.tls.iter().map(|t| t.1).collect();
+                assert_eq!(files, ["ca.pem", "cert.pem", "key.pem", "server.pem"]);
+                assert!(
+                    c.tls[0].0.starts_with(&certs),
+                    "store certs/ as the fallback"
+                );
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(matches!(by_name("n1"), Plan::Import(c) if c.summary == "tcp://10.0.0.6:2376"));
+        let reason = |n: &str| match by_name(n) {
+            Plan::Skip { reason, .. } => reason.clone(),
+            p => panic!("{p:?}"),
+        };
+        assert!(
+            reason("nokey").contains("SSH key is missing"),
+            "{}",
+            reason("nokey")
+        );
+        assert!(reason("vb").contains("driver \"virtualbox\" is not built into dmw"));
+        assert!(reason("taken").contains("already exists"));
+        assert!(reason("bad_name").contains("Invalid hostname"));
+        assert!(
+            reason("broken").contains("cannot read"),
+            "{}",
+            reason("broken")
+        );
+        assert!(plan(&store, &tmp.path().join("nowhere")).is_err());
+    }
+}
