@@ -280,26 +280,13 @@ fn import_docker_machine_store_and_none_driver() {
         "{again}"
     );
 
-    // A none machine created directly records the URL; with dmw's own CA (which this engine
-    // does not trust) the URL answers TCP: Running, the TLS failure in ERRORS.
-    let out = dmw.ok(&["create", "--driver", "none", "--url", &url, "n2"]);
-    assert!(!out.contains("SSH"), "{out}");
-    let ls = dmw.ok(&["ls"]);
-    let row = ls_row(&ls, "n2").unwrap_or_else(|| panic!("{ls}"));
-    assert_eq!(row[2], "none", "{ls}");
-    assert_eq!(row[3], "Running", "{ls}");
-    assert_eq!(row[5], "Unknown", "{ls}");
-    assert!(row[6].contains("Unable to query docker version"), "{ls}");
-    let r = dmw.run(&["env", "n2"]);
-    assert_ne!(
-        r.code, 0,
-        "env must refuse an engine that rejects the store's certificates"
+    // Import made no dmw CA. `provision` makes one and moves the imported machine to it:
+    // the engine gets a server certificate from dmw's CA, the machine directory dmw's
+    // client certificate.
+    assert!(
+        !dmw.storage.join("certs/ca.pem").exists(),
+        "import made a CA"
     );
-    assert!(r.stderr.contains("Error checking TLS connection"), "{r:?}");
-
-    // `provision` moves the imported machine to dmw's CA: the engine gets a server
-    // certificate from dmw's CA, the machine directory dmw's client certificate. Now the
-    // none machine made with dmw's certificates reaches the engine too.
     let out = dmw.ok(&["provision", "dm1"]);
     assert!(out.contains("Machine \"dm1\" was provisioned."), "{out}");
     assert_eq!(
@@ -307,12 +294,38 @@ fn import_docker_machine_store_and_none_driver() {
         std::fs::read(dmw.storage.join("certs/ca.pem")).expect("dmw ca"),
         "after provision the machine uses dmw's CA"
     );
+    // A none machine created directly records the URL and uses the store's certificates,
+    // which this engine now trusts.
+    let out = dmw.ok(&["create", "--driver", "none", "--url", &url, "n2"]);
+    assert!(!out.contains("SSH"), "{out}");
     for name in ["dm1", "n2"] {
         let r = dmw.with_env(name, "docker ps --format '{{.ID}}' && echo DONE");
         assert_eq!(r.code, 0, "docker through {name} after provision: {r:?}");
     }
     let ls = dmw.ok(&["ls"]);
-    assert!(ls_row(&ls, "n2").expect("n2")[5].starts_with('v'), "{ls}");
+    let row = ls_row(&ls, "n2").unwrap_or_else(|| panic!("{ls}"));
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str()),
+        ("none", "Running"),
+        "{ls}"
+    );
+    assert!(row[5].starts_with('v'), "{ls}");
+
+    // In a store whose CA the engine does not trust, the URL still answers TCP: Running,
+    // DOCKER Unknown, the TLS failure in ERRORS, and env refuses.
+    let other = Dmw::new();
+    other.ok(&["create", "--driver", "none", "--url", &url, "n3"]);
+    let ls = other.ok(&["ls"]);
+    let row = ls_row(&ls, "n3").unwrap_or_else(|| panic!("{ls}"));
+    assert_eq!(row[3], "Running", "{ls}");
+    assert_eq!(row[5], "Unknown", "{ls}");
+    assert!(row[6].contains("Unable to query docker version"), "{ls}");
+    let r = other.run(&["env", "n3"]);
+    assert_ne!(
+        r.code, 0,
+        "env must refuse an engine that rejects the store's certificates"
+    );
+    assert!(r.stderr.contains("Error checking TLS connection"), "{r:?}");
 
     // rm only forgets the records; the engine keeps running.
     dmw.ok(&["rm", "-y", "dmnone", "n2", "dm1"]);

@@ -170,6 +170,8 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
             ),
         ));
     };
+    // An imported machine may be the first thing in this store: make the CA it moves to.
+    bootstrap_certs(app, &report).map_err(|e| fail("bootstrap certificates", e))?;
     let target = app
         .ssh_target(&record)
         .ok_or_else(|| fail("wait for SSH", anyhow!("no SSH endpoint")))?;
