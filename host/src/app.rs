@@ -42,6 +42,9 @@ impl App {
 
     /// The SSH coordinates stored for a machine.
     pub fn ssh_target(&self, record: &MachineRecord) -> Option<Target> {
+        if record.engine_only {
+            return None;
+        }
         let ep = record.endpoint.as_ref()?;
         let dir = self.store.machine_dir(&record.name);
         Some(Target {
@@ -53,10 +56,26 @@ impl App {
         })
     }
 
-    /// An SSH link to a provisioned machine (its host key must already be pinned).
+    /// How to check a machine's SSH host key: pinned at create; a machine imported from
+    /// Docker Machine (whose store keeps no host key) pins it on its first connection.
+    pub fn host_key_policy(&self, record: &MachineRecord) -> HostKeyPolicy {
+        let known_hosts = self
+            .store
+            .machine_dir(&record.name)
+            .join(crate::provision::KNOWN_HOSTS_FILE);
+        if record.imported.is_some() && !known_hosts.exists() {
+            HostKeyPolicy::TrustOnFirstUse
+        } else {
+            HostKeyPolicy::RequirePinned
+        }
+    }
+
+    /// An SSH link to a provisioned machine (its host key must already be pinned, see
+    /// `host_key_policy`).
     pub fn ssh_link(&self, record: &MachineRecord, report: Arc<Reporter>) -> Option<Arc<SshLink>> {
+        let policy = self.host_key_policy(record);
         self.ssh_target(record)
-            .map(|t| Arc::new(SshLink::new(t, HostKeyPolicy::RequirePinned, report)))
+            .map(|t| Arc::new(SshLink::new(t, policy, report)))
     }
 
     /// Instantiate a machine's driver with its stored state (and SSH, when the machine has an address).

@@ -6,8 +6,10 @@
 pub mod app;
 pub mod capabilities;
 pub mod cli;
+pub mod completion;
 pub mod context;
 pub mod engine_api;
+pub mod import;
 pub mod machine;
 pub mod names;
 pub mod plugin;

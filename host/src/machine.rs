@@ -105,6 +105,21 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
         }
         Err(e) => e,
     };
+    if record.engine_only {
+        match engine_answers_tcp(&record, timeout).await {
+            Ok(()) => {
+                o.state = "Running".into();
+                o.docker = "Unknown".into();
+                o.error = one_line(&format!("Unable to query docker version: {engine_error}"));
+            }
+            Err(e) => {
+                o.state = "Stopped".into();
+                o.docker = "Unknown".into();
+                o.error = one_line(&e);
+            }
+        }
+        return o;
+    }
     let report = Arc::new(Reporter::quiet(app.debug));
     let state = match app.machine_driver(&record, report).await {
         Ok(mut d) => d.state().await,
@@ -138,4 +153,27 @@ pub async fn query_engine(
     let url = record.url().ok_or_else(|| anyhow::anyhow!("no address"))?;
     let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(&record.name))?;
     Ok(crate::engine_api::server_version(&url, &tls, timeout).await?)
+}
+
+/// Whether an engine-only machine's URL accepts a TCP connection (the state of a `none`
+/// machine: Running when it does, Stopped when not); the error says why not.
+pub async fn engine_answers_tcp(record: &MachineRecord, timeout: Duration) -> Result<(), String> {
+    let ep = record
+        .endpoint
+        .as_ref()
+        .ok_or_else(|| "the machine has no URL".to_string())?;
+    let addr = format!("{}:{}", ep.address, ep.engine_port);
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((ep.address.as_str(), ep.engine_port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),
+        Err(_) => Err(format!(
+            "cannot connect to {addr}: no answer within {}s",
+            timeout.as_secs()
+        )),
+    }
 }

@@ -6,7 +6,9 @@ mod http;
 mod support;
 
 mod chain;
+mod completion;
 mod failures;
+mod import;
 mod methods;
 mod power;
 mod states;

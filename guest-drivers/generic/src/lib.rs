@@ -65,6 +65,7 @@ impl Guest for Generic {
         DriverInfo {
             name: "generic".into(),
             description: "An existing Linux machine reached over SSH".into(),
+            provisions: true,
         }
     }
 

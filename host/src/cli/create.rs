@@ -71,7 +71,7 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .short('d')
                 .long("driver")
                 .value_name("DRIVER")
-                .help("Driver to create machine with: a built-in name (generic) or a path to a .wasm driver")
+                .help("Driver to create machine with: a built-in name (generic, none) or a path to a .wasm driver")
                 .env("DMW_DRIVER"),
         )
         .arg(Arg::new("recipe").long("recipe")
@@ -235,7 +235,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
 }
 
 /// Write the machine's docker context; a failure is a warning (the machine works anyway).
-fn write_context(app: &App, name: &str, report: &Reporter) {
+pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
     let written = app
         .store
         .load(name)

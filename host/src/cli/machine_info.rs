@@ -71,6 +71,11 @@ pub async fn status(app: &App, a: NameArgs) -> CliResult {
         println!("Error");
         return Ok(());
     }
+    if record.engine_only {
+        let up = crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await;
+        println!("{}", if up.is_ok() { "Running" } else { "Stopped" });
+        return Ok(());
+    }
     let mut driver = app
         .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
         .await?;

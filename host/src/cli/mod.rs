@@ -1,10 +1,12 @@
 //! The command line: Docker Machine's commands, flags and output. Each command is a thin
 //! module that parses its arguments and calls the library.
 
+mod completion;
 mod create;
 mod each;
 mod engine_args;
 mod env;
+mod import;
 mod inspect;
 mod ls;
 mod machine_info;
@@ -84,6 +86,8 @@ struct Cli {
 enum Command {
     /// Print which machine is active
     Active(machine_info::ActiveArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell), with `__dmw_ps1` for bash and zsh
+    Completion(completion::CompletionArgs),
     /// Print the connection config for machine
     Config(env::ConfigArgs),
     /// Create a machine (run `dmw create --driver NAME --help` for the driver's flags)
@@ -93,6 +97,8 @@ enum Command {
     Env(env::EnvArgs),
     /// Inspect information about a machine
     Inspect(inspect::InspectArgs),
+    /// Adopt the generic and none machines of a Docker Machine store (no re-provisioning)
+    Import(import::ImportArgs),
     /// Get the IP address of one or more machines
     Ip(machine_info::NamesArgs),
     /// List machines
@@ -164,6 +170,7 @@ pub fn main() -> i32 {
         Command::Url(a) => machine_info::url(&app, a),
         Command::Inspect(a) => inspect::run(&app, a),
         Command::Use(a) => use_context::run(&app, a),
+        Command::Completion(a) => completion::run(a),
         other => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -192,6 +199,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Config(a) => env::config(app, a).await,
         Command::Create(a) => create::run(app, a).await,
         Command::Env(a) => env::env(app, a, argv).await,
+        Command::Import(a) => import::run(app, a).await,
         Command::Ls(a) => ls::run(app, a).await,
         Command::Kill(a) => power::run(app, crate::power::Action::Kill, a).await,
         Command::Provision(a) => provision::run(app, a).await,
@@ -205,7 +213,11 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Stop(a) => power::run(app, crate::power::Action::Stop, a).await,
         Command::Upgrade(a) => provision::upgrade(app, a).await,
         Command::Version(a) => version::run(app, a).await,
-        Command::Ip(_) | Command::Url(_) | Command::Inspect(_) | Command::Use(_) => Ok(()),
+        Command::Ip(_)
+        | Command::Url(_)
+        | Command::Inspect(_)
+        | Command::Use(_)
+        | Command::Completion(_) => Ok(()),
     }
 }
 

@@ -22,17 +22,23 @@ pub struct SshArgs {
 pub async fn run(app: &App, a: SshArgs) -> CliResult {
     let name = super::name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
+    if let Some(why) = record.no_ssh_reason() {
+        return Err(CliError::new(format!(
+            "Error: Cannot run SSH command: {why}"
+        )));
+    }
     let Some(target) = app.ssh_target(&record) else {
         return Err(CliError::new(format!(
             "Error: Cannot run SSH command: machine \"{name}\" has no address yet"
         )));
     };
     if a.command.is_empty() {
-        return interactive(&target);
+        let first_use = app.host_key_policy(&record) == HostKeyPolicy::TrustOnFirstUse;
+        return interactive(&target, first_use);
     }
     let session = Session::connect(
         &target,
-        HostKeyPolicy::RequirePinned,
+        app.host_key_policy(&record),
         Duration::from_secs(20),
     )
     .await
@@ -61,10 +67,16 @@ pub async fn run(app: &App, a: SshArgs) -> CliResult {
     }
 }
 
-/// An interactive shell through the system's ssh client, with the machine's key and pinned host key.
-fn interactive(t: &crate::ssh::Target) -> CliResult {
+/// An interactive shell through the system's ssh client, with the machine's key and pinned
+/// host key (`first_use`: an imported machine's key is not pinned yet, pin it now).
+fn interactive(t: &crate::ssh::Target, first_use: bool) -> CliResult {
+    let strict = if first_use {
+        "StrictHostKeyChecking=accept-new"
+    } else {
+        "StrictHostKeyChecking=yes"
+    };
     let status = std::process::Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=quiet"])
+        .args(["-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", strict, "-o", "LogLevel=quiet"])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", sh_quote(&t.known_hosts.display().to_string())))
         .arg("-i")

@@ -10,10 +10,16 @@ pub struct Builtin {
 }
 
 /// Built-in drivers.
-pub const DRIVERS: &[Builtin] = &[Builtin {
-    name: "generic",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_generic.wasm")),
-}];
+pub const DRIVERS: &[Builtin] = &[
+    Builtin {
+        name: "generic",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_generic.wasm")),
+    },
+    Builtin {
+        name: "none",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_none.wasm")),
+    },
+];
 
 /// A built-in recipe, embedded from OUT_DIR.
 macro_rules! recipe {

@@ -101,11 +101,11 @@ pub async fn create(
     req: CreateRequest,
     report: Arc<Reporter>,
 ) -> Result<(), StepFailure> {
-    let info_name = driver
+    let (info_name, provisions) = driver
         .info()
         .await
-        .map(|i| i.name)
-        .unwrap_or_else(|_| "unknown".into());
+        .map(|i| (i.name, i.provisions))
+        .unwrap_or_else(|_| ("unknown".into(), true));
     let mut record = MachineRecord::new(
         &req.name,
         DriverRef {
@@ -115,12 +115,17 @@ pub async fn create(
         req.engine.clone(),
     );
     record.tls_sans = req.tls_sans.clone();
+    record.engine_only = !provisions;
     let mut run = Run {
         app,
         record: &mut record,
         report: report.clone(),
     };
-    let result = run.create(&mut driver, &req).await;
+    let result = if provisions {
+        run.create(&mut driver, &req).await
+    } else {
+        run.record_engine(&mut driver, &req).await
+    };
     match result {
         Ok(()) => Ok(()),
         Err(f) => {
@@ -253,6 +258,13 @@ async fn connect(
         .store
         .load(name)
         .map_err(|e| failure(name, "load machine", e.into()))?;
+    if let Some(why) = record.no_ssh_reason() {
+        return Err(failure(
+            name,
+            "load machine",
+            anyhow!("{why}; there is nothing to provision"),
+        ));
+    }
     let Some(endpoint) = record.endpoint.clone() else {
         return Err(failure(
             name,
@@ -262,12 +274,14 @@ async fn connect(
             ),
         ));
     };
+    // An imported machine may be the first thing in this store: make the CA it moves to.
+    bootstrap_certs(app, report).map_err(|e| failure(name, "bootstrap certificates", e))?;
     let target = app
         .ssh_target(&record)
         .ok_or_else(|| failure(name, "wait for SSH", anyhow!("no SSH endpoint")))?;
     let link = Arc::new(SshLink::new(
         target,
-        HostKeyPolicy::RequirePinned,
+        app.host_key_policy(&record),
         report.clone(),
     ));
     report.step("Waiting for SSH to be available...");
@@ -406,6 +420,64 @@ impl Run<'_> {
         self.report.step("Docker is up and running!");
         self.report.info(&format!(
             "To see how to connect your Docker Client to the Docker Engine running on this machine, run: dmw env {name}"
+        ));
+        Ok(())
+    }
+
+    /// `create` for a driver that does not provision (`none`): record the engine's URL and
+    /// give the machine directory the store's client certificates. No SSH, no recipe.
+    async fn record_engine(
+        &mut self,
+        driver: &mut Driver,
+        req: &CreateRequest,
+    ) -> Result<(), StepFailure> {
+        let name = req.name.clone();
+        self.save("save machine")?;
+        bootstrap_certs(self.app, &self.report)
+            .map_err(|e| self.fail("bootstrap certificates", e))?;
+        driver
+            .set_config(&name, &req.driver_flags)
+            .await
+            .map_err(|e| self.fail("configure driver", e))?;
+        self.record.driver_state = driver.state_kv();
+        self.report.step("Running pre-create checks...");
+        driver.pre_create_check().await.map_err(|e| StepFailure {
+            exit_code: 3,
+            ..self.fail(
+                "pre-create check",
+                anyhow!("Error with pre-create check: \"{e:#}\""),
+            )
+        })?;
+        self.report.step("Creating machine...");
+        driver
+            .create()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        self.record.driver_state = driver.state_kv();
+        let address = driver
+            .address()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        let engine_port = driver
+            .engine_port()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        self.record.endpoint = Some(Endpoint {
+            address,
+            engine_port,
+            ssh_address: String::new(),
+            ssh_port: 0,
+            ssh_user: String::new(),
+        });
+        self.copy_client_certs()
+            .map_err(|e| self.fail("copy client certificates", e))?;
+        self.record.status = MachineStatus::Ready;
+        self.record.error = None;
+        self.save("save machine")?;
+        self.report.info(&format!(
+            "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
+            self.record.url().unwrap_or_default(),
+            self.app.store.certs_dir().join("ca.pem").display()
         ));
         Ok(())
     }

@@ -13,7 +13,9 @@ mod atomic;
 mod record;
 
 pub use atomic::{write_atomic, write_private};
-pub use record::{DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError};
+pub use record::{
+    DriverRef, Endpoint, EngineOptions, Imported, MachineRecord, MachineStatus, StepError,
+};
 
 use std::fs;
 use std::io;

@@ -140,6 +140,22 @@ pub struct MachineRecord {
     pub docker_version: Option<String>,
     /// Creation time (RFC 3339).
     pub created_at: String,
+    /// The machine is only an engine URL (its driver does not provision, e.g. `none`):
+    /// no SSH access, nothing to provision; state comes from the URL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub engine_only: bool,
+    /// Where the machine was adopted from (`dmw import`), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// A machine adopted from a Docker Machine store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// The Docker Machine storage path it came from.
+    pub from: String,
+    /// When it was imported (RFC 3339).
+    pub at: String,
 }
 
 impl MachineRecord {
@@ -163,7 +179,19 @@ impl MachineRecord {
             os: None,
             docker_version: None,
             created_at,
+            engine_only: false,
+            imported: None,
         }
+    }
+
+    /// Why the machine has no SSH access, if it has none (the `none` driver).
+    pub fn no_ssh_reason(&self) -> Option<String> {
+        self.engine_only.then(|| {
+            format!(
+                "machine \"{}\" uses the {} driver: it has no SSH access (dmw only knows its engine URL)",
+                self.name, self.driver.name
+            )
+        })
     }
 
     /// The engine URL, if the address is known.

@@ -45,6 +45,7 @@ impl Guest for Crashy {
         DriverInfo {
             name: "crashy".into(),
             description: "Test driver that misbehaves on demand".into(),
+            provisions: true,
         }
     }
 

@@ -59,6 +59,7 @@ impl Guest for Recording {
             name: "recording".into(),
             description: "Test driver: power actions act on the host's engine and are recorded"
                 .into(),
+            provisions: true,
         }
     }
 

@@ -1,0 +1,224 @@
+//! The `none` driver: records a Docker engine that already runs, by its URL, as Docker
+//! Machine's none driver. It makes nothing, and dmw neither provisions the machine nor
+//! logs into it (`provisions: false`): the engine must already trust the store's CA.
+
+dmw_guest::generate!("driver-plugin");
+
+use dmw_guest::flags::Flags;
+use dmw_guest::{Error, Result, store};
+use exports::dmw::plugin::driver::{
+    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
+};
+
+/// Store key of the engine URL as given.
+const URL: &str = "url";
+/// Store key of the URL's host.
+const HOST: &str = "host";
+/// Store key of the URL's port.
+const PORT: &str = "port";
+
+/// Docker's TLS port, used when the URL has none.
+const DEFAULT_PORT: u16 = 2376;
+
+/// The none driver.
+struct NoneDriver;
+
+/// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port.
+fn parse_url(url: &str) -> Result<(String, u16)> {
+    let bad = |why: &str| {
+        Error::InvalidInput(format!(
+            "--url {url:?} is not a Docker engine URL ({why}); use tcp://HOST:PORT, e.g. tcp://192.0.2.10:2376"
+        ))
+    };
+    let rest = url
+        .strip_prefix("tcp://")
+        .ok_or_else(|| bad("it must start with tcp://"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains('@') {
+        return Err(bad("it must have no path or user"));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+        match after {
+            "" => (h.to_string(), None),
+            p => (
+                h.to_string(),
+                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
+            ),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (rest.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(bad("the port must be a number between 1 and 65535")),
+        },
+    };
+    Ok((host, port))
+}
+
+/// The error of an operation a recorded engine does not have, in Docker Machine's words.
+fn cannot(what: &str) -> Result<()> {
+    Err(Error::Unsupported(format!(
+        "hosts without a driver cannot be {what}"
+    )))
+}
+
+impl Guest for NoneDriver {
+    fn info() -> DriverInfo {
+        DriverInfo {
+            name: "none".into(),
+            description: "An existing Docker engine, recorded by its URL (no provisioning, no SSH)"
+                .into(),
+            provisions: false,
+        }
+    }
+
+    fn create_flags() -> Vec<Flag> {
+        vec![Flag {
+            name: "url".into(),
+            usage: "URL of host when no driver is selected".into(),
+            kind: FlagKind::Text,
+            default: Some(String::new()),
+            env_var: None,
+        }]
+    }
+
+    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
+        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+        let url =
+            flags.required_text("url", "--url option is required when no driver is selected")?;
+        let url = url.trim().to_string();
+        let (host, port) = parse_url(&url)?;
+        store::set(URL, &url);
+        store::set(HOST, &host);
+        store::set(PORT, port);
+        Ok(())
+    }
+
+    fn pre_create_check() -> Result<()> {
+        parse_url(&store::require(URL)?).map(|_| ())
+    }
+
+    fn create() -> Result<()> {
+        Ok(())
+    }
+
+    fn state() -> Result<MachineState> {
+        // As Docker Machine: a recorded engine is always Running (dmw's host checks the URL).
+        store::require(URL)?;
+        Ok(MachineState::Running)
+    }
+
+    fn address() -> Result<String> {
+        store::require(HOST)
+    }
+
+    fn ssh_endpoint() -> Result<SshDetails> {
+        Err(Error::Unsupported(
+            "the none driver has no SSH access".into(),
+        ))
+    }
+
+    fn engine_port() -> u16 {
+        store::get_or(PORT, DEFAULT_PORT).unwrap_or(DEFAULT_PORT)
+    }
+
+    fn start() -> Result<()> {
+        cannot("started")
+    }
+
+    fn stop() -> Result<()> {
+        cannot("stopped")
+    }
+
+    fn restart() -> Result<()> {
+        cannot("restarted")
+    }
+
+    fn kill() -> Result<()> {
+        cannot("killed")
+    }
+
+    fn remove() -> Result<()> {
+        Ok(())
+    }
+}
+
+export!(NoneDriver);
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use dmw_guest::mock;
+
+    fn url(v: &str) -> Vec<FlagValue> {
+        vec![FlagValue {
+            name: "url".into(),
+            values: vec![v.into()],
+        }]
+    }
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            parse_url("tcp://10.0.0.5:2376").ok(),
+            Some(("10.0.0.5".into(), 2376))
+        );
+        assert_eq!(
+            parse_url("tcp://docker.example:12376/").ok(),
+            Some(("docker.example".into(), 12376))
+        );
+        assert_eq!(
+            parse_url("tcp://[fd00::5]:2377").ok(),
+            Some(("fd00::5".into(), 2377))
+        );
+        assert_eq!(parse_url("tcp://h").ok(), Some(("h".into(), 2376)));
+        for bad in [
+            "http://h:2376",
+            "tcp://",
+            "tcp://h:0",
+            "tcp://h:x",
+            "tcp://h:2376/v1",
+            "h:2376",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(Error::InvalidInput(m)) if m.contains("tcp://HOST:PORT")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_the_url_and_has_no_ssh() {
+        mock::reset();
+        assert!(matches!(
+            NoneDriver::set_config("m".into(), url("")),
+            Err(Error::InvalidInput(m)) if m == "--url option is required when no driver is selected"
+        ));
+        NoneDriver::set_config("m".into(), url("tcp://192.0.2.7:2375")).expect("config");
+        NoneDriver::pre_create_check().expect("check");
+        NoneDriver::create().expect("create");
+        assert_eq!(NoneDriver::address().ok().as_deref(), Some("192.0.2.7"));
+        assert_eq!(NoneDriver::engine_port(), 2375);
+        assert!(!NoneDriver::info().provisions);
+        assert!(matches!(
+            NoneDriver::ssh_endpoint(),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(NoneDriver::state(), Ok(MachineState::Running)));
+        assert!(matches!(
+            NoneDriver::stop(),
+            Err(Error::Unsupported(m)) if m == "hosts without a driver cannot be stopped"
+        ));
+        assert!(NoneDriver::remove().is_ok());
+    }
+}

@@ -1,0 +1,22 @@
+//! `dmw completion SHELL`: print the shell's completion script (and, for bash and zsh,
+//! the `__dmw_ps1` prompt helper).
+
+use clap::CommandFactory;
+
+use super::{Cli, CliError, CliResult};
+
+/// Arguments of `completion`.
+#[derive(clap::Args)]
+pub struct CompletionArgs {
+    /// Shell to complete for: bash, zsh, fish or powershell
+    #[arg(value_parser = ["bash", "zsh", "fish", "powershell"])]
+    shell: String,
+}
+
+/// Run `dmw completion`.
+pub fn run(a: CompletionArgs) -> CliResult {
+    let mut cmd = Cli::command();
+    let script = crate::completion::script(&a.shell, &mut cmd, "dmw").map_err(CliError::new)?;
+    print!("{script}");
+    Ok(())
+}
