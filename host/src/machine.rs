@@ -24,6 +24,8 @@ pub struct Observed {
     pub docker: String,
     /// Error text, one line.
     pub error: String,
+    /// How long the query took (the timeout itself for `Timeout`).
+    pub response_time: Duration,
 }
 
 impl Observed {
@@ -39,8 +41,12 @@ fn one_line(s: &str) -> String {
 
 /// Observe one machine within `timeout`.
 pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
+    let started = std::time::Instant::now();
     match tokio::time::timeout(timeout, observe_inner(app, name, timeout)).await {
-        Ok(o) => o,
+        Ok(o) => Observed {
+            response_time: started.elapsed(),
+            ..o
+        },
         Err(_) => {
             let driver = app
                 .store
@@ -51,6 +57,7 @@ pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
                 name: name.into(),
                 driver,
                 state: "Timeout".into(),
+                response_time: timeout,
                 ..Default::default()
             }
         }

@@ -7,6 +7,7 @@ mod env;
 mod inspect;
 mod ls;
 mod machine_info;
+mod output;
 mod provision;
 mod recipe;
 mod rm;
@@ -104,13 +105,13 @@ enum Command {
     /// Log into or run a command on a machine with SSH
     Ssh(ssh::SshArgs),
     /// Get the status of a machine
-    Status(machine_info::NameArgs),
+    Status(machine_info::NameOutputArgs),
     /// Get the URL of a machine
     Url(machine_info::NameArgs),
     /// Point the docker CLI at a machine (its docker context), or back with -u
     Use(use_context::UseArgs),
     /// Show the dmw version or a machine's Docker version
-    Version(machine_info::NameArgs),
+    Version(machine_info::NameOutputArgs),
 }
 
 /// Run the CLI with the process's arguments; returns the exit code.
