@@ -104,7 +104,11 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
         }
         MachineStatus::Ready => {}
     }
-    let engine_error = match query_engine(app, &record, timeout).await {
+    // The engine gets more than the caller's budget, so an engine that hangs makes the
+    // whole query `Timeout` (as in Docker Machine) instead of racing the outer timeout
+    // and falling through to the driver's answer.
+    let engine_budget = timeout + Duration::from_secs(1);
+    let engine_error = match query_engine(app, &record, engine_budget).await {
         Ok(version) => {
             o.state = "Running".into();
             o.docker = format!("v{version}");

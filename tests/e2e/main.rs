@@ -8,4 +8,5 @@ mod support;
 mod chain;
 mod failures;
 mod methods;
+mod output;
 mod states;
