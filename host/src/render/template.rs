@@ -478,6 +478,18 @@ mod tests {
             ("{{/* a comment }} */}}ok", "ok"),
             ("{{printf \"%s}}\" .Name}}", "dev-1}}"),
             ("{{len .Labels}}", "2"),
+            (
+                "{{range $i, $l := .Labels}}{{$i}}={{$l}};{{end}}",
+                "0=a=b;1=c=d;",
+            ),
+            (
+                "{{if eq .Name \"x\"}}x{{else if eq .Name \"dev-1\"}}d{{end}}",
+                "d",
+            ),
+            ("a {{- /* c */ -}} b", "ab"),
+            ("{{with .Labels}}{{index . 0}}{{end}}", "a=b"),
+            ("{{(index .Labels 1)}}", "c=d"),
+            ("{{.Labels | len}}", "2"),
         ];
         for (tmpl, want) in cases {
             assert_eq!(
