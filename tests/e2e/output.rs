@@ -248,10 +248,17 @@ fn golden_error_messages_without_hosts() {
         fails_with(&dmw.run(&[cmd]), no_name);
     }
 
+    for cmd in ["inspect", "status", "url", "version"] {
+        fails_with(
+            &dmw.run(&[cmd, "web1", "web2"]),
+            "Error: Expected one machine name as an argument",
+        );
+    }
+
     // ls: Docker Machine's filter errors, then ours for what it did not check.
     fails_with(
         &dmw.run(&["ls", "--filter", "driver"]),
-        "Unsupported filter syntax.",
+        "Unsupported filter syntax",
     );
     fails_with(
         &dmw.run(&["ls", "--filter", "colour=red"]),

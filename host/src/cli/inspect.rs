@@ -18,10 +18,14 @@ pub struct InspectArgs {
     output: Output,
     /// Machine name (default: "default")
     name: Option<String>,
+    /// More names: an error, as in Docker Machine.
+    #[arg(hide = true)]
+    extra: Vec<String>,
 }
 
 /// Run `dmw inspect` (indented with four spaces, as Docker Machine).
 pub fn run(app: &App, a: InspectArgs) -> CliResult {
+    super::machine_info::expect_one(&a.extra)?;
     let template = match a.format.as_deref().filter(|f| !format_is_json(Some(f))) {
         Some(_) if a.output == Output::Json => {
             return Err(CliError::new(

@@ -17,6 +17,9 @@ use crate::report::Reporter;
 pub struct NameArgs {
     /// Machine name (default: "default")
     pub(super) name: Option<String>,
+    /// More names: an error, as in Docker Machine.
+    #[arg(hide = true)]
+    pub(super) extra: Vec<String>,
 }
 
 /// Arguments of `status` and `version`: one machine, and the output format.
@@ -27,6 +30,20 @@ pub struct NameOutputArgs {
     pub(super) output: Output,
     /// Machine name (default: "default")
     pub(super) name: Option<String>,
+    /// More names: an error, as in Docker Machine.
+    #[arg(hide = true)]
+    pub(super) extra: Vec<String>,
+}
+
+/// Docker Machine's error when a one-machine command gets more names.
+pub(super) fn expect_one(extra: &[String]) -> Result<(), CliError> {
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            "Error: Expected one machine name as an argument",
+        ))
+    }
 }
 
 /// Arguments of a command on many machines.
@@ -68,6 +85,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
 
 /// Run `dmw url`.
 pub fn url(app: &App, a: NameArgs) -> CliResult {
+    expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
     println!("{}", record.url().unwrap_or_default());
@@ -76,6 +94,7 @@ pub fn url(app: &App, a: NameArgs) -> CliResult {
 
 /// Run `dmw status`: the driver's view of the machine.
 pub async fn status(app: &App, a: NameOutputArgs) -> CliResult {
+    expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
     let state = if record.endpoint.is_none() {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::machine_info::{NameOutputArgs, one_name};
+use super::machine_info::{NameOutputArgs, expect_one, one_name};
 use super::output::{Output, print_json};
 use super::{CliError, CliResult};
 use crate::app::App;
@@ -26,6 +26,7 @@ fn client_json() -> serde_json::Value {
 
 /// Run `dmw version [NAME]`.
 pub async fn run(app: &App, a: NameOutputArgs) -> CliResult {
+    expect_one(&a.extra)?;
     let Some(name) = one_name(app, a.name)? else {
         match a.output {
             Output::Text => println!("{}", version_line()),

@@ -11,7 +11,7 @@ use regex_lite::Regex;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
     /// No `=` in the filter.
-    #[error("Unsupported filter syntax.")]
+    #[error("Unsupported filter syntax")]
     Syntax,
     /// A key Docker Machine does not know.
     #[error("Unsupported filter key '{0}'")]
@@ -137,7 +137,7 @@ mod tests {
     fn errors_are_docker_machines() {
         assert_eq!(
             parse(&["driver"]).map(|_| ()).map_err(|e| e.to_string()),
-            Err("Unsupported filter syntax.".into())
+            Err("Unsupported filter syntax".into())
         );
         assert_eq!(
             parse(&["colour=red"])

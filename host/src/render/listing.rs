@@ -88,7 +88,7 @@ impl LsItem {
             swarm: String::new(),
             error: o.error.clone(),
             docker_version: o.docker.clone(),
-            response_time: o.response_time,
+            response_time: round_ms(o.response_time),
             engine,
         }
     }
@@ -124,6 +124,13 @@ impl LsItem {
             error: self.error.clone(),
         }
     }
+}
+
+/// Rounds to whole milliseconds (half away from zero), as Docker Machine measures.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(
+        u64::try_from(d.as_micros().saturating_add(500) / 1000).unwrap_or(u64::MAX),
+    )
 }
 
 /// How `ls` prints its items.
@@ -321,7 +328,7 @@ mod tests {
                 concat!(
                     "NAME     ACTIVE_HOST   RESPONSE\n",
                     "web1     true          12ms\n",
-                    "db2      false         1.5ms\n",
+                    "db2      false         2ms\n",
                     "slow10   false         2s\n",
                     "zz       false         12ms\n",
                 ),
