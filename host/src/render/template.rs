@@ -94,15 +94,79 @@ fn clean_message(s: &str) -> String {
     s.replace(&format!(" | {PRINT_FUNC}"), "")
 }
 
-/// Appends `| __goprint` to every action that prints a pipeline, so values print as Go
-/// prints them. Control actions (`if`, `range`, `end`, …), comments and variable
-/// declarations are left alone. Quoted strings, raw strings and char literals inside actions
-/// may contain `}}`.
+/// Rewrites a template for gtmpl so it behaves as Go's `text/template`:
+///
+/// - appends `| __goprint` to every action that prints a pipeline, so values print as Go
+///   prints them (control actions, comments and variable declarations are left alone);
+/// - turns `{{range P}}A{{else}}B{{end}}` into `{{if P}}{{range P}}A{{end}}{{else}}B{{end}}`:
+///   gtmpl runs a range's `else` branch even when the range was not empty.
+///
+/// Quoted strings, raw strings and char literals inside actions may contain `}}`.
 pub fn add_print_stage(text: &str) -> Result<String, TemplateError> {
+    let segments = tokenize(text)?;
+    // For each `range` that has an `else`: the range's index and the else's index.
+    let mut range_else: Vec<(usize, usize)> = Vec::new();
+    let mut stack: Vec<(String, usize, Option<usize>)> = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let Segment::Action(whole) = seg else {
+            continue;
+        };
+        let keyword = first_word(split_action(whole).1.trim());
+        match keyword.as_str() {
+            "if" | "with" | "range" | "block" | "define" => stack.push((keyword, i, None)),
+            "else" => {
+                if let Some(top) = stack.last_mut() {
+                    top.2.get_or_insert(i);
+                }
+            }
+            "end" => {
+                if let Some((kw, open, Some(els))) = stack.pop()
+                    && kw == "range"
+                {
+                    range_else.push((open, els));
+                }
+            }
+            _ => {}
+        }
+    }
     let mut out = String::with_capacity(text.len() + 32);
+    for (i, seg) in segments.iter().enumerate() {
+        match seg {
+            Segment::Text(t) => out.push_str(t),
+            Segment::Action(whole) => {
+                if range_else.iter().any(|(o, _)| *o == i) {
+                    let (_, body, _) = split_action(whole);
+                    let pipeline = body.trim().trim_start_matches("range");
+                    let cond = match pipeline.split_once(":=") {
+                        Some((decl, rest)) if decl.trim_start().starts_with('$') => rest,
+                        _ => pipeline,
+                    };
+                    out.push_str(&format!("{{{{if {}}}}}{whole}", cond.trim()));
+                } else if range_else.iter().any(|(_, e)| *e == i) {
+                    let (open, _, close) = split_action(whole);
+                    out.push_str(&format!("{open}end}}}}{{{{else{close}"));
+                } else {
+                    out.push_str(&rewrite_action(whole));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A piece of template text: plain text or one `{{…}}` action (delimiters included).
+enum Segment<'a> {
+    Text(&'a str),
+    Action(&'a str),
+}
+
+fn tokenize(text: &str) -> Result<Vec<Segment<'_>>, TemplateError> {
+    let mut segments = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        if start > 0 {
+            segments.push(Segment::Text(&rest[..start]));
+        }
         let action = &rest[start..];
         let end = action_end(action).ok_or_else(|| {
             TemplateError::Parse(format!(
@@ -110,12 +174,35 @@ pub fn add_print_stage(text: &str) -> Result<String, TemplateError> {
                 action.trim_end().chars().take(40).collect::<String>()
             ))
         })?;
-        let whole = &action[..end];
-        out.push_str(&rewrite_action(whole));
+        segments.push(Segment::Action(&action[..end]));
         rest = &action[end..];
     }
-    out.push_str(rest);
-    Ok(out)
+    if !rest.is_empty() {
+        segments.push(Segment::Text(rest));
+    }
+    Ok(segments)
+}
+
+/// An action's opening delimiter (with its trim marker), body, and closing delimiter.
+fn split_action(whole: &str) -> (&str, &str, &str) {
+    let (open, body) = match whole.strip_prefix("{{- ") {
+        Some(b) => ("{{- ", b),
+        None => ("{{", whole.get(2..).unwrap_or_default()),
+    };
+    match body.strip_suffix(" -}}") {
+        Some(b) => (open, b, " -}}"),
+        None => (
+            open,
+            body.get(..body.len().saturating_sub(2)).unwrap_or_default(),
+            "}}",
+        ),
+    }
+}
+
+fn first_word(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
 }
 
 /// Byte length of the action starting at `s` (which begins with `{{`), up to and including `}}`.
@@ -154,25 +241,14 @@ fn action_end(s: &str) -> Option<usize> {
 }
 
 fn rewrite_action(whole: &str) -> String {
-    let (open, body) = match whole.strip_prefix("{{- ") {
-        Some(b) => ("{{- ", b),
-        None => ("{{", &whole[2..]),
-    };
-    let (body, close) = match body.strip_suffix(" -}}") {
-        Some(b) => (b, " -}}"),
-        None => (&body[..body.len().saturating_sub(2)], "}}"),
-    };
+    let (open, body, close) = split_action(whole);
     let trimmed = body.trim();
     const KEYWORDS: [&str; 10] = [
         "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
     ];
-    let first_word: String = trimmed
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
     if trimmed.is_empty()
         || trimmed.starts_with("/*")
-        || KEYWORDS.contains(&first_word.as_str())
+        || KEYWORDS.contains(&first_word(trimmed).as_str())
         || is_declaration(trimmed)
     {
         return whole.to_string();
@@ -461,7 +537,7 @@ mod tests {
 
     #[test]
     fn functions() {
-        let data = json!({"Name": "dev-1", "Labels": ["a=b", "c=d"], "S": "x,y"});
+        let data = json!({"Name": "dev-1", "Labels": ["a=b", "c=d"], "S": "x,y", "Empty": []});
         let cases = [
             ("{{json .Labels}}", r#"["a=b","c=d"]"#),
             ("{{join .Labels \";\"}}", "a=b;c=d"),
@@ -490,6 +566,17 @@ mod tests {
             ("{{with .Labels}}{{index . 0}}{{end}}", "a=b"),
             ("{{(index .Labels 1)}}", "c=d"),
             ("{{.Labels | len}}", "2"),
+            ("{{range .Labels}}[{{.}}]{{else}}none{{end}}", "[a=b][c=d]"),
+            ("{{range .Empty}}[{{.}}]{{- else -}} none {{end}}", "none "),
+            ("{{range $i, $l := .Labels}}{{$i}}{{else}}none{{end}}", "01"),
+            (
+                "{{range .Labels}}{{if eq . \"x\"}}x{{else}}-{{end}}{{else}}none{{end}}",
+                "--",
+            ),
+            (
+                "{{if .Name}}{{range .Empty}}x{{else}}e{{end}}{{else}}n{{end}}",
+                "e",
+            ),
         ];
         for (tmpl, want) in cases {
             assert_eq!(
