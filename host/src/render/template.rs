@@ -85,6 +85,7 @@ fn exec_message(e: &ExecError) -> String {
         ExecError::OnlyMapsAndObjectsHaveFields => {
             "can't evaluate a field of a value that is not a struct or map".into()
         }
+        ExecError::InvalidRange(v) => format!("range can't iterate over {}", go_format(v)),
         other => clean_message(&other.to_string()),
     }
 }
@@ -118,6 +119,16 @@ pub fn add_print_stage(text: &str) -> Result<String, TemplateError> {
                 if let Some(top) = stack.last_mut() {
                     top.2.get_or_insert(i);
                 }
+            }
+            // gtmpl allows 100 000 nested template calls, far more than the stack holds.
+            "template"
+                if stack
+                    .iter()
+                    .any(|(kw, _, _)| kw == "define" || kw == "block") =>
+            {
+                return Err(TemplateError::Parse(
+                    "{{template}} inside {{define}} or {{block}} is not supported (it could recurse without end)".into(),
+                ));
             }
             "end" => {
                 if let Some((kw, open, Some(els))) = stack.pop()
@@ -602,6 +613,15 @@ mod tests {
         let e = run("{{nosuchfunc .Name}}", data.clone(), ObjectKind::Struct);
         assert!(
             matches!(&e, Err(TemplateError::Parse(m)) if m.contains("nosuchfunc")),
+            "{e:?}"
+        );
+        let e = run(
+            "{{define \"a\"}}{{template \"a\"}}{{end}}{{template \"a\"}}",
+            data.clone(),
+            ObjectKind::Struct,
+        );
+        assert!(
+            matches!(&e, Err(TemplateError::Parse(m)) if m.contains("could recurse")),
             "{e:?}"
         );
         let e = run("{{.Nmae}}", data.clone(), ObjectKind::Struct);
