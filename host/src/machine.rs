@@ -24,6 +24,8 @@ pub struct Observed {
     pub docker: String,
     /// Error text, one line.
     pub error: String,
+    /// How long the query took (the timeout itself for `Timeout`).
+    pub response_time: Duration,
 }
 
 impl Observed {
@@ -39,8 +41,12 @@ fn one_line(s: &str) -> String {
 
 /// Observe one machine within `timeout`.
 pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
+    let started = std::time::Instant::now();
     match tokio::time::timeout(timeout, observe_inner(app, name, timeout)).await {
-        Ok(o) => o,
+        Ok(o) => Observed {
+            response_time: started.elapsed(),
+            ..o
+        },
         Err(_) => {
             let driver = app
                 .store
@@ -51,6 +57,7 @@ pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
                 name: name.into(),
                 driver,
                 state: "Timeout".into(),
+                response_time: timeout,
                 ..Default::default()
             }
         }
@@ -97,7 +104,11 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
         }
         MachineStatus::Ready => {}
     }
-    let engine_error = match query_engine(app, &record, timeout).await {
+    // The engine gets more than the caller's budget, so an engine that hangs makes the
+    // whole query `Timeout` (as in Docker Machine) instead of racing the outer timeout
+    // and falling through to the driver's answer.
+    let engine_budget = timeout + Duration::from_secs(1);
+    let engine_error = match query_engine(app, &record, engine_budget).await {
         Ok(version) => {
             o.state = "Running".into();
             o.docker = format!("v{version}");

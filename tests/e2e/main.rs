@@ -10,5 +10,6 @@ mod completion;
 mod failures;
 mod import;
 mod methods;
+mod output;
 mod power;
 mod states;

@@ -1,16 +1,23 @@
-//! `dmw ls`: every machine with its live state, queried in parallel.
+//! `dmw ls`: every machine with its live state, queried in parallel; filters, Go templates
+//! and JSON output (logic in `render::{filter, listing}`).
 
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
-use super::CliResult;
+use super::output::{Output, format_is_json, template_error};
+use super::{CliError, CliResult};
 use crate::app::App;
 use crate::machine::{Observed, observe};
-use crate::render::{LsRow, render_ls_table};
+use crate::render::filter::{Candidate, Filters};
+use crate::render::listing::{LsFormat, LsItem};
+use crate::store::EngineOptions;
 
 /// How many machines are queried at once.
 const PARALLEL: usize = 32;
+
+/// Driver shown for a machine whose record cannot be read.
+const NOT_FOUND: &str = "not found";
 
 /// Arguments of `ls`.
 #[derive(clap::Args)]
@@ -18,52 +25,82 @@ pub struct LsArgs {
     /// Enable quiet mode (print only machine names)
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Filter output based on conditions provided (driver, state, name, swarm, label=KEY=VALUE)
+    #[arg(long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
     /// Timeout in seconds for each machine's query
     #[arg(short = 't', long, default_value_t = 10)]
     timeout: u64,
-}
-
-/// The ACTIVE column: `*` for the running machine that `$DOCKER_HOST` points at.
-pub fn active_mark(o: &Observed, docker_host: Option<&str>) -> String {
-    if o.state == "Timeout" {
-        return String::new();
-    }
-    if o.is_running() && docker_host.is_some_and(|h| !h.is_empty() && h == o.url) {
-        "*".into()
-    } else {
-        "-".into()
-    }
+    /// Pretty-print machines using a Go template (`table ...` adds a header; `json` = JSON)
+    #[arg(short = 'f', long, value_name = "TEMPLATE")]
+    format: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    output: Output,
 }
 
 /// Run `dmw ls`.
 pub async fn run(app: &App, a: LsArgs) -> CliResult {
-    let names = app.store.list()?;
-    if a.quiet {
-        for n in names {
-            println!("{n}");
+    let filters = Filters::parse(&a.filter).map_err(|e| CliError::new(e.to_string()))?;
+    let format = match (a.output, a.format.as_deref()) {
+        (Output::Json, Some(f)) if !format_is_json(Some(f)) => {
+            return Err(CliError::new(
+                "--format TEMPLATE and --output json cannot be combined: pick one",
+            ));
+        }
+        (Output::Json, _) => LsFormat::Json,
+        (Output::Text, f) => {
+            LsFormat::parse(f.unwrap_or_default()).map_err(|e| template_error("--format", e))?
+        }
+    };
+    let timeout = Duration::from_secs(a.timeout.max(1));
+
+    // Everything but the state is known from the records.
+    let mut candidates: Vec<(String, EngineOptions)> = Vec::new();
+    for name in app.store.list()? {
+        let (driver, engine) = match app.store.load(&name) {
+            Ok(r) => (r.driver.name, r.engine),
+            Err(_) => (NOT_FOUND.to_string(), EngineOptions::default()),
+        };
+        let c = Candidate {
+            name: &name,
+            driver: &driver,
+            labels: &engine.labels,
+            swarm: "",
+        };
+        if filters.matches(&c) {
+            candidates.push((name, engine));
+        }
+    }
+
+    if a.quiet && !filters.needs_state() {
+        for (name, _) in candidates {
+            println!("{name}");
         }
         return Ok(());
     }
-    let timeout = Duration::from_secs(a.timeout.max(1));
-    let observed: Vec<Observed> = stream::iter(names.iter())
-        .map(|n| observe(app, n, timeout))
+    let observed: Vec<Observed> = stream::iter(candidates.iter())
+        .map(|(n, _)| observe(app, n, timeout))
         .buffered(PARALLEL)
         .collect()
         .await;
+    let kept = observed
+        .into_iter()
+        .zip(candidates)
+        .filter(|(o, _)| filters.matches_state(&o.state));
+    if a.quiet {
+        for (o, _) in kept {
+            println!("{}", o.name);
+        }
+        return Ok(());
+    }
     let docker_host = std::env::var("DOCKER_HOST").ok();
-    let rows: Vec<LsRow> = observed
-        .iter()
-        .map(|o| LsRow {
-            name: o.name.clone(),
-            active: active_mark(o, docker_host.as_deref()),
-            driver: o.driver.clone(),
-            state: o.state.clone(),
-            url: o.url.clone(),
-            swarm: String::new(),
-            docker: o.docker.clone(),
-            error: o.error.clone(),
-        })
+    let items: Vec<LsItem> = kept
+        .map(|(o, (_, engine))| LsItem::new(&o, engine, docker_host.as_deref()))
         .collect();
-    print!("{}", render_ls_table(&rows));
+    let out = format
+        .render(&items)
+        .map_err(|e| template_error("--format", e))?;
+    print!("{out}");
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
+use super::output::{Output, print_json};
 use super::{CliError, CliResult, name_or_default, names_or_default};
 use crate::app::App;
 use crate::machine::observe;
@@ -16,6 +17,33 @@ use crate::report::Reporter;
 pub struct NameArgs {
     /// Machine name (default: "default")
     pub(super) name: Option<String>,
+    /// More names: an error, as in Docker Machine.
+    #[arg(hide = true)]
+    pub(super) extra: Vec<String>,
+}
+
+/// Arguments of `status` and `version`: one machine, and the output format.
+#[derive(clap::Args)]
+pub struct NameOutputArgs {
+    /// Output format (`json`: an object with Docker-style field names, for scripts)
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub(super) output: Output,
+    /// Machine name (default: "default")
+    pub(super) name: Option<String>,
+    /// More names: an error, as in Docker Machine.
+    #[arg(hide = true)]
+    pub(super) extra: Vec<String>,
+}
+
+/// Docker Machine's error when a one-machine command gets more names.
+pub(super) fn expect_one(extra: &[String]) -> Result<(), CliError> {
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            "Error: Expected one machine name as an argument",
+        ))
+    }
 }
 
 /// Arguments of a command on many machines.
@@ -57,6 +85,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
 
 /// Run `dmw url`.
 pub fn url(app: &App, a: NameArgs) -> CliResult {
+    expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
     println!("{}", record.url().unwrap_or_default());
@@ -64,26 +93,29 @@ pub fn url(app: &App, a: NameArgs) -> CliResult {
 }
 
 /// Run `dmw status`: the driver's view of the machine.
-pub async fn status(app: &App, a: NameArgs) -> CliResult {
+pub async fn status(app: &App, a: NameOutputArgs) -> CliResult {
+    expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
-    if record.endpoint.is_none() {
-        println!("Error");
-        return Ok(());
-    }
-    if record.engine_only {
+    let state = if record.endpoint.is_none() {
+        "Error"
+    } else if record.engine_only {
         let up = crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await;
-        println!("{}", if up.is_ok() { "Running" } else { "Stopped" });
-        return Ok(());
+        if up.is_ok() { "Running" } else { "Stopped" }
+    } else {
+        let mut driver = app
+            .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
+            .await?;
+        let state = driver
+            .state()
+            .await
+            .map_err(|e| CliError::new(format!("error getting state for host {name}: {e:#}")))?;
+        state_name(state)
+    };
+    match a.output {
+        Output::Text => println!("{state}"),
+        Output::Json => print_json(&serde_json::json!({ "Name": name, "State": state })),
     }
-    let mut driver = app
-        .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
-        .await?;
-    let state = driver
-        .state()
-        .await
-        .map_err(|e| CliError::new(format!("error getting state for host {name}: {e:#}")))?;
-    println!("{}", state_name(state));
     Ok(())
 }
 
@@ -122,8 +154,8 @@ pub async fn active(app: &App, a: ActiveArgs) -> CliResult {
 }
 
 /// Used by `version NAME`.
-pub(super) fn one_name(app: &App, a: NameArgs) -> Result<Option<String>, CliError> {
-    match a.name {
+pub(super) fn one_name(app: &App, name: Option<String>) -> Result<Option<String>, CliError> {
+    match name {
         None => Ok(None),
         Some(n) => name_or_default(app, Some(n)).map(Some),
     }

@@ -10,6 +10,7 @@ mod import;
 mod inspect;
 mod ls;
 mod machine_info;
+mod output;
 mod power;
 mod provision;
 mod recipe;
@@ -120,7 +121,7 @@ enum Command {
     /// Start a machine
     Start(power::PowerArgs),
     /// Get the status of a machine
-    Status(machine_info::NameArgs),
+    Status(machine_info::NameOutputArgs),
     /// Stop a machine
     Stop(power::PowerArgs),
     /// Upgrade a machine's Docker engine through its recipe
@@ -130,7 +131,7 @@ enum Command {
     /// Point the docker CLI at a machine (its docker context), or back with -u
     Use(use_context::UseArgs),
     /// Show the dmw version or a machine's Docker version
-    Version(machine_info::NameArgs),
+    Version(machine_info::NameOutputArgs),
 }
 
 /// Run the CLI with the process's arguments; returns the exit code.

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::machine_info::{NameArgs, one_name};
+use super::machine_info::{NameOutputArgs, expect_one, one_name};
+use super::output::{Output, print_json};
 use super::{CliError, CliResult};
 use crate::app::App;
 
@@ -15,10 +16,22 @@ pub fn version_line() -> String {
     )
 }
 
+/// The `Client` object of `version --output json`.
+fn client_json() -> serde_json::Value {
+    serde_json::json!({
+        "Version": super::VERSION,
+        "GitCommit": option_env!("DMW_GIT_COMMIT").unwrap_or("dev"),
+    })
+}
+
 /// Run `dmw version [NAME]`.
-pub async fn run(app: &App, a: NameArgs) -> CliResult {
-    let Some(name) = one_name(app, a)? else {
-        println!("{}", version_line());
+pub async fn run(app: &App, a: NameOutputArgs) -> CliResult {
+    expect_one(&a.extra)?;
+    let Some(name) = one_name(app, a.name)? else {
+        match a.output {
+            Output::Text => println!("{}", version_line()),
+            Output::Json => print_json(&serde_json::json!({ "Client": client_json() })),
+        }
         return Ok(());
     };
     let record = app.store.load(&name)?;
@@ -29,6 +42,12 @@ pub async fn run(app: &App, a: NameArgs) -> CliResult {
                 "machine \"{name}\": cannot get the Docker version: {e:#}"
             ))
         })?;
-    println!("{version}");
+    match a.output {
+        Output::Text => println!("{version}"),
+        Output::Json => print_json(&serde_json::json!({
+            "Client": client_json(),
+            "Server": { "Machine": name, "Version": version },
+        })),
+    }
     Ok(())
 }

@@ -2,11 +2,19 @@
 //!
 //! - [`mod@env`]: `dmw env` shell snippets, shell detection, `--no-proxy` handling;
 //! - [`table`]: Go `text/tabwriter` layout and the default `dmw ls` table;
-//! - [`natsort`]: the natural order `dmw ls` sorts machine names in.
+//! - [`natsort`]: the natural order `dmw ls` sorts machine names in;
+//! - [`template`]: Go templates (`ls --format`, `inspect --format`) with Docker Machine's functions;
+//! - [`dm_view`]: Docker Machine-shaped views of a record (`inspect` aliases, `EngineOptions`);
+//! - [`filter`]: `ls --filter` parsing and matching;
+//! - [`listing`]: `ls` items (the `--format` fields), their table, template and JSON output.
 
+pub mod dm_view;
 pub mod env;
+pub mod filter;
+pub mod listing;
 pub mod natsort;
 pub mod table;
+pub mod template;
 
 pub use env::{EnvSet, Shell, ShellError, hint_cmdline, render_set, render_unset};
 pub use natsort::natural_cmp;
