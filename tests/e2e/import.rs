@@ -294,6 +294,14 @@ fn import_docker_machine_store_and_none_driver() {
         std::fs::read(dmw.storage.join("certs/ca.pem")).expect("dmw ca"),
         "after provision the machine uses dmw's CA"
     );
+    // dmw's drop-in now configures the engine: Docker Machine's, which would win, is gone,
+    // and the engine carries dmw's provider label.
+    let dropins = host
+        .ssh_ok("root", "ls /etc/systemd/system/docker.service.d/")
+        .expect("ssh");
+    assert_eq!(dropins.trim(), "10-dmw.conf", "drop-ins after provision");
+    let labels = dmw.with_env("dm1", "docker info --format '{{json .Labels}}'");
+    assert!(labels.stdout.contains("provider=generic"), "{labels:?}");
     // A none machine created directly records the URL and uses the store's certificates,
     // which this engine now trusts.
     let out = dmw.ok(&["create", "--driver", "none", "--url", &url, "n2"]);

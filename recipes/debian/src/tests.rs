@@ -138,7 +138,9 @@ fn configure_keeps_socket_activation_and_waits() {
     };
     assert!(
         pos("systemctl enable docker.socket")
-            < pos("systemctl daemon-reload && systemctl enable docker.service")
+            < pos(
+                "rm -f /etc/systemd/system/docker.service.d/10-machine.conf && systemctl daemon-reload && systemctl enable docker.service"
+            )
     );
     assert!(pos("systemctl daemon-reload && systemctl restart docker.service") < pos("ss -tln"));
     assert!(

@@ -9,6 +9,9 @@ use crate::{Error, InstalledCerts, Result, host, info};
 
 /// The drop-in dmw writes for a systemd-managed engine.
 pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-dmw.conf";
+/// The drop-in Docker Machine wrote: it sorts after [`DROPIN_PATH`], so its `ExecStart=`
+/// would win over dmw's on a machine adopted with `dmw import`. dmw removes it.
+pub const DOCKER_MACHINE_DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
 /// The systemd unit of the engine.
 pub const UNIT: &str = "docker.service";
 /// The socket unit that upstream's packaging (and most distributions') ships next to it.
@@ -97,7 +100,7 @@ pub fn upload_dropin(dropin: &str) -> Result<()> {
 /// until it listens there (after [`upload_dropin`]).
 pub fn enable_and_restart(port: u16) -> Result<()> {
     run_root(&format!(
-        "systemctl daemon-reload && systemctl enable {UNIT}"
+        "rm -f {DOCKER_MACHINE_DROPIN_PATH} && systemctl daemon-reload && systemctl enable {UNIT}"
     ))?;
     super::remember_port(port);
     restart_and_wait(port)

@@ -438,7 +438,7 @@ fn systemd_configure_flow() {
     );
     assert_eq!(
         c[2],
-        "systemctl daemon-reload && systemctl enable docker.service"
+        "rm -f /etc/systemd/system/docker.service.d/10-machine.conf && systemctl daemon-reload && systemctl enable docker.service"
     );
     assert_eq!(
         c[3],
