@@ -9,3 +9,4 @@ mod chain;
 mod failures;
 mod methods;
 mod states;
+mod transfer;

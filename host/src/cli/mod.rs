@@ -7,9 +7,11 @@ mod env;
 mod inspect;
 mod ls;
 mod machine_info;
+mod mount;
 mod provision;
 mod recipe;
 mod rm;
+mod scp;
 mod ssh;
 mod use_context;
 mod version;
@@ -74,6 +76,9 @@ struct Cli {
     /// Print the version
     #[arg(short = 'v', long)]
     version: bool,
+    /// Use the native (Rust) SSH implementation for interactive shells
+    #[arg(long, env = "MACHINE_NATIVE_SSH", global = true)]
+    native_ssh: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,12 +100,16 @@ enum Command {
     Ip(machine_info::NamesArgs),
     /// List machines
     Ls(ls::LsArgs),
+    /// Mount or unmount a directory from a machine with SSHFS
+    Mount(mount::MountArgs),
     /// Re-run provisioning on existing machines, with their stored options
     Provision(provision::ProvisionArgs),
     /// List install recipes, or show what one would run (`recipe plan`)
     Recipe(recipe::RecipeArgs),
     /// Remove a machine
     Rm(rm::RmArgs),
+    /// Copy files between machines
+    Scp(scp::ScpArgs),
     /// Log into or run a command on a machine with SSH
     Ssh(ssh::SshArgs),
     /// Get the status of a machine
@@ -143,13 +152,15 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let app = App::new(Store::new(root), cli.debug);
+    let mut app = App::new(Store::new(root), cli.debug);
+    app.native_ssh = cli.native_ssh;
     let result = match command {
         // Commands that need no async runtime stay on the fast path.
         Command::Ip(a) => machine_info::ip(&app, a),
         Command::Url(a) => machine_info::url(&app, a),
         Command::Inspect(a) => inspect::run(&app, a),
         Command::Use(a) => use_context::run(&app, a),
+        Command::Mount(a) => mount::run(&app, a),
         other => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -182,10 +193,15 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Provision(a) => provision::run(app, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
+        Command::Scp(a) => scp::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
         Command::Version(a) => version::run(app, a).await,
-        Command::Ip(_) | Command::Url(_) | Command::Inspect(_) | Command::Use(_) => Ok(()),
+        Command::Ip(_)
+        | Command::Url(_)
+        | Command::Inspect(_)
+        | Command::Use(_)
+        | Command::Mount(_) => Ok(()),
     }
 }
 
