@@ -13,7 +13,7 @@ pub struct MountArgs {
     #[arg(short = 'u', long)]
     unmount: bool,
     /// `[machine:][path]` (machine defaults to "default")
-    #[arg(value_name = "[machine:][path]")]
+    #[arg(value_name = "MACHINE:PATH")]
     source: String,
     /// Where to mount (defaults to the remote path)
     mountpoint: Option<PathBuf>,

@@ -20,8 +20,8 @@ pub struct ScpArgs {
     /// Disables the progress meter and the summary line
     #[arg(short = 'q', long)]
     quiet: bool,
-    /// `[[user@]machine:][path]`... then the destination
-    #[arg(value_name = "[[user@]machine:][path]")]
+    /// Sources then the destination, each a local path or `[user@]machine:[path]`
+    #[arg(value_name = "PATH")]
     paths: Vec<String>,
 }
 

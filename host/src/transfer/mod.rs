@@ -206,6 +206,26 @@ impl Side {
         }
     }
 
+    /// Whether both sides are the same filesystem (this computer, or the same connection).
+    fn same_as(&self, other: &Side) -> bool {
+        match (self, other) {
+            (Side::Local, Side::Local) => true,
+            (Side::Remote(a), Side::Remote(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The absolute path with symlinks resolved, if it exists.
+    async fn canonical(&self, path: &str) -> Option<String> {
+        match self {
+            Side::Local => tokio::fs::canonicalize(path)
+                .await
+                .ok()
+                .map(|p| p.display().to_string()),
+            Side::Remote(r) => r.sftp.canonicalize(path).await.ok(),
+        }
+    }
+
     fn is_remote(&self) -> bool {
         matches!(self, Side::Remote(_))
     }
@@ -582,6 +602,16 @@ async fn copy_file(
     let existing = dst.stat(dpath).await?;
     if existing.is_some_and(|m| m.kind == Kind::Dir) {
         bail!("{}: is a directory", dst.label(dpath));
+    }
+    if existing.is_some() && src.same_as(dst) {
+        let (a, b) = tokio::join!(src.canonical(spath), dst.canonical(dpath));
+        if a.is_some() && a == b {
+            bail!(
+                "{} and {} are the same file",
+                src.label(spath),
+                dst.label(dpath)
+            );
+        }
     }
     if opts.delta
         && let Some(old) = existing.filter(|m| m.kind == Kind::File && m.size > 0)
