@@ -95,12 +95,16 @@ fn scp_local_machine_and_machine_to_machine() {
     dmw.ok(&["scp", "m1:~/big file.bin", "m2:copy.bin"]);
     assert_eq!(sha_remote(h2, "/home/dmw/copy.bin"), want);
     let back = work.path().join("back.bin");
-    dmw.ok(&[
+    let r = dmw.run(&[
         "scp",
         "-q",
         "m2:/home/dmw/copy.bin",
         &back.display().to_string(),
     ]);
+    assert!(
+        r.code == 0 && r.stderr.is_empty() && r.stdout.is_empty(),
+        "-q: {r:?}"
+    );
     assert_eq!(sha_file(&back), want);
 
     // -d: change a few bytes, only their block goes over the wire; unchanged: nothing.
