@@ -325,6 +325,15 @@ impl PtyChild {
         assert_eq!(rc, 0, "TIOCSWINSZ");
     }
 
+    /// Whether the terminal is in canonical (cooked) mode, as the shell leaves it.
+    fn cooked(&self) -> bool {
+        // SAFETY: tcgetattr on our master (Linux reports the pair's settings) into a zeroed struct.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) };
+        assert_eq!(rc, 0, "tcgetattr");
+        t.c_lflag & libc::ICANON != 0 && t.c_lflag & libc::ECHO != 0
+    }
+
     fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -375,8 +384,21 @@ fn ssh_interactive_pty_and_sshfs_mount() {
     std::thread::sleep(Duration::from_millis(500));
     n.type_line("stty size");
     n.wait_for("50 100 after the resize", |t| t.contains("50 100\n"));
+    assert!(
+        !n.cooked(),
+        "the native client must put the terminal in raw mode"
+    );
     n.type_line("exit 3");
     assert_eq!(n.wait_exit(), 3, "{}", n.text());
+    assert!(n.cooked(), "terminal settings restored at exit");
+    // SIGTERM ends the session and still restores the terminal.
+    let mut k = PtyChild::spawn(dmw.command(&["--native-ssh", "ssh", "box"]), 24, 80);
+    k.wait_for("the first prompt", |t| prompts(t, 1));
+    assert!(!k.cooked());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(k.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(k.wait_exit(), 128 + libc::SIGTERM, "{}", k.text());
+    assert!(k.cooked(), "terminal settings restored after SIGTERM");
 
     // No ssh binary on PATH: the native client is used by itself.
     let mut c = dmw.command(&["ssh", "box"]);

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use russh::ChannelMsg;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::{Session, SshError};
@@ -81,11 +82,22 @@ fn stdin_pump() -> mpsc::Receiver<Option<Vec<u8>>> {
     rx
 }
 
+/// The next delivery of an optional signal stream (never, when there is none or it ended).
+async fn recv_opt(s: &mut Option<Signal>) {
+    if let Some(s) = s.as_mut()
+        && s.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
 /// Run `command` (or a login shell when `None`) on `session`, wired to this process's
 /// stdin/stdout/stderr. With `pty`, a remote PTY is requested with the local terminal's
 /// size (80x24 when there is none) and `$TERM` (else `xterm`), the local terminal is put in
 /// raw mode and window changes are forwarded. Returns the remote exit status (255 when the
-/// remote side ended without one, e.g. killed by a signal).
+/// remote side ended without one, e.g. killed by a signal; 128+N when this process got
+/// SIGTERM or SIGHUP).
 pub async fn run(session: &Session, command: Option<&str>, pty: bool) -> Result<i32, SshError> {
     let err = |e: russh::Error| session.session_err(e);
     let mut channel = session.open_channel().await?;
@@ -102,7 +114,7 @@ pub async fn run(session: &Session, command: Option<&str>, pty: bool) -> Result<
             .request_pty(true, &term, cols, rows, 0, 0, &[])
             .await
             .map_err(err)?;
-        winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+        winch = signal(SignalKind::window_change()).ok();
     }
     match command {
         Some(c) => channel.exec(true, c).await.map_err(err)?,
@@ -113,6 +125,9 @@ pub async fn run(session: &Session, command: Option<&str>, pty: bool) -> Result<
     } else {
         None
     };
+    // SIGTERM/SIGHUP end the session cleanly, so the terminal leaves raw mode.
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
     let mut input = stdin_pump();
     let mut input_open = true;
     let mut code = None;
@@ -143,12 +158,17 @@ pub async fn run(session: &Session, command: Option<&str>, pty: bool) -> Result<
                     }
                 }
             },
-            Some(()) = async {
-                match winch.as_mut() {
-                    Some(w) => w.recv().await,
-                    None => std::future::pending().await,
+            sig = async {
+                tokio::select! {
+                    () = recv_opt(&mut term) => libc::SIGTERM,
+                    () = recv_opt(&mut hup) => libc::SIGHUP,
                 }
             } => {
+                let _ = channel.close().await;
+                code = Some(128 + sig);
+                break;
+            }
+            () = recv_opt(&mut winch) => {
                 if let Some((cols, rows)) = terminal_size(0).or_else(|| terminal_size(1)) {
                     let _ = channel.window_change(cols, rows, 0, 0).await;
                 }
