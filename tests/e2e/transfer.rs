@@ -123,8 +123,12 @@ fn scp_local_machine_and_machine_to_machine() {
     let r = dmw.run(&["scp", "--delta", &big_s, "m2:copy.bin"]);
     assert_eq!(bytes_sent(&r.stderr), 0, "{r:?}");
     // Delta machine → machine and machine → local too.
-    let r = dmw.run(&["scp", "-d", "m2:copy.bin", "m1:big file.bin"]);
+    let r = dmw.run(&["-D", "scp", "-d", "m2:copy.bin", "m1:big file.bin"]);
     assert!(bytes_sent(&r.stderr) < (SIZE / 50) as u64, "{r:?}");
+    assert!(
+        r.stderr.contains("2 of 400 blocks of 131072 bytes differ"),
+        "{r:?}"
+    );
     assert_eq!(sha_remote(h1, "/root/big file.bin"), want2);
     let r = dmw.run(&["scp", "-d", "m1:big file.bin", &back.display().to_string()]);
     assert!(bytes_sent(&r.stderr) < (SIZE / 50) as u64, "{r:?}");

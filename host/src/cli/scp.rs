@@ -61,6 +61,7 @@ pub async fn run(app: &App, a: ScpArgs) -> CliResult {
         recursive: a.recursive,
         delta: a.delta,
         progress: !a.quiet && std::io::stderr().is_terminal(),
+        debug: app.debug,
     };
     let result = transfer::copy(&sides, &dest, opts).await;
     for r in remotes.values() {

@@ -85,6 +85,8 @@ pub struct Options {
     pub delta: bool,
     /// Draw a progress meter on stderr.
     pub progress: bool,
+    /// Say on stderr what the delta comparison found for each file.
+    pub debug: bool,
 }
 
 /// What a copy did.
@@ -678,6 +680,15 @@ async fn delta_file(
         return Ok(true);
     }
     let changed: u64 = ranges.iter().map(|r| r.1).sum();
+    if opts.debug {
+        eprintln!(
+            "delta {} -> {}: {} of {} blocks of {block} bytes differ, {changed} bytes to send",
+            src.label(spath),
+            dst.label(dpath),
+            ranges.iter().map(|(_, l)| l.div_ceil(block)).sum::<u64>(),
+            sh.len()
+        );
+    }
     let mut progress = Progress::new(&base_name(spath), changed, opts.progress);
     let mut r = src.reader(spath).await?;
     let mut w = dst.writer(dpath, false, meta.mode).await?;
@@ -783,6 +794,7 @@ mod tests {
             recursive: true,
             delta: true,
             progress: false,
+            debug: false,
         };
         let sum = copy(&[(Side::Local, s.clone())], &(Side::Local, d.clone()), opts)
             .await
