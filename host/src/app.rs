@@ -18,6 +18,8 @@ pub struct App {
     pub store: Store,
     /// `--debug`.
     pub debug: bool,
+    /// `--native-ssh`: interactive shells through russh instead of the system ssh.
+    pub native_ssh: bool,
     runtime: OnceLock<Runtime>,
 }
 
@@ -27,6 +29,7 @@ impl App {
         App {
             store,
             debug,
+            native_ssh: false,
             runtime: OnceLock::new(),
         }
     }

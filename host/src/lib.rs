@@ -21,3 +21,4 @@ pub mod simulate;
 pub mod ssh;
 pub mod store;
 pub mod tls;
+pub mod transfer;

@@ -13,3 +13,4 @@ mod methods;
 mod output;
 mod power;
 mod states;
+mod transfer;

@@ -10,11 +10,13 @@ mod import;
 mod inspect;
 mod ls;
 mod machine_info;
+mod mount;
 mod output;
 mod power;
 mod provision;
 mod recipe;
 mod rm;
+mod scp;
 mod ssh;
 mod use_context;
 mod version;
@@ -79,6 +81,9 @@ struct Cli {
     /// Print the version
     #[arg(short = 'v', long)]
     version: bool,
+    /// Use the native (Rust) SSH implementation for interactive shells
+    #[arg(long, env = "MACHINE_NATIVE_SSH", global = true)]
+    native_ssh: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -106,6 +111,8 @@ enum Command {
     Ls(ls::LsArgs),
     /// Kill (abruptly force stop) a machine
     Kill(power::PowerArgs),
+    /// Mount or unmount a directory from a machine with SSHFS
+    Mount(mount::MountArgs),
     /// Re-run provisioning on existing machines, with their stored options
     Provision(provision::ProvisionArgs),
     /// List install recipes, or show what one would run (`recipe plan`)
@@ -116,6 +123,8 @@ enum Command {
     Restart(power::PowerArgs),
     /// Remove a machine
     Rm(rm::RmArgs),
+    /// Copy files between machines
+    Scp(scp::ScpArgs),
     /// Log into or run a command on a machine with SSH
     Ssh(ssh::SshArgs),
     /// Start a machine
@@ -164,7 +173,8 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let app = App::new(Store::new(root), cli.debug);
+    let mut app = App::new(Store::new(root), cli.debug);
+    app.native_ssh = cli.native_ssh;
     let result = match command {
         // Commands that need no async runtime stay on the fast path.
         Command::Ip(a) => machine_info::ip(&app, a),
@@ -172,6 +182,7 @@ pub fn main() -> i32 {
         Command::Inspect(a) => inspect::run(&app, a),
         Command::Use(a) => use_context::run(&app, a),
         Command::Completion(a) => completion::run(a),
+        Command::Mount(a) => mount::run(&app, a),
         other => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -208,6 +219,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Restart(a) => power::run(app, crate::power::Action::Restart, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
+        Command::Scp(a) => scp::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,
         Command::Start(a) => power::run(app, crate::power::Action::Start, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
@@ -218,7 +230,8 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         | Command::Url(_)
         | Command::Inspect(_)
         | Command::Use(_)
-        | Command::Completion(_) => Ok(()),
+        | Command::Completion(_)
+        | Command::Mount(_) => Ok(()),
     }
 }
 
@@ -244,6 +257,24 @@ pub(crate) fn confirm(question: &str) -> bool {
         return false;
     }
     line.trim_start().starts_with(['y', 'Y'])
+}
+
+/// The SSH target of a machine, or the error saying why it has none (a none-driver
+/// machine, or a create that did not get that far); `what` starts the message.
+pub(crate) fn ssh_target_or_error(
+    app: &App,
+    record: &crate::store::MachineRecord,
+    what: &str,
+) -> Result<crate::ssh::Target, CliError> {
+    if let Some(why) = record.no_ssh_reason() {
+        return Err(CliError::new(format!("{what}: {why}")));
+    }
+    app.ssh_target(record).ok_or_else(|| {
+        CliError::new(format!(
+            "{what}: machine \"{0}\" has no address yet; finish `dmw create` or remove it with `dmw rm {0}`",
+            record.name
+        ))
+    })
 }
 
 /// The machines a multi-name command works on.

@@ -3,6 +3,8 @@
 //! The host owns every connection; plugins reach the target only through
 //! [`Session`] methods exposed by the `ssh` capability.
 
+pub mod external;
+pub mod pty;
 mod quote;
 
 pub use quote::sh_quote;
@@ -504,6 +506,37 @@ impl Session {
             .run(&format!("rm -f {}", sh_quote(&tmp_path)), None, false)
             .await;
         result
+    }
+
+    /// Open a new session channel (for interactive shells and subsystems).
+    pub async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+        let handle = self.handle.lock().await;
+        handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.session_err(e))
+    }
+
+    /// Start the SFTP subsystem on a new channel.
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SshError> {
+        let channel = self.open_channel().await?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| self.session_err(format!("cannot start SFTP: {e}")))?;
+        let config = russh_sftp::client::Config {
+            max_concurrent_reads: 32,
+            max_concurrent_writes: 32,
+            request_timeout_secs: 60,
+            ..Default::default()
+        };
+        russh_sftp::client::SftpSession::new_with_config(channel.into_stream(), config)
+            .await
+            .map_err(|e| {
+                self.session_err(format!(
+                    "cannot start SFTP (is the sftp-server subsystem enabled in sshd?): {e}"
+                ))
+            })
     }
 
     /// Close the connection politely.
