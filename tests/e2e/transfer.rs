@@ -433,6 +433,26 @@ fn ssh_interactive_pty_and_sshfs_mount() {
     let r = dmw.run(&["ssh", "box", "-t", "tty"]);
     assert!(r.code == 0 && r.stdout.contains("/dev/pts/"), "{r:?}");
 
+    // Extra ssh options go to the system ssh client, as with Docker Machine's external
+    // client: they take effect (a bad value is ssh's own error), and a command may follow.
+    let r = dmw.run(&[
+        "ssh",
+        "box",
+        "-o",
+        "ConnectTimeout=5",
+        "echo",
+        "via-system-ssh",
+    ]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "via-system-ssh"), "{r:?}");
+    let r = dmw.run(&["ssh", "box", "-o", "ConnectTimeout=soon", "true"]);
+    assert_eq!(r.code, 255, "the option reached ssh: {r:?}");
+    assert!(r.stderr.contains("invalid time value"), "{r:?}");
+    let r = dmw.run(&["--native-ssh", "ssh", "box", "-o", "Port=1", "true"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("need the system ssh client"),
+        "{r:?}"
+    );
+
     // sshfs mount with the machine's key and pinned host key; write both ways; unmount.
     if dmw_sshfs_available() {
         let mnt = tempfile::tempdir().expect("tempdir");

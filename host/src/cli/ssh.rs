@@ -27,8 +27,18 @@ pub async fn run(app: &App, a: SshArgs) -> CliResult {
     if force_pty {
         command.remove(0);
     }
-    if command.is_empty() && !app.native_ssh && find_program("ssh").is_some() {
-        return system_shell(&target, app.host_key_policy(&record));
+    let system_ssh = !app.native_ssh && find_program("ssh").is_some();
+    // Docker Machine's external client took extra ssh options (`dmw ssh m -N -L 8080:…`):
+    // arguments that start with an option other than `-t` go to the system ssh as they are.
+    let ssh_options = command.first().is_some_and(|c| c.starts_with('-'));
+    if system_shell_wanted(system_ssh, &command) {
+        return system_shell(&target, app.host_key_policy(&record), &command);
+    }
+    if ssh_options {
+        return Err(CliError::new(format!(
+            "Error: ssh options ({}) need the system ssh client; install openssh-client and drop --native-ssh, or give a command",
+            command[0]
+        )));
     }
     let session = Session::connect(
         &target,
@@ -62,11 +72,20 @@ pub async fn run(app: &App, a: SshArgs) -> CliResult {
     }
 }
 
-/// An interactive shell through the system's ssh client, with the machine's key and pinned host key.
-fn system_shell(t: &crate::ssh::Target, policy: HostKeyPolicy) -> CliResult {
+/// Whether the system ssh client should run: for an interactive shell, or for arguments
+/// that start with ssh options — and only when it is there and `--native-ssh` is not given.
+fn system_shell_wanted(system_ssh: bool, args: &[String]) -> bool {
+    system_ssh && args.first().is_none_or(|a| a.starts_with('-'))
+}
+
+/// The system's ssh client with the machine's key and pinned host key, and `extra`
+/// arguments after the destination (ssh options and/or a command, as Docker Machine's
+/// external client passed them).
+fn system_shell(t: &crate::ssh::Target, policy: HostKeyPolicy, extra: &[String]) -> CliResult {
     let status = std::process::Command::new("ssh")
         .args(ssh_args(t, policy))
         .arg(format!("{}@{}", t.user, t.address))
+        .args(extra)
         .status()
         .map_err(|e| {
             CliError::new(format!(
