@@ -79,7 +79,15 @@ comp dmw co
         "{r:?}"
     );
     let flags = words(lines[1]);
-    for f in ["--quiet", "--timeout", "--help", "--storage-path"] {
+    for f in [
+        "--quiet",
+        "--timeout",
+        "--filter",
+        "--format",
+        "--output",
+        "--help",
+        "--storage-path",
+    ] {
         assert!(flags.contains(&f), "`dmw ls --` lacks {f}: {r:?}");
     }
     assert_eq!(words(lines[2]), ["alpha", "beta2"], "`dmw ip `: {r:?}");
