@@ -144,16 +144,22 @@ fn repo_method_from_a_local_signed_repository() {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/e2e/fixtures/make-docker-repo.sh"
     );
-    let st = std::process::Command::new("bash")
-        .arg(script)
-        .arg(site.path())
-        .arg("bookworm")
-        .status()
-        .expect("make repo");
-    assert!(
-        st.success(),
-        "building the stand-in repository failed (needs dpkg-deb, apt-ftparchive, gpg)"
-    );
+    let key = tempfile::tempdir().expect("tempdir");
+    let publish = |version: &str| {
+        let st = std::process::Command::new("bash")
+            .arg(script)
+            .arg(site.path())
+            .arg("bookworm")
+            .arg(version)
+            .arg(key.path())
+            .status()
+            .expect("make repo");
+        assert!(
+            st.success(),
+            "building the stand-in repository failed (needs dpkg-deb, apt-ftparchive, gpg)"
+        );
+    };
+    publish("5:99.0.0-1~dmw.test");
     let server = FileServer::start(site.path(), IpAddr::V4(host.gateway()));
     let dmw = Dmw::new();
     dmw.ok(&strs(&args_with(
@@ -184,5 +190,20 @@ fn repo_method_from_a_local_signed_repository() {
         )
         .expect("dpkg-query");
     assert!(pkgs.contains("docker-ce 5:99.0.0-1~dmw.test"), "{pkgs}");
+    docker_run_ok(&dmw, "from-repo");
+
+    // Docker publishes a newer engine: `upgrade` installs it from the repository, restarts
+    // the engine and waits for it.
+    publish("5:99.0.1-1~dmw.test");
+    let out = dmw.ok(&["upgrade", "from-repo"]);
+    assert!(out.contains("Upgrading docker..."), "{out}");
+    assert!(out.contains("Machine \"from-repo\" was upgraded"), "{out}");
+    let pkgs = host
+        .ssh_ok("root", "dpkg-query -W -f='${Version}' docker-ce")
+        .expect("dpkg-query");
+    assert_eq!(
+        pkgs, "5:99.0.1-1~dmw.test",
+        "the newer docker-ce is installed"
+    );
     docker_run_ok(&dmw, "from-repo");
 }

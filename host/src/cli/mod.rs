@@ -101,16 +101,16 @@ enum Command {
     Create(create::CreateArgs),
     /// Display the commands to set up the environment for the Docker client
     Env(env::EnvArgs),
-    /// Inspect information about a machine
-    Inspect(inspect::InspectArgs),
     /// Adopt the generic and none machines of a Docker Machine store (no re-provisioning)
     Import(import::ImportArgs),
+    /// Inspect information about a machine
+    Inspect(inspect::InspectArgs),
     /// Get the IP address of one or more machines
     Ip(machine_info::NamesArgs),
-    /// List machines
-    Ls(ls::LsArgs),
     /// Kill (abruptly force stop) a machine
     Kill(power::PowerArgs),
+    /// List machines
+    Ls(ls::LsArgs),
     /// Mount or unmount a directory from a machine with SSHFS
     Mount(mount::MountArgs),
     /// Re-run provisioning on existing machines, with their stored options
