@@ -25,4 +25,5 @@ done
 hyperfine -N --warmup 10 --runs 100 \
   "$dmw -s $store ip m1" \
   "$dmw -s $store env --shell bash m1" \
-  "$dmw -s $store ls"
+  "$dmw -s $store ls" \
+  "$dmw -s $store ls --filter state=Running --format '{{.Name}} {{.URL}}'"

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
+use dmw_testbed::{Host, require_root_or_skip};
 
-use crate::support::{Dmw, ls_row, shell_quote};
+use crate::support::{Dmw, docker_hosts, ls_row, shell_quote};
 
 /// Run a shell script locally (openssl), requiring success.
 fn sh(script: &str) {
@@ -129,14 +129,7 @@ fn import_docker_machine_store_and_none_driver() {
     if !require_root_or_skip("import_docker_machine_store_and_none_driver") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     let ip = host.addr().to_string();
     let tmp = tempfile::tempdir().expect("tempdir");

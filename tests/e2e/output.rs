@@ -12,9 +12,9 @@ use std::time::Instant;
 use dmw::store::{
     DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError, Store,
 };
-use dmw_testbed::{Options, Testbed, require_root_or_skip};
+use dmw_testbed::require_root_or_skip;
 
-use crate::support::{Dmw, Run};
+use crate::support::{Dmw, Run, docker_hosts};
 
 /// A port on 127.0.0.1 with nothing listening.
 fn closed_port() -> u16 {
@@ -378,14 +378,7 @@ fn ls_filters_and_formats_against_a_running_machine() {
     if !require_root_or_skip("ls_filters_and_formats_against_a_running_machine") {
         return;
     }
-    let bed = Testbed::boot(
-        1,
-        &Options {
-            docker: true,
-            ..Options::default()
-        },
-    )
-    .expect("boot host");
+    let bed = docker_hosts(1);
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
     let mut args = Dmw::create_args(host, "root", "live");

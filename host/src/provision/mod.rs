@@ -347,17 +347,7 @@ impl Run<'_> {
         req: &CreateRequest,
     ) -> Result<(), StepFailure> {
         let name = req.name.clone();
-        self.save("save machine")?;
-        bootstrap_certs(self.app, &self.report)
-            .map_err(|e| self.fail("bootstrap certificates", e))?;
-
-        driver
-            .set_config(&name, &req.driver_flags)
-            .await
-            .map_err(|e| self.fail("configure driver", e))?;
-        self.record.driver_state = driver.state_kv();
-
-        self.report.step("Running pre-create checks...");
+        self.configure_driver(driver, req).await?;
         let precheck = async {
             driver.pre_create_check().await?;
             let ep = driver.ssh_endpoint().await?;
@@ -424,6 +414,25 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The first steps of every create: save the record, make the CA and client certificate
+    /// if needed, give the driver its flags, then announce the pre-create checks.
+    async fn configure_driver(
+        &mut self,
+        driver: &mut Driver,
+        req: &CreateRequest,
+    ) -> Result<(), StepFailure> {
+        self.save("save machine")?;
+        bootstrap_certs(self.app, &self.report)
+            .map_err(|e| self.fail("bootstrap certificates", e))?;
+        driver
+            .set_config(&req.name, &req.driver_flags)
+            .await
+            .map_err(|e| self.fail("configure driver", e))?;
+        self.record.driver_state = driver.state_kv();
+        self.report.step("Running pre-create checks...");
+        Ok(())
+    }
+
     /// `create` for a driver that does not provision (`none`): record the engine's URL and
     /// give the machine directory the store's client certificates. No SSH, no recipe.
     async fn record_engine(
@@ -432,15 +441,7 @@ impl Run<'_> {
         req: &CreateRequest,
     ) -> Result<(), StepFailure> {
         let name = req.name.clone();
-        self.save("save machine")?;
-        bootstrap_certs(self.app, &self.report)
-            .map_err(|e| self.fail("bootstrap certificates", e))?;
-        driver
-            .set_config(&name, &req.driver_flags)
-            .await
-            .map_err(|e| self.fail("configure driver", e))?;
-        self.record.driver_state = driver.state_kv();
-        self.report.step("Running pre-create checks...");
+        self.configure_driver(driver, req).await?;
         driver.pre_create_check().await.map_err(|e| StepFailure {
             exit_code: 3,
             ..self.fail(

@@ -233,6 +233,11 @@ impl Side {
     }
 
     /// Where the error happened, e.g. `on machine "m1"`.
+    /// "`what` PATH PLACE: reason", the error of a failed file operation on this side.
+    fn failed(&self, what: &str, path: &str, reason: String) -> anyhow::Error {
+        anyhow!("{what} {} {}: {reason}", self.label(path), self.place())
+    }
+
     fn place(&self) -> String {
         match self {
             Side::Local => "on this computer".into(),
@@ -337,13 +342,7 @@ impl Side {
                 },
             },
         };
-        res.map_err(|e| {
-            anyhow!(
-                "cannot create directory {} {}: {e}",
-                self.label(path),
-                self.place()
-            )
-        })
+        res.map_err(|e| self.failed("cannot create directory", path, e))
     }
 
     /// Set permission bits.
@@ -369,13 +368,7 @@ impl Side {
                     .map_err(|e| sftp_reason(&e))
             }
         };
-        res.map_err(|e| {
-            anyhow!(
-                "cannot set the mode of {} {}: {e}",
-                self.label(path),
-                self.place()
-            )
-        })
+        res.map_err(|e| self.failed("cannot set the mode of", path, e))
     }
 
     async fn set_len(&self, path: &str, size: u64) -> Result<()> {
