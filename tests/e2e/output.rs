@@ -248,6 +248,12 @@ fn golden_error_messages_without_hosts() {
         fails_with(&dmw.run(&[cmd]), no_name);
     }
 
+    // ip of many machines: each answer or error in the order given, exit 1.
+    let r = dmw.run(&["ip", "web1", "nope", "web2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stdout, "127.0.0.1\n127.0.0.1\n", "{r:?}");
+    assert_eq!(r.stderr.trim(), not_exist, "{r:?}");
+
     for cmd in ["inspect", "status", "url", "version"] {
         fails_with(
             &dmw.run(&[cmd, "web1", "web2"]),

@@ -64,22 +64,31 @@ pub struct ActiveArgs {
 /// Run `dmw ip`: the stored address of each machine, in the order given.
 pub fn ip(app: &App, a: NamesArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
-    let mut failed = Vec::new();
+    // The store answers at once, so no pool is needed; like the other multi-machine
+    // commands, each machine's answer or error comes in the order given.
+    let mut failed = false;
     for name in names {
-        match app.store.load(&name) {
-            Ok(r) => match r.endpoint {
-                Some(ep) => println!("{}", ep.address),
-                None => failed.push(format!(
-                    "Error getting IP address: machine \"{name}\" has no address yet"
-                )),
-            },
-            Err(e) => failed.push(e.to_string()),
+        let answer = match app.store.load(&name) {
+            Ok(r) => r.endpoint.map(|ep| ep.address).ok_or_else(|| {
+                format!("Error getting IP address: machine \"{name}\" has no address yet")
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            Ok(address) => println!("{address}"),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
         }
     }
-    if failed.is_empty() {
-        Ok(())
+    if failed {
+        Err(CliError {
+            message: String::new(),
+            code: 1,
+        })
     } else {
-        Err(CliError::new(failed.join("\n")))
+        Ok(())
     }
 }
 
