@@ -33,14 +33,19 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
         return Err(CliError::new("Aborted: nothing was removed"));
     }
     each::for_each(app, a.names, |name, report| async move {
-        remove_one(app, &name, a.force).await?;
+        remove_one(app, &name, a.force, &report).await?;
         report.info(&format!("Successfully removed {name}"));
         Ok(())
     })
     .await
 }
 
-async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
+async fn remove_one(
+    app: &App,
+    name: &str,
+    force: bool,
+    report: &Arc<Reporter>,
+) -> Result<(), String> {
     let record = match app.store.load(name) {
         Ok(r) => r,
         Err(LoadError::NotFound(_)) => return Err(format!("{name} does not exist.")),
@@ -60,10 +65,7 @@ async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
         .store
         .lock(name)
         .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))?;
-    let removed = match app
-        .machine_driver(&record, Arc::new(Reporter::new(app.debug)))
-        .await
-    {
+    let removed = match app.machine_driver(&record, report.clone()).await {
         Ok(mut d) => d.remove().await,
         Err(e) => Err(e),
     };
@@ -73,9 +75,9 @@ async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
                 "Error removing host \"{name}\": {e:#}\nUse -f to remove the local record anyway."
             ));
         }
-        eprintln!(
-            "WARNING: the driver could not remove \"{name}\" ({e:#}); removing the local record as asked (-f)"
-        );
+        report.warn(&format!(
+            "the driver could not remove \"{name}\" ({e:#}); removing the local record as asked (-f)"
+        ));
     }
     app.store
         .remove(name)
@@ -83,7 +85,9 @@ async fn remove_one(app: &App, name: &str, force: bool) -> Result<(), String> {
     if let Err(e) =
         crate::context::docker_config_dir().and_then(|dir| crate::context::remove(&dir, name))
     {
-        eprintln!("WARNING: the docker context of \"{name}\" was not removed: {e:#}");
+        report.warn(&format!(
+            "the docker context of \"{name}\" was not removed: {e:#}"
+        ));
     }
     Ok(())
 }
