@@ -124,6 +124,11 @@ printf '<%s>\n' "$(DMW_PS1_SHOWSTATUS=true __dmw_ps1 '(%s)')"
     // zsh and fish scripts parse (CI installs both through scripts/setup).
     for (shell, check) in [("zsh", "-n"), ("fish", "-n")] {
         if Command::new(shell).arg("-c").arg("true").output().is_err() {
+            // CI never skips silently: scripts/setup installs both shells there.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{shell} is not installed: run scripts/setup"
+            );
             eprintln!("{shell} is not installed: its syntax check is skipped");
             continue;
         }
