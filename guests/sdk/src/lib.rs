@@ -90,6 +90,57 @@ macro_rules! generate {
     };
 }
 
+/// Fixtures for a recipe's native unit tests, expanded in its test module (where the
+/// recipe's generated `OsInfo`, `EngineConfig` and `InstallMethod` are in scope through
+/// `use super::*`): `os_info(id, like)`, `engine_config(os, method)` (port 2376, the
+/// `provider=generic` label, Docker's script URL, nothing else: override fields with
+/// `EngineConfig { .., ..engine_config(..) }`) and `cmds()`, the commands the scripted
+/// host ([`mock`]) saw, in order.
+#[macro_export]
+macro_rules! recipe_test_fixtures {
+    () => {
+        /// An `os-info` with `id` and `ID_LIKE` entries `like`; the other fields empty.
+        #[allow(dead_code)]
+        fn os_info(id: &str, like: &[&str]) -> OsInfo {
+            OsInfo {
+                id: id.into(),
+                id_like: like.iter().map(|s| s.to_string()).collect(),
+                version_id: String::new(),
+                version_codename: String::new(),
+                pretty_name: String::new(),
+                fields: vec![],
+            }
+        }
+
+        /// The engine configuration of a plain `dmw create` on `os` with `method`.
+        #[allow(dead_code)]
+        fn engine_config(os: OsInfo, method: InstallMethod) -> EngineConfig {
+            EngineConfig {
+                os,
+                install_method: method,
+                install_url: "https://get.docker.com".into(),
+                repo_url: String::new(),
+                port: 2376,
+                storage_driver: String::new(),
+                labels: vec!["provider=generic".into()],
+                insecure_registries: vec![],
+                registry_mirrors: vec![],
+                extra_flags: vec![],
+                env: vec![],
+            }
+        }
+
+        /// The commands the scripted host saw, in order.
+        #[allow(dead_code)]
+        fn cmds() -> Vec<String> {
+            $crate::mock::commands()
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+        }
+    };
+}
+
 pub use bindings::dmw::plugin::certs::InstalledCerts;
 pub use bindings::dmw::plugin::log::Level;
 pub use bindings::dmw::plugin::types::{Error, ExecOutput};

@@ -4,35 +4,15 @@ use super::*;
 use dmw_guest::engine::DaemonConfig;
 use dmw_guest::mock;
 
-fn os(id: &str, like: &[&str]) -> OsInfo {
-    OsInfo {
-        id: id.into(),
-        id_like: like.iter().map(|s| s.to_string()).collect(),
-        version_id: String::new(),
-        version_codename: String::new(),
-        pretty_name: String::new(),
-        fields: vec![],
-    }
-}
+dmw_guest::recipe_test_fixtures!();
 
 fn config(method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os: os("alpine", &[]),
-        install_method: method,
-        install_url: "https://get.docker.com".into(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
         labels: vec!["provider=generic".into(), "team=a b".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
         extra_flags: vec!["data-root=/srv/$x".into()],
         env: vec!["HTTP_PROXY=http://proxy:3128".into()],
+        ..engine_config(os_info("alpine", &[]), method)
     }
-}
-
-fn cmds() -> Vec<String> {
-    mock::commands().into_iter().map(|(c, _)| c).collect()
 }
 
 /// An Alpine 3.19 machine with busybox netstat and OpenRC; `community`: whether the
@@ -85,9 +65,9 @@ fn alpine_host(installed: bool, community: bool) {
 
 #[test]
 fn applies_scores() {
-    assert_eq!(Alpine::applies(os("alpine", &[])), 100);
-    assert_eq!(Alpine::applies(os("postmarketos", &["alpine"])), 50);
-    assert_eq!(Alpine::applies(os("debian", &[])), 0);
+    assert_eq!(Alpine::applies(os_info("alpine", &[])), 100);
+    assert_eq!(Alpine::applies(os_info("postmarketos", &["alpine"])), 50);
+    assert_eq!(Alpine::applies(os_info("debian", &[])), 0);
 }
 
 #[test]

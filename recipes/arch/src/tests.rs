@@ -3,35 +3,13 @@
 use super::*;
 use dmw_guest::mock;
 
-fn os(id: &str, like: &[&str]) -> OsInfo {
-    OsInfo {
-        id: id.into(),
-        id_like: like.iter().map(|s| s.to_string()).collect(),
-        version_id: String::new(),
-        version_codename: String::new(),
-        pretty_name: String::new(),
-        fields: vec![],
-    }
-}
+dmw_guest::recipe_test_fixtures!();
 
 fn config(method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os: os("arch", &[]),
-        install_method: method,
-        install_url: "https://get.docker.com".into(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
         env: vec!["HTTP_PROXY=http://proxy:3128".into()],
+        ..engine_config(os_info("arch", &[]), method)
     }
-}
-
-fn cmds() -> Vec<String> {
-    mock::commands().into_iter().map(|(c, _)| c).collect()
 }
 
 /// An Arch machine: upstream's units (docker.socket, `-H fd://`); `synced`: whether its
@@ -95,11 +73,11 @@ fn arch_host(installed: bool, synced: bool) {
 
 #[test]
 fn applies_scores() {
-    assert_eq!(Arch::applies(os("arch", &[])), 100);
-    assert_eq!(Arch::applies(os("manjaro", &["arch"])), 50);
-    assert_eq!(Arch::applies(os("endeavouros", &["arch"])), 50);
-    assert_eq!(Arch::applies(os("debian", &[])), 0);
-    assert_eq!(Arch::applies(os("archlabs", &[])), 0);
+    assert_eq!(Arch::applies(os_info("arch", &[])), 100);
+    assert_eq!(Arch::applies(os_info("manjaro", &["arch"])), 50);
+    assert_eq!(Arch::applies(os_info("endeavouros", &["arch"])), 50);
+    assert_eq!(Arch::applies(os_info("debian", &[])), 0);
+    assert_eq!(Arch::applies(os_info("archlabs", &[])), 0);
 }
 
 #[test]

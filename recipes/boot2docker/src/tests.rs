@@ -3,30 +3,25 @@
 use super::*;
 use dmw_guest::mock;
 
+dmw_guest::recipe_test_fixtures!();
+
 fn os(id: &str) -> OsInfo {
     OsInfo {
-        id: id.into(),
-        id_like: vec![],
         version_id: "19.03.12".into(),
-        version_codename: String::new(),
         pretty_name: "Boot2Docker 19.03.12 (TCL 10.1)".into(),
-        fields: vec![],
+        ..os_info(id, &[])
     }
 }
 
 fn config(method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os: os("boot2docker"),
-        install_method: method,
         install_url: String::new(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
         labels: vec!["provider=virtualbox".into()],
         insecure_registries: vec!["reg.local:5000".into()],
         registry_mirrors: vec!["https://mirror.local".into()],
         extra_flags: vec!["log-level=debug".into()],
         env: vec!["HTTP_PROXY=http://p:3128".into(), "A=it's".into()],
+        ..engine_config(os("boot2docker"), method)
     }
 }
 

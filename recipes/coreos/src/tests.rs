@@ -3,6 +3,8 @@
 use super::*;
 use dmw_guest::mock;
 
+dmw_guest::recipe_test_fixtures!();
+
 /// Flatcar's stock docker.service (3xxx).
 const FLATCAR_UNIT: &str = "[Unit]\nDescription=Docker Application Container Engine\n\
     After=containerd.service docker.socket network-online.target\n\
@@ -23,31 +25,18 @@ const TORCX_UNIT: &str = "[Service]\nEnvironmentFile=/run/metadata/torcx\n\
 
 fn os(id: &str, fields: &[(&str, &str)]) -> OsInfo {
     OsInfo {
-        id: id.into(),
-        id_like: vec![],
-        version_id: String::new(),
-        version_codename: String::new(),
-        pretty_name: String::new(),
         fields: fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..os_info(id, &[])
     }
 }
 
 fn config(os: OsInfo, method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os,
-        install_method: method,
         install_url: String::new(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
-        env: vec![],
+        ..engine_config(os, method)
     }
 }
 

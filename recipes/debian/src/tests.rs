@@ -3,38 +3,19 @@
 use super::*;
 use dmw_guest::{Error, mock};
 
-fn os(id: &str, like: &[&str]) -> OsInfo {
-    OsInfo {
-        id: id.into(),
-        id_like: like.iter().map(|s| s.to_string()).collect(),
-        version_id: String::new(),
-        version_codename: String::new(),
-        pretty_name: String::new(),
-        fields: vec![],
-    }
-}
+dmw_guest::recipe_test_fixtures!();
 
 fn config(method: InstallMethod) -> EngineConfig {
-    let mut os = os("debian", &[]);
-    os.version_id = "12".into();
-    os.fields = vec![
-        ("ID".into(), "debian".into()),
-        ("VERSION_ID".into(), "12".into()),
-        ("VERSION_CODENAME".into(), "bookworm".into()),
-    ];
-    EngineConfig {
-        os,
-        install_method: method,
-        install_url: "https://get.docker.com".into(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
-        env: vec![],
-    }
+    let os = OsInfo {
+        version_id: "12".into(),
+        fields: vec![
+            ("ID".into(), "debian".into()),
+            ("VERSION_ID".into(), "12".into()),
+            ("VERSION_CODENAME".into(), "bookworm".into()),
+        ],
+        ..os_info("debian", &[])
+    };
+    engine_config(os, method)
 }
 
 /// A Debian 12 machine: dockerd at /usr/sbin once installed, docker.socket present.
@@ -76,13 +57,16 @@ fn debian_host(installed: bool) {
 
 #[test]
 fn applies_scores() {
-    assert_eq!(Debian::applies(os("debian", &[])), 100);
-    assert_eq!(Debian::applies(os("ubuntu", &["debian"])), 100);
-    assert_eq!(Debian::applies(os("linuxmint", &["ubuntu", "debian"])), 50);
-    assert_eq!(Debian::applies(os("raspbian", &["debian"])), 50);
-    assert_eq!(Debian::applies(os("fedora", &[])), 0);
+    assert_eq!(Debian::applies(os_info("debian", &[])), 100);
+    assert_eq!(Debian::applies(os_info("ubuntu", &["debian"])), 100);
     assert_eq!(
-        Debian::applies(os("rocky", &["rhel", "centos", "fedora"])),
+        Debian::applies(os_info("linuxmint", &["ubuntu", "debian"])),
+        50
+    );
+    assert_eq!(Debian::applies(os_info("raspbian", &["debian"])), 50);
+    assert_eq!(Debian::applies(os_info("fedora", &[])), 0);
+    assert_eq!(
+        Debian::applies(os_info("rocky", &["rhel", "centos", "fedora"])),
         0
     );
 }

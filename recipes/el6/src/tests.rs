@@ -3,35 +3,23 @@
 use super::*;
 use dmw_guest::mock;
 
+dmw_guest::recipe_test_fixtures!();
+
 fn os(id: &str, version: &str) -> OsInfo {
     OsInfo {
-        id: id.into(),
-        id_like: vec!["rhel".into(), "fedora".into()],
         version_id: version.into(),
-        version_codename: String::new(),
         pretty_name: format!("{id} release {version}"),
         fields: vec![("DMW_RELEASE_FILE".into(), "/etc/centos-release".into())],
+        ..os_info(id, &["rhel", "fedora"])
     }
 }
 
 fn config(method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os: os("centos", "6.10"),
-        install_method: method,
         install_url: String::new(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
         env: vec!["HTTP_PROXY=http://p:3128".into()],
+        ..engine_config(os("centos", "6.10"), method)
     }
-}
-
-fn cmds() -> Vec<String> {
-    mock::commands().into_iter().map(|(c, _)| c).collect()
 }
 
 /// A CentOS 6 machine without EPEL; docker-io appears once installed.

@@ -3,30 +3,24 @@
 use super::*;
 use dmw_guest::mock;
 
+dmw_guest::recipe_test_fixtures!();
+
 fn os(id: &str) -> OsInfo {
     OsInfo {
-        id: id.into(),
-        id_like: vec![],
         version_id: "v1.5.8".into(),
-        version_codename: String::new(),
         pretty_name: "RancherOS v1.5.8".into(),
-        fields: vec![],
+        ..os_info(id, &[])
     }
 }
 
 fn config(method: InstallMethod) -> EngineConfig {
     EngineConfig {
-        os: os("rancheros"),
-        install_method: method,
         install_url: String::new(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
         labels: vec!["provider=generic".into(), "team=a \"b\"".into()],
         insecure_registries: vec!["reg.local:5000".into()],
-        registry_mirrors: vec![],
         extra_flags: vec!["log-level=debug".into()],
         env: vec!["HTTP_PROXY=http://p:3128".into()],
+        ..engine_config(os("rancheros"), method)
     }
 }
 

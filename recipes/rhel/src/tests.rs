@@ -3,35 +3,19 @@
 use super::*;
 use dmw_guest::mock;
 
+dmw_guest::recipe_test_fixtures!();
+
 fn os(id: &str, version: &str, like: &[&str]) -> OsInfo {
     OsInfo {
-        id: id.into(),
-        id_like: like.iter().map(|s| s.to_string()).collect(),
         version_id: version.into(),
-        version_codename: String::new(),
         pretty_name: format!("{id} {version}"),
         fields: vec![("ID".into(), id.into())],
+        ..os_info(id, like)
     }
 }
 
 fn config(os: OsInfo, method: InstallMethod) -> EngineConfig {
-    EngineConfig {
-        os,
-        install_method: method,
-        install_url: "https://get.docker.com".into(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
-        env: vec![],
-    }
-}
-
-fn cmds() -> Vec<String> {
-    mock::commands().into_iter().map(|(c, _)| c).collect()
+    engine_config(os, method)
 }
 
 /// A machine with dnf (or yum), dockerd appearing at `dockerd` once a package is installed.

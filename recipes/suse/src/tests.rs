@@ -3,35 +3,10 @@
 use super::*;
 use dmw_guest::mock;
 
-fn os(id: &str, like: &[&str]) -> OsInfo {
-    OsInfo {
-        id: id.into(),
-        id_like: like.iter().map(|s| s.to_string()).collect(),
-        version_id: String::new(),
-        version_codename: String::new(),
-        pretty_name: String::new(),
-        fields: vec![],
-    }
-}
+dmw_guest::recipe_test_fixtures!();
 
 fn config(id: &str, method: InstallMethod) -> EngineConfig {
-    EngineConfig {
-        os: os(id, &["suse", "opensuse"]),
-        install_method: method,
-        install_url: "https://get.docker.com".into(),
-        repo_url: String::new(),
-        port: 2376,
-        storage_driver: String::new(),
-        labels: vec!["provider=generic".into()],
-        insecure_registries: vec![],
-        registry_mirrors: vec![],
-        extra_flags: vec![],
-        env: vec![],
-    }
-}
-
-fn cmds() -> Vec<String> {
-    mock::commands().into_iter().map(|(c, _)| c).collect()
+    engine_config(os_info(id, &["suse", "opensuse"]), method)
 }
 
 /// An openSUSE machine: dockerd at /usr/bin once installed, `fs` under /var/lib, SUSE's unit
@@ -82,22 +57,25 @@ fn suse_host(installed: bool, fs: &'static str) {
 #[test]
 fn applies_scores() {
     assert_eq!(
-        Suse::applies(os("opensuse-leap", &["suse", "opensuse"])),
+        Suse::applies(os_info("opensuse-leap", &["suse", "opensuse"])),
         100
     );
     assert_eq!(
-        Suse::applies(os("opensuse-tumbleweed", &["opensuse", "suse"])),
+        Suse::applies(os_info("opensuse-tumbleweed", &["opensuse", "suse"])),
         100
     );
-    assert_eq!(Suse::applies(os("sles", &["suse"])), 100);
-    assert_eq!(Suse::applies(os("sled", &[])), 100);
+    assert_eq!(Suse::applies(os_info("sles", &["suse"])), 100);
+    assert_eq!(Suse::applies(os_info("sled", &[])), 100);
     assert_eq!(
-        Suse::applies(os("opensuse-microos", &["suse", "opensuse", "microos"])),
+        Suse::applies(os_info(
+            "opensuse-microos",
+            &["suse", "opensuse", "microos"]
+        )),
         50
     );
-    assert_eq!(Suse::applies(os("gecko", &["opensuse"])), 50);
-    assert_eq!(Suse::applies(os("debian", &[])), 0);
-    assert_eq!(Suse::applies(os("fedora", &[])), 0);
+    assert_eq!(Suse::applies(os_info("gecko", &["opensuse"])), 50);
+    assert_eq!(Suse::applies(os_info("debian", &[])), 0);
+    assert_eq!(Suse::applies(os_info("fedora", &[])), 0);
 }
 
 #[test]
