@@ -354,29 +354,10 @@ impl Run<'_> {
             let key = resolve_key(ep.key_path.as_deref())?;
             Ok::<_, anyhow::Error>((ep, key))
         };
-        let (endpoint, key_src) = precheck.await.map_err(|e| StepFailure {
-            exit_code: 3,
-            ..self.fail(
-                "pre-create check",
-                anyhow!("Error with pre-create check: \"{e:#}\""),
-            )
-        })?;
+        let (endpoint, key_src) = precheck.await.map_err(|e| self.pre_create_failure(e))?;
         self.save("save machine")?;
 
-        self.report.step("Creating machine...");
-        driver
-            .create()
-            .await
-            .map_err(|e| self.fail("create machine", e))?;
-        self.record.driver_state = driver.state_kv();
-        let address = driver
-            .address()
-            .await
-            .map_err(|e| self.fail("create machine", e))?;
-        let engine_port = driver
-            .engine_port()
-            .await
-            .map_err(|e| self.fail("create machine", e))?;
+        let (address, engine_port) = self.create_at_provider(driver).await?;
         let endpoint = self
             .import_endpoint(&address, engine_port, &endpoint, &key_src)
             .map_err(|e| self.fail("import SSH key", e))?;
@@ -433,22 +414,22 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `create` for a driver that does not provision (`none`): record the engine's URL and
-    /// give the machine directory the store's client certificates. No SSH, no recipe.
-    async fn record_engine(
-        &mut self,
-        driver: &mut Driver,
-        req: &CreateRequest,
-    ) -> Result<(), StepFailure> {
-        let name = req.name.clone();
-        self.configure_driver(driver, req).await?;
-        driver.pre_create_check().await.map_err(|e| StepFailure {
+    /// A failed pre-create check, in Docker Machine's words and with its exit code 3.
+    fn pre_create_failure(&self, e: anyhow::Error) -> StepFailure {
+        StepFailure {
             exit_code: 3,
             ..self.fail(
                 "pre-create check",
                 anyhow!("Error with pre-create check: \"{e:#}\""),
             )
-        })?;
+        }
+    }
+
+    /// Make the machine at the provider; returns its address and engine port.
+    async fn create_at_provider(
+        &mut self,
+        driver: &mut Driver,
+    ) -> Result<(String, u16), StepFailure> {
         self.report.step("Creating machine...");
         driver
             .create()
@@ -463,6 +444,23 @@ impl Run<'_> {
             .engine_port()
             .await
             .map_err(|e| self.fail("create machine", e))?;
+        Ok((address, engine_port))
+    }
+
+    /// `create` for a driver that does not provision (`none`): record the engine's URL and
+    /// give the machine directory the store's client certificates. No SSH, no recipe.
+    async fn record_engine(
+        &mut self,
+        driver: &mut Driver,
+        req: &CreateRequest,
+    ) -> Result<(), StepFailure> {
+        let name = req.name.clone();
+        self.configure_driver(driver, req).await?;
+        driver
+            .pre_create_check()
+            .await
+            .map_err(|e| self.pre_create_failure(e))?;
+        let (address, engine_port) = self.create_at_provider(driver).await?;
         self.record.endpoint = Some(Endpoint {
             address,
             engine_port,

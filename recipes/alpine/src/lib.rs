@@ -9,7 +9,7 @@ mod apk;
 mod openrc;
 
 use dmw_guest::engine::{self, CERT_DIR, UnixSocket};
-use dmw_guest::{Error, Result, info, run_root};
+use dmw_guest::{Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The Alpine recipe.
@@ -36,18 +36,12 @@ impl Guest for Alpine {
 
     fn install_engine(config: EngineConfig) -> Result<()> {
         // Docker publishes nothing for Alpine: `auto` is Alpine's own package.
-        let method = match config.install_method {
-            InstallMethod::Auto => InstallMethod::Distro,
-            m => m,
-        };
-        if matches!(method, InstallMethod::Repo) {
-            return Err(Error::Unsupported(
-                "the `repo` install method cannot work on Alpine Linux: Docker publishes no \
+        let method = dmw_guest::own_packages_method!(
+            config.install_method,
+            "the `repo` install method cannot work on Alpine Linux: Docker publishes no \
                  packages for it. Use --engine-install-method distro (Alpine's own docker \
                  package, from the community repository)."
-                    .into(),
-            ));
-        }
+        )?;
         if engine::keep_installed()? {
             return Ok(());
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 use dmw_guest::engine::DaemonConfig;
-use dmw_guest::mock;
+use dmw_guest::{Error, mock};
 
 dmw_guest::recipe_test_fixtures!();
 

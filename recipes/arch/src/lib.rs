@@ -7,7 +7,7 @@ dmw_guest::generate!("recipe-plugin");
 mod pacman;
 
 use dmw_guest::engine::{self, systemd};
-use dmw_guest::{Error, Result, info, run_root};
+use dmw_guest::{Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The Arch-family recipe.
@@ -32,18 +32,12 @@ impl Guest for Arch {
 
     fn install_engine(config: EngineConfig) -> Result<()> {
         // Docker publishes nothing for Arch: `auto` is Arch's own package.
-        let method = match config.install_method {
-            InstallMethod::Auto => InstallMethod::Distro,
-            m => m,
-        };
-        if matches!(method, InstallMethod::Repo) {
-            return Err(Error::Unsupported(
-                "the `repo` install method cannot work on Arch Linux: Docker publishes no \
+        let method = dmw_guest::own_packages_method!(
+            config.install_method,
+            "the `repo` install method cannot work on Arch Linux: Docker publishes no \
                  packages for it. Use --engine-install-method distro (Arch's own docker \
                  package, from [extra])."
-                    .into(),
-            ));
-        }
+        )?;
         if engine::keep_installed()? {
             return Ok(());
         }

@@ -1,7 +1,7 @@
 //! The recipe against the sdk's scripted host.
 
 use super::*;
-use dmw_guest::mock;
+use dmw_guest::{Error, mock};
 
 dmw_guest::recipe_test_fixtures!();
 

@@ -83,19 +83,13 @@ impl Guest for Suse {
 
     fn install_engine(config: EngineConfig) -> Result<()> {
         // Docker publishes nothing usable for SUSE: `auto` is SUSE's own package.
-        let method = match config.install_method {
-            InstallMethod::Auto => InstallMethod::Distro,
-            m => m,
-        };
-        if matches!(method, InstallMethod::Repo) {
-            return Err(Error::Unsupported(
-                "the `repo` install method cannot work on SUSE: Docker publishes no openSUSE \
+        let method = dmw_guest::own_packages_method!(
+            config.install_method,
+            "the `repo` install method cannot work on SUSE: Docker publishes no openSUSE \
                  packages, and its SLES repository has only IBM Z (s390x) packages. Use \
                  --engine-install-method distro (SUSE's own docker package; on SLES it comes \
                  from the Containers Module)."
-                    .into(),
-            ));
-        }
+        )?;
         if engine::keep_installed()? {
             return Ok(());
         }

@@ -142,6 +142,26 @@ fn nat_rules() -> Vec<(
         v
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // Traffic for the testbed range must never leave by another interface: when a
+    // host's link is cut, its /29 route goes away and the default route would carry
+    // the packets off the machine. Drop it instead (a cut cable loses packets), both for
+    // what this machine sends and for what it forwards. The machine's own ends of the
+    // links (local addresses) stay reachable.
+    let stray: Vec<String> = tag(s(&[
+        "-d",
+        &net,
+        "-m",
+        "addrtype",
+        "!",
+        "--dst-type",
+        "LOCAL",
+        "!",
+        "-o",
+        &format!("{NAME_PREFIX}+"),
+    ]))
+    .into_iter()
+    .chain(s(&["-j", "DROP"]))
+    .collect();
     vec![
         (
             "nat",
@@ -170,50 +190,8 @@ fn nat_rules() -> Vec<(
                 .chain(s(&["-j", "ACCEPT"]))
                 .collect(),
         ),
-        // Traffic for the testbed range must never leave by another interface: when a
-        // host's link is cut, its /29 route goes away and the default route would carry
-        // the packets off the machine. Drop them instead (a cut cable loses packets).
-        // The machine's own ends of the links (local addresses) stay reachable.
-        (
-            "filter",
-            "OUTPUT",
-            Some("1"),
-            tag(s(&[
-                "-d",
-                &net,
-                "-m",
-                "addrtype",
-                "!",
-                "--dst-type",
-                "LOCAL",
-                "!",
-                "-o",
-                &format!("{NAME_PREFIX}+"),
-            ]))
-            .into_iter()
-            .chain(s(&["-j", "DROP"]))
-            .collect(),
-        ),
-        (
-            "filter",
-            "FORWARD",
-            Some("1"),
-            tag(s(&[
-                "-d",
-                &net,
-                "-m",
-                "addrtype",
-                "!",
-                "--dst-type",
-                "LOCAL",
-                "!",
-                "-o",
-                &format!("{NAME_PREFIX}+"),
-            ]))
-            .into_iter()
-            .chain(s(&["-j", "DROP"]))
-            .collect(),
-        ),
+        ("filter", "OUTPUT", Some("1"), stray.clone()),
+        ("filter", "FORWARD", Some("1"), stray),
     ]
 }
 

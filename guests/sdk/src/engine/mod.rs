@@ -118,6 +118,20 @@ impl<'a> EngineOptions<'a> {
     }
 }
 
+/// The install method on an OS Docker publishes no packages for, from a recipe's
+/// `InstallMethod` (in scope where it is used): `auto` is the OS's own package
+/// (`distro`), `repo` is refused with `why_not_repo`, the others stay as asked.
+#[macro_export]
+macro_rules! own_packages_method {
+    ($method:expr, $why_not_repo:expr) => {
+        match $method {
+            InstallMethod::Auto => Ok(InstallMethod::Distro),
+            InstallMethod::Repo => Err($crate::Error::Unsupported(String::from($why_not_repo))),
+            other => Ok(other),
+        }
+    };
+}
+
 /// Borrow the [`EngineOptions`](crate::engine::EngineOptions) of a recipe's `EngineConfig`.
 #[macro_export]
 macro_rules! engine_options {
