@@ -1,5 +1,7 @@
 //! Bad input and broken hosts: each failure names the machine and the step, exits non-zero,
-//! leaves a record that `ls` shows and `rm` removes, and never touches other machines.
+//! and never touches other machines. A failure before the driver's `create` leaves nothing
+//! behind (the corrected command can run again with the same name); a later one leaves a
+//! record that `ls` shows, `create` of that name explains, and `rm` removes.
 
 use std::path::Path;
 
@@ -21,6 +23,8 @@ fn bystander(dmw: &Dmw) -> Vec<u8> {
             "127.0.0.1",
             "--generic-ssh-port",
             "1",
+            "--generic-ssh-key",
+            &fresh_key(dmw),
             "bystander",
         ])
         .env("DMW_SSH_TIMEOUT", "0")
@@ -64,7 +68,19 @@ fn assert_failed(
             assert!(rm.contains(&format!("Successfully removed {name}")), "{rm}");
             assert!(ls_row(&dmw.ok(&["ls"]), name).is_none());
         }
-        None if !recorded => {}
+        None if !recorded => {
+            assert!(
+                !dmw.machine_dir(name).exists(),
+                "nothing may be left of {name} after a failure before the provider step"
+            );
+            // Past the name check the directory was claimed, then released: the user is told.
+            assert!(
+                step == "validate name"
+                    || r.stderr
+                        .contains("Nothing was created and nothing was kept"),
+                "{r:?}"
+            );
+        }
         other => panic!("record of {name}: expected recorded={recorded}, got {other:?}\n{ls}"),
     }
 }
@@ -141,8 +157,13 @@ fn failures_without_a_host() {
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.starts_with("Error creating machine \"bystander\": check name failed: Docker machine \"bystander\" already exists"),
+        r.stderr.starts_with("Error creating machine \"bystander\": check name failed: Docker machine \"bystander\" already exists: its create failed at step \"wait for SSH\""),
         "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("`dmw provision bystander` resumes it")
+            && r.stderr.contains("`dmw rm bystander` removes it"),
+        "both ways on are offered: {r:?}"
     );
 
     let r = create(&dmw, &["create", "--driver", "generic", "n2"], &[]);
@@ -153,8 +174,27 @@ fn failures_without_a_host() {
         "configure driver",
         "generic driver requires the --generic-ip-address option",
         1,
-        true,
+        false,
     );
+
+    // A bad flag value, then the corrected command with the same name.
+    let r = create(
+        &dmw,
+        &["create", "--driver", "none", "--url", "ftp://x", "n3"],
+        &[],
+    );
+    assert_failed(&dmw, &r, "n3", "configure driver", "ftp://x", 1, false);
+    dmw.ok(&[
+        "create",
+        "--driver",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:2376",
+        "--no-docker-context",
+        "n3",
+    ]);
+    assert!(ls_row(&dmw.ok(&["ls"]), "n3").is_some());
+    dmw.ok(&["rm", "-y", "n3"]);
 
     // A closed port on loopback: nothing answers.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -207,7 +247,7 @@ fn failures_without_a_host() {
             &[],
         );
         let code = if step == "pre-create check" { 3 } else { 1 };
-        assert_failed(&dmw, &r, &name, step, needle, code, true);
+        assert_failed(&dmw, &r, &name, step, needle, code, false);
     }
 
     assert_eq!(
@@ -358,5 +398,40 @@ fn engine_that_never_listens() {
         "no-such-dockerd-flag",
         1,
         true,
+    );
+}
+
+#[test]
+fn a_failed_pre_create_check_leaves_nothing_and_the_corrected_create_works() {
+    if !require_root_or_skip(
+        "a_failed_pre_create_check_leaves_nothing_and_the_corrected_create_works",
+    ) {
+        return;
+    }
+    let bed = docker_hosts(1);
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let good = Dmw::create_args(host, "root", "again");
+    let r = create(
+        &dmw,
+        &strs(&generic(host, "root", Path::new("/nonexistent"), "again")),
+        &[],
+    );
+    assert_failed(
+        &dmw,
+        &r,
+        "again",
+        "pre-create check",
+        "/nonexistent",
+        3,
+        false,
+    );
+    assert_eq!(dmw.ok(&["ls", "-q"]).trim(), "", "ls is empty");
+    dmw.ok(&strs(&good));
+    let ls = dmw.ok(&["ls"]);
+    assert_eq!(
+        ls_row(&ls, "again").map(|r| r[3].clone()),
+        Some("Running".into()),
+        "{ls}"
     );
 }

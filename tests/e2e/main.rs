@@ -3,6 +3,7 @@
 //! see tests/README.md).
 
 mod http;
+mod ssh_probe;
 mod support;
 
 mod chain;
@@ -12,5 +13,6 @@ mod import;
 mod methods;
 mod output;
 mod power;
+mod security_keys;
 mod states;
 mod transfer;

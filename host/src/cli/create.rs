@@ -88,7 +88,8 @@ fn command(driver_flags: &[Flag]) -> Command {
         let mut arg = Arg::new(f.name.clone())
             .long(f.name.clone())
             .help(f.usage.clone())
-            .value_name("VALUE");
+            .value_name("VALUE")
+            .hide_env_values(true);
         arg = match f.kind {
             FlagKind::Boolean => arg.action(ArgAction::SetTrue),
             FlagKind::TextList => arg.action(ArgAction::Append),
@@ -135,6 +136,23 @@ fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
         .collect()
 }
 
+/// The values the user gave the driver's flags (not defaults): on the command line, or
+/// in the environment variable the driver declared for the flag.
+fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
+    use clap::parser::ValueSource;
+    flags
+        .iter()
+        .filter(|f| matches!(f.kind, FlagKind::Text | FlagKind::TextList))
+        .filter(|f| {
+            matches!(
+                m.value_source(&f.name),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .flat_map(|f| strings(m, &f.name))
+        .collect()
+}
+
 fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliError {
     CliError::new(format!(
         "Error creating machine \"{name}\": {step} failed: {message}"
@@ -156,6 +174,9 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             .await
             .map_err(load_err)?;
         flags = driver.create_flags().await?;
+        let builtin = matches!(source, Source::Builtin(_));
+        crate::plugin::flag_policy::check(driver.name(), &flags, builtin)
+            .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
         loaded = Some((source, driver));
     }
     let argv = std::iter::once("dmw create".to_string()).chain(a.args.iter().cloned());
@@ -189,7 +210,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         return Err(create_error(
             &name,
             "check name",
-            format!("Docker machine \"{name}\" already exists"),
+            exists_message(app, &name),
         ));
     }
     let recipe = match m.get_one::<String>("recipe") {
@@ -214,24 +235,68 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         name: name.clone(),
         driver_source,
         driver_flags: flag_values(&m, &flags),
+        typed_values: typed_values(&m, &flags),
         engine,
         tls_sans: strings(&m, "tls-san"),
         recipe,
     };
     let no_context = m.get_flag("no-docker-context");
-    provision::create(app, driver, req, report.clone()).await.map_err(|f| CliError {
-        message: format!(
-            "Error creating machine \"{name}\": {} failed: {:#}\nThe machine record was kept with this error: `dmw ls` shows it, `dmw rm {name}` removes it; the log is {}",
-            f.step,
-            f.error,
-            dir.join(provision::LOG_FILE).display()
-        ),
-        code: f.exit_code,
-    })?;
+    provision::create(app, driver, req, report.clone())
+        .await
+        .map_err(|f| {
+            let next = if app.store.exists(&name) {
+                format!(
+                    "The machine record was kept with this error: `dmw ls` shows it, `dmw provision {name}` resumes it, `dmw rm {name}` removes it; the log is {}",
+                    dir.join(provision::LOG_FILE).display()
+                )
+            } else {
+                "Nothing was created and nothing was kept: correct the command and run it again."
+                    .to_string()
+            };
+            CliError {
+                message: format!(
+                    "Error creating machine \"{name}\": {} failed: {:#}\n{next}",
+                    f.step, f.error
+                ),
+                code: f.exit_code,
+            }
+        })?;
     if !no_context {
         write_context(app, &name, &report);
     }
     Ok(())
+}
+
+/// Why `name` cannot be created again: it exists — being created right now, or kept from a
+/// create that failed (then: at which step, and the two ways on), or a working machine.
+fn exists_message(app: &App, name: &str) -> String {
+    let exists = format!("Docker machine \"{name}\" already exists");
+    if app.store.is_locked(name) {
+        return format!("{exists}: another dmw command is working on it right now");
+    }
+    let Ok(record) = app.store.load(name) else {
+        return format!("{exists}; `dmw rm {name}` removes what is left of it");
+    };
+    match (&record.status, &record.error) {
+        (crate::store::MachineStatus::Error, Some(err)) => {
+            let resume = if record.endpoint.is_some() && !record.engine_only {
+                format!("`dmw provision {name}` resumes it from where it stopped, or ")
+            } else {
+                String::new()
+            };
+            format!(
+                "{exists}: its create failed at step \"{}\" ({}). {resume}`dmw rm {name}` removes it so that create can start over",
+                err.step,
+                first_line(&err.message)
+            )
+        }
+        _ => exists,
+    }
+}
+
+/// The first line of a stored message, for a one-line hint.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 /// Write the machine's docker context; a failure is a warning (the machine works anyway).

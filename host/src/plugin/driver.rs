@@ -58,6 +58,11 @@ impl Driver {
         self.store.data_mut().ctx.plugin = name.to_string();
     }
 
+    /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The capabilities and state of this instance.
     pub fn ctx(&mut self) -> &mut PluginCtx {
         &mut self.store.data_mut().ctx

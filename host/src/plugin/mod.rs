@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod builtin;
 mod cache;
 pub mod driver;
+pub mod flag_policy;
 pub mod recipe;
 
 pub use driver::Driver;

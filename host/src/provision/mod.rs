@@ -2,9 +2,9 @@
 //! mutual TLS. Every step is named; a failure is recorded in the machine's record (which
 //! `ls` shows and `rm` removes) and never touches other machines.
 
+pub mod machine_key;
 pub mod os_release;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ pub struct CreateRequest {
     pub tls_sans: Vec<String>,
     /// `--recipe`, overriding detection.
     pub recipe: Option<Source>,
+    /// The values the user gave the driver's flags (command line or the driver's own
+    /// environment variables): the only paths the driver may name as the SSH key.
+    pub typed_values: Vec<String>,
 }
 
 /// The subject organisation of certificates: `$USER` (or `unknown`), as Docker Machine.
@@ -120,14 +123,25 @@ pub async fn create(
         app,
         record: &mut record,
         report: report.clone(),
+        provider_called: false,
     };
     let result = if provisions {
         run.create(&mut driver, &req).await
     } else {
         run.record_engine(&mut driver, &req).await
     };
+    let provider_called = run.provider_called;
     match result {
         Ok(()) => Ok(()),
+        Err(f) if !provider_called => {
+            // Nothing was made at the provider: nothing is kept, so the corrected command
+            // can run again with the same name (Docker Machine saved only after its checks).
+            report.error(&f.to_string());
+            if let Err(e) = app.store.remove(&req.name) {
+                report.warn(&format!("cannot remove the machine's directory: {e:#}"));
+            }
+            Err(f)
+        }
         Err(f) => {
             record.driver_state = driver.state_kv();
             record.status = MachineStatus::Error;
@@ -158,6 +172,7 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
         app,
         record: &mut record,
         report: report.clone(),
+        provider_called: false,
     };
     let result = run.provision(&link, &endpoint, recipe.as_ref()).await;
     link.reset().await;
@@ -230,6 +245,7 @@ pub async fn upgrade(
         app,
         record: &mut record,
         report: report.clone(),
+        provider_called: false,
     };
     let result = run.upgrade(&link, &endpoint).await;
     link.reset().await;
@@ -322,6 +338,9 @@ struct Run<'a> {
     app: &'a App,
     record: &'a mut MachineRecord,
     report: Arc<Reporter>,
+    /// Whether the driver's `create` was called: from then on something may exist at the
+    /// provider, so a failure keeps the record.
+    provider_called: bool,
 }
 
 impl Run<'_> {
@@ -348,18 +367,50 @@ impl Run<'_> {
     ) -> Result<(), StepFailure> {
         let name = req.name.clone();
         self.configure_driver(driver, req).await?;
+        let choice = machine_key::KeyChoice {
+            driver: &self.record.driver.name,
+            builtin: matches!(req.driver_source, Source::Builtin(_)),
+            typed: &req.typed_values,
+            store_root: self.app.store.root(),
+        };
         let precheck = async {
             driver.pre_create_check().await?;
             let ep = driver.ssh_endpoint().await?;
-            let key = resolve_key(ep.key_path.as_deref())?;
-            Ok::<_, anyhow::Error>((ep, key))
+            let key = machine_key::choose(ep.key_path.as_deref(), &choice)?;
+            Ok::<_, anyhow::Error>((ep.key_path, key))
         };
-        let (endpoint, key_src) = precheck.await.map_err(|e| self.pre_create_failure(e))?;
+        let (key_path, key) = precheck.await.map_err(|e| self.pre_create_failure(e))?;
         self.save("save machine")?;
+        if key == machine_key::MachineKey::Generated {
+            let dir = self.app.store.machine_dir(&name);
+            let public = machine_key::generate(&dir.join(SSH_KEY_FILE), &format!("dmw {name}"))
+                .map_err(|e| self.fail("create SSH key", e))?;
+            driver
+                .ctx()
+                .kv
+                .insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
+        }
 
         let (address, engine_port) = self.create_at_provider(driver).await?;
+        // Where to log in is asked again now that the machine exists; the key stays the
+        // one decided before `create`.
+        let endpoint = driver
+            .ssh_endpoint()
+            .await
+            .map_err(|e| self.fail("create machine", e))?;
+        if endpoint.key_path.as_deref().filter(|p| !p.is_empty())
+            != key_path.as_deref().filter(|p| !p.is_empty())
+        {
+            return Err(self.fail(
+                "import SSH key",
+                anyhow!(
+                    "driver {} named a different SSH key after create than before it",
+                    self.record.driver.name
+                ),
+            ));
+        }
         let endpoint = self
-            .import_endpoint(&address, engine_port, &endpoint, &key_src)
+            .import_endpoint(&address, engine_port, &endpoint, &key)
             .map_err(|e| self.fail("import SSH key", e))?;
         self.save("save machine")?;
 
@@ -431,6 +482,7 @@ impl Run<'_> {
         driver: &mut Driver,
     ) -> Result<(String, u16), StepFailure> {
         self.report.step("Creating machine...");
+        self.provider_called = true;
         driver
             .create()
             .await
@@ -487,18 +539,24 @@ impl Run<'_> {
         address: &str,
         engine_port: u16,
         ep: &SshDetails,
-        key_src: &Path,
+        key: &machine_key::MachineKey,
     ) -> Result<Endpoint> {
         let dir = self.app.store.machine_dir(&self.record.name);
-        let key = std::fs::read(key_src)
-            .with_context(|| format!("cannot read SSH key {}", key_src.display()))?;
-        crate::store::write_private(&dir.join(SSH_KEY_FILE), &key)?;
-        let pub_src = key_src.with_extension(match key_src.extension() {
-            Some(ext) => format!("{}.pub", ext.to_string_lossy()),
-            None => "pub".into(),
-        });
-        if let Ok(pub_key) = std::fs::read(&pub_src) {
-            crate::store::write_atomic(&dir.join(format!("{SSH_KEY_FILE}.pub")), &pub_key, 0o644)?;
+        if let machine_key::MachineKey::UserFile(key_src) = key {
+            let key = std::fs::read(key_src)
+                .with_context(|| format!("cannot read SSH key {}", key_src.display()))?;
+            crate::store::write_private(&dir.join(SSH_KEY_FILE), &key)?;
+            let pub_src = key_src.with_extension(match key_src.extension() {
+                Some(ext) => format!("{}.pub", ext.to_string_lossy()),
+                None => "pub".into(),
+            });
+            if let Ok(pub_key) = std::fs::read(&pub_src) {
+                crate::store::write_atomic(
+                    &dir.join(format!("{SSH_KEY_FILE}.pub")),
+                    &pub_key,
+                    0o644,
+                )?;
+            }
         }
         let endpoint = Endpoint {
             address: address.to_string(),
@@ -677,31 +735,6 @@ pub fn wait_env(var: &str, default_secs: u64) -> Duration {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(default_secs),
-    )
-}
-
-/// The key file to import: the driver's, else the user's default SSH key.
-fn resolve_key(path: Option<&str>) -> Result<std::path::PathBuf> {
-    if let Some(p) = path.filter(|p| !p.is_empty()) {
-        let p = std::path::PathBuf::from(p);
-        if !p.is_file() {
-            bail!("SSH key does not exist: {:?}", p.display().to_string());
-        }
-        russh::keys::load_secret_key(&p, None)
-            .map_err(|e| anyhow!("cannot use SSH key {}: {e}", p.display()))?;
-        return Ok(p);
-    }
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
-    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-        let p = home.join(".ssh").join(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "no SSH key given and none found in ~/.ssh (id_ed25519, id_ecdsa, id_rsa); pass the driver's SSH key flag (e.g. --generic-ssh-key)"
     )
 }
 

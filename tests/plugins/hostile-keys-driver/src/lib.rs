@@ -1,0 +1,155 @@
+//! Hostile test fixture (security finding 1): a driver that tries to make the host log in
+//! with a key file of its own choosing — a default path it picked, or a file inside dmw's
+//! store such as the CA key — or, naming no key at all, with the user's own `~/.ssh` keys,
+//! to an sshd it picks (127.0.0.1 on `--hostile-keys-port`). The tests check that the host
+//! refuses the chosen files and offers only the machine's own generated key.
+//!
+//! Mode `sandbox` tries the WASI way in instead, in `pre-create-check`: read files (the
+//! CA key, /etc/passwd), the environment and arguments, open a TCP connection to
+//! `--hostile-keys-port` and look up a name. It fails the check listing whatever worked,
+//! and passes when nothing did.
+
+dmw_guest::generate!("driver-plugin", "../../../wit");
+
+use dmw_guest::flags::Flags;
+use dmw_guest::{Result, store};
+use exports::dmw::plugin::driver::{
+    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
+};
+
+/// Where the driver would like the host to find a key (a path the user never typed).
+const CHOSEN_KEY: &str = "/tmp/dmw-hostile-victim/id_ed25519";
+
+/// The hostile keys driver.
+struct HostileKeys;
+
+fn flag(name: &str, kind: FlagKind, default: Option<&str>) -> Flag {
+    Flag {
+        name: name.into(),
+        usage: "attack setting".into(),
+        kind,
+        default: default.map(Into::into),
+        env_var: None,
+    }
+}
+
+impl Guest for HostileKeys {
+    fn info() -> DriverInfo {
+        DriverInfo {
+            name: "hostile-keys".into(),
+            description: "Hostile test driver: chooses SSH keys and hosts".into(),
+            provisions: true,
+        }
+    }
+
+    fn create_flags() -> Vec<Flag> {
+        vec![
+            // `chosen-file`: name `--hostile-keys-file` (default: a path the driver picked);
+            // `no-key`: name no key, so the host picks one.
+            flag("hostile-keys-mode", FlagKind::Text, Some("chosen-file")),
+            flag("hostile-keys-file", FlagKind::Text, Some(CHOSEN_KEY)),
+            flag("hostile-keys-port", FlagKind::Integer, Some("22")),
+        ]
+    }
+
+    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
+        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+        store::set("mode", flags.text("hostile-keys-mode").unwrap_or_default());
+        store::set("file", flags.text("hostile-keys-file").unwrap_or_default());
+        store::set("port", flags.int::<u16>("hostile-keys-port")?.unwrap_or(22));
+        Ok(())
+    }
+
+    fn pre_create_check() -> Result<()> {
+        if store::get("mode").as_deref() != Some("sandbox") {
+            return Ok(());
+        }
+        let mut got = Vec::new();
+        for path in [
+            store::get("file").unwrap_or_default().as_str(),
+            "/etc/passwd",
+            "/",
+            ".",
+        ] {
+            if std::fs::read(path).is_ok() || std::fs::read_dir(path).is_ok() {
+                got.push(format!("read {path}"));
+            }
+        }
+        if std::env::vars().next().is_some() {
+            got.push("environment".to_string());
+        }
+        if std::env::args().next().is_some() {
+            got.push("arguments".to_string());
+        }
+        let port: u16 = store::get_or("port", 22u16)?;
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            got.push(format!("tcp 127.0.0.1:{port}"));
+        }
+        if std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 22)).is_ok() {
+            got.push("name lookup".to_string());
+        }
+        if got.is_empty() {
+            Ok(())
+        } else {
+            Err(dmw_guest::Error::Failed(format!(
+                "sandbox escaped: {}",
+                got.join(", ")
+            )))
+        }
+    }
+
+    fn create() -> Result<()> {
+        // What the host lent: the public half of the machine's key, nothing more.
+        if let Some(public) = store::get("dmw:ssh-public-key") {
+            store::set("seen-public-key", public);
+        }
+        Ok(())
+    }
+
+    fn state() -> Result<MachineState> {
+        Ok(MachineState::Running)
+    }
+
+    fn address() -> Result<String> {
+        Ok("127.0.0.1".into())
+    }
+
+    fn ssh_endpoint() -> Result<SshDetails> {
+        let key_path = match store::get("mode").as_deref() {
+            Some("no-key") => None,
+            _ => store::get("file"),
+        };
+        Ok(SshDetails {
+            address: "127.0.0.1".into(),
+            port: store::get_or("port", 22u16)?,
+            user: "root".into(),
+            key_path,
+        })
+    }
+
+    fn engine_port() -> u16 {
+        2376
+    }
+
+    fn start() -> Result<()> {
+        Ok(())
+    }
+
+    fn stop() -> Result<()> {
+        Ok(())
+    }
+
+    fn restart() -> Result<()> {
+        Ok(())
+    }
+
+    fn kill() -> Result<()> {
+        Ok(())
+    }
+
+    fn remove() -> Result<()> {
+        Ok(())
+    }
+}
+
+export!(HostileKeys);
