@@ -199,6 +199,118 @@ fn plan_every_os_of_the_corpus() {
     );
 }
 
+/// A plan runs only the package managers the OS really ships: the simulated machine answers
+/// `command -v` from what each family and version has (CentOS 7 and Amazon Linux 2: yum, no
+/// dnf; EL 8+: both), so the plan shows the commands that would really run there.
+#[test]
+fn plans_use_only_the_package_managers_each_os_ships() {
+    const MANAGERS: &[&str] = &[
+        "apt-get",
+        "dnf",
+        "yum",
+        "amazon-linux-extras",
+        "zypper",
+        "pacman",
+        "apk",
+    ];
+    let table: &[(&str, &[&str])] = &[
+        ("debian-11.os-release", &["apt-get"]),
+        ("debian-12.os-release", &["apt-get"]),
+        ("ubuntu-20.04.os-release", &["apt-get"]),
+        ("ubuntu-24.04.os-release", &["apt-get"]),
+        ("linuxmint-21.os-release", &["apt-get"]),
+        ("raspbian-11.os-release", &["apt-get"]),
+        ("centos-7.os-release", &["yum"]),
+        ("amzn-2.os-release", &["yum", "amazon-linux-extras"]),
+        ("centos-6.release", &["yum"]),
+        ("rhel-8.os-release", &["dnf", "yum"]),
+        ("rhel-9.os-release", &["dnf", "yum"]),
+        ("centos-stream-9.os-release", &["dnf", "yum"]),
+        ("rocky-9.os-release", &["dnf", "yum"]),
+        ("almalinux-9.os-release", &["dnf", "yum"]),
+        ("oraclelinux-8.os-release", &["dnf", "yum"]),
+        ("fedora-40.os-release", &["dnf", "yum"]),
+        ("amzn-2023.os-release", &["dnf", "yum"]),
+        ("opensuse-leap-15.5.os-release", &["zypper"]),
+        ("sles-15.os-release", &["zypper"]),
+        ("arch.os-release", &["pacman"]),
+        ("manjaro.os-release", &["pacman"]),
+        ("alpine-3.19.os-release", &["apk"]),
+    ];
+    let dir = here().join("os-release");
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut failed = Vec::new();
+    for (file, allowed) in table {
+        {
+            let extra: [&str; 0] = [];
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+                .arg("-s")
+                .arg(store.path())
+                .args(["recipe", "plan", "--os-release"])
+                .arg(dir.join(file))
+                .args(&extra)
+                .output()
+                .expect("run dmw recipe plan");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let mut used = std::collections::BTreeSet::new();
+            for line in stdout.lines() {
+                if line.starts_with("# recipe ") || line.starts_with("# assumed:") {
+                    continue;
+                }
+                let words: Vec<&str> = line
+                    .split(|c: char| c.is_whitespace() || ";&|()`\"'".contains(c))
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                for (i, w) in words.iter().enumerate() {
+                    let probe = i >= 2 && words[i - 2] == "command" && words[i - 1] == "-v";
+                    if MANAGERS.contains(w) && !probe {
+                        used.insert(*w);
+                    }
+                }
+            }
+            let foreign: Vec<_> = used.iter().filter(|m| !allowed.contains(m)).collect();
+            if !out.status.success() || !foreign.is_empty() || used.is_empty() {
+                failed.push(format!(
+                    "{file} {extra:?}: exit {:?}, ran {used:?}, allowed {allowed:?}\n{stdout}{}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "plans with package managers the OS lacks:\n{}",
+        failed.join("\n---\n")
+    );
+}
+
+/// An OS the table does not know: the plan says which branch it assumed and how to pick the other.
+#[test]
+fn plans_name_their_assumptions() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let file = store.path().join("os-release");
+    std::fs::write(
+        &file,
+        "ID=acmeos\nID_LIKE=rhel\nVERSION_ID=\"1\"\nPRETTY_NAME=\"ACME OS 1\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+        .arg("-s")
+        .arg(store.path())
+        .args(["recipe", "plan", "--recipe", "rhel", "--os-release"])
+        .arg(&file)
+        .output()
+        .expect("run dmw recipe plan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "# assumed: `command -v dnf` finds dnf (dmw does not know whether ACME OS 1 ships it)"
+        ) && stdout.contains("--transcript FILE"),
+        "{stdout}"
+    );
+}
+
 /// The template recipe ops teams copy (recipes/template), loaded from its .wasm file as
 /// `dmw create --recipe ./acme.wasm` would, on the simulated ACME machine it is written for.
 #[test]

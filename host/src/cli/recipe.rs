@@ -124,6 +124,11 @@ async fn plan(app: &App, a: PlanArgs) -> CliResult {
         }
     );
     print!("{}", simulate::render(&outcome));
+    if a.transcript.is_none() {
+        for line in simulate::assumptions(&outcome) {
+            println!("# {line}");
+        }
+    }
     match outcome.result {
         Ok(()) => Ok(()),
         Err(e) => {

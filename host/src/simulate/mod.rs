@@ -2,6 +2,7 @@
 //! The real recipe components run in the real runtime; only the machine is simulated.
 
 mod machine;
+pub mod os_tools;
 pub mod transcript;
 
 pub use machine::{Event, Machine, UNMATCHED_EXIT};
@@ -127,10 +128,32 @@ pub fn plan_transcript(os_file_text: &str, engine_present: bool, port: u16) -> T
         f(&mut r);
         r
     };
+    // The package managers this OS really ships answer `command -v`; the others are absent.
+    let os = os_release::parse_detection(&match &release_file {
+        Some((path, body)) => format!("#dmw-release-file {path}\n{body}"),
+        None => os_file_text.to_string(),
+    });
+    let tool_rules: Vec<transcript::Rule> = match os_tools::shipped(&os) {
+        Some(shipped) => os_tools::TOOLS
+            .iter()
+            .map(|tool| {
+                let present = shipped.contains(tool);
+                rule(&[&format!("command -v {tool} ")], &|r| {
+                    if present {
+                        r.stdout = format!("/usr/bin/{tool}\n");
+                    } else {
+                        r.exit = 1;
+                    }
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let listening = format!(
         "LISTEN 0 4096 *:{port} *:*\ntcp 0 0 :::{port} :::* LISTEN\ndmw-unit-state active\n"
     );
-    let rules = vec![
+    let mut rules = tool_rules;
+    rules.extend([
         rule(&["command -v dockerd"], &|r| {
             r.unless = vec!["installed".into()]
         }),
@@ -154,7 +177,7 @@ pub fn plan_transcript(os_file_text: &str, engine_present: bool, port: u16) -> T
         rule(&["apk add", "docker"], &|r| {
             r.set = vec!["installed".into()]
         }),
-    ];
+    ]);
     Transcript {
         os_release,
         release_file,
@@ -170,6 +193,38 @@ pub fn plan_transcript(os_file_text: &str, engine_present: bool, port: u16) -> T
         },
         ..Transcript::default()
     }
+}
+
+/// The branches a plan took on assumption: every `command -v TOOL` probe that the OS table
+/// does not decide for this OS was answered "found". One line each, for the plan's output.
+pub fn assumptions(o: &Outcome) -> Vec<String> {
+    let decided = os_tools::shipped(&o.os).is_some();
+    let mut tools: Vec<&str> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Exec { command, .. } => os_tools::probed_tool(command),
+            Event::Upload { .. } => None,
+        })
+        .filter(|t| !os_tools::ENGINE_TOOLS.contains(t))
+        .filter(|t| !(decided && os_tools::TOOLS.contains(t)))
+        .collect();
+    tools.sort_unstable();
+    tools.dedup();
+    let os = if o.os.pretty_name.is_empty() {
+        format!("{} {}", o.os.id, o.os.version_id)
+    } else {
+        o.os.pretty_name.clone()
+    };
+    tools
+        .into_iter()
+        .map(|t| {
+            format!(
+                "assumed: `command -v {t}` finds {t} (dmw does not know whether {} ships it); to plan the other branch, simulate the machine with --transcript FILE",
+                os.trim()
+            )
+        })
+        .collect()
 }
 
 /// Check a run against the transcript's expectations; returns what did not hold.
