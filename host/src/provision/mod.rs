@@ -924,3 +924,53 @@ pub async fn wait_for_engine(app: &App, record: &MachineRecord, limit: Duration)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_sans_are_the_address_the_name_localhost_and_the_users() {
+        let sans = server_sans("10.0.0.2", "m1", &["docker.example.com".into()]).expect("sans");
+        assert_eq!(sans, ["10.0.0.2", "m1", "localhost", "docker.example.com"]);
+        // A machine name that is no DNS name is left out, not issued.
+        let sans = server_sans("10.0.0.2", "m1-", &[]).expect("sans");
+        assert_eq!(sans, ["10.0.0.2", "localhost"]);
+        let e = server_sans("10.0.0.2", "m1", &["*.example.com".into()]).unwrap_err();
+        assert!(e.to_string().contains("wildcards are not allowed"), "{e}");
+        let e = server_sans("*.example.com", "m1", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot be named in its certificate"),
+            "{e}"
+        );
+        assert!(check_tls_san("1.2.3.4").is_ok());
+        assert!(check_tls_san("a b").is_err());
+    }
+
+    #[test]
+    fn driver_values_are_checked() {
+        let e = check_engine_values("x", "127.0.0.1/$(id>F)", 2376).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "driver x returned address \"127.0.0.1/$(id>F)\", which is not an IP address or DNS name (the character '/' is not allowed)"
+        );
+        assert!(check_engine_values("x", "10.0.0.2", 0).is_err());
+        let ep = SshDetails {
+            address: "10.0.0.2".into(),
+            port: 22,
+            user: "root\n  ProxyCommand sh -c 'id'".into(),
+            key_path: None,
+        };
+        let e = check_ssh_values("x", &ep).unwrap_err();
+        assert!(
+            e.to_string().contains("which is not a valid user name"),
+            "{e}"
+        );
+        let ok = SshDetails {
+            user: "root".into(),
+            ..ep
+        };
+        assert!(check_ssh_values("x", &ok).is_ok());
+        assert!(check_ssh_values("x", &SshDetails { port: 0, ..ok }).is_err());
+    }
+}
