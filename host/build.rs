@@ -32,6 +32,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "DMW_TEST_HOSTILE_FLAGS_DRIVER",
         "dmw_test_hostile_flags_driver",
     ),
+    (
+        "DMW_TEST_HOSTILE_OUTPUT_DRIVER",
+        "dmw_test_hostile_output_driver",
+    ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
 ];
 

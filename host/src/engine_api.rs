@@ -214,7 +214,8 @@ struct Endpoint {
     authority: String,
 }
 
-/// Parses `tcp://host[:port]` (also `https://`), ignoring any path.
+/// Parses `tcp://host[:port]` (also `https://`, and one trailing `/`); the host must be an
+/// IP address or DNS name, and nothing may follow.
 fn parse_url(url: &str) -> Result<Endpoint, EngineError> {
     let bad = |reason: &str| EngineError::BadUrl {
         url: url.to_owned(),
@@ -224,7 +225,12 @@ fn parse_url(url: &str) -> Result<Endpoint, EngineError> {
         .strip_prefix("tcp://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| bad("expected tcp://host:port"))?;
-    let hostport = rest.split('/').next().unwrap_or_default();
+    // Nothing may follow host:port but one '/': the URL is printed for shells (`dmw env`),
+    // so what is checked here must be all of it.
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() {
+        return Err(bad("nothing may follow host:port"));
+    }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
         match after {
@@ -243,6 +249,11 @@ fn parse_url(url: &str) -> Result<Endpoint, EngineError> {
     };
     if host.is_empty() {
         return Err(bad("missing host"));
+    }
+    if let Err(why) = crate::validate::address(host) {
+        return Err(bad(&format!(
+            "the host is not an IP address or DNS name ({why})"
+        )));
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -849,7 +860,7 @@ mod tests {
         let ep = parse_url("tcp://192.168.99.100:2376").unwrap();
         assert_eq!((ep.host.as_str(), ep.port), ("192.168.99.100", 2376));
         assert_eq!(ep.authority, "192.168.99.100:2376");
-        let ep = parse_url("tcp://[::1]:2377/x").unwrap();
+        let ep = parse_url("tcp://[::1]:2377/").unwrap();
         assert_eq!(
             (ep.host.as_str(), ep.port, ep.authority.as_str()),
             ("::1", 2377, "[::1]:2377")
@@ -866,6 +877,11 @@ mod tests {
             "tcp://h:x",
             "tcp://::1:2",
             "tcp://[::1",
+            "tcp://[::1]:2377/x",
+            "tcp://127.0.0.1/$(id>F)",
+            "tcp://127.0.0.1:2376/$(id)",
+            "tcp://h$(id):1",
+            "tcp://*.x:1",
         ] {
             let err = parse_url(bad).unwrap_err();
             assert!(matches!(err, EngineError::BadUrl { .. }), "{bad}: {err:?}");

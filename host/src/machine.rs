@@ -36,7 +36,8 @@ impl Observed {
 }
 
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    // Errors may hold plugin text, also raw in records written by older versions.
+    crate::sanitize::stored_text(&s.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Observe one machine within `timeout`.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::app::App;
 use crate::plugin::Driver;
@@ -162,6 +162,13 @@ async fn refresh_address(
     let Some(ep) = record.endpoint.as_mut() else {
         return Ok(());
     };
+    // Driver output is untrusted: a bad address is refused, the record keeps the old one.
+    crate::provision::check_engine_values(&record.driver.name, &address, ep.engine_port)
+        .with_context(|| format!("machine \"{}\": after start", record.name))?;
+    if !record.engine_only {
+        crate::provision::check_ssh_values(&record.driver.name, &ssh)
+            .with_context(|| format!("machine \"{}\": after start", record.name))?;
+    }
     if ep.address != address {
         report.warn(&format!(
             "machine \"{}\" has a new address {address} (was {}); its certificate does not name it: run `dmw regenerate-certs {}`",

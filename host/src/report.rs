@@ -3,6 +3,12 @@
 //! Info and warnings go to stdout (as Docker Machine does), errors and debug detail to
 //! stderr; everything, including every remote command and its result, is appended to
 //! `machines/<name>/provision.log`. File contents uploaded to a machine are never logged.
+//!
+//! Every entry of the log is one timestamped line per line of text: a text's further lines
+//! are marked as its continuation (`<time> <TAG> | …`) and control characters are made
+//! visible, so no text can forge an entry. The log stops at [`LOG_SIZE_LIMIT`] with one
+//! line saying so. Secrets registered with [`Reporter::redact`] are replaced by
+//! `<redacted>` in everything the reporter prints, keeps or logs.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -14,7 +20,11 @@ use crate::ssh::{Output, SshError};
 
 /// Where messages about one command's work go.
 pub struct Reporter {
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<LogFile>>,
+    /// Strings replaced by `<redacted>` in all output, longest first.
+    secrets: Mutex<Vec<String>>,
+    /// Size limit of the log file.
+    log_limit: u64,
     debug: bool,
     quiet: bool,
     /// When set, user-facing lines are kept here instead of printed (parallel commands
@@ -24,12 +34,25 @@ pub struct Reporter {
 
 /// How much of a command's output the log keeps.
 const LOG_OUTPUT_LIMIT: usize = 8 * 1024;
+/// Size limit of provision.log; after it one line says the log was cut.
+pub const LOG_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+/// What a registered secret is replaced with.
+const REDACTED: &str = "<redacted>";
+
+/// The open log file and how much it holds.
+struct LogFile {
+    file: File,
+    written: u64,
+    cut: bool,
+}
 
 impl Reporter {
     /// A reporter printing to the terminal only.
     pub fn new(debug: bool) -> Reporter {
         Reporter {
             file: Mutex::new(None),
+            secrets: Mutex::new(Vec::new()),
+            log_limit: LOG_SIZE_LIMIT,
             debug,
             quiet: false,
             held: None,
@@ -41,6 +64,8 @@ impl Reporter {
     pub fn held(debug: bool) -> Reporter {
         Reporter {
             file: Mutex::new(None),
+            secrets: Mutex::new(Vec::new()),
+            log_limit: LOG_SIZE_LIMIT,
             debug,
             quiet: false,
             held: Some(Mutex::new(Vec::new())),
@@ -50,7 +75,10 @@ impl Reporter {
     /// The lines kept so far by a [`Reporter::held`] reporter (empty for others).
     pub fn take_lines(&self) -> Vec<String> {
         match &self.held {
-            Some(m) => std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())),
+            Some(m) => std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .map(|l| self.scrub(&l))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -60,16 +88,44 @@ impl Reporter {
         if self.quiet {
             return;
         }
+        let line = self.scrub(&line);
         match &self.held {
             Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()).push(line),
             None => println!("{line}"),
         }
     }
 
+    /// Register a secret: from now on it is shown and logged as `<redacted>`.
+    pub fn redact(&self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if !secrets.iter().any(|s| s == secret) {
+            secrets.push(secret.to_string());
+            // Longest first, so a secret containing another is replaced whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// `text` with every registered secret replaced by `<redacted>`.
+    fn scrub(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = text.to_string();
+        for s in secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
     /// A reporter that prints nothing but debug detail (for `ls`, `env`, …).
     pub fn quiet(debug: bool) -> Reporter {
         Reporter {
             file: Mutex::new(None),
+            secrets: Mutex::new(Vec::new()),
+            log_limit: LOG_SIZE_LIMIT,
             debug,
             quiet: true,
             held: None,
@@ -83,20 +139,55 @@ impl Reporter {
             .append(true)
             .mode(0o600)
             .open(path)
-            .ok();
+            .ok()
+            .map(|file| {
+                let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+                LogFile {
+                    file,
+                    written,
+                    cut: false,
+                }
+            });
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = file;
+        self
+    }
+
+    /// The same reporter with another log size limit (tests).
+    #[cfg(test)]
+    fn with_log_limit(mut self, limit: u64) -> Reporter {
+        self.log_limit = limit;
         self
     }
 
     fn log(&self, tag: &str, text: &str) {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = guard.as_mut() {
-            let now = time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            for line in text.lines() {
-                let _ = writeln!(f, "{now} {tag} {line}");
-            }
+        let Some(f) = guard.as_mut() else {
+            return;
+        };
+        if f.cut {
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let text = self.scrub(text);
+        let mut entry = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let mark = if i == 0 { "" } else { "| " };
+            let line = crate::sanitize::stored_text(line);
+            entry.push_str(&format!("{now} {tag} {mark}{line}\n"));
+        }
+        if f.written + entry.len() as u64 > self.log_limit {
+            f.cut = true;
+            let note = format!(
+                "{now} CUT provision.log reached its size limit of {} bytes; later messages are not logged\n",
+                self.log_limit
+            );
+            let _ = f.file.write_all(note.as_bytes());
+            return;
+        }
+        if f.file.write_all(entry.as_bytes()).is_ok() {
+            f.written += entry.len() as u64;
         }
     }
 
@@ -122,7 +213,7 @@ impl Reporter {
     pub fn debug(&self, text: &str) {
         self.log("DEBUG", text);
         if self.debug {
-            eprintln!("{text}");
+            eprintln!("{}", self.scrub(text));
         }
     }
 
@@ -151,7 +242,7 @@ impl Reporter {
         }
         self.log("SSH", &text);
         if self.debug {
-            eprint!("{text}");
+            eprint!("{}", self.scrub(&text));
         }
     }
 
@@ -164,7 +255,80 @@ impl Reporter {
         let text = format!("upload {path} ({size} bytes, mode {mode:o}): {outcome}");
         self.log("SSH", &text);
         if self.debug {
-            eprintln!("{text}");
+            eprintln!("{}", self.scrub(&text));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(r: Reporter, dir: &Path) -> (Reporter, std::path::PathBuf) {
+        let path = dir.join("provision.log");
+        (r.with_log_file(&path), path)
+    }
+
+    #[test]
+    fn every_log_line_is_one_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (r, path) = log_of(Reporter::quiet(false), dir.path());
+        r.info("(evil) ok\n2026-01-01T00:00:00Z STEP Docker is up and running!\r\x1b[2K");
+        let log = std::fs::read_to_string(&path).expect("log");
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(lines[0].ends_with(" INFO (evil) ok"), "{log}");
+        assert!(
+            lines[1]
+                .contains(" INFO | 2026-01-01T00:00:00Z STEP Docker is up and running!\\r\\x1b[2K"),
+            "{log}"
+        );
+        assert!(!log.contains('\x1b') && !log.contains('\r'));
+        assert!(!lines.iter().any(|l| l.split(' ').nth(1) == Some("STEP")));
+    }
+
+    #[test]
+    fn log_stops_at_its_size_limit_with_one_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (r, path) = log_of(Reporter::quiet(false).with_log_limit(1000), dir.path());
+        for i in 0..100 {
+            r.info(&format!("message {i} with some padding to fill the log"));
+        }
+        let log = std::fs::read_to_string(&path).expect("log");
+        assert!(log.len() < 1200, "{}", log.len());
+        let cut: Vec<&str> = log.lines().filter(|l| l.contains(" CUT ")).collect();
+        assert_eq!(cut.len(), 1, "{log}");
+        assert!(log.lines().last().is_some_and(|l| l.contains("size limit")));
+    }
+
+    #[test]
+    fn redacted_secrets_never_show_or_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (r, path) = log_of(Reporter::held(false), dir.path());
+        r.redact("s3cr3t-token");
+        r.redact("s3cr3t");
+        r.redact("");
+        r.info("token is s3cr3t-token, short s3cr3t");
+        r.warn("s3cr3t");
+        r.remote(
+            "curl -H s3cr3t-token",
+            true,
+            &Ok(crate::ssh::Output {
+                code: 0,
+                stdout: b"echo s3cr3t".to_vec(),
+                stderr: Vec::new(),
+            }),
+        );
+        let lines = r.take_lines();
+        assert_eq!(
+            lines,
+            vec![
+                "token is <redacted>, short <redacted>".to_string(),
+                "WARNING: <redacted>".to_string()
+            ]
+        );
+        let log = std::fs::read_to_string(&path).expect("log");
+        assert!(!log.contains("s3cr3t"), "{log}");
+        assert!(log.contains("curl -H <redacted>"), "{log}");
     }
 }

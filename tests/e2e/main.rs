@@ -14,5 +14,6 @@ mod methods;
 mod output;
 mod power;
 mod security_keys;
+mod security_output;
 mod states;
 mod transfer;

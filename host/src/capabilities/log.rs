@@ -6,7 +6,12 @@ use crate::plugin::bindings::v0_1::log::{Host, Level};
 impl Host for HostState {
     async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         self.ctx.host_calls += 1;
-        let text = format!("({}) {message}", self.ctx.plugin);
+        // Plugin text is hostile: one inert, bounded line, prefixed with the plugin's name.
+        let text = format!(
+            "({}) {}",
+            self.ctx.plugin,
+            crate::sanitize::plugin_text(&message, crate::sanitize::MESSAGE_LIMIT)
+        );
         match level {
             Level::Debug => self.ctx.report.debug(&text),
             Level::Info => self.ctx.report.info(&text),

@@ -38,7 +38,7 @@ impl PluginCtx {
     /// A context with only `log` and `store`.
     pub fn new(plugin: &str, report: Arc<Reporter>, kv: BTreeMap<String, String>) -> PluginCtx {
         PluginCtx {
-            plugin: plugin.into(),
+            plugin: crate::sanitize::plugin_text(plugin, crate::sanitize::NAME_LIMIT),
             report,
             kv,
             ssh: None,

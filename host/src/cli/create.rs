@@ -223,6 +223,10 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let engine = EngineArgs::from_arg_matches(&m)
         .map_err(|e| create_error(&name, "read engine flags", e))?
         .options();
+    for san in strings(&m, "tls-san") {
+        provision::check_tls_san(&san)
+            .map_err(|e| create_error(&name, "read TLS flags", format!("{e:#}")))?;
+    }
     let dir = app
         .store
         .claim(&name)

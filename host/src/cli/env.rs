@@ -38,11 +38,24 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
             "machine \"{name}\" has no address yet: its create did not get that far; `dmw rm {name}` removes it"
         )));
     };
+    if let Some(ep) = &record.endpoint
+        && let Err(why) = crate::validate::endpoint(ep)
+    {
+        return Err(CliError::new(format!(
+            "machine \"{name}\": its record holds {why}; `dmw rm {name}` removes it"
+        )));
+    }
     if record.status != MachineStatus::Ready {
         let why = record
             .error
             .as_ref()
-            .map(|e| format!("{} failed: {}", e.step, e.message))
+            .map(|e| {
+                format!(
+                    "{} failed: {}",
+                    e.step,
+                    crate::sanitize::stored_text(&e.message)
+                )
+            })
             .unwrap_or_else(|| "its create has not finished".into());
         return Err(CliError::new(format!(
             "machine \"{name}\" is not ready: {why}"
@@ -111,7 +124,9 @@ pub async fn env(app: &App, a: EnvArgs, argv: &[String]) -> CliResult {
         machine_name: name,
         no_proxy,
     };
-    print!("{}", render_set(shell, &set, &hint));
+    let out = render_set(shell, &set, &hint)
+        .map_err(|e| CliError::new(format!("machine \"{}\": {e}", set.machine_name)))?;
+    print!("{out}");
     Ok(())
 }
 
@@ -125,11 +140,63 @@ pub async fn config(app: &App, a: ConfigArgs) -> CliResult {
         ))
     })?;
     let dir = app.store.machine_dir(&name);
+    let values = [
+        dir.join("ca.pem").display().to_string(),
+        dir.join("cert.pem").display().to_string(),
+        dir.join("key.pem").display().to_string(),
+        url,
+    ];
+    for v in &values {
+        config_value(v).map_err(|why| CliError::new(format!("machine \"{name}\": {why}")))?;
+    }
+    let [ca, cert, key, url] = values;
     println!(
-        "--tlsverify\n--tlscacert=\"{}\"\n--tlscert=\"{}\"\n--tlskey=\"{}\"\n-H={url}",
-        dir.join("ca.pem").display(),
-        dir.join("cert.pem").display(),
-        dir.join("key.pem").display()
+        "--tlsverify\n--tlscacert=\"{ca}\"\n--tlscert=\"{cert}\"\n--tlskey=\"{key}\"\n-H={url}"
     );
     Ok(())
+}
+
+/// Checks a value `dmw config` prints. Its output is used unquoted (`docker $(dmw config
+/// NAME) ps`), where the shell splits words and expands globs but removes no quotes: a
+/// value with a control character (a line break), a quote, a backslash or a glob character
+/// is refused, and so is one where a word starts with `-` (it would become another option).
+/// A plain space (a storage path like `/home/u/my machines`) is printed as Docker Machine
+/// prints it: the word after it is then an argument docker refuses, never an option.
+fn config_value(v: &str) -> Result<(), String> {
+    if let Some(c) = v
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | '*' | '?' | '['))
+    {
+        return Err(format!(
+            "{v:?} holds {c:?}, which `docker $(dmw config …)` would split or expand; use `dmw env` (its values are quoted) instead"
+        ));
+    }
+    if v.split_whitespace().any(|w| w.starts_with('-')) {
+        return Err(format!(
+            "{v:?} would give `docker $(dmw config …)` another option (a word starting with '-')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_value;
+
+    #[test]
+    fn config_values_cannot_inject_arguments() {
+        assert!(config_value("/home/u/.dmw/machines/m1/ca.pem").is_ok());
+        assert!(config_value("tcp://10.0.0.2:2376").is_ok());
+        assert!(config_value("/home/u/my machines/ca.pem").is_ok());
+        for bad in [
+            "/a -H=tcp://evil:1/ca.pem",
+            "/a\n-H=tcp://evil:1/ca.pem",
+            "/a\"b",
+            "-H=tcp://evil:1",
+            "/a/*",
+            "/a\tb",
+        ] {
+            assert!(config_value(bad).is_err(), "{bad:?}");
+        }
+    }
 }

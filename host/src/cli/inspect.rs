@@ -36,7 +36,7 @@ pub fn run(app: &App, a: InspectArgs) -> CliResult {
         _ => None,
     };
     let name = name_or_default(app, a.name)?;
-    let record = app.store.load(&name)?;
+    let record = app.store.load(&name)?.for_display();
     let view = InspectView::new(&record, app.store.root());
     let Some(template) = template else {
         print_json(&view);

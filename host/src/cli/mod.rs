@@ -198,7 +198,13 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             if !e.message.is_empty() {
-                eprintln!("{}", e.message);
+                // Errors may quote plugin text: no line of it may reach the terminal raw.
+                let lines: Vec<String> = e
+                    .message
+                    .split('\n')
+                    .map(crate::sanitize::stored_text)
+                    .collect();
+                eprintln!("{}", lines.join("\n"));
             }
             e.code
         }

@@ -82,10 +82,10 @@ fn system_shell_wanted(system_ssh: bool, args: &[String]) -> bool {
 /// arguments after the destination (ssh options and/or a command, as Docker Machine's
 /// external client passed them).
 fn system_shell(t: &crate::ssh::Target, policy: HostKeyPolicy, extra: &[String]) -> CliResult {
+    let dest = crate::ssh::external::destination_args(t, extra).map_err(CliError::new)?;
     let status = std::process::Command::new("ssh")
         .args(ssh_args(t, policy))
-        .arg(format!("{}@{}", t.user, t.address))
-        .args(extra)
+        .args(dest)
         .status()
         .map_err(|e| {
             CliError::new(format!(

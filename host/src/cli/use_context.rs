@@ -24,6 +24,13 @@ pub fn run(app: &App, a: UseArgs) -> CliResult {
         return Ok(());
     };
     let record = app.store.load(&name)?;
+    if let Some(ep) = &record.endpoint
+        && let Err(why) = crate::validate::endpoint(ep)
+    {
+        return Err(CliError::new(format!(
+            "machine \"{name}\": its record holds {why}; `dmw rm {name}` removes it"
+        )));
+    }
     if !context::exists(&dir, &name) {
         let url = record
             .url()

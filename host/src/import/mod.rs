@@ -273,6 +273,19 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
             let engine_port = Some(config.driver_port("EnginePort"))
                 .filter(|p| *p != 0)
                 .unwrap_or(2376);
+            // Another tool's store is untrusted input, like a driver's answers.
+            if let Some(p) = crate::validate::address_problem(&ip) {
+                bail!(
+                    "its config.json has Driver.IPAddress {}",
+                    p.trim_start_matches("address ")
+                );
+            }
+            if let Some(p) = crate::validate::ssh_user_problem(&user) {
+                bail!(
+                    "its config.json has Driver.SSHUser {}",
+                    p.trim_start_matches("SSH user ")
+                );
+            }
             let key = first_file(
                 [
                     moved(&config.driver_text("SSHKeyPath"), dir),
@@ -326,8 +339,10 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     driver.pre_create_check().await?;
     let address = driver.address().await?;
     let engine_port = driver.engine_port().await?;
+    crate::provision::check_engine_values(&info.name, &address, engine_port)?;
     let (ssh_address, ssh_port, ssh_user) = if info.provisions {
         let ep = driver.ssh_endpoint().await?;
+        crate::provision::check_ssh_values(&info.name, &ep)?;
         (ep.address, ep.port, ep.user)
     } else {
         (String::new(), 0, String::new())
@@ -411,6 +426,20 @@ mod tests {
         machine(&src, "vb", "virtualbox", "{}", &[]);
         machine(&src, "taken", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
         machine(&src, "bad_name", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
+        machine(
+            &src,
+            "evil-ip",
+            "generic",
+            r#"{"IPAddress": "127.0.0.1/$(id)", "SSHUser": "", "SSHPort": 0, "EnginePort": 2376}"#,
+            &["id_rsa"],
+        );
+        machine(
+            &src,
+            "evil-user",
+            "generic",
+            r#"{"IPAddress": "10.0.0.7", "SSHUser": "root\n  ProxyCommand sh -c 'id'", "SSHPort": 0, "EnginePort": 2376}"#,
+            &["id_rsa"],
+        );
         std::fs::create_dir_all(src.join("machines/broken")).expect("dir");
         store.claim("taken").expect("claim");
 
@@ -449,6 +478,18 @@ mod tests {
         );
         assert!(reason("vb").contains("driver \"virtualbox\" is not built into dmw"));
         assert!(reason("taken").contains("already exists"));
+        assert!(
+            reason("evil-ip").contains(
+                "Driver.IPAddress \"127.0.0.1/$(id)\", which is not an IP address or DNS name"
+            ),
+            "{}",
+            reason("evil-ip")
+        );
+        assert!(
+            reason("evil-user").contains("Driver.SSHUser \"root\\n  ProxyCommand sh -c 'id'\", which is not a valid user name"),
+            "{}",
+            reason("evil-user")
+        );
         assert!(reason("bad_name").contains("Invalid hostname"));
         assert!(
             reason("broken").contains("cannot read"),

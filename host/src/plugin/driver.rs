@@ -52,10 +52,12 @@ impl Driver {
         }
     }
 
-    /// Use `name` (the driver's own, from `info`) in messages from now on.
+    /// Use `name` (the driver's own, from `info`; made inert and short, as plugin text)
+    /// in messages from now on.
     pub fn rename(&mut self, name: &str) {
-        self.name = name.to_string();
-        self.store.data_mut().ctx.plugin = name.to_string();
+        let name = crate::sanitize::plugin_text(name, crate::sanitize::NAME_LIMIT);
+        self.name = name.clone();
+        self.store.data_mut().ctx.plugin = name;
     }
 
     /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).

@@ -347,7 +347,7 @@ pub(crate) fn call_error(plugin: &str, func: &str, e: wasmtime::Error) -> anyhow
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return anyhow!("plugin {plugin} crashed in {func}: {trap}");
     }
-    let cause = root_cause(&e);
+    let cause = crate::sanitize::plugin_text(&root_cause(&e), crate::sanitize::MESSAGE_LIMIT);
     if cause.contains("growing memory") {
         return anyhow!(
             "plugin {plugin} ran out of memory in {func}: {cause} (each plugin instance may use at most {} MiB)",
@@ -382,14 +382,18 @@ pub(crate) async fn with_deadline<T>(
     }
 }
 
-/// The text of an error a plugin returned.
+/// The text of an error a plugin returned, made inert and bounded
+/// ([`crate::sanitize::plugin_text`]): it is shown on the terminal and kept in the record.
 pub(crate) fn describe_error(plugin: &str, func: &str, e: &bindings::v0_1::types::Error) -> String {
     use bindings::v0_1::types::Error as E;
-    match e {
-        E::InvalidInput(m) | E::Failed(m) | E::Unreachable(m) | E::Denied(m) => m.clone(),
-        E::Unsupported(m) if m.is_empty() => format!("{plugin} does not support {func}"),
-        E::Unsupported(m) => m.clone(),
-    }
+    let text = match e {
+        E::InvalidInput(m) | E::Failed(m) | E::Unreachable(m) | E::Denied(m) => m.as_str(),
+        E::Unsupported(m) if m.is_empty() => {
+            return format!("{plugin} does not support {func}");
+        }
+        E::Unsupported(m) => m.as_str(),
+    };
+    crate::sanitize::plugin_text(text, crate::sanitize::MESSAGE_LIMIT)
 }
 
 #[cfg(test)]

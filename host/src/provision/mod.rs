@@ -107,7 +107,10 @@ pub async fn create(
     let (info_name, provisions) = driver
         .info()
         .await
-        .map(|i| (i.name, i.provisions))
+        .map(|i| {
+            let name = crate::sanitize::plugin_text(&i.name, crate::sanitize::NAME_LIMIT);
+            (name, i.provisions)
+        })
         .unwrap_or_else(|_| ("unknown".into(), true));
     let mut record = MachineRecord::new(
         &req.name,
@@ -376,6 +379,7 @@ impl Run<'_> {
         let precheck = async {
             driver.pre_create_check().await?;
             let ep = driver.ssh_endpoint().await?;
+            check_ssh_values(choice.driver, &ep)?;
             let key = machine_key::choose(ep.key_path.as_deref(), &choice)?;
             Ok::<_, anyhow::Error>((ep.key_path, key))
         };
@@ -496,6 +500,8 @@ impl Run<'_> {
             .engine_port()
             .await
             .map_err(|e| self.fail("create machine", e))?;
+        check_engine_values(&self.record.driver.name, &address, engine_port)
+            .map_err(|e| self.fail("create machine", e))?;
         Ok((address, engine_port))
     }
 
@@ -541,6 +547,9 @@ impl Run<'_> {
         ep: &SshDetails,
         key: &machine_key::MachineKey,
     ) -> Result<Endpoint> {
+        // Checked again where the endpoint is recorded, whatever path led here.
+        check_engine_values(&self.record.driver.name, address, engine_port)?;
+        check_ssh_values(&self.record.driver.name, ep)?;
         let dir = self.app.store.machine_dir(&self.record.name);
         if let machine_key::MachineKey::UserFile(key_src) = key {
             let key = std::fs::read(key_src)
@@ -698,12 +707,7 @@ impl Run<'_> {
         let component = runtime.load(source, Kind::Recipe)?;
         let mut ctx = PluginCtx::new(name, self.report.clone(), self.record.recipe_state.clone());
         ctx.ssh = Some(link.clone());
-        let mut sans = vec![
-            endpoint.address.clone(),
-            self.record.name.clone(),
-            "localhost".to_string(),
-        ];
-        sans.extend(self.record.tls_sans.iter().cloned());
+        let sans = server_sans(&endpoint.address, &self.record.name, &self.record.tls_sans)?;
         ctx.certs = Some(Arc::new(CertGrant {
             certs_dir: self.app.store.certs_dir(),
             org: format!("{}.{}", cert_org(), self.record.name),
@@ -726,6 +730,63 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The names the machine's server certificate is issued for: the validated address the
+/// engine is reached at, the machine's name (when it is a DNS name), `localhost`, and the
+/// user's own `--tls-san` values. Anything that is not an IP address or DNS name (a
+/// wildcard, say) is refused.
+pub fn server_sans(address: &str, machine: &str, extra: &[String]) -> Result<Vec<String>> {
+    if let Some(p) = crate::validate::address_problem(address) {
+        bail!("the machine's {p}, cannot be named in its certificate");
+    }
+    let mut sans = vec![address.to_string()];
+    if crate::validate::dns_name(machine).is_ok() {
+        sans.push(machine.to_string());
+    }
+    sans.push("localhost".to_string());
+    for san in extra {
+        check_tls_san(san)?;
+        sans.push(san.clone());
+    }
+    Ok(sans)
+}
+
+/// Refuses a `--tls-san` value that is not an IP address or DNS name (wildcards included).
+pub fn check_tls_san(san: &str) -> Result<()> {
+    if let Err(why) = crate::validate::address(san) {
+        bail!(
+            "--tls-san {san:?} is not an IP address or DNS name ({why}); the CA issues certificates only for exact names"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an engine address or port from driver `driver` that is not an IP address or
+/// DNS name, or port 0 (driver output is untrusted: it ends up in shells and certificates).
+pub fn check_engine_values(driver: &str, address: &str, engine_port: u16) -> Result<()> {
+    if let Some(p) = crate::validate::address_problem(address) {
+        bail!("driver {driver} returned {p}");
+    }
+    if let Err(why) = crate::validate::port(engine_port) {
+        bail!("driver {driver} returned engine port {engine_port}: {why}");
+    }
+    Ok(())
+}
+
+/// Refuses an SSH endpoint from driver `driver` whose address, user or port is not valid
+/// (it ends up in ssh_config files and ssh's arguments).
+pub fn check_ssh_values(driver: &str, ep: &SshDetails) -> Result<()> {
+    if let Some(p) = crate::validate::address_problem(&ep.address) {
+        bail!("driver {driver} returned SSH {p}");
+    }
+    if let Some(p) = crate::validate::ssh_user_problem(&ep.user) {
+        bail!("driver {driver} returned {p}");
+    }
+    if let Err(why) = crate::validate::port(ep.port) {
+        bail!("driver {driver} returned SSH port {}: {why}", ep.port);
+    }
+    Ok(())
 }
 
 /// A duration in seconds from environment variable `var`, else `default_secs`.
@@ -893,5 +954,55 @@ pub async fn wait_for_engine(app: &App, record: &MachineRecord, limit: Duration)
             }
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_sans_are_the_address_the_name_localhost_and_the_users() {
+        let sans = server_sans("10.0.0.2", "m1", &["docker.example.com".into()]).expect("sans");
+        assert_eq!(sans, ["10.0.0.2", "m1", "localhost", "docker.example.com"]);
+        // A machine name that is no DNS name is left out, not issued.
+        let sans = server_sans("10.0.0.2", "m1-", &[]).expect("sans");
+        assert_eq!(sans, ["10.0.0.2", "localhost"]);
+        let e = server_sans("10.0.0.2", "m1", &["*.example.com".into()]).unwrap_err();
+        assert!(e.to_string().contains("wildcards are not allowed"), "{e}");
+        let e = server_sans("*.example.com", "m1", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot be named in its certificate"),
+            "{e}"
+        );
+        assert!(check_tls_san("1.2.3.4").is_ok());
+        assert!(check_tls_san("a b").is_err());
+    }
+
+    #[test]
+    fn driver_values_are_checked() {
+        let e = check_engine_values("x", "127.0.0.1/$(id>F)", 2376).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "driver x returned address \"127.0.0.1/$(id>F)\", which is not an IP address or DNS name (the character '/' is not allowed)"
+        );
+        assert!(check_engine_values("x", "10.0.0.2", 0).is_err());
+        let ep = SshDetails {
+            address: "10.0.0.2".into(),
+            port: 22,
+            user: "root\n  ProxyCommand sh -c 'id'".into(),
+            key_path: None,
+        };
+        let e = check_ssh_values("x", &ep).unwrap_err();
+        assert!(
+            e.to_string().contains("which is not a valid user name"),
+            "{e}"
+        );
+        let ok = SshDetails {
+            user: "root".into(),
+            ..ep
+        };
+        assert!(check_ssh_values("x", &ok).is_ok());
+        assert!(check_ssh_values("x", &SshDetails { port: 0, ..ok }).is_err());
     }
 }

@@ -1,8 +1,18 @@
 //! `dmw env` output, byte-for-byte Docker Machine 0.16's (`commands/env.go`).
 //!
 //! Each line is `<prefix><VAR><delimiter><value><suffix>` with a per-shell prefix,
-//! delimiter and suffix, followed by a two-line usage hint. Values are written as given,
-//! without escaping, exactly as Docker Machine does.
+//! delimiter and suffix, followed by a two-line usage hint.
+//!
+//! Quoting (a deliberate difference from Docker Machine, which writes values unescaped): a
+//! value made only of safe characters — `[A-Za-z0-9_./:@%+=,-]` and space — is written
+//! exactly as Docker Machine writes it (`export VAR="value"`), so ordinary output stays
+//! byte-identical. Any other value is quoted for the target shell so that it is one literal
+//! word and nothing in it runs: POSIX sh single quotes (`'\''` for a quote), fish single
+//! quotes with `\xHH` for control characters, PowerShell single quotes joined with
+//! `[char]N` (each line of `| Invoke-Expression` is evaluated alone, so no raw newline),
+//! tcsh single quotes with `\!` (control characters refused), emacs-lisp string escapes.
+//! cmd has no safe quoting for `"%!^&|<>` or control characters: such a value is refused
+//! ([`UnsafeValue`]) instead of printed.
 //!
 //! Not modelled: `COMPOSE_CONVERT_WINDOWS_PATHS=true`, which DM adds only when the
 //! binary itself runs on Windows.
@@ -133,15 +143,16 @@ impl Shell {
         })
     }
 
-    /// (prefix, delimiter, suffix) when setting variables.
+    /// (prefix, delimiter, suffix) when setting variables; the value comes quoted by
+    /// [`quote`].
     fn set_syntax(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Shell::Posix => ("export ", "=\"", "\"\n"),
-            Shell::Fish => ("set -gx ", " \"", "\";\n"),
-            Shell::PowerShell => ("$Env:", " = \"", "\"\n"),
+            Shell::Posix => ("export ", "=", "\n"),
+            Shell::Fish => ("set -gx ", " ", ";\n"),
+            Shell::PowerShell => ("$Env:", " = ", "\n"),
             Shell::Cmd => ("SET ", "=", "\n"),
-            Shell::Tcsh => ("setenv ", " \"", "\";\n"),
-            Shell::Emacs => ("(setenv \"", "\" \"", "\")\n"),
+            Shell::Tcsh => ("setenv ", " ", ";\n"),
+            Shell::Emacs => ("(setenv \"", "\" ", ")\n"),
         }
     }
 
@@ -200,27 +211,145 @@ pub struct EnvSet {
     pub no_proxy: Option<(String, String)>,
 }
 
-/// Renders the `dmw env` output that sets the variables, usage hint included.
-pub fn render_set(shell: Shell, env: &EnvSet, hint_cmdline: &str) -> String {
+/// A value that cannot be written safely for a shell.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the value of {var} ({value:?}) cannot be written safely for {shell}: it holds characters that shell would interpret; use another --shell"
+)]
+pub struct UnsafeValue {
+    /// The variable.
+    pub var: String,
+    /// Its value.
+    pub value: String,
+    /// The shell's name.
+    pub shell: &'static str,
+}
+
+/// Whether `c` may appear in a value written in Docker Machine's unescaped form.
+fn is_plain_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '_' | '.' | '/' | ':' | '@' | '%' | '+' | '=' | ',' | '-' | ' '
+        )
+}
+
+/// `value` quoted for `shell` as one literal word, or `None` when that shell cannot hold
+/// it safely (see the module documentation).
+pub fn quote(shell: Shell, value: &str) -> Option<String> {
+    if value.contains('\0') {
+        return None;
+    }
+    if shell == Shell::Cmd {
+        let unsafe_char =
+            |c: char| c.is_control() || matches!(c, '"' | '%' | '!' | '^' | '&' | '|' | '<' | '>');
+        return (!value.chars().any(unsafe_char)).then(|| value.to_string());
+    }
+    if value.chars().all(is_plain_char) {
+        return Some(format!("\"{value}\""));
+    }
+    Some(match shell {
+        Shell::Posix => format!("'{}'", value.replace('\'', "'\\''")),
+        Shell::Fish => {
+            let mut out = String::from("'");
+            for c in value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    c if c.is_ascii_control() => out.push_str(&format!("'\\x{:02x}'", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        Shell::PowerShell => {
+            let mut parts = vec![String::new()];
+            for c in value.chars() {
+                if c.is_control() {
+                    parts.push(format!("[char]{}", c as u32));
+                    parts.push(String::new());
+                } else if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}') {
+                    // PowerShell ends a single-quoted string at any of these; doubled, it is literal.
+                    let last = parts.len() - 1;
+                    parts[last].push(c);
+                    parts[last].push(c);
+                } else {
+                    let last = parts.len() - 1;
+                    parts[last].push(c);
+                }
+            }
+            let quoted: Vec<String> = parts
+                .into_iter()
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || !p.is_empty())
+                .map(|(_, p)| {
+                    if p.starts_with("[char]") {
+                        p
+                    } else {
+                        format!("'{p}'")
+                    }
+                })
+                .collect();
+            if quoted.len() == 1 {
+                quoted.join("")
+            } else {
+                format!("({})", quoted.join(" + "))
+            }
+        }
+        Shell::Tcsh => {
+            if value.chars().any(char::is_control) {
+                return None;
+            }
+            format!("'{}'", value.replace('\'', "'\\''").replace('!', "'\\!'"))
+        }
+        Shell::Emacs => {
+            let mut out = String::from("\"");
+            for c in value.chars() {
+                match c {
+                    '\\' | '"' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if c.is_ascii_control() => out.push_str(&format!("\\{:03o}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Shell::Cmd => return None,
+    })
+}
+
+/// Renders the `dmw env` output that sets the variables, usage hint included; every value
+/// quoted by [`quote`].
+pub fn render_set(shell: Shell, env: &EnvSet, hint_cmdline: &str) -> Result<String, UnsafeValue> {
     let (prefix, delim, suffix) = shell.set_syntax();
     let tls = if env.tls_verify { "1" } else { "" };
     let mut out = String::new();
     let mut line = |var: &str, value: &str| {
+        let quoted = quote(shell, value).ok_or_else(|| UnsafeValue {
+            var: var.to_string(),
+            value: value.to_string(),
+            shell: shell.name(),
+        })?;
         out.push_str(prefix);
         out.push_str(var);
         out.push_str(delim);
-        out.push_str(value);
+        out.push_str(&quoted);
         out.push_str(suffix);
+        Ok::<(), UnsafeValue>(())
     };
-    line("DOCKER_TLS_VERIFY", tls);
-    line("DOCKER_HOST", &env.docker_host);
-    line("DOCKER_CERT_PATH", &env.cert_path);
-    line("DOCKER_MACHINE_NAME", &env.machine_name);
+    line("DOCKER_TLS_VERIFY", tls)?;
+    line("DOCKER_HOST", &env.docker_host)?;
+    line("DOCKER_CERT_PATH", &env.cert_path)?;
+    line("DOCKER_MACHINE_NAME", &env.machine_name)?;
     if let Some((var, value)) = &env.no_proxy {
-        line(var, value);
+        line(var, value)?;
     }
     out.push_str(&usage_hint(shell, hint_cmdline));
-    out
+    Ok(out)
 }
 
 /// Renders the `dmw env -u` output that unsets the variables, usage hint included.
@@ -269,6 +398,11 @@ pub fn usage_hint(shell: Shell, cmdline: &str) -> String {
         ),
         Shell::Tcsh => (":", format!("eval `{cmdline}`")),
     };
+    // The hint is a comment: a control character in the command line must not end it.
+    let cmd: String = cmd
+        .chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect();
     format!("{comment} Run this command to configure your shell: \n{comment} {cmd}\n")
 }
 
@@ -329,6 +463,11 @@ pub fn no_proxy_update(
 
 #[cfg(test)]
 mod tests {
+    /// `render_set` for values that every shell can hold.
+    fn rs(shell: Shell, env: &EnvSet, hint: &str) -> String {
+        render_set(shell, env, hint).expect("renders")
+    }
+
     use super::*;
 
     const CERT: &str = "/home/u/my machines/.dmw/machines/h1";
@@ -363,10 +502,7 @@ export DOCKER_MACHINE_NAME=\"default\"
 # Run this command to configure your shell: 
 # eval $(docker-machine env default)
 ";
-        assert_eq!(
-            render_set(Shell::Posix, &e, "docker-machine env default"),
-            expected
-        );
+        assert_eq!(rs(Shell::Posix, &e, "docker-machine env default"), expected);
     }
 
     #[test]
@@ -379,7 +515,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# Run this command to configure your shell: \n",
             "# eval $(dmw env h1)\n",
         );
-        assert_eq!(render_set(Shell::Posix, &env(None), "dmw env h1"), expected);
+        assert_eq!(rs(Shell::Posix, &env(None), "dmw env h1"), expected);
 
         let expected_np = concat!(
             "export DOCKER_TLS_VERIFY=\"1\"\n",
@@ -391,7 +527,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# eval $(dmw env --no-proxy h1)\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::Posix,
                 &env(Some(("NO_PROXY", "localhost,192.168.99.100"))),
                 "dmw env --no-proxy h1"
@@ -411,7 +547,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# eval (dmw env --shell fish h1)\n",
         );
         assert_eq!(
-            render_set(Shell::Fish, &env(None), "dmw env --shell fish h1"),
+            rs(Shell::Fish, &env(None), "dmw env --shell fish h1"),
             expected
         );
 
@@ -425,7 +561,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# eval (dmw env --shell fish --no-proxy h1)\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::Fish,
                 &env(Some(("no_proxy", "192.168.99.100"))),
                 "dmw env --shell fish --no-proxy h1"
@@ -445,7 +581,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# & dmw env --shell powershell h1 | Invoke-Expression\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::PowerShell,
                 &env(None),
                 "dmw env --shell powershell h1"
@@ -463,7 +599,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "# & dmw env --shell powershell --no-proxy h1 | Invoke-Expression\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::PowerShell,
                 &env(Some(("NO_PROXY", "192.168.99.100"))),
                 "dmw env --shell powershell --no-proxy h1"
@@ -483,7 +619,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "REM \t@FOR /f \"tokens=*\" %i IN ('dmw env --shell cmd h1') DO @%i\n",
         );
         assert_eq!(
-            render_set(Shell::Cmd, &env(None), "dmw env --shell cmd h1"),
+            rs(Shell::Cmd, &env(None), "dmw env --shell cmd h1"),
             expected
         );
 
@@ -497,7 +633,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             "REM \t@FOR /f \"tokens=*\" %i IN ('dmw env --shell cmd --no-proxy h1') DO @%i\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::Cmd,
                 &env(Some(("NO_PROXY", "10.0.0.0/8,192.168.99.100"))),
                 "dmw env --shell cmd --no-proxy h1"
@@ -517,7 +653,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             ": eval `dmw env --shell tcsh h1`\n",
         );
         assert_eq!(
-            render_set(Shell::Tcsh, &env(None), "dmw env --shell tcsh h1"),
+            rs(Shell::Tcsh, &env(None), "dmw env --shell tcsh h1"),
             expected
         );
 
@@ -531,7 +667,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             ": eval `dmw env --shell tcsh --no-proxy h1`\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::Tcsh,
                 &env(Some(("NO_PROXY", "192.168.99.100"))),
                 "dmw env --shell tcsh --no-proxy h1"
@@ -551,7 +687,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             ";; (with-temp-buffer (shell-command \"dmw env --shell emacs h1\" (current-buffer)) (eval-buffer))\n",
         );
         assert_eq!(
-            render_set(Shell::Emacs, &env(None), "dmw env --shell emacs h1"),
+            rs(Shell::Emacs, &env(None), "dmw env --shell emacs h1"),
             expected
         );
 
@@ -565,7 +701,7 @@ export DOCKER_MACHINE_NAME=\"default\"
             ";; (with-temp-buffer (shell-command \"dmw env --shell emacs --no-proxy h1\" (current-buffer)) (eval-buffer))\n",
         );
         assert_eq!(
-            render_set(
+            rs(
                 Shell::Emacs,
                 &env(Some(("no_proxy", "192.168.99.100"))),
                 "dmw env --shell emacs --no-proxy h1"
@@ -775,10 +911,7 @@ export DOCKER_MACHINE_NAME=\"default\"
     fn tls_verify_false_gives_empty_value() {
         let mut e = env(None);
         e.tls_verify = false;
-        assert!(
-            render_set(Shell::Posix, &e, "dmw env h1")
-                .starts_with("export DOCKER_TLS_VERIFY=\"\"\n")
-        );
+        assert!(rs(Shell::Posix, &e, "dmw env h1").starts_with("export DOCKER_TLS_VERIFY=\"\"\n"));
     }
 
     #[test]
@@ -945,5 +1078,127 @@ export DOCKER_MACHINE_NAME=\"default\"
         assert_eq!(no_proxy_var(Some("x")), "no_proxy");
         assert_eq!(no_proxy_var(Some("")), "NO_PROXY");
         assert_eq!(no_proxy_var(None), "NO_PROXY");
+    }
+
+    const HOSTILE: &str =
+        "it's $(touch PWNED) `touch PWNED2` \"q\" a  b\nnext line; rm -rf /tmp/none";
+
+    fn hostile_env(value: &str) -> EnvSet {
+        EnvSet {
+            tls_verify: true,
+            docker_host: value.to_owned(),
+            cert_path: CERT.to_owned(),
+            machine_name: "h1".to_owned(),
+            no_proxy: None,
+        }
+    }
+
+    /// Evaluate `script` with `sh` in a fresh directory, then print `$DOCKER_HOST`.
+    fn sh_value(script: &str, eval_form: &str) -> (String, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("env.sh");
+        std::fs::write(&file, script).expect("write script");
+        let out = std::process::Command::new("sh")
+            .current_dir(dir.path())
+            .arg("-c")
+            .arg(format!("{eval_form}; printf %s \"$DOCKER_HOST\""))
+            .env("SCRIPT", &file)
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = dir.keep();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), path)
+    }
+
+    #[test]
+    fn posix_round_trips_hostile_values_without_running_them() {
+        let out = rs(Shell::Posix, &hostile_env(HOSTILE), "dmw env h1");
+        // The documented eval form.
+        let (value, dir) = sh_value(&out, r#"eval "$(cat "$SCRIPT")""#);
+        assert_eq!(value, HOSTILE);
+        assert!(!dir.join("PWNED").exists() && !dir.join("PWNED2").exists());
+        // DM's unquoted `eval $(…)`: the value's spaces collapse, but nothing runs.
+        let (_, dir2) = sh_value(&out, r#"eval $(cat "$SCRIPT")"#);
+        assert!(!dir2.join("PWNED").exists() && !dir2.join("PWNED2").exists());
+        // Sourced as a file, too.
+        let (value, dir3) = sh_value(&out, r#". "$SCRIPT""#);
+        assert_eq!(value, HOSTILE);
+        assert!(!dir3.join("PWNED").exists());
+        for d in [dir, dir2, dir3] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    #[test]
+    fn plain_values_keep_docker_machines_form_others_are_quoted() {
+        assert_eq!(
+            quote(Shell::Posix, "tcp://10.0.0.1:2376").as_deref(),
+            Some("\"tcp://10.0.0.1:2376\"")
+        );
+        assert_eq!(quote(Shell::Posix, "/a b/c").as_deref(), Some("\"/a b/c\""));
+        assert_eq!(quote(Shell::Posix, "a'b$c").as_deref(), Some(r"'a'\''b$c'"));
+        assert_eq!(
+            quote(Shell::Fish, "a'b\\c\nd").as_deref(),
+            Some(r"'a\'b\\c'\x0a'd'")
+        );
+        assert_eq!(
+            quote(Shell::PowerShell, "a'b\u{2019}$(x)\nc").as_deref(),
+            Some("('a''b\u{2019}\u{2019}$(x)' + [char]10 + 'c')")
+        );
+        assert_eq!(quote(Shell::PowerShell, "$(x)").as_deref(), Some("'$(x)'"));
+        assert_eq!(
+            quote(Shell::Tcsh, "a'b!c$d").as_deref(),
+            Some(r"'a'\''b'\!'c$d'")
+        );
+        assert_eq!(quote(Shell::Tcsh, "a\nb"), None);
+        assert_eq!(
+            quote(Shell::Emacs, "a\"b\\c\nd").as_deref(),
+            Some(r#""a\"b\\c\012d""#)
+        );
+        assert_eq!(quote(Shell::Cmd, "/a b/c").as_deref(), Some("/a b/c"));
+        for bad in ["a&b", "a\"b", "a%PATH%", "a\nb", "a|b", "a^b", "a>b"] {
+            assert_eq!(quote(Shell::Cmd, bad), None, "{bad:?}");
+        }
+        assert_eq!(quote(Shell::Posix, "a\0b"), None);
+    }
+
+    #[test]
+    fn no_shell_gets_a_raw_line_break_or_an_unquoted_hostile_value() {
+        for shell in [Shell::Fish, Shell::PowerShell, Shell::Emacs] {
+            let out = rs(shell, &hostile_env(HOSTILE), "dmw env h1");
+            let host_line = out.lines().nth(1).expect("second line");
+            assert!(host_line.contains("PWNED2"), "{shell}: {out}");
+            assert!(
+                out.lines()
+                    .nth(2)
+                    .is_some_and(|l| l.contains("DOCKER_CERT_PATH")),
+                "{shell}: the value broke its line:\n{out}"
+            );
+        }
+        let err = render_set(Shell::Cmd, &hostile_env(HOSTILE), "dmw env h1").unwrap_err();
+        assert_eq!(err.var, "DOCKER_HOST");
+        assert!(err.to_string().contains("cannot be written safely for cmd"));
+        assert!(render_set(Shell::Tcsh, &hostile_env(HOSTILE), "dmw env h1").is_err());
+    }
+
+    #[test]
+    fn fish_round_trips_hostile_values_when_installed() {
+        if crate::ssh::external::find_program("fish").is_none() {
+            return;
+        }
+        let out = rs(Shell::Fish, &hostile_env(HOSTILE), "dmw env h1");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = std::process::Command::new("fish")
+            .current_dir(dir.path())
+            .arg("-c")
+            .arg(format!("{out}\nprintf %s \"$DOCKER_HOST\""))
+            .output()
+            .expect("fish");
+        assert_eq!(String::from_utf8_lossy(&r.stdout), HOSTILE);
+        assert!(!dir.path().join("PWNED").exists());
     }
 }

@@ -198,4 +198,25 @@ impl MachineRecord {
     pub fn url(&self) -> Option<String> {
         self.endpoint.as_ref().map(Endpoint::url)
     }
+
+    /// A copy safe to show on a terminal: the texts that came from plugins (the stored
+    /// error, the driver's name, the plugins' state values) made inert, as records written
+    /// before the host sanitised plugin text may hold raw control characters.
+    pub fn for_display(&self) -> MachineRecord {
+        use crate::sanitize::stored_text;
+        let mut r = self.clone();
+        if let Some(e) = r.error.as_mut() {
+            e.message = stored_text(&e.message);
+            e.step = stored_text(&e.step);
+        }
+        r.driver.name = stored_text(&r.driver.name);
+        for v in r
+            .driver_state
+            .values_mut()
+            .chain(r.recipe_state.values_mut())
+        {
+            *v = stored_text(v);
+        }
+        r
+    }
 }

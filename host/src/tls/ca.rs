@@ -187,26 +187,12 @@ pub(crate) fn san_list(sans: &[String]) -> Result<Vec<SanType>> {
             }
             continue;
         }
-        if !is_dns_name(s) {
-            bail!("invalid certificate SAN {s:?}: not an IP address or DNS name");
+        if let Err(why) = crate::validate::dns_name(s) {
+            bail!("invalid certificate SAN {s:?}: not an IP address or DNS name ({why})");
         }
         if names.insert(s.to_ascii_lowercase()) {
             out.push(SanType::DnsName(s.try_into()?));
         }
     }
     Ok(out)
-}
-
-/// A permissive DNS name check: ASCII letters, digits, `-`, `_`, `.` and a leading `*.`.
-fn is_dns_name(s: &str) -> bool {
-    let body = s.strip_prefix("*.").unwrap_or(s);
-    s.len() <= 253
-        && !body.is_empty()
-        && body.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }

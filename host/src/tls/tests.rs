@@ -352,6 +352,32 @@ fn bad_san_is_rejected() {
 }
 
 #[test]
+fn wildcard_and_invalid_sans_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    bootstrap(tmp.path(), ORG).unwrap();
+    for bad in [
+        "*.example.com",
+        "*",
+        "a.*.b",
+        "127.0.0.1/$(id)",
+        "under_score.x",
+        "-x.y",
+        "x\ny",
+    ] {
+        let err = issue_server_cert(tmp.path(), "alice.m1", &[bad.to_owned()]).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid certificate SAN"),
+            "{bad:?}: {err}"
+        );
+    }
+    let err = issue_server_cert(tmp.path(), "alice.m1", &["*.example.com".to_owned()]).unwrap_err();
+    assert!(
+        err.to_string().contains("wildcards are not allowed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn pem_helpers_reject_garbage() {
     assert!(fingerprint_sha256("nope").is_err());
     assert!(cert_expiry("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());

@@ -182,6 +182,20 @@ fn sftp_reason(e: &SftpError) -> String {
     }
 }
 
+/// Checks a name from a remote directory listing before it is joined to a path: `Ok(true)`
+/// to copy it, `Ok(false)` for the `.` and `..` entries every SFTP server lists (skipped,
+/// never joined), and an error for a name that would leave the directory (empty, holding
+/// `/` or NUL) — a hostile machine could otherwise make `scp -r` write anywhere.
+fn remote_entry_name(name: &str) -> Result<bool, &'static str> {
+    match name {
+        "." | ".." => Ok(false),
+        "" => Err("is empty"),
+        n if n.contains('/') => Err("holds '/'"),
+        n if n.contains('\0') => Err("holds a NUL byte"),
+        _ => Ok(true),
+    }
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir.ends_with('/') {
         format!("{dir}{name}")
@@ -308,21 +322,30 @@ impl Side {
                 }
                 out
             }
-            Side::Remote(r) => r
-                .sftp
-                .read_dir(path)
-                .await
-                .map_err(|e| {
+            Side::Remote(r) => {
+                let entries = r.sftp.read_dir(path).await.map_err(|e| {
                     anyhow!(
                         "cannot list {}: {} (machine \"{}\")",
                         self.label(path),
                         sftp_reason(&e),
                         r.name
                     )
-                })?
-                .map(|e| e.file_name())
-                .filter(|n| n != "." && n != "..")
-                .collect(),
+                })?;
+                let mut out = Vec::new();
+                for e in entries {
+                    let name = e.file_name();
+                    if remote_entry_name(&name).map_err(|why| {
+                        anyhow!(
+                            "machine \"{}\" listed the entry {name:?} in {}, which {why}: refusing to copy it",
+                            r.name,
+                            self.label(path)
+                        )
+                    })? {
+                        out.push(name);
+                    }
+                }
+                out
+            }
         };
         names.sort();
         Ok(names)
@@ -727,6 +750,18 @@ pub fn involves_machine(sources: &[(Side, String)], dest: &(Side, String)) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_listing_names_cannot_leave_the_directory() {
+        assert_eq!(remote_entry_name("file.txt"), Ok(true));
+        assert_eq!(remote_entry_name("..hidden"), Ok(true));
+        assert_eq!(remote_entry_name("."), Ok(false));
+        assert_eq!(remote_entry_name(".."), Ok(false));
+        assert_eq!(remote_entry_name(""), Err("is empty"));
+        assert_eq!(remote_entry_name("../../.bashrc"), Err("holds '/'"));
+        assert_eq!(remote_entry_name("/etc/passwd"), Err("holds '/'"));
+        assert_eq!(remote_entry_name("a\0b"), Err("holds a NUL byte"));
+    }
 
     #[test]
     fn parses_docker_machine_locations() {

@@ -34,7 +34,8 @@ pub fn mount(
             crate::ssh::sh_quote(&mountpoint.display().to_string())
         );
     }
-    std::fs::write(config, config_text(t, policy))
+    let text = config_text(t, policy).map_err(|e| anyhow::anyhow!("machine \"{name}\": {e}"))?;
+    std::fs::write(config, text)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", config.display()))?;
     let out = Command::new(sshfs)
         .arg("-F")
