@@ -24,6 +24,10 @@ const GUESTS: &[&str] = &[
 const TEST_FIXTURES: &[(&str, &str)] = &[
     ("DMW_TEST_CRASHY_DRIVER", "dmw_test_crashy_driver"),
     ("DMW_TEST_RECORDING_DRIVER", "dmw_test_recording_driver"),
+    (
+        "DMW_TEST_HOSTILE_LIMITS_DRIVER",
+        "dmw_test_hostile_limits_driver",
+    ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
 ];
 
