@@ -12,5 +12,6 @@ mod import;
 mod methods;
 mod output;
 mod power;
+mod security_limits;
 mod states;
 mod transfer;

@@ -583,7 +583,7 @@ pub(crate) fn call_error(plugin: &str, func: &str, e: wasmtime::Error) -> anyhow
         return anyhow!("plugin {plugin} crashed in {func}: {trap}");
     }
     let cause = root_cause(&e);
-    if cause.starts_with("plugin ") {
+    if cause.starts_with(&format!("plugin {plugin} ")) {
         // Our own limits (epoch callback): the message already names plugin and call.
         return anyhow!("{cause}");
     }

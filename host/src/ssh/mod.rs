@@ -380,21 +380,22 @@ impl Session {
         // Do not stop at Eof: the exit status may arrive after it.
         let mut overflow = None;
         while let Some(msg) = channel.wait().await {
-            match msg {
+            let full = match msg {
                 ChannelMsg::Data { data } => {
-                    if !append_bounded(&mut out.stdout, &data, MAX_OUTPUT_BYTES) {
-                        overflow = Some("stdout");
-                        break;
-                    }
+                    (!append_bounded(&mut out.stdout, &data, MAX_OUTPUT_BYTES)).then_some("stdout")
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    if !append_bounded(&mut out.stderr, &data, MAX_OUTPUT_BYTES) {
-                        overflow = Some("stderr");
-                        break;
-                    }
+                    (!append_bounded(&mut out.stderr, &data, MAX_OUTPUT_BYTES)).then_some("stderr")
                 }
-                ChannelMsg::ExitStatus { exit_status } => out.code = exit_status as i32,
-                _ => {}
+                ChannelMsg::ExitStatus { exit_status } => {
+                    out.code = exit_status as i32;
+                    None
+                }
+                _ => None,
+            };
+            if full.is_some() {
+                overflow = full;
+                break;
             }
         }
         if let Some(stream) = overflow {

@@ -7,7 +7,8 @@
 //! - `big-store`: `set-config` stores 8 values of 64 MiB;
 //! - `big-log`: `set-config` logs 100 messages of 1 MiB;
 //! - `state-loop`: `pre-create-check` fails, and `state` and `remove` of the machine
-//!   call `store.get` forever (so `ls` and `rm -f` meet the loop).
+//!   compute a little and call `store.get`, forever (so `ls` and `rm -f` meet the loop; it
+//!   is slow enough that the call's wall-clock limit stops it, not the host-call cap).
 
 dmw_guest::generate!("driver-plugin", "../../../wit");
 
@@ -31,6 +32,17 @@ fn mode_is(mode: &str) -> bool {
 /// Call the host forever (each call is cheap, so the compute deadline never fires).
 fn host_call_loop() -> ! {
     loop {
+        std::hint::black_box(store::get(MODE));
+    }
+}
+
+/// Compute for a while (~0.1 ms) between host calls, forever.
+fn slow_host_call_loop() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        for _ in 0..100_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
         std::hint::black_box(store::get(MODE));
     }
 }
@@ -95,7 +107,7 @@ impl Guest for Hostile {
 
     fn state() -> Result<MachineState> {
         if mode_is("state-loop") {
-            host_call_loop();
+            slow_host_call_loop();
         }
         Ok(MachineState::Stopped)
     }
@@ -130,7 +142,7 @@ impl Guest for Hostile {
 
     fn remove() -> Result<()> {
         if mode_is("state-loop") {
-            host_call_loop();
+            slow_host_call_loop();
         }
         Ok(())
     }
