@@ -854,6 +854,56 @@ mod runtime_tests {
         );
     }
 
+    /// A core module whose start function calls the import `h.c` forever.
+    const START_LOOPS_ON_HOST_CALLS: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: () -> ()
+        0x02, 0x07, 0x01, 0x01, b'h', 0x01, b'c', 0x00, 0x00, // import h.c: type 0
+        0x03, 0x02, 0x01, 0x00, // function 1: type 0
+        0x08, 0x01, 0x01, // start: function 1
+        0x0a, 0x0b, 0x01, 0x09, 0x00, // code of function 1:
+        0x03, 0x40, 0x10, 0x00, 0x0c, 0x00, 0x0b, 0x0b, // loop { call 0; br 0 }
+    ];
+
+    #[tokio::test]
+    async fn instantiation_that_loops_on_host_calls_is_stopped_at_its_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runtime = Runtime::new(dir.path()).expect("runtime");
+        runtime.set_max_host_calls(u64::MAX);
+        let ctx = PluginCtx::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut store = runtime.new_store(ctx);
+        let module =
+            wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
+        let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
+        linker
+            .func_wrap_async(
+                "h",
+                "c",
+                |mut caller: wasmtime::Caller<'_, HostState>, (): ()| {
+                    Box::new(async move {
+                        caller.data_mut().ctx.host_calls += 1;
+                        Ok(())
+                    })
+                },
+            )
+            .expect("host function");
+        let started = Instant::now();
+        let e = with_deadline(
+            "looper",
+            "instantiation",
+            Duration::from_secs(2),
+            linker.instantiate_async(&mut store, &module),
+        )
+        .await
+        .expect_err("stopped");
+        assert!(started.elapsed() < Duration::from_secs(5), "{e:#}");
+        assert_eq!(
+            format!("{e:#}"),
+            "plugin looper did not finish instantiation within 2s"
+        );
+        assert!(store.data().ctx.host_calls > 1000, "it did loop");
+    }
+
     #[tokio::test]
     async fn an_oversized_store_value_fails_the_call_and_is_not_stored() {
         let dir = tempfile::tempdir().expect("tempdir");
