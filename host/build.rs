@@ -36,6 +36,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "DMW_TEST_HOSTILE_OUTPUT_DRIVER",
         "dmw_test_hostile_output_driver",
     ),
+    (
+        "DMW_TEST_HOSTILE_LIMITS_DRIVER",
+        "dmw_test_hostile_limits_driver",
+    ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
 ];
 

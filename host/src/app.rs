@@ -39,7 +39,8 @@ impl App {
         if let Some(r) = self.runtime.get() {
             return Ok(r);
         }
-        let r = Runtime::new(&self.store.cache_dir())?;
+        let mut r = Runtime::new(&self.store.cache_dir())?;
+        r.set_debug(self.debug);
         Ok(self.runtime.get_or_init(|| r))
     }
 

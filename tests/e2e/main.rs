@@ -14,6 +14,7 @@ mod methods;
 mod output;
 mod power;
 mod security_keys;
+mod security_limits;
 mod security_output;
 mod states;
 mod transfer;

@@ -1,7 +1,61 @@
 //! `store`: the plugin's private key-value state for the machine.
+//!
+//! Everything a plugin stores ends up in the machine record (`config.json`), so the store
+//! is bounded: a `set` over a limit stores nothing and traps the call, which surfaces as
+//! an error of the plugin's export call naming the limit (WIT 0.1's `set` returns nothing,
+//! so a trap is the only visible refusal).
+
+use std::collections::BTreeMap;
 
 use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::store::Host;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Longest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 64 << 10;
+/// Most keys one plugin may store for a machine.
+pub const MAX_KEYS: usize = 256;
+/// Most bytes of keys and values together.
+pub const MAX_TOTAL_BYTES: usize = 1 << 20;
+
+/// Bytes of keys and values in `kv`.
+fn total_bytes(kv: &BTreeMap<String, String>) -> usize {
+    kv.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Why `set(key, value)` may not be stored in `kv`, if it may not.
+pub(crate) fn refuse_set(kv: &BTreeMap<String, String>, key: &str, value: &str) -> Option<String> {
+    let shown: String = key.chars().take(40).collect();
+    if key.len() > MAX_KEY_BYTES {
+        return Some(format!(
+            "store.set refused: a key of {} bytes (\"{shown}…\") is over the limit of {MAX_KEY_BYTES} bytes",
+            key.len()
+        ));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Some(format!(
+            "store.set refused: the value of \"{shown}\" is {} bytes, over the limit of {} KiB per value",
+            value.len(),
+            MAX_VALUE_BYTES >> 10
+        ));
+    }
+    let old = kv.get(key);
+    if old.is_none() && kv.len() >= MAX_KEYS {
+        return Some(format!(
+            "store.set refused: \"{shown}\" would be key {}, over the limit of {MAX_KEYS} keys",
+            kv.len() + 1
+        ));
+    }
+    let total = total_bytes(kv) - old.map_or(0, |v| key.len() + v.len()) + key.len() + value.len();
+    if total > MAX_TOTAL_BYTES {
+        return Some(format!(
+            "store.set refused: storing \"{shown}\" would make the plugin's store {total} bytes, over the limit of {} KiB",
+            MAX_TOTAL_BYTES >> 10
+        ));
+    }
+    None
+}
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -11,6 +65,9 @@ impl Host for HostState {
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<()> {
         self.ctx.host_calls += 1;
+        if let Some(why) = refuse_set(&self.ctx.kv, &key, &value) {
+            return Err(wasmtime::Error::msg(why));
+        }
         self.ctx.kv.insert(key, value);
         Ok(())
     }
@@ -24,5 +81,43 @@ impl Host for HostState {
     async fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
         self.ctx.host_calls += 1;
         Ok(self.ctx.kv.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_within_limits_is_allowed() {
+        let mut kv = BTreeMap::new();
+        assert_eq!(refuse_set(&kv, "k", &"v".repeat(MAX_VALUE_BYTES)), None);
+        kv.insert("k".to_string(), "v".repeat(MAX_VALUE_BYTES));
+        // Replacing a value counts the new size, not both.
+        assert_eq!(refuse_set(&kv, "k", &"w".repeat(MAX_VALUE_BYTES)), None);
+    }
+
+    #[test]
+    fn oversized_key_value_count_and_total_are_refused() {
+        let kv = BTreeMap::new();
+        let e = refuse_set(&kv, &"k".repeat(MAX_KEY_BYTES + 1), "v").expect("long key");
+        assert!(e.contains("256 bytes"), "{e}");
+        let e = refuse_set(&kv, "big", &"v".repeat(64 << 20)).expect("big value");
+        assert!(e.contains("\"big\"") && e.contains("64 KiB"), "{e}");
+
+        let mut kv = BTreeMap::new();
+        for i in 0..MAX_KEYS {
+            kv.insert(format!("k{i}"), String::new());
+        }
+        let e = refuse_set(&kv, "one-more", "v").expect("too many keys");
+        assert!(e.contains("256 keys"), "{e}");
+        assert_eq!(refuse_set(&kv, "k0", "v"), None, "replacing is fine");
+
+        let mut kv = BTreeMap::new();
+        for i in 0..(MAX_TOTAL_BYTES / MAX_VALUE_BYTES) {
+            kv.insert(format!("{i}"), "v".repeat(MAX_VALUE_BYTES - 8));
+        }
+        let e = refuse_set(&kv, "last", &"v".repeat(MAX_VALUE_BYTES)).expect("total");
+        assert!(e.contains("1024 KiB"), "{e}");
     }
 }

@@ -1,5 +1,6 @@
-//! The plugin runtime: wasmtime components with a deadline on every call, a memory cap
-//! per instance and an on-disk cache of compiled code.
+//! The plugin runtime: wasmtime components with a deadline on every call (and on
+//! instantiation), a cap on host calls per call, resource limits per plugin instance and
+//! an on-disk cache of compiled code.
 
 pub mod bindings;
 pub mod builtin;
@@ -13,11 +14,11 @@ pub use recipe::Recipe;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::PluginCtx;
@@ -34,8 +35,30 @@ const COMPUTE_TICKS: u64 = 100;
 /// How often (in ticks) the compute deadline looks at the plugin: every 1 s.
 const CHECK_TICKS: u64 = 10;
 
-/// Memory cap of one plugin instance.
+/// Memory cap of one plugin instance: all its linear memories together.
 const MEMORY_LIMIT: usize = 128 << 20;
+
+/// Most core instances one plugin may create (a component is a handful of them).
+const MAX_INSTANCES: usize = 64;
+
+/// Most linear memories one plugin may create.
+const MAX_MEMORIES: usize = 16;
+
+/// Most tables one plugin may create.
+const MAX_TABLES: usize = 64;
+
+/// Most table elements of one plugin, all tables together.
+const MAX_TABLE_ELEMENTS: usize = 1 << 17;
+
+/// Most host calls one export call may make.
+const MAX_HOST_CALLS: u64 = 1_000_000;
+
+/// Limit for instantiating a plugin (its start functions and initialisers).
+const INSTANTIATE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Environment variable that lowers every per-call wall-clock limit (whole seconds; a
+/// value above a call's own limit is ignored). Meant for tests.
+pub const CALL_TIMEOUT_ENV: &str = "DMW_PLUGIN_CALL_TIMEOUT";
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone)]
@@ -117,11 +140,184 @@ impl std::fmt::Display for Kind {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: PluginLimiter,
     /// The capabilities lent to this instance.
     pub ctx: PluginCtx,
+    watch: CallWatch,
+}
+
+/// Resource limits of one plugin instance, summed over everything it creates: wasmtime's
+/// own `StoreLimits` caps each linear memory and each table on its own, so a plugin with
+/// many memories could take many times the cap.
+#[derive(Debug)]
+pub struct PluginLimiter {
+    memory_limit: usize,
+    memory_total: usize,
+    table_elements_limit: usize,
+    table_elements_total: usize,
+}
+
+impl PluginLimiter {
+    /// Limits for one plugin: `memory_limit` bytes of linear memory and
+    /// `table_elements_limit` table elements in total.
+    pub fn new(memory_limit: usize, table_elements_limit: usize) -> PluginLimiter {
+        PluginLimiter {
+            memory_limit,
+            memory_total: 0,
+            table_elements_limit,
+            table_elements_total: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for PluginLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            // The memory's own maximum refuses it: `memory.grow` returns -1, as wasm says.
+            return Ok(false);
+        }
+        let total = self
+            .memory_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.memory_limit {
+            return Err(wasmtime::Error::msg(format!(
+                "growing memory to {desired} bytes would take the plugin's memories to {} MiB in total",
+                total >> 20
+            )));
+        }
+        self.memory_total = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let total = self
+            .table_elements_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.table_elements_limit {
+            return Err(wasmtime::Error::msg(format!(
+                "growing a table to {desired} elements would give the plugin {total} table elements in total (limit {})",
+                self.table_elements_limit
+            )));
+        }
+        self.table_elements_total = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// The export call running now (set by [`with_deadline`] around the call's future, read by
+/// the epoch callback, which runs inside that future's poll).
+struct CallScope {
+    id: u64,
+    plugin: String,
+    func: String,
+    limit: Duration,
+    deadline: Instant,
+}
+
+tokio::task_local! {
+    static CALL: CallScope;
+}
+
+/// Numbers the calls, so the epoch callback sees when a new one starts.
+static CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What the epoch callback remembers between ticks.
+#[derive(Debug, Default)]
+struct CallWatch {
+    /// `ctx.host_calls` at the previous tick.
     host_calls_seen: u64,
+    /// Ticks since the last host call.
     idle_ticks: u64,
+    /// The call the counters below belong to.
+    call_id: u64,
+    /// Host calls made in that call (counted at ticks).
+    call_host_calls: u64,
+    /// Most host calls per export call.
+    max_host_calls: u64,
+}
+
+/// The current call as seen at one epoch tick.
+struct TickCall<'a> {
+    id: u64,
+    plugin: &'a str,
+    func: &'a str,
+    limit: Duration,
+    deadline: Instant,
+}
+
+impl CallWatch {
+    /// Decide at one epoch tick whether the plugin may go on: `host_calls` is the
+    /// instance's count of host calls so far, `call` the export call running (if known).
+    fn tick(
+        &mut self,
+        host_calls: u64,
+        call: Option<TickCall<'_>>,
+        now: Instant,
+    ) -> std::result::Result<(), String> {
+        let new_calls = host_calls.saturating_sub(self.host_calls_seen);
+        self.host_calls_seen = host_calls;
+        if new_calls > 0 {
+            self.idle_ticks = 0;
+        } else {
+            self.idle_ticks += CHECK_TICKS;
+        }
+        if let Some(call) = &call {
+            if call.id != self.call_id {
+                self.call_id = call.id;
+                self.call_host_calls = 0;
+            }
+            self.call_host_calls = self.call_host_calls.saturating_add(new_calls);
+            if now >= call.deadline {
+                return Err(timeout_message(call.plugin, call.func, call.limit));
+            }
+            if self.call_host_calls > self.max_host_calls {
+                return Err(format!(
+                    "plugin {} made more than {} host calls in {}",
+                    call.plugin, self.max_host_calls, call.func
+                ));
+            }
+        }
+        if self.idle_ticks >= COMPUTE_TICKS {
+            return Err(format!(
+                "plugin computed for more than {}s without calling the host",
+                COMPUTE_TICKS * TICK.as_millis() as u64 / 1000
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The message of a call stopped at its wall-clock limit.
+fn timeout_message(plugin: &str, func: &str, limit: Duration) -> String {
+    format!(
+        "plugin {plugin} did not finish {func} within {}s",
+        limit.as_secs()
+    )
 }
 
 impl WasiView for HostState {
@@ -139,6 +335,9 @@ pub struct Runtime {
     driver_linker: Linker<HostState>,
     recipe_linker: Linker<HostState>,
     cache_dir: PathBuf,
+    max_host_calls: u64,
+    debug: bool,
+    cache_warned: std::sync::atomic::AtomicBool,
     _ticker: Arc<Ticker>,
 }
 
@@ -196,8 +395,16 @@ impl Runtime {
             driver_linker,
             recipe_linker,
             cache_dir: cache_dir.join("plugins"),
+            max_host_calls: MAX_HOST_CALLS,
+            debug: false,
+            cache_warned: std::sync::atomic::AtomicBool::new(false),
             _ticker: Arc::new(Ticker { stop }),
         })
+    }
+
+    /// Show debug details (`--debug`): e.g. why the compile cache is not used.
+    pub fn set_debug(&mut self, on: bool) {
+        self.debug = on;
     }
 
     /// The wasmtime engine.
@@ -216,50 +423,69 @@ impl Runtime {
                 format!("{kind} plugin {}", p.display()),
             ),
         };
-        let component = cache::load_or_compile(&self.engine, &self.cache_dir, &bytes)
-            .with_context(|| format!("{label} is not a valid WebAssembly component"))?;
+        let mut untrusted = |why: &str| {
+            let first = !self
+                .cache_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed);
+            if first && self.debug {
+                eprintln!("{why}");
+            }
+        };
+        let component =
+            cache::load_or_compile(&self.engine, &self.cache_dir, &bytes, &mut untrusted)
+                .with_context(|| format!("{label} is not a valid WebAssembly component"))?;
         check_api(&self.engine, &component, kind).with_context(|| format!("cannot use {label}"))?;
         Ok(component)
     }
 
     fn new_store(&self, ctx: PluginCtx) -> Store<HostState> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MEMORY_LIMIT)
-            .instances(64)
-            .trap_on_grow_failure(true)
-            .build();
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits,
+            limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
             ctx,
-            host_calls_seen: 0,
-            idle_ticks: 0,
+            watch: CallWatch {
+                max_host_calls: self.max_host_calls,
+                ..CallWatch::default()
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(CHECK_TICKS);
-        // A plugin may run as long as it keeps calling the host (the wall-clock limit of
-        // each call bounds that); pure computation without host calls is capped.
+        // At every check the plugin yields to the executor, so the wall-clock limit of the
+        // call (`with_deadline`) can fire even while it keeps calling the host; the limit
+        // is also checked here, with the host-call cap and the compute rule: pure
+        // computation without host calls is capped.
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            let calls = state.ctx.host_calls;
-            if calls != state.host_calls_seen {
-                state.host_calls_seen = calls;
-                state.idle_ticks = 0;
-            } else {
-                state.idle_ticks += CHECK_TICKS;
-            }
-            if state.idle_ticks < COMPUTE_TICKS {
-                Ok(UpdateDeadline::Continue(CHECK_TICKS))
-            } else {
-                Err(wasmtime::Error::msg(format!(
-                    "plugin computed for more than {}s without calling the host",
-                    COMPUTE_TICKS * TICK.as_millis() as u64 / 1000
-                )))
+            let host_calls = state.ctx.host_calls;
+            let verdict = CALL
+                .try_with(|c| {
+                    state.watch.tick(
+                        host_calls,
+                        Some(TickCall {
+                            id: c.id,
+                            plugin: &c.plugin,
+                            func: &c.func,
+                            limit: c.limit,
+                            deadline: c.deadline,
+                        }),
+                        Instant::now(),
+                    )
+                })
+                .unwrap_or_else(|_| state.watch.tick(host_calls, None, Instant::now()));
+            match verdict {
+                Ok(()) => Ok(UpdateDeadline::Yield(CHECK_TICKS)),
+                Err(message) => Err(wasmtime::Error::msg(message)),
             }
         });
         store
+    }
+
+    /// Lower the host-call cap (tests).
+    #[cfg(test)]
+    fn set_max_host_calls(&mut self, max: u64) {
+        self.max_host_calls = max;
     }
 
     /// Instantiate a driver with the given capabilities.
@@ -271,10 +497,15 @@ impl Runtime {
             .map_err(|e| anyhow!("cannot link driver plugin: {e}"))?;
         let pre = bindings::v0_1::driver::DriverPluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw driver plugin: {e}"))?;
-        let bindings = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| anyhow!("cannot instantiate driver plugin: {e}"))?;
+        let plugin = store.data().ctx.plugin.clone();
+        let bindings = with_deadline(
+            &plugin,
+            "instantiation",
+            INSTANTIATE_LIMIT,
+            pre.instantiate_async(&mut store),
+        )
+        .await
+        .context("cannot instantiate driver plugin")?;
         Ok(Driver::new(store, bindings))
     }
 
@@ -287,10 +518,15 @@ impl Runtime {
             .map_err(|e| anyhow!("cannot link recipe plugin: {e}"))?;
         let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
-        let bindings = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| anyhow!("cannot instantiate recipe plugin: {e}"))?;
+        let plugin = store.data().ctx.plugin.clone();
+        let bindings = with_deadline(
+            &plugin,
+            "instantiation",
+            INSTANTIATE_LIMIT,
+            pre.instantiate_async(&mut store),
+        )
+        .await
+        .context("cannot instantiate recipe plugin")?;
         Ok(Recipe::new(store, bindings))
     }
 }
@@ -348,6 +584,10 @@ pub(crate) fn call_error(plugin: &str, func: &str, e: wasmtime::Error) -> anyhow
         return anyhow!("plugin {plugin} crashed in {func}: {trap}");
     }
     let cause = crate::sanitize::plugin_text(&root_cause(&e), crate::sanitize::MESSAGE_LIMIT);
+    if cause.starts_with(&format!("plugin {plugin} ")) {
+        // Our own limits (epoch callback): the message already names plugin and call.
+        return anyhow!("{cause}");
+    }
     if cause.contains("growing memory") {
         return anyhow!(
             "plugin {plugin} ran out of memory in {func}: {cause} (each plugin instance may use at most {} MiB)",
@@ -365,20 +605,34 @@ fn root_cause(e: &wasmtime::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
-/// Run one plugin call with a wall-clock limit.
+/// `limit`, lowered by `$DMW_PLUGIN_CALL_TIMEOUT` (whole seconds, at least 1) if set lower.
+fn effective_limit(limit: Duration, env: Option<&str>) -> Duration {
+    match env.and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(secs) => limit.min(Duration::from_secs(secs.max(1))),
+        None => limit,
+    }
+}
+
+/// Run one plugin call with a wall-clock limit (enforced by a timer and, while the plugin
+/// runs, by the epoch callback) and the per-call host-call cap.
 pub(crate) async fn with_deadline<T>(
     plugin: &str,
     func: &str,
     limit: Duration,
     fut: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
+    let limit = effective_limit(limit, std::env::var(CALL_TIMEOUT_ENV).ok().as_deref());
+    let scope = CallScope {
+        id: CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        plugin: plugin.to_string(),
+        func: func.to_string(),
+        limit,
+        deadline: Instant::now() + limit,
+    };
+    match tokio::time::timeout(limit, CALL.scope(scope, fut)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(call_error(plugin, func, e)),
-        Err(_) => Err(anyhow!(
-            "plugin {plugin} did not finish {func} within {}s",
-            limit.as_secs()
-        )),
+        Err(_) => Err(anyhow!("{}", timeout_message(plugin, func, limit))),
     }
 }
 
@@ -398,7 +652,161 @@ pub(crate) fn describe_error(plugin: &str, func: &str, e: &bindings::v0_1::types
 
 #[cfg(test)]
 mod tests {
-    use super::api_compatible;
+    use super::*;
+
+    /// A core module with two memories (0 pages each) and `grow0`/`grow1(pages) -> old`.
+    const TWO_MEMORIES: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type: (i32) -> i32
+        0x03, 0x03, 0x02, 0x00, 0x00, // two functions of that type
+        0x05, 0x05, 0x02, 0x00, 0x00, 0x00, 0x00, // two memories, min 0
+        0x07, 0x11, 0x02, // two exports
+        0x05, b'g', b'r', b'o', b'w', b'0', 0x00, 0x00, //
+        0x05, b'g', b'r', b'o', b'w', b'1', 0x00, 0x01, //
+        0x0a, 0x0f, 0x02, // code
+        0x06, 0x00, 0x20, 0x00, 0x40, 0x00, 0x0b, // local.get 0; memory.grow 0
+        0x06, 0x00, 0x20, 0x00, 0x40, 0x01, 0x0b, // local.get 0; memory.grow 1
+    ];
+
+    /// A core module declaring `n` memories (n < 64).
+    fn many_memories(n: u8) -> Vec<u8> {
+        let mut m = vec![0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+        m.extend([0x05, 1 + 2 * n, n]);
+        for _ in 0..n {
+            m.extend([0x00, 0x00]);
+        }
+        m
+    }
+
+    fn limited_store(engine: &Engine) -> Store<PluginLimiter> {
+        let mut store = Store::new(engine, PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS));
+        store.limiter(|l| l);
+        store
+    }
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_the_plugin() {
+        let engine = Engine::default();
+        let module = wasmtime::Module::new(&engine, TWO_MEMORIES).expect("module");
+        let mut store = limited_store(&engine);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instantiate");
+        let grow0 = instance
+            .get_typed_func::<i32, i32>(&mut store, "grow0")
+            .expect("grow0");
+        let grow1 = instance
+            .get_typed_func::<i32, i32>(&mut store, "grow1")
+            .expect("grow1");
+        // 1500 pages = 93.75 MiB: each memory alone is under the 128 MiB cap...
+        assert_eq!(grow0.call(&mut store, 1500).expect("first memory"), 0);
+        // ...but both together are not.
+        let e = grow1.call(&mut store, 1500).expect_err("over the total");
+        let text = format!("{e:?}");
+        assert!(
+            text.contains("growing memory") && text.contains("in total"),
+            "{text}"
+        );
+        // What still fits is allowed: 93.75 + 31.25 = 125 MiB.
+        let mut store = limited_store(&engine);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instantiate");
+        for (name, pages) in [("grow0", 1500), ("grow1", 500)] {
+            let f = instance
+                .get_typed_func::<i32, i32>(&mut store, name)
+                .expect("export");
+            assert_eq!(f.call(&mut store, pages).expect("fits"), 0);
+        }
+    }
+
+    #[test]
+    fn the_number_of_memories_is_capped() {
+        let engine = Engine::default();
+        let ok = wasmtime::Module::new(&engine, many_memories(MAX_MEMORIES as u8)).expect("ok");
+        wasmtime::Instance::new(&mut limited_store(&engine), &ok, &[]).expect("at the cap");
+        let bad =
+            wasmtime::Module::new(&engine, many_memories(MAX_MEMORIES as u8 + 1)).expect("module");
+        let e = wasmtime::Instance::new(&mut limited_store(&engine), &bad, &[])
+            .expect_err("over the cap");
+        assert!(format!("{e:?}").contains("memor"), "{e:?}");
+    }
+
+    fn call<'a>(id: u64, deadline: Instant) -> Option<TickCall<'a>> {
+        Some(TickCall {
+            id,
+            plugin: "p",
+            func: "state",
+            limit: Duration::from_secs(60),
+            deadline,
+        })
+    }
+
+    #[test]
+    fn a_call_is_stopped_at_its_deadline_even_while_calling_the_host() {
+        let now = Instant::now();
+        let mut w = CallWatch {
+            max_host_calls: MAX_HOST_CALLS,
+            ..CallWatch::default()
+        };
+        let later = now + Duration::from_secs(60);
+        for i in 1..100 {
+            assert_eq!(w.tick(i * 1000, call(1, later), now), Ok(()));
+        }
+        assert_eq!(
+            w.tick(100_000, call(1, later), later),
+            Err("plugin p did not finish state within 60s".to_string())
+        );
+    }
+
+    #[test]
+    fn host_calls_per_call_are_capped() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut w = CallWatch {
+            max_host_calls: 1000,
+            ..CallWatch::default()
+        };
+        assert_eq!(w.tick(600, call(1, later), now), Ok(()));
+        assert_eq!(
+            w.tick(1001, call(1, later), now),
+            Err("plugin p made more than 1000 host calls in state".to_string())
+        );
+        // A new call starts from zero.
+        let mut w = CallWatch {
+            max_host_calls: 1000,
+            ..CallWatch::default()
+        };
+        assert_eq!(w.tick(900, call(1, later), now), Ok(()));
+        assert_eq!(w.tick(1800, call(2, later), now), Ok(()));
+    }
+
+    #[test]
+    fn computing_without_host_calls_is_still_capped() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut w = CallWatch {
+            max_host_calls: MAX_HOST_CALLS,
+            ..CallWatch::default()
+        };
+        for _ in 0..(COMPUTE_TICKS / CHECK_TICKS - 1) {
+            assert_eq!(w.tick(0, call(1, later), now), Ok(()));
+        }
+        let e = w.tick(0, call(1, later), now).expect_err("idle too long");
+        assert!(e.contains("without calling the host"), "{e}");
+        // Outside any call (no scope) the compute rule still holds.
+        let mut w = CallWatch::default();
+        for _ in 0..(COMPUTE_TICKS / CHECK_TICKS - 1) {
+            assert_eq!(w.tick(0, None, now), Ok(()));
+        }
+        assert!(w.tick(0, None, now).is_err());
+    }
+
+    #[test]
+    fn the_timeout_override_only_lowers() {
+        let m = Duration::from_secs(60);
+        assert_eq!(effective_limit(m, None), m);
+        assert_eq!(effective_limit(m, Some("5")), Duration::from_secs(5));
+        assert_eq!(effective_limit(m, Some("600")), m);
+        assert_eq!(effective_limit(m, Some("0")), Duration::from_secs(1));
+        assert_eq!(effective_limit(m, Some("x")), m);
+    }
 
     #[test]
     fn api_versions() {
@@ -418,6 +826,213 @@ mod runtime_tests {
     use super::*;
     use crate::report::Reporter;
 
+    /// The hostile test driver (tests/plugins/hostile-limits-driver).
+    const HOSTILE: &str = env!("DMW_TEST_HOSTILE_LIMITS_DRIVER");
+
+    async fn hostile(runtime: &Runtime, mode: &str) -> Driver {
+        let component = runtime
+            .load(&Source::File(HOSTILE.into()), Kind::Driver)
+            .expect("load hostile driver");
+        let mut kv = BTreeMap::new();
+        kv.insert("mode".to_string(), mode.to_string());
+        runtime
+            .driver(
+                &component,
+                PluginCtx::new("hostile", Arc::new(Reporter::quiet(false)), kv),
+            )
+            .await
+            .expect("instantiate")
+    }
+
+    #[tokio::test]
+    async fn a_loop_of_host_calls_is_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runtime = Runtime::new(dir.path()).expect("runtime");
+        runtime.set_max_host_calls(10_000);
+        let mut driver = hostile(&runtime, "host-call-loop").await;
+        let started = Instant::now();
+        let e = driver.pre_create_check().await.expect_err("stopped");
+        assert!(started.elapsed() < Duration::from_secs(10), "{e:#}");
+        assert_eq!(
+            format!("{e:#}"),
+            "plugin hostile made more than 10000 host calls in pre-create-check"
+        );
+    }
+
+    /// A core module whose start function calls the import `h.c` forever.
+    const START_LOOPS_ON_HOST_CALLS: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: () -> ()
+        0x02, 0x07, 0x01, 0x01, b'h', 0x01, b'c', 0x00, 0x00, // import h.c: type 0
+        0x03, 0x02, 0x01, 0x00, // function 1: type 0
+        0x08, 0x01, 0x01, // start: function 1
+        0x0a, 0x0b, 0x01, 0x09, 0x00, // code of function 1:
+        0x03, 0x40, 0x10, 0x00, 0x0c, 0x00, 0x0b, 0x0b, // loop { call 0; br 0 }
+    ];
+
+    #[tokio::test]
+    async fn instantiation_that_loops_on_host_calls_is_stopped_at_its_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runtime = Runtime::new(dir.path()).expect("runtime");
+        runtime.set_max_host_calls(u64::MAX);
+        let ctx = PluginCtx::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut store = runtime.new_store(ctx);
+        let module =
+            wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
+        let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
+        linker
+            .func_wrap_async(
+                "h",
+                "c",
+                |mut caller: wasmtime::Caller<'_, HostState>, (): ()| {
+                    Box::new(async move {
+                        caller.data_mut().ctx.host_calls += 1;
+                        Ok(())
+                    })
+                },
+            )
+            .expect("host function");
+        let started = Instant::now();
+        let e = with_deadline(
+            "looper",
+            "instantiation",
+            Duration::from_secs(2),
+            linker.instantiate_async(&mut store, &module),
+        )
+        .await
+        .expect_err("stopped");
+        assert!(started.elapsed() < Duration::from_secs(5), "{e:#}");
+        assert_eq!(
+            format!("{e:#}"),
+            "plugin looper did not finish instantiation within 2s"
+        );
+        assert!(store.data().ctx.host_calls > 1000, "it did loop");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_store_value_fails_the_call_and_is_not_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let mut driver = hostile(&runtime, "none").await;
+        let flag = driver::FlagValue {
+            name: "hostile-limits-mode".into(),
+            values: vec!["big-store".into()],
+        };
+        let e = driver.set_config("m", &[flag]).await.expect_err("refused");
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("plugin hostile failed in set-config: store.set refused")
+                && text.contains("64 KiB"),
+            "{text}"
+        );
+        let kv = driver.state_kv();
+        assert_eq!(
+            kv.keys().collect::<Vec<_>>(),
+            vec!["mode"],
+            "nothing big stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_builtin_instantiates_within_the_limits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        for b in builtin::DRIVERS {
+            let c = runtime
+                .load(&Source::Builtin(*b), Kind::Driver)
+                .expect("load");
+            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime.driver(&c, ctx).await.expect(b.name);
+        }
+        for b in builtin::RECIPES {
+            let c = runtime
+                .load(&Source::Builtin(*b), Kind::Recipe)
+                .expect("load");
+            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime.recipe(&c, ctx).await.expect(b.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_swapped_cache_entry_is_recompiled_not_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let cache = dir.path().join("plugins");
+        let entries = |cache: &Path| -> std::collections::BTreeSet<PathBuf> {
+            std::fs::read_dir(cache)
+                .expect("cache dir")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        };
+        let a = Source::Builtin(builtin::driver("generic").expect("generic"));
+        runtime.load(&a, Kind::Driver).expect("compile a");
+        let a_entry = entries(&cache).into_iter().next().expect("a's entry");
+        let b = Source::Builtin(builtin::driver("none").expect("none"));
+        runtime.load(&b, Kind::Driver).expect("compile b");
+        let b_entry = entries(&cache)
+            .into_iter()
+            .find(|p| *p != a_entry)
+            .expect("b's entry");
+        // The attacker swaps the compiled code, and its recorded digest too.
+        for ext in ["cwasm", "sha256"] {
+            std::fs::copy(b_entry.with_extension(ext), a_entry.with_extension(ext)).expect("swap");
+        }
+        let component = runtime.load(&a, Kind::Driver).expect("load a");
+        let ctx = PluginCtx::new("a", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        assert_eq!(driver.info().await.expect("info").name, "generic");
+        // The entry was replaced by a fresh compile of a.
+        assert_ne!(
+            std::fs::read(&a_entry).expect("a"),
+            std::fs::read(&b_entry).expect("b")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_world_writable_cache_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        // Compile generic and none in a private cache, to plant none's code as generic's.
+        let private = tempfile::tempdir().expect("tempdir");
+        let good = Runtime::new(private.path()).expect("runtime");
+        let generic = Source::Builtin(builtin::driver("generic").expect("generic"));
+        good.load(&generic, Kind::Driver).expect("compile generic");
+        let names: Vec<PathBuf> = std::fs::read_dir(private.path().join("plugins"))
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        let none = Source::Builtin(builtin::driver("none").expect("none"));
+        good.load(&none, Kind::Driver).expect("compile none");
+
+        let shared = tempfile::tempdir().expect("tempdir");
+        let cache = shared.path().join("plugins");
+        std::fs::create_dir_all(&cache).expect("cache dir");
+        for generic_file in &names {
+            let ext = generic_file.extension().expect("ext");
+            let none_file = std::fs::read_dir(private.path().join("plugins"))
+                .expect("dir")
+                .map(|e| e.expect("entry").path())
+                .find(|p| !names.contains(p) && p.extension() == Some(ext))
+                .expect("none's file");
+            std::fs::copy(
+                &none_file,
+                cache.join(generic_file.file_name().expect("name")),
+            )
+            .expect("plant");
+        }
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let runtime = Runtime::new(shared.path()).expect("runtime");
+        let component = runtime.load(&generic, Kind::Driver).expect("load");
+        let ctx = PluginCtx::new("g", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        assert_eq!(driver.info().await.expect("info").name, "generic");
+        assert_eq!(
+            std::fs::read_dir(&cache).expect("dir").count(),
+            2,
+            "nothing written to the shared cache"
+        );
+    }
+
     #[tokio::test]
     async fn builtins_compile_once_then_load_from_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -428,6 +1043,10 @@ mod runtime_tests {
             .expect("compile generic");
         let cached: Vec<_> = std::fs::read_dir(dir.path().join("plugins"))
             .expect("cache dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            })
             .collect();
         assert_eq!(cached.len(), 1, "one .cwasm per component");
         let component = runtime

@@ -42,6 +42,19 @@ pub enum HostKeyPolicy {
     RequirePinned,
 }
 
+/// Most bytes of stdout, and of stderr, kept of one remote command: a command that writes
+/// more is stopped (its channel closed) and fails, so host memory stays bounded.
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+/// Append `data` to `buf` unless that takes it over `limit` (then `false`, nothing added).
+fn append_bounded(buf: &mut Vec<u8>, data: &[u8], limit: usize) -> bool {
+    if buf.len().saturating_add(data.len()) > limit {
+        return false;
+    }
+    buf.extend_from_slice(data);
+    true
+}
+
 /// Output of a remote command.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
@@ -116,6 +129,17 @@ pub enum SshError {
         addr: String,
         /// What sudo said.
         detail: String,
+    },
+    /// A command wrote more than [`MAX_OUTPUT_BYTES`] on stdout or stderr.
+    #[error(
+        "command output exceeded {} MiB on {stream} (on {addr}); the command was stopped",
+        MAX_OUTPUT_BYTES >> 20
+    )]
+    OutputTooLarge {
+        /// host:port
+        addr: String,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
     },
     /// Protocol or channel failure after login.
     #[error("SSH session to {addr} failed: {reason}")]
@@ -354,13 +378,33 @@ impl Session {
             ..Default::default()
         };
         // Do not stop at Eof: the exit status may arrive after it.
+        let mut overflow = None;
         while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.code = exit_status as i32,
-                _ => {}
+            let full = match msg {
+                ChannelMsg::Data { data } => {
+                    (!append_bounded(&mut out.stdout, &data, MAX_OUTPUT_BYTES)).then_some("stdout")
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    (!append_bounded(&mut out.stderr, &data, MAX_OUTPUT_BYTES)).then_some("stderr")
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    out.code = exit_status as i32;
+                    None
+                }
+                _ => None,
+            };
+            if full.is_some() {
+                overflow = full;
+                break;
             }
+        }
+        if let Some(stream) = overflow {
+            // Closing the channel makes the server hang up on the command (SIGPIPE/SIGHUP).
+            let _ = channel.close().await;
+            return Err(SshError::OutputTooLarge {
+                addr: self.addr(),
+                stream,
+            });
         }
         if pty {
             out.stdout = String::from_utf8_lossy(&out.stdout)
@@ -554,4 +598,27 @@ pub async fn reachable(address: &str, port: u16, timeout: Duration) -> bool {
         tokio::time::timeout(timeout, tokio::net::TcpStream::connect((address, port))).await,
         Ok(Ok(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_bounded() {
+        let mut buf = Vec::new();
+        assert!(append_bounded(&mut buf, &[0; 10], 16));
+        assert!(append_bounded(&mut buf, &[0; 6], 16));
+        assert!(!append_bounded(&mut buf, &[0; 1], 16), "over the cap");
+        assert_eq!(buf.len(), 16, "nothing past the cap is kept");
+        let e = SshError::OutputTooLarge {
+            addr: "192.0.2.1:22".into(),
+            stream: "stdout",
+        }
+        .to_string();
+        assert_eq!(
+            e,
+            "command output exceeded 16 MiB on stdout (on 192.0.2.1:22); the command was stopped"
+        );
+    }
 }

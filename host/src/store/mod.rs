@@ -23,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+/// Largest machine record that is read (`config.json`); a bigger one is refused unread, so
+/// a damaged or bloated record cannot make every command slow or exhaust memory.
+pub const MAX_RECORD_BYTES: u64 = 4 << 20;
+
 /// Environment variable that overrides the default storage path.
 pub const STORAGE_ENV: &str = "DMW_STORAGE_PATH";
 
@@ -127,8 +131,19 @@ impl Store {
             return Err(LoadError::NotFound(name.into()));
         }
         let path = self.machine_dir(name).join(record::RECORD_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let bytes = match read_bounded(&path, MAX_RECORD_BYTES) {
+            Ok(Ok(b)) => b,
+            Ok(Err(size)) => {
+                return Err(LoadError::Corrupt {
+                    name: name.into(),
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "the record is {} MiB, more than the {} MiB a record may be, so it was not read; `dmw rm -f {name}` removes it",
+                        size >> 20,
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if self.machine_dir(name).is_dir() {
                     return Err(LoadError::Corrupt {
@@ -240,6 +255,23 @@ pub struct MachineLock {
     _file: fs::File,
 }
 
+/// Read at most `limit` bytes of `path`: `Ok(Err(size))` if the file is bigger.
+fn read_bounded(path: &Path, limit: u64) -> io::Result<std::result::Result<Vec<u8>, u64>> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Ok(Err(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // The file may grow after the size check: never read past the limit.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(Err(bytes.len() as u64));
+    }
+    Ok(Ok(bytes))
+}
+
 /// Set a path's permission bits.
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -321,5 +353,27 @@ mod tests {
         store.remove("bad").unwrap();
         assert!(store.load("keep").is_ok());
         assert!(!store.exists("bad"));
+    }
+
+    #[test]
+    fn an_oversized_record_is_refused_unread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        store.claim("huge").unwrap();
+        let path = store.machine_dir("huge").join("config.json");
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(512 << 20).unwrap(); // sparse: no disk used
+        let started = std::time::Instant::now();
+        let e = store.load("huge").unwrap_err().to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            e.contains("machine \"huge\"") && e.contains("512 MiB") && e.contains("4 MiB"),
+            "{e}"
+        );
+        assert!(e.contains("dmw rm -f huge"), "{e}");
+        // Just under the limit is still read (and here fails as JSON, not as too big).
+        f.set_len(MAX_RECORD_BYTES).unwrap();
+        let e = store.load("huge").unwrap_err().to_string();
+        assert!(!e.contains("MiB"), "{e}");
     }
 }

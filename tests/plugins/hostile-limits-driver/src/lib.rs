@@ -1,0 +1,151 @@
+//! Test fixture: a driver that tries to exhaust the host through host calls
+//! (`--hostile-limits-mode MODE`), so the end-to-end tests can check that the host bounds
+//! every value and every loop that crosses the plugin boundary.
+//!
+//! Modes:
+//! - `host-call-loop`: `pre-create-check` calls `store.get` forever;
+//! - `big-store`: `set-config` stores 8 values of 64 MiB;
+//! - `big-log`: `set-config` logs 100 messages of 1 MiB;
+//! - `state-loop`: `pre-create-check` fails, and `state` and `remove` of the machine
+//!   compute a little and call `store.get`, forever (so `ls` and `rm -f` meet the loop; it
+//!   is slow enough that the call's wall-clock limit stops it, not the host-call cap).
+
+dmw_guest::generate!("driver-plugin", "../../../wit");
+
+use dmw_guest::flags::Flags;
+use dmw_guest::{Error, Result, store};
+use exports::dmw::plugin::driver::{
+    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
+};
+
+/// Store key of the mode.
+const MODE: &str = "mode";
+
+/// The hostile driver.
+struct Hostile;
+
+/// Whether the stored mode is `mode`.
+fn mode_is(mode: &str) -> bool {
+    store::get(MODE).as_deref() == Some(mode)
+}
+
+/// Call the host forever (each call is cheap, so the compute deadline never fires).
+fn host_call_loop() -> ! {
+    loop {
+        std::hint::black_box(store::get(MODE));
+    }
+}
+
+/// Compute for a while (~0.1 ms) between host calls, forever.
+fn slow_host_call_loop() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        for _ in 0..100_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        std::hint::black_box(store::get(MODE));
+    }
+}
+
+impl Guest for Hostile {
+    fn info() -> DriverInfo {
+        DriverInfo {
+            name: "hostile-limits".into(),
+            description: "Test driver that tries to exhaust the host through host calls".into(),
+            provisions: true,
+        }
+    }
+
+    fn create_flags() -> Vec<Flag> {
+        vec![Flag {
+            name: "hostile-limits-mode".into(),
+            usage: "host-call-loop, big-store, big-log or state-loop".into(),
+            kind: FlagKind::Text,
+            default: Some("none".into()),
+            env_var: None,
+        }]
+    }
+
+    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
+        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+        let mode = flags.text("hostile-limits-mode").unwrap_or_default();
+        store::set(MODE, &mode);
+        match mode.as_str() {
+            "big-store" => {
+                let value = "x".repeat(64 << 20);
+                for i in 0..8 {
+                    // The raw import: `store::set` would copy the value first.
+                    dmw_guest::host::store_set(&format!("big-{i}"), &value);
+                }
+            }
+            "big-log" => {
+                let message = "y".repeat(1 << 20);
+                for _ in 0..100 {
+                    dmw_guest::info(&message);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn pre_create_check() -> Result<()> {
+        if mode_is("host-call-loop") {
+            host_call_loop();
+        }
+        if mode_is("state-loop") {
+            return Err(Error::Failed(
+                "the hostile driver stops here; its state and remove loop".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn create() -> Result<()> {
+        Ok(())
+    }
+
+    fn state() -> Result<MachineState> {
+        if mode_is("state-loop") {
+            slow_host_call_loop();
+        }
+        Ok(MachineState::Stopped)
+    }
+
+    fn address() -> Result<String> {
+        Err(Error::Failed("the hostile driver has no machine".into()))
+    }
+
+    fn ssh_endpoint() -> Result<SshDetails> {
+        Err(Error::Failed("the hostile driver has no machine".into()))
+    }
+
+    fn engine_port() -> u16 {
+        2376
+    }
+
+    fn start() -> Result<()> {
+        Ok(())
+    }
+
+    fn stop() -> Result<()> {
+        Ok(())
+    }
+
+    fn restart() -> Result<()> {
+        Ok(())
+    }
+
+    fn kill() -> Result<()> {
+        Ok(())
+    }
+
+    fn remove() -> Result<()> {
+        if mode_is("state-loop") {
+            slow_host_call_loop();
+        }
+        Ok(())
+    }
+}
+
+export!(Hostile);
