@@ -109,7 +109,7 @@ impl Reporter {
     }
 
     /// `text` with every registered secret replaced by `<redacted>`.
-    fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = text.to_string();
         for s in secrets.iter() {

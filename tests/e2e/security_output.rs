@@ -154,14 +154,8 @@ fn security_user_injection_is_refused() {
         "{r:?}"
     );
     assert!(first.contains("which is not a valid user name"), "{r:?}");
-    // Nothing was recorded that `mount` or `ssh` could use (the error quotes the user, escaped).
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dmw.machine_dir("m2").join("config.json")).expect("record"),
-    )
-    .expect("json");
-    assert!(record["endpoint"].is_null(), "{record}");
-    let message = record["error"]["message"].as_str().unwrap_or_default();
-    assert!(!message.contains('\n'), "{message}");
+    // Nothing was recorded that `mount` or `ssh` could use: a pre-create failure keeps nothing.
+    assert!(!dmw.machine_dir("m2").exists(), "a record was kept");
     let r = dmw.run(&["mount", "m2:/", "/nonexistent"]);
     assert_ne!(r.code, 0);
     assert!(!file.exists(), "the injected command ran");
@@ -185,7 +179,7 @@ fn security_terminal_escapes_and_forged_lines_are_inert() {
         ])
         .output()
         .expect("run dmw");
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_terminal_safe("create stdout", &out.stdout);
     assert_terminal_safe("create stderr", &out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -201,9 +195,13 @@ fn security_terminal_escapes_and_forged_lines_are_inert() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.starts_with("Error creating machine \"m3\": pre-create check failed: ")),
+            .any(|l| l.starts_with("Error creating machine \"m3\": create machine failed: ")),
         "{stderr}"
     );
+    // The kept record's error, as `ls` shows it, is inert too.
+    let ls = dmw.command(&["ls"]).output().expect("ls");
+    assert_terminal_safe("ls stdout", &ls.stdout);
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("create machine failed"));
     assert!(stderr.contains("\\x1b]0;owned title\\x07"), "{stderr}");
     assert!(
         !stderr
@@ -238,4 +236,69 @@ fn security_terminal_escapes_and_forged_lines_are_inert() {
         assert_terminal_safe(&format!("{args:?} stderr"), &r.stderr);
     }
     assert!(!file.exists());
+}
+
+/// Finding 13: a secret flag's value never reaches the terminal, provision.log or the stored
+/// error, even when the driver repeats it; it stays only in the machine's 0600 record.
+#[test]
+fn security_secret_flag_values_are_redacted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dmw = Dmw::new();
+    let secret = "hunter2-dmw-secret-value";
+    let out = dmw
+        .command(&[
+            "--debug",
+            "create",
+            "--driver",
+            HOSTILE,
+            "--hostile-output-mode",
+            "secret-echo",
+            "--hostile-output-password",
+            secret,
+            "m5",
+        ])
+        .output()
+        .expect("run dmw");
+    let run: Run = out.into();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("login as admin:<redacted> failed"),
+        "{run:?}"
+    );
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "{run:?}"
+    );
+    let ls = dmw.run(&["ls"]);
+    assert!(!ls.stdout.contains(secret), "{ls:?}");
+    let mut holders = Vec::new();
+    let mut stack = vec![dmw.storage.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default())
+                .contains(secret)
+            {
+                holders.push(p);
+            }
+        }
+    }
+    let record = dmw.machine_dir("m5").join("config.json");
+    assert_eq!(
+        holders,
+        vec![record.clone()],
+        "only the record may hold the secret"
+    );
+    let mode = std::fs::metadata(&record)
+        .expect("record")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&record).expect("record");
+    assert!(
+        text.contains("<redacted>"),
+        "the stored error is redacted: {text}"
+    );
 }

@@ -242,13 +242,11 @@ fn plans_use_only_the_package_managers_each_os_ships() {
     let mut failed = Vec::new();
     for (file, allowed) in table {
         {
-            let extra: [&str; 0] = [];
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
                 .arg("-s")
                 .arg(store.path())
                 .args(["recipe", "plan", "--os-release"])
                 .arg(dir.join(file))
-                .args(&extra)
                 .output()
                 .expect("run dmw recipe plan");
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -271,7 +269,7 @@ fn plans_use_only_the_package_managers_each_os_ships() {
             let foreign: Vec<_> = used.iter().filter(|m| !allowed.contains(m)).collect();
             if !out.status.success() || !foreign.is_empty() || used.is_empty() {
                 failed.push(format!(
-                    "{file} {extra:?}: exit {:?}, ran {used:?}, allowed {allowed:?}\n{stdout}{}",
+                    "{file}: exit {:?}, ran {used:?}, allowed {allowed:?}\n{stdout}{}",
                     out.status.code(),
                     String::from_utf8_lossy(&out.stderr)
                 ));

@@ -153,6 +153,28 @@ fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
         .collect()
 }
 
+/// Words in a flag's name that make its value a secret (a password, a token, a key).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passphrase",
+    "token",
+    "secret",
+    "access-key",
+    "api-key",
+    "credential",
+];
+
+/// The values of flags whose names say they are secrets: they are replaced by `<redacted>` in
+/// everything create prints and logs (values shorter than 4 characters are left alone).
+fn secret_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
+    flags
+        .iter()
+        .filter(|f| SECRET_WORDS.iter().any(|w| f.name.contains(w)))
+        .flat_map(|f| strings(m, &f.name))
+        .filter(|v| v.len() >= 4)
+        .collect()
+}
+
 fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliError {
     CliError::new(format!(
         "Error creating machine \"{name}\": {step} failed: {message}"
@@ -233,6 +255,9 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         .map_err(|e| create_error(&name, "check name", format!("{e:#}")))?;
     let _lock = app.store.lock(&name)?;
     let report = Arc::new(Reporter::new(app.debug).with_log_file(&dir.join(provision::LOG_FILE)));
+    for secret in secret_values(&m, &flags) {
+        report.redact(&secret);
+    }
     let mut driver = driver;
     driver.ctx().report = report.clone();
     let req = CreateRequest {
@@ -248,9 +273,10 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     provision::create(app, driver, req, report.clone())
         .await
         .map_err(|f| {
-            let next = if app.store.exists(&name) {
+            let next = if let Ok(record) = app.store.load(&name) {
                 format!(
-                    "The machine record was kept with this error: `dmw ls` shows it, `dmw provision {name}` resumes it, `dmw rm {name}` removes it; the log is {}",
+                    "The machine record was kept with this error: `dmw ls` shows it, {}`dmw rm {name}` removes it; the log is {}",
+                    resume_hint(&record),
                     dir.join(provision::LOG_FILE).display()
                 )
             } else {
@@ -258,10 +284,10 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
                     .to_string()
             };
             CliError {
-                message: format!(
+                message: report.scrub(&format!(
                     "Error creating machine \"{name}\": {} failed: {:#}\n{next}",
                     f.step, f.error
-                ),
+                )),
                 code: f.exit_code,
             }
         })?;
@@ -282,19 +308,26 @@ fn exists_message(app: &App, name: &str) -> String {
         return format!("{exists}; `dmw rm {name}` removes what is left of it");
     };
     match (&record.status, &record.error) {
-        (crate::store::MachineStatus::Error, Some(err)) => {
-            let resume = if record.endpoint.is_some() && !record.engine_only {
-                format!("`dmw provision {name}` resumes it from where it stopped, or ")
-            } else {
-                String::new()
-            };
-            format!(
-                "{exists}: its create failed at step \"{}\" ({}). {resume}`dmw rm {name}` removes it so that create can start over",
-                err.step,
-                first_line(&err.message)
-            )
-        }
+        (crate::store::MachineStatus::Error, Some(err)) => format!(
+            "{exists}: its create failed at step \"{}\" ({}). {}`dmw rm {name}` removes it so that create can start over",
+            err.step,
+            first_line(&err.message),
+            resume_hint(&record)
+        ),
         _ => exists,
+    }
+}
+
+/// "`dmw provision NAME` resumes it, " when the failed machine can be resumed (its endpoint
+/// is known and dmw provisions it), else nothing.
+fn resume_hint(record: &crate::store::MachineRecord) -> String {
+    if record.endpoint.is_some() && !record.engine_only {
+        format!(
+            "`dmw provision {}` resumes it from where it stopped, ",
+            record.name
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -150,7 +150,7 @@ pub async fn create(
             record.status = MachineStatus::Error;
             record.error = Some(StepError {
                 step: f.step.to_string(),
-                message: format!("{:#}", f.error),
+                message: report.scrub(&format!("{:#}", f.error)),
             });
             report.error(&f.to_string());
             // Saving the failure is best effort: the error itself is what the user must see.
@@ -329,7 +329,7 @@ fn finish(
         record.status = MachineStatus::Error;
         record.error = Some(StepError {
             step: f.step.to_string(),
-            message: format!("{:#}", f.error),
+            message: report.scrub(&format!("{:#}", f.error)),
         });
         report.error(&f.to_string());
         let _ = app.store.save(record);

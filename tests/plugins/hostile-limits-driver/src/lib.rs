@@ -70,7 +70,19 @@ impl Guest for Hostile {
         let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
         let mode = flags.text("hostile-limits-mode").unwrap_or_default();
         store::set(MODE, &mode);
-        match mode.as_str() {
+        Ok(())
+    }
+
+    fn pre_create_check() -> Result<()> {
+        if mode_is("host-call-loop") {
+            host_call_loop();
+        }
+        Ok(())
+    }
+
+    fn create() -> Result<()> {
+        // At the provider step, so the record is kept: it must stay small and loadable.
+        match store::get(MODE).unwrap_or_default().as_str() {
             "big-store" => {
                 let value = "x".repeat(64 << 20);
                 for i in 0..8 {
@@ -86,22 +98,12 @@ impl Guest for Hostile {
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    fn pre_create_check() -> Result<()> {
-        if mode_is("host-call-loop") {
-            host_call_loop();
-        }
+        // Failing at the provider step keeps the record, whose state and remove then loop.
         if mode_is("state-loop") {
             return Err(Error::Failed(
                 "the hostile driver stops here; its state and remove loop".into(),
             ));
         }
-        Ok(())
-    }
-
-    fn create() -> Result<()> {
         Ok(())
     }
 
@@ -117,7 +119,13 @@ impl Guest for Hostile {
     }
 
     fn ssh_endpoint() -> Result<SshDetails> {
-        Err(Error::Failed("the hostile driver has no machine".into()))
+        // Never used: every mode fails before the host waits for SSH.
+        Ok(SshDetails {
+            address: "127.0.0.1".into(),
+            port: 1,
+            user: "root".into(),
+            key_path: None,
+        })
     }
 
     fn engine_port() -> u16 {

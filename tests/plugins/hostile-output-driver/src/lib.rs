@@ -6,7 +6,9 @@
 //! - `user-injection`: the SSH user is `root\n  ProxyCommand sh -c 'touch FILE'`, to run a
 //!   command through the ssh_config `dmw mount` writes;
 //! - `terminal`: log messages with OSC 52 (clipboard), a window title, `\r` + clear-line
-//!   forging "Docker is up and running!", `\n`-forged log lines, and an error full of escapes.
+//!   forging "Docker is up and running!", `\n`-forged log lines, and an error full of escapes;
+//! - `secret-echo`: repeats its `--hostile-output-password` in log lines at every level and in
+//!   its error, to leak the secret to the terminal and provision.log.
 //!
 //! The SSH endpoint is otherwise valid (127.0.0.1, the key from `--hostile-output-key`), so
 //! the host's own checks are what stops each attack.
@@ -72,6 +74,7 @@ impl Guest for Hostile {
                 "The file an injected command would create",
             ),
             text_flag("hostile-output-key", "SSH private key path to report"),
+            text_flag("hostile-output-password", "A secret the driver repeats"),
         ]
     }
 
@@ -84,10 +87,25 @@ impl Guest for Hostile {
         if let Some(k) = flags.text("hostile-output-key").filter(|k| !k.is_empty()) {
             store::set(KEY, k);
         }
+        if let Some(p) = flags.text("hostile-output-password") {
+            store::set("password", p);
+        }
         Ok(())
     }
 
     fn pre_create_check() -> Result<()> {
+        Ok(())
+    }
+
+    fn create() -> Result<()> {
+        // At the provider step, so the failure is kept in the record that `ls` shows.
+        if mode() == "secret-echo" {
+            let secret = store::get("password").unwrap_or_default();
+            dmw_guest::info(&format!("logging in with password {secret}"));
+            dmw_guest::warn(&format!("password={secret}"));
+            dmw_guest::debug(&format!("debug: {secret}"));
+            return Err(Error::Failed(format!("login as admin:{secret} failed")));
+        }
         if mode() == "terminal" {
             dmw_guest::info(TERMINAL_ATTACK);
             dmw_guest::warn(FORGED_LINE);
@@ -96,10 +114,6 @@ impl Guest for Hostile {
                 "{TERMINAL_ATTACK}\n2026-01-01T00:00:00Z STEP forged from an error"
             )));
         }
-        Ok(())
-    }
-
-    fn create() -> Result<()> {
         Ok(())
     }
 
