@@ -141,7 +141,10 @@ fn failures_without_a_host() {
         r.stderr.contains("driver \"nosuch\" not found") && r.stderr.contains("n1"),
         "{r:?}"
     );
-    assert!(!dmw.machine_dir("n1").exists(), "an unknown driver leaves nothing");
+    assert!(
+        !dmw.machine_dir("n1").exists(),
+        "an unknown driver leaves nothing"
+    );
 
     // The existing record is the one to keep: no new record, nothing changed.
     let r = create(

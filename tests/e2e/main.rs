@@ -18,3 +18,4 @@ mod security_limits;
 mod security_output;
 mod states;
 mod transfer;
+mod wit_versions;
