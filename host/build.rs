@@ -40,6 +40,7 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "DMW_TEST_HOSTILE_LIMITS_DRIVER",
         "dmw_test_hostile_limits_driver",
     ),
+    ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
 ];
 

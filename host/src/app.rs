@@ -41,6 +41,7 @@ impl App {
         }
         let mut r = Runtime::new(&self.store.cache_dir())?;
         r.set_debug(self.debug);
+        r.set_grants_file(self.store.grants_file());
         Ok(self.runtime.get_or_init(|| r))
     }
 
@@ -90,19 +91,20 @@ impl App {
     ) -> Result<Driver> {
         let source = Source::from_reference(&record.driver.source, Kind::Driver)
             .with_context(|| format!("machine \"{}\"", record.name))?;
-        let component = self.runtime()?.load(&source, Kind::Driver)?;
+        let (component, grant) = self.runtime()?.load_granted(&source, Kind::Driver)?;
         let mut ctx = PluginCtx::new(
             &record.driver.name,
             report.clone(),
             record.driver_state.clone(),
         );
+        ctx.grant = grant;
         ctx.ssh = self.ssh_link(record, report);
         self.runtime()?.driver(&component, ctx).await
     }
 
     /// Instantiate a driver from a source with empty state (for `create`).
     pub async fn new_driver(&self, source: &Source, report: Arc<Reporter>) -> Result<Driver> {
-        let component = self.runtime()?.load(source, Kind::Driver)?;
+        let (component, grant) = self.runtime()?.load_granted(source, Kind::Driver)?;
         let label = match source {
             Source::Builtin(b) => b.name.to_string(),
             Source::File(p) => p
@@ -110,10 +112,9 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "driver".into()),
         };
-        let mut driver = self
-            .runtime()?
-            .driver(&component, PluginCtx::new(&label, report, BTreeMap::new()))
-            .await?;
+        let mut ctx = PluginCtx::new(&label, report, BTreeMap::new());
+        ctx.grant = grant;
+        let mut driver = self.runtime()?.driver(&component, ctx).await?;
         let info = driver.info().await?;
         driver.rename(&info.name);
         Ok(driver)

@@ -12,6 +12,7 @@ mod failures;
 mod import;
 mod methods;
 mod output;
+mod permissions;
 mod power;
 mod security_keys;
 mod security_limits;

@@ -20,6 +20,7 @@ pub mod flags;
 pub mod host;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
+pub mod permissions;
 pub mod store;
 
 /// Guest bindings for the host interfaces of `dmw:plugin@0.1.0` (imports only).

@@ -32,6 +32,9 @@ pub struct PluginCtx {
     pub certs: Option<Arc<CertGrant>>,
     /// Number of host calls made so far (the compute deadline watches it).
     pub host_calls: u64,
+    /// What the grants policy allows this plugin (`plugin::grants`); `keys` decides whether
+    /// the host lends a driver the machine's public key.
+    pub grant: crate::plugin::grants::Grant,
 }
 
 impl PluginCtx {
@@ -44,6 +47,7 @@ impl PluginCtx {
             ssh: None,
             certs: None,
             host_calls: 0,
+            grant: Default::default(),
         }
     }
 

@@ -136,6 +136,33 @@ fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
         .collect()
 }
 
+/// A driver installed under `name` (`dmw plugin install`): its file, which must be the very
+/// one approved (same sha256), whatever it asks for.
+fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
+    if name.contains('/')
+        || name.ends_with(".wasm")
+        || crate::plugin::builtin::driver(name).is_some()
+    {
+        return None;
+    }
+    let registry = crate::plugin::grants::Registry::load(&app.store.grants_file()).ok()?;
+    let p = registry.named(name, Kind::Driver)?;
+    let shown = p.path.display();
+    Some(match std::fs::read(&p.path) {
+        Ok(bytes) if crate::plugin::grants::sha256_hex(&bytes) == p.sha256 => {
+            Ok(Source::File(p.path.clone()))
+        }
+        Ok(bytes) => Err(anyhow::anyhow!(
+            "the file {shown} of the installed driver \"{name}\" changed since you installed it (sha256 {} then, {} now); check it with `dmw plugin inspect {shown}` and approve it again with `dmw plugin install {shown}`",
+            p.sha256,
+            crate::plugin::grants::sha256_hex(&bytes)
+        )),
+        Err(e) => Err(anyhow::anyhow!(
+            "the file {shown} of the installed driver \"{name}\" cannot be read: {e}; install it again, or `dmw plugin rm {name}`"
+        )),
+    })
+}
+
 /// The values the user gave the driver's flags (not defaults): on the command line, or
 /// in the environment variable the driver declared for the flag.
 fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
@@ -190,7 +217,11 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     if let Some(d) = &driver_name {
         let name = name_hint(&a.args);
         let load_err = |e: anyhow::Error| create_error(name, "load driver", format!("{e:#}"));
-        let source = Source::from_arg(d, Kind::Driver).map_err(load_err)?;
+        let source = match installed_driver(app, d) {
+            Some(found) => found,
+            None => Source::from_arg(d, Kind::Driver),
+        }
+        .map_err(load_err)?;
         let mut driver = app
             .new_driver(&source, report.clone())
             .await

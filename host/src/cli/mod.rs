@@ -12,6 +12,7 @@ mod ls;
 mod machine_info;
 mod mount;
 mod output;
+mod plugin;
 mod power;
 mod provision;
 mod recipe;
@@ -115,6 +116,8 @@ enum Command {
     Mount(mount::MountArgs),
     /// Re-run provisioning on existing machines, with their stored options
     Provision(provision::ProvisionArgs),
+    /// Inspect a plugin's permissions, approve plugin files (`plugin inspect|install|ls|rm`)
+    Plugin(plugin::PluginArgs),
     /// List install recipes, or show what one would run (`recipe plan`)
     Recipe(recipe::RecipeArgs),
     /// Regenerate TLS Certificates for a machine
@@ -223,6 +226,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Provision(a) => provision::run(app, a).await,
         Command::RegenerateCerts(a) => provision::regenerate_certs(app, a).await,
         Command::Restart(a) => power::run(app, crate::power::Action::Restart, a).await,
+        Command::Plugin(a) => plugin::run(app, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
         Command::Scp(a) => scp::run(app, a).await,

@@ -5,8 +5,11 @@
 pub mod bindings;
 pub mod builtin;
 mod cache;
+pub mod declaration;
 pub mod driver;
 pub mod flag_policy;
+pub mod grants;
+pub mod inspect;
 pub mod recipe;
 
 pub use driver::Driver;
@@ -338,6 +341,7 @@ pub struct Runtime {
     max_host_calls: u64,
     debug: bool,
     cache_warned: std::sync::atomic::AtomicBool,
+    grants_file: Option<PathBuf>,
     _ticker: Arc<Ticker>,
 }
 
@@ -398,6 +402,7 @@ impl Runtime {
             max_host_calls: MAX_HOST_CALLS,
             debug: false,
             cache_warned: std::sync::atomic::AtomicBool::new(false),
+            grants_file: None,
             _ticker: Arc::new(Ticker { stop }),
         })
     }
@@ -407,14 +412,51 @@ impl Runtime {
         self.debug = on;
     }
 
-    /// The wasmtime engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// Where the user's plugin approvals are kept (`dmw plugin install`); without it, files
+    /// used by path get the default grant only.
+    pub fn set_grants_file(&mut self, path: PathBuf) {
+        self.grants_file = Some(path);
     }
 
-    /// Load (from cache, or compile and cache) a plugin's component and check its API version.
-    pub fn load(&self, source: &Source, kind: Kind) -> Result<Component> {
-        let (bytes, label): (std::borrow::Cow<'_, [u8]>, String) = match source {
+    /// The user's plugin approvals.
+    pub fn registry(&self) -> Result<grants::Registry> {
+        match &self.grants_file {
+            Some(p) => grants::Registry::load(p),
+            None => Ok(grants::Registry::default()),
+        }
+    }
+
+    /// What a plugin may use, from its declaration, origin and the user's approvals; also
+    /// checks that its imports match its declaration. Fails for a plugin that may not run.
+    pub fn grant(
+        &self,
+        source: &Source,
+        kind: Kind,
+        bytes: &[u8],
+        component: &Component,
+    ) -> Result<grants::Grant> {
+        let declared = declaration::read(bytes)?;
+        grants::check_imports(&self.imports(component), kind, &declared)?;
+        let origin = match source {
+            Source::Builtin(_) => grants::Origin::Builtin,
+            Source::File(p) => grants::Origin::File(p),
+        };
+        grants::decide(
+            kind,
+            origin,
+            &grants::sha256_hex(bytes),
+            &declared,
+            &self.registry()?,
+        )
+    }
+
+    /// The bytes of a plugin and how to name it in messages.
+    pub fn bytes<'a>(
+        &self,
+        source: &'a Source,
+        kind: Kind,
+    ) -> Result<(std::borrow::Cow<'a, [u8]>, String)> {
+        Ok(match source {
             Source::Builtin(b) => (b.wasm.into(), format!("built-in {kind} {}", b.name)),
             Source::File(p) => (
                 std::fs::read(p)
@@ -422,7 +464,32 @@ impl Runtime {
                     .into(),
                 format!("{kind} plugin {}", p.display()),
             ),
-        };
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Load (from cache, or compile and cache) a plugin's component and check its API version.
+    pub fn load(&self, source: &Source, kind: Kind) -> Result<Component> {
+        self.load_granted(source, kind).map(|(c, _)| c)
+    }
+
+    /// [`Runtime::load`], and what the plugin may use ([`Runtime::grant`]).
+    pub fn load_granted(&self, source: &Source, kind: Kind) -> Result<(Component, grants::Grant)> {
+        let (bytes, label) = self.bytes(source, kind)?;
+        let component = self.compile(&bytes, &label)?;
+        check_api(&self.engine, &component, kind).with_context(|| format!("cannot use {label}"))?;
+        let grant = self
+            .grant(source, kind, &bytes, &component)
+            .with_context(|| format!("cannot use {label}"))?;
+        Ok((component, grant))
+    }
+
+    /// Compile a component (or load it from the cache); nothing is checked or granted yet.
+    pub fn compile(&self, bytes: &[u8], label: &str) -> Result<Component> {
         let mut untrusted = |why: &str| {
             let first = !self
                 .cache_warned
@@ -431,11 +498,27 @@ impl Runtime {
                 eprintln!("{why}");
             }
         };
-        let component =
-            cache::load_or_compile(&self.engine, &self.cache_dir, &bytes, &mut untrusted)
-                .with_context(|| format!("{label} is not a valid WebAssembly component"))?;
-        check_api(&self.engine, &component, kind).with_context(|| format!("cannot use {label}"))?;
-        Ok(component)
+        cache::load_or_compile(&self.engine, &self.cache_dir, bytes, &mut untrusted)
+            .with_context(|| format!("{label} is not a valid WebAssembly component"))
+    }
+
+    /// The kind of plugin a component is (from the interface it exports).
+    pub fn kind_of(&self, component: &Component) -> Result<Kind> {
+        if check_api(&self.engine, component, Kind::Driver).is_ok() {
+            return Ok(Kind::Driver);
+        }
+        check_api(&self.engine, component, Kind::Recipe)
+            .map(|()| Kind::Recipe)
+            .map_err(|_| anyhow!("it exports neither dmw:plugin/driver nor dmw:plugin/recipe at version {API_VERSION}"))
+    }
+
+    /// The component's imports, by name.
+    pub fn imports(&self, component: &Component) -> Vec<String> {
+        component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     fn new_store(&self, ctx: PluginCtx) -> Store<HostState> {

@@ -5,8 +5,8 @@
 //! own environment variable), outside dmw's store, and a private key. A built-in driver
 //! that names no key gets the user's default key from `~/.ssh` (Docker Machine's generic
 //! driver did the same); a driver loaded from a file that names no key gets a new ed25519
-//! key pair made by the host for this machine — the driver only ever sees its public half
-//! (in its store under [`PUBLIC_KEY_STORE_KEY`]).
+//! key pair made by the host for this machine — a driver granted the `keys` capability sees
+//! its public half (in its store under [`PUBLIC_KEY_STORE_KEY`]), none sees the private half.
 
 use std::path::{Path, PathBuf};
 

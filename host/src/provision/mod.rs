@@ -389,10 +389,14 @@ impl Run<'_> {
             let dir = self.app.store.machine_dir(&name);
             let public = machine_key::generate(&dir.join(SSH_KEY_FILE), &format!("dmw {name}"))
                 .map_err(|e| self.fail("create SSH key", e))?;
-            driver
-                .ctx()
-                .kv
-                .insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
+            // The public half goes only to a driver granted `keys` (to register it at its
+            // provider); the private half never leaves the machine's directory.
+            if driver.ctx().grant.has("keys") {
+                driver
+                    .ctx()
+                    .kv
+                    .insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
+            }
         }
 
         let (address, engine_port) = self.create_at_provider(driver).await?;

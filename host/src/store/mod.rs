@@ -90,6 +90,11 @@ impl Store {
         self.root.join("cache")
     }
 
+    /// The user's plugin approvals (`dmw plugin install`), pinned by sha256.
+    pub fn grants_file(&self) -> PathBuf {
+        self.root.join("plugins").join("grants.json")
+    }
+
     /// Directory holding every machine.
     pub fn machines_dir(&self) -> PathBuf {
         self.root.join("machines")

@@ -1,0 +1,161 @@
+//! `dmw plugin`: what a plugin declares (`inspect`), and the user's approvals of plugin files
+//! (`install`, `ls`, `rm`), pinned by sha256 (see `plugin::grants`).
+
+use std::path::PathBuf;
+
+use super::{CliError, CliResult};
+use crate::app::App;
+use crate::plugin::{Kind, Source, inspect};
+
+/// Arguments of `plugin`.
+#[derive(clap::Args)]
+pub struct PluginArgs {
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum PluginCommand {
+    /// Show what a plugin (FILE or builtin:NAME) is and what it asks for, without running it
+    /// with any capability
+    Inspect {
+        /// A .wasm file, or builtin:NAME
+        plugin: String,
+        /// Output format: json
+        #[arg(short = 'o', long = "output", value_name = "FORMAT")]
+        output: Option<String>,
+    },
+    /// Approve a plugin file: record what it may use, pinned by its sha256, and make it
+    /// usable by its name (`--driver NAME`)
+    Install {
+        /// The .wasm file
+        file: PathBuf,
+        /// Approve without asking
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// List the approved plugin files
+    Ls,
+    /// Withdraw the approval of a plugin
+    Rm {
+        /// The plugin's name
+        name: String,
+    },
+}
+
+/// Run `dmw plugin …`.
+pub async fn run(app: &App, a: PluginArgs) -> CliResult {
+    match a.command {
+        PluginCommand::Inspect { plugin, output } => {
+            let source = match plugin.strip_prefix("builtin:") {
+                Some(name) => Source::from_reference(&format!("builtin:{name}"), Kind::Driver)
+                    .or_else(|_| Source::from_reference(&format!("builtin:{name}"), Kind::Recipe)),
+                None => Source::from_arg(&ensure_path(&plugin), Kind::Driver),
+            }
+            .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
+            let runtime = app.runtime()?;
+            let found = inspect::inspect(runtime, &source, &runtime.registry()?).await?;
+            match output.as_deref() {
+                Some("json") => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&found)
+                        .map_err(|e| CliError::new(format!("Error: {e}")))?
+                ),
+                Some(other) => {
+                    return Err(CliError::new(format!(
+                        "Error: unknown output format {other:?}: use json"
+                    )));
+                }
+                None => print!("{}", inspect::render(&found)),
+            }
+            Ok(())
+        }
+        PluginCommand::Install { file, yes } => {
+            let arg = ensure_path(&file.display().to_string());
+            let source = Source::from_arg(&arg, Kind::Driver)
+                .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
+            let Source::File(path) = &source else {
+                return Err(CliError::new("Error: give a .wasm file to install"));
+            };
+            let runtime = app.runtime()?;
+            let mut registry = runtime.registry()?;
+            let found = inspect::inspect(runtime, &source, &Default::default()).await?;
+            if crate::plugin::builtin::driver(&found.name).is_some() {
+                return Err(CliError::new(format!(
+                    "Error: the plugin calls itself \"{}\", the name of a built-in driver; it cannot be installed under that name",
+                    found.name
+                )));
+            }
+            print!("{}", inspect::render(&found));
+            if let Err(why) = crate::plugin::grants::check_imports(
+                &found.imports,
+                if found.kind == "driver" {
+                    Kind::Driver
+                } else {
+                    Kind::Recipe
+                },
+                &found.declaration,
+            ) {
+                return Err(CliError::new(format!("Error: {why:#}")));
+            }
+            let question = format!(
+                "Allow {} \"{}\" ({}) to use: {}?",
+                found.kind,
+                found.name,
+                path.display(),
+                if found.asks_beyond_default.is_empty() {
+                    "nothing beyond the default grant".to_string()
+                } else {
+                    found.asks_beyond_default.join(", ")
+                }
+            );
+            if !yes && !super::confirm(&question) {
+                return Err(CliError::new("Nothing was installed."));
+            }
+            registry.approve(inspect::approval(&found, path));
+            registry.save(&app.store.grants_file())?;
+            println!(
+                "Installed {} \"{}\" (sha256 {}): use it with --{} {}",
+                found.kind, found.name, found.sha256, found.kind, found.name
+            );
+            Ok(())
+        }
+        PluginCommand::Ls => {
+            let registry = app.runtime()?.registry()?;
+            println!("{:<16} {:<7} {:<16} FILE", "NAME", "KIND", "SHA256");
+            for p in &registry.plugins {
+                println!(
+                    "{:<16} {:<7} {:<16} {}",
+                    p.name,
+                    p.kind,
+                    &p.sha256[..p.sha256.len().min(16)],
+                    p.path.display()
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Rm { name } => {
+            let path = app.store.grants_file();
+            let mut registry = crate::plugin::grants::Registry::load(&path)?;
+            let before = registry.plugins.len();
+            registry.plugins.retain(|p| p.name != name);
+            if registry.plugins.len() == before {
+                return Err(CliError::new(format!(
+                    "Error: no installed plugin is called \"{name}\" (see `dmw plugin ls`)"
+                )));
+            }
+            registry.save(&path)?;
+            println!("Removed the approval of \"{name}\"");
+            Ok(())
+        }
+    }
+}
+
+/// A plugin argument as a path (`x.wasm` in the current directory becomes `./x.wasm`).
+fn ensure_path(arg: &str) -> String {
+    if arg.contains('/') {
+        arg.to_string()
+    } else {
+        format!("./{arg}")
+    }
+}

@@ -1,0 +1,309 @@
+//! The one grants policy: which capabilities a plugin instance gets, from its kind, where it
+//! comes from (built in, installed, or a file used by path), what it declares
+//! ([`super::declaration`]) and what the user approved (`dmw plugin install`, recorded here
+//! pinned by the file's sha256).
+//!
+//! - Every plugin gets `log` and `store`; drivers also `ssh`, recipes `ssh` and `certs`, to the
+//!   one machine being worked on: the default grant.
+//! - A built-in plugin is trusted with what it declares.
+//! - A file used by path gets the default grant only: if it declares more, it stops before it
+//!   runs, with what it asks for and the command that allows it.
+//! - An installed file gets what the user approved, as long as its sha256 is the approved one.
+//! - A component that imports a capability it did not declare (beyond the default) is refused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::Kind;
+use super::declaration::Declaration;
+
+/// Capabilities every plugin of `kind` gets without asking.
+pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Driver => &["ssh"],
+        Kind::Recipe => &["ssh", "certs"],
+    }
+}
+
+/// Capabilities this dmw provides to plugins that were granted them. (`keys`: the machine's
+/// public SSH key, given in the driver's store as `dmw:ssh-public-key`.)
+pub const PROVIDED: &[&str] = &["ssh", "certs", "keys"];
+
+/// What one plugin instance may use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// The capabilities granted (beyond `log` and `store`, which every plugin has).
+    pub capabilities: Vec<String>,
+}
+
+impl Grant {
+    /// Whether `capability` was granted.
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// Where a plugin's bytes come from, for the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// Compiled into dmw.
+    Builtin,
+    /// A file (by path, or by the name it was installed under).
+    File(&'a Path),
+}
+
+/// A plugin file the user approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// The name it is used by (`--driver NAME`): the plugin's own, from `info`.
+    pub name: String,
+    /// `driver` or `recipe`.
+    pub kind: String,
+    /// The file, absolute.
+    pub path: PathBuf,
+    /// The approved file's sha256 (hex).
+    pub sha256: String,
+    /// What it declared, as approved.
+    pub declaration: Declaration,
+}
+
+/// The approvals, in `<store>/plugins/grants.json` (0600).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Approved plugins, by name.
+    pub plugins: Vec<Installed>,
+}
+
+impl Registry {
+    /// Read the registry (a missing file is an empty registry).
+    pub fn load(path: &Path) -> Result<Registry> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("the plugin grants {} are damaged", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Write the registry atomically (0600).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::store::set_mode(dir, 0o700)?;
+        }
+        let mut json = serde_json::to_vec_pretty(self).context("cannot encode the grants")?;
+        json.push(b'\n');
+        crate::store::write_private(path, &json)
+    }
+
+    /// The approved plugin called `name` of `kind`.
+    pub fn named(&self, name: &str, kind: Kind) -> Option<&Installed> {
+        self.plugins
+            .iter()
+            .find(|p| p.name == name && p.kind == kind.to_string())
+    }
+
+    /// Record an approval, replacing an earlier one of the same name and kind.
+    pub fn approve(&mut self, entry: Installed) {
+        self.plugins
+            .retain(|p| !(p.name == entry.name && p.kind == entry.kind));
+        self.plugins.push(entry);
+        self.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+/// The sha256 of a file's bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// What a declaration asks for beyond the default grant of `kind`, in plain words.
+pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
+    let defaults = default_capabilities(kind);
+    let mut asks: Vec<String> = d
+        .capabilities
+        .iter()
+        .filter(|c| !defaults.contains(&c.as_str()))
+        .map(|c| format!("capability {c}"))
+        .collect();
+    asks.extend(d.http_hosts.iter().map(|h| format!("HTTP host {h}")));
+    asks.extend(d.programs.iter().map(|p| format!("local program {p}")));
+    asks
+}
+
+/// Check the component's imports against its declaration: every `dmw:plugin` interface it
+/// imports must be `types`, `log`, `store`, a default capability of `kind` or a declared one.
+pub fn check_imports(imports: &[String], kind: Kind, d: &Declaration) -> Result<()> {
+    for name in imports {
+        let Some(rest) = name.strip_prefix("dmw:plugin/") else {
+            continue;
+        };
+        let iface = rest.split('@').next().unwrap_or(rest);
+        let allowed = ["types", "log", "store"].contains(&iface)
+            || default_capabilities(kind).contains(&iface)
+            || d.capabilities.iter().any(|c| c == iface);
+        if !allowed {
+            bail!(
+                "it imports dmw:plugin/{iface} but does not declare the capability {iface}: its declaration does not match its code"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decide the grant of a plugin whose bytes hash to `sha256`.
+pub fn decide(
+    kind: Kind,
+    origin: Origin<'_>,
+    sha256: &str,
+    d: &Declaration,
+    registry: &Registry,
+) -> Result<Grant> {
+    let mut capabilities: Vec<String> = default_capabilities(kind)
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let asks = beyond_default(kind, d);
+    if let Origin::File(path) = origin
+        && !asks.is_empty()
+    {
+        let approved = registry
+            .plugins
+            .iter()
+            .find(|p| p.sha256 == sha256 && p.kind == kind.to_string());
+        match approved {
+            Some(p) if covers(&p.declaration, d) => {}
+            _ => {
+                let changed = registry
+                    .plugins
+                    .iter()
+                    .find(|p| p.path == path && p.kind == kind.to_string());
+                let shown = path.display();
+                if let Some(p) = changed {
+                    bail!(
+                        "the {kind} file {shown} changed since you installed it as \"{}\" (sha256 {} then, {sha256} now); it asks for: {}. Check it with `dmw plugin inspect {shown}` and approve it again with `dmw plugin install {shown}`",
+                        p.name,
+                        p.sha256,
+                        asks.join(", ")
+                    );
+                }
+                bail!(
+                    "the {kind} file {shown} asks for more than dmw grants a plugin used by path ({}): {}. Check it with `dmw plugin inspect {shown}` and allow it with `dmw plugin install {shown}`",
+                    default_grant_words(kind),
+                    asks.join(", ")
+                );
+            }
+        }
+    }
+    for c in &d.capabilities {
+        if !PROVIDED.contains(&c.as_str()) {
+            bail!(
+                "it needs the capability {c}, which this dmw does not provide yet (it provides: {})",
+                PROVIDED.join(", ")
+            );
+        }
+        if !capabilities.contains(c) {
+            capabilities.push(c.clone());
+        }
+    }
+    Ok(Grant { capabilities })
+}
+
+/// Whether an approved declaration covers everything `d` asks for.
+fn covers(approved: &Declaration, d: &Declaration) -> bool {
+    let all = |have: &[String], want: &[String]| want.iter().all(|w| have.contains(w));
+    all(&approved.capabilities, &d.capabilities)
+        && all(&approved.http_hosts, &d.http_hosts)
+        && all(&approved.programs, &d.programs)
+}
+
+/// The default grant of `kind`, in words.
+pub fn default_grant_words(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Driver => "log, its own store, SSH to the machine being worked on",
+        Kind::Recipe => {
+            "log, its own store, SSH and the server certificate of the machine being worked on"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decl(caps: &[&str]) -> Declaration {
+        Declaration {
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            ..Declaration::default()
+        }
+    }
+
+    #[test]
+    fn a_file_that_asks_for_more_stops_until_approved() {
+        let path = Path::new("/x/acme.wasm");
+        let d = decl(&["keys"]);
+        let mut reg = Registry::default();
+        let err = decide(Kind::Driver, Origin::File(path), "aa", &d, &reg).expect_err("stops");
+        let text = format!("{err}");
+        assert!(
+            text.contains("capability keys") && text.contains("dmw plugin install /x/acme.wasm"),
+            "{text}"
+        );
+        reg.approve(Installed {
+            name: "acme".into(),
+            kind: "driver".into(),
+            path: path.into(),
+            sha256: "aa".into(),
+            declaration: d.clone(),
+        });
+        let g = decide(Kind::Driver, Origin::File(path), "aa", &d, &reg).expect("approved");
+        assert!(g.has("keys") && g.has("ssh") && !g.has("certs"));
+        let err = decide(Kind::Driver, Origin::File(path), "bb", &d, &reg).expect_err("changed");
+        assert!(
+            format!("{err}").contains("changed since you installed it"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_builtins_and_unprovided_capabilities() {
+        let reg = Registry::default();
+        let g = decide(
+            Kind::Recipe,
+            Origin::File(Path::new("/r.wasm")),
+            "x",
+            &decl(&[]),
+            &reg,
+        )
+        .expect("default grant");
+        assert_eq!(g.capabilities, vec!["ssh", "certs"]);
+        let g =
+            decide(Kind::Driver, Origin::Builtin, "x", &decl(&["keys"]), &reg).expect("builtin");
+        assert!(g.has("keys"));
+        let err = decide(Kind::Driver, Origin::Builtin, "x", &decl(&["http"]), &reg)
+            .expect_err("not provided");
+        assert!(format!("{err}").contains("does not provide yet"), "{err}");
+    }
+
+    #[test]
+    fn imports_must_be_declared() {
+        let imports = vec![
+            "wasi:cli/environment@0.2.6".to_string(),
+            "dmw:plugin/log@0.1.0".to_string(),
+            "dmw:plugin/ssh@0.1.0".to_string(),
+        ];
+        assert!(check_imports(&imports, Kind::Driver, &decl(&[])).is_ok());
+        let certs = vec!["dmw:plugin/certs@0.1.0".to_string()];
+        assert!(check_imports(&certs, Kind::Recipe, &decl(&[])).is_ok());
+        let err = check_imports(&certs, Kind::Driver, &decl(&[])).expect_err("undeclared");
+        assert!(
+            format!("{err}").contains("does not declare the capability certs"),
+            "{err}"
+        );
+        assert!(check_imports(&certs, Kind::Driver, &decl(&["certs"])).is_ok());
+    }
+}

@@ -1,0 +1,182 @@
+//! `dmw plugin inspect` and `install`: what a plugin is and what it asks for, found without
+//! running it with any capability (its declaration is read from the file; `info` and
+//! `create-flags` run with neither SSH nor certificates, only its empty store and the log).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::declaration::{self, Declaration};
+use super::grants::{self, Installed, Registry};
+use super::{Kind, Runtime, Source};
+use crate::capabilities::PluginCtx;
+use crate::report::Reporter;
+
+/// A create flag's name and the environment variable it reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlagInfo {
+    /// Flag name without dashes.
+    pub name: String,
+    /// Environment variable it falls back to, if any.
+    pub env_var: Option<String>,
+}
+
+/// What `dmw plugin inspect` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// `builtin:NAME` or the file's absolute path.
+    pub source: String,
+    /// sha256 of the component's bytes.
+    pub sha256: String,
+    /// `driver` or `recipe`.
+    pub kind: String,
+    /// The plugin's name (from `info`).
+    pub name: String,
+    /// Its one-line description.
+    pub description: String,
+    /// What every plugin of its kind gets without asking.
+    pub default_grant: String,
+    /// What it declares.
+    pub declaration: Declaration,
+    /// What it asks for beyond the default grant, in words.
+    pub asks_beyond_default: Vec<String>,
+    /// Its imports (WIT interfaces).
+    pub imports: Vec<String>,
+    /// Its create flags (drivers).
+    pub flags: Vec<FlagInfo>,
+    /// Whether it may run as it is here, and if not, why.
+    pub usable: Result<(), String>,
+}
+
+impl Inspection {
+    /// The environment variables its flags read.
+    pub fn env_vars(&self) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter_map(|f| f.env_var.as_deref())
+            .collect()
+    }
+}
+
+/// Inspect a plugin.
+pub async fn inspect(
+    runtime: &Runtime,
+    source: &Source,
+    registry: &Registry,
+) -> Result<Inspection> {
+    let probe_kind = Kind::Driver;
+    let (bytes, label) = runtime.bytes(source, probe_kind)?;
+    let component = runtime.compile(&bytes, &label)?;
+    let kind = runtime
+        .kind_of(&component)
+        .with_context(|| format!("{} is not a dmw plugin", source.reference()))?;
+    let declaration = declaration::read(&bytes)?;
+    let imports = runtime.imports(&component);
+    let quiet = Arc::new(Reporter::quiet(false));
+    let ctx = || PluginCtx::new("plugin", quiet.clone(), Default::default());
+    let (name, description, flags) = match kind {
+        Kind::Driver => {
+            let mut d = runtime.driver(&component, ctx()).await?;
+            let info = d.info().await?;
+            let flags = d
+                .create_flags()
+                .await?
+                .into_iter()
+                .map(|f| FlagInfo {
+                    name: crate::sanitize::plugin_text(&f.name, crate::sanitize::NAME_LIMIT),
+                    env_var: f
+                        .env_var
+                        .map(|v| crate::sanitize::plugin_text(&v, crate::sanitize::NAME_LIMIT)),
+                })
+                .collect();
+            (info.name, info.description, flags)
+        }
+        Kind::Recipe => {
+            let mut r = runtime.recipe(&component, ctx()).await?;
+            let info = r.info().await?;
+            (info.name, info.description, Vec::new())
+        }
+    };
+    let usable = grants::check_imports(&imports, kind, &declaration)
+        .and_then(|()| {
+            let origin = match source {
+                Source::Builtin(_) => grants::Origin::Builtin,
+                Source::File(p) => grants::Origin::File(p),
+            };
+            grants::decide(
+                kind,
+                origin,
+                &grants::sha256_hex(&bytes),
+                &declaration,
+                registry,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"));
+    Ok(Inspection {
+        source: source.reference(),
+        sha256: grants::sha256_hex(&bytes),
+        kind: kind.to_string(),
+        name: crate::sanitize::plugin_text(&name, crate::sanitize::NAME_LIMIT),
+        description: crate::sanitize::plugin_text(&description, crate::sanitize::MESSAGE_LIMIT),
+        default_grant: grants::default_grant_words(kind).to_string(),
+        asks_beyond_default: grants::beyond_default(kind, &declaration),
+        declaration,
+        imports,
+        flags,
+        usable,
+    })
+}
+
+/// The approval `dmw plugin install` records for an inspected plugin file.
+pub fn approval(i: &Inspection, path: &std::path::Path) -> Installed {
+    Installed {
+        name: i.name.clone(),
+        kind: i.kind.clone(),
+        path: path.to_path_buf(),
+        sha256: i.sha256.clone(),
+        declaration: i.declaration.clone(),
+    }
+}
+
+/// The inspection in plain words, one fact a line.
+pub fn render(i: &Inspection) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let env = i.env_vars();
+    format!(
+        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
+        i.source,
+        i.sha256,
+        i.kind,
+        i.name,
+        i.description,
+        i.default_grant,
+        list(&i.asks_beyond_default),
+        if env.is_empty() {
+            "reads no environment variable".to_string()
+        } else {
+            format!("reads {}", env.join(", "))
+        },
+        if i.flags.is_empty() {
+            "none".to_string()
+        } else {
+            i.flags
+                .iter()
+                .map(|f| format!("--{}", f.name))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        i.imports.join(", "),
+        match &i.usable {
+            Ok(()) => "yes".to_string(),
+            Err(why) => format!("no: {why}"),
+        }
+    )
+}
