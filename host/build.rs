@@ -53,6 +53,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for dir in [
         "wit",
+        "crates/dmw-text",
         "guests/sdk",
         "guests/Cargo.toml",
         "guests/Cargo.lock",

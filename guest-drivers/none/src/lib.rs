@@ -18,51 +18,42 @@ const HOST: &str = "host";
 const PORT: &str = "port";
 
 /// Docker's TLS port, used when the URL has none.
-const DEFAULT_PORT: u16 = 2376;
+const DEFAULT_PORT: u16 = dmw_guest::text::DEFAULT_ENGINE_PORT;
 
 /// The none driver.
 struct NoneDriver;
 
-/// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port.
+/// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port (the structure is
+/// the host's own rule, `dmw_guest::text::parse_engine_url`).
 fn parse_url(url: &str) -> Result<(String, u16)> {
+    use dmw_guest::text::{UrlError, parse_engine_url};
     let bad = |why: &str| {
         Error::InvalidInput(format!(
             "--url {url:?} is not a Docker engine URL ({why}); use tcp://HOST:PORT, e.g. tcp://192.0.2.10:2376"
         ))
     };
-    let rest = url
-        .strip_prefix("tcp://")
-        .ok_or_else(|| bad("it must start with tcp://"))?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.contains('@') {
+    if url.starts_with("tcp://") && url.contains('@') {
         return Err(bad("it must have no path or user"));
     }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-        match after {
-            "" => (h.to_string(), None),
-            p => (
-                h.to_string(),
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            ),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (rest.to_string(), None),
-        }
-    };
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let parsed = parse_engine_url(url, &["tcp"]).map_err(|e| {
+        bad(match e {
+            UrlError::Scheme => "it must start with tcp://",
+            UrlError::Path => "it must have no path or user",
+            UrlError::UnclosedBracket => "unclosed [",
+            UrlError::JunkAfterBracket => "junk after ]",
+            UrlError::UnbracketedIpv6 => "an IPv6 host needs [brackets]",
+            UrlError::MissingHost => "no host",
+            UrlError::InvalidPort => "the port must be a number between 1 and 65535",
+        })
+    })?;
+    if parsed
+        .host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad("no host"));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(bad("the port must be a number between 1 and 65535")),
-        },
-    };
-    Ok((host, port))
+    Ok((parsed.host, parsed.port))
 }
 
 /// The error of an operation a recorded engine does not have, in Docker Machine's words.
@@ -189,6 +180,8 @@ mod tests {
             "tcp://h:x",
             "tcp://h:2376/v1",
             "h:2376",
+            "tcp://::1:2376",
+            "tcp://u@h:1",
         ] {
             assert!(
                 matches!(parse_url(bad), Err(Error::InvalidInput(m)) if m.contains("tcp://HOST:PORT")),

@@ -48,6 +48,9 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
+/// Text rules shared with the host: shell quoting and engine URL parsing (crate `dmw-text`).
+pub use dmw_text as text;
+
 /// Generate a plugin's export bindings for a world of `dmw:plugin` (`"driver-plugin"` or
 /// `"recipe-plugin"`), reusing this crate's import bindings. Call it at the plugin's crate
 /// root, then implement `exports::dmw::plugin::<driver|recipe>::Guest` and call `export!`.
