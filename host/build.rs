@@ -41,6 +41,7 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_limits_driver",
     ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
+    ("DMW_TEST_TEMPLATE_DRIVER", "dmw_driver_template"),
 ];
 
 fn main() {

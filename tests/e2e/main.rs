@@ -17,4 +17,5 @@ mod security_keys;
 mod security_limits;
 mod security_output;
 mod states;
+mod template_driver;
 mod transfer;
