@@ -123,6 +123,11 @@ fn template_driver_reaches_create_and_gets_a_key_pair_from_the_host() {
         .expect("the record is kept after the provider step");
     assert!(record.contains("dmw:ssh-public-key"), "{record}");
     assert!(record.contains("ssh-ed25519 "), "{record}");
+    assert!(
+        r.stdout.contains("authorize this machine's new key on it")
+            || r.stderr.contains("authorize this machine's new key on it"),
+        "the driver read it in create: {r:?}"
+    );
     let ls = dmw.ok(&["ls"]);
     assert_eq!(
         ls_row(&ls, "t4").map(|row| row[3].clone()).as_deref(),

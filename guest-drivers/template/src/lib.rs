@@ -9,7 +9,7 @@
 //! the driver's name and a dash (`template-host`), every environment variable with its
 //! upper-case name and an underscore (`TEMPLATE_HOST`).
 
-use dmw_guest::driver::{Driver, SshEndpoint, reboot_over_ssh};
+use dmw_guest::driver::{Driver, SshEndpoint, generated_public_key, reboot_over_ssh};
 use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Error, Result, info, store};
 
@@ -110,6 +110,16 @@ impl Driver for Template {
             "Using the existing machine at {}",
             Self::address()?
         ));
+        // No key file named: the host made a key pair for this machine. A cloud driver
+        // registers the public key with its provider; an existing machine needs it in
+        // the user's authorized_keys.
+        if let Some(public_key) = generated_public_key() {
+            info(&format!(
+                "No --template-ssh-key given: authorize this machine's new key on it \
+                 (~/.ssh/authorized_keys of the SSH user): {}",
+                public_key.trim()
+            ));
+        }
         Ok(())
     }
 
