@@ -918,10 +918,12 @@ mod runtime_tests {
             name: "hostile-limits-mode".into(),
             values: vec!["big-store".into()],
         };
-        let e = driver.set_config("m", &[flag]).await.expect_err("refused");
+        driver.set_config("m", &[flag]).await.expect("set-config");
+        // The fixture stores big values at the provider step (`create`).
+        let e = driver.create().await.expect_err("refused");
         let text = format!("{e:#}");
         assert!(
-            text.starts_with("plugin hostile failed in set-config: store.set refused")
+            text.starts_with("plugin hostile failed in create: store.set refused")
                 && text.contains("64 KiB"),
             "{text}"
         );
