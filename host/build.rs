@@ -42,6 +42,7 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
     ),
     ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
+    ("DMW_TEST_TEMPLATE_DRIVER", "dmw_driver_template"),
 ];
 
 fn main() {
@@ -54,6 +55,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for dir in [
         "wit",
+        "crates/dmw-text",
         "guests/sdk",
         "guests/Cargo.toml",
         "guests/Cargo.lock",

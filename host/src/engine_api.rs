@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// Docker's default TLS port, used when a URL has none.
-pub const DEFAULT_PORT: u16 = 2376;
+pub const DEFAULT_PORT: u16 = dmw_text::DEFAULT_ENGINE_PORT;
 /// Largest response this client accepts, in bytes.
 const MAX_RESPONSE: usize = 1 << 20;
 
@@ -214,64 +214,27 @@ struct Endpoint {
     authority: String,
 }
 
-/// Parses `tcp://host[:port]` (also `https://`, and one trailing `/`); the host must be an
-/// IP address or DNS name, and nothing may follow.
+/// Parses `tcp://host[:port]` (also `https://`, and one trailing `/`; the structure is
+/// `dmw_text::parse_engine_url`, shared with the none driver); the host must be an IP
+/// address or DNS name, and nothing may follow.
 fn parse_url(url: &str) -> Result<Endpoint, EngineError> {
     let bad = |reason: &str| EngineError::BadUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let rest = url
-        .strip_prefix("tcp://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| bad("expected tcp://host:port"))?;
     // Nothing may follow host:port but one '/': the URL is printed for shells (`dmw env`),
     // so what is checked here must be all of it.
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if !path.is_empty() {
-        return Err(bad("nothing may follow host:port"));
-    }
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-        match after {
-            "" => (host, None),
-            p => (
-                host,
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-            ),
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => return Err(bad("IPv6 hosts need [brackets]")),
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("missing host"));
-    }
-    if let Err(why) = crate::validate::address(host) {
+    let parsed =
+        dmw_text::parse_engine_url(url, &["tcp", "https"]).map_err(|e| bad(&e.to_string()))?;
+    if let Err(why) = crate::validate::address(&parsed.host) {
         return Err(bad(&format!(
             "the host is not an IP address or DNS name ({why})"
         )));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("invalid port"))?,
-    };
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     Ok(Endpoint {
-        host: host.to_owned(),
-        port,
-        authority,
+        authority: parsed.authority(),
+        host: parsed.host,
+        port: parsed.port,
     })
 }
 

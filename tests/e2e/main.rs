@@ -18,5 +18,6 @@ mod security_keys;
 mod security_limits;
 mod security_output;
 mod states;
+mod template_driver;
 mod transfer;
 mod wit_versions;

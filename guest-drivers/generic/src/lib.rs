@@ -1,13 +1,9 @@
 //! The `generic` driver: an existing Linux machine reached over SSH, as in Docker
 //! Machine's generic driver. It makes nothing; it records where the machine is.
 
-dmw_guest::generate!("driver-plugin");
-
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, SshEndpoint, reboot_over_ssh};
+use dmw_guest::flags::{Flag, FlagKind, Flags, flag};
 use dmw_guest::{Error, Result, info, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// Store keys.
 const IP: &str = "ip-address";
@@ -20,54 +16,12 @@ const SSH_PORT: &str = "ssh-port";
 /// Store key of the engine port.
 const ENGINE_PORT: &str = "engine-port";
 
-/// Docker Machine's SSH reachability timeout for `state` (15 s).
-const STATE_TIMEOUT_MS: u32 = 15_000;
-
 /// The generic driver.
 struct Generic;
 
-/// One create flag.
-fn flag(name: &str, usage: &str, kind: FlagKind, default: Option<&str>, env: &str) -> Flag {
-    Flag {
-        name: name.into(),
-        usage: usage.into(),
-        kind,
-        default: default.map(Into::into),
-        env_var: Some(env.into()),
-    }
-}
-
-/// A port flag's value: absent → `default`, else 1..=65535.
-fn port(flags: &Flags, name: &str, default: u16) -> Result<u16> {
-    match flags.int::<u32>(name)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(Error::InvalidInput(format!(
-            "--{name} must be a TCP port between 1 and 65535, got {p}"
-        ))),
-    }
-}
-
-/// The address from the store, or an error if the machine was never configured.
-fn address() -> Result<String> {
-    store::require(IP)
-}
-
-/// The unsupported-operation error, in Docker Machine's words.
-fn unsupported(op: &str) -> Result<()> {
-    Err(Error::Unsupported(format!(
-        "generic driver does not support {op}"
-    )))
-}
-
-impl Guest for Generic {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "generic".into(),
-            description: "An existing Linux machine reached over SSH".into(),
-            provisions: true,
-        }
-    }
+impl Driver for Generic {
+    const NAME: &'static str = "generic";
+    const DESCRIPTION: &'static str = "An existing Linux machine reached over SSH";
 
     fn create_flags() -> Vec<Flag> {
         use FlagKind::{Integer, Text};
@@ -110,8 +64,7 @@ impl Guest for Generic {
         ]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         let ip = flags.required_text(
             "generic-ip-address",
             "generic driver requires the --generic-ip-address option",
@@ -125,8 +78,8 @@ impl Guest for Generic {
             .unwrap_or_default()
             .trim()
             .to_string();
-        let ssh_port = port(&flags, "generic-ssh-port", 22)?;
-        let engine_port = port(&flags, "generic-engine-port", 2376)?;
+        let ssh_port = flags.port("generic-ssh-port", 22)?;
+        let engine_port = flags.port("generic-engine-port", 2376)?;
         store::set(IP, &ip);
         store::set(USER, &user);
         store::set(KEY, &key);
@@ -136,7 +89,7 @@ impl Guest for Generic {
     }
 
     fn pre_create_check() -> Result<()> {
-        let ip = address()?;
+        let ip = Self::address()?;
         if ip
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '/')
@@ -168,22 +121,13 @@ impl Guest for Generic {
         Ok(())
     }
 
-    fn state() -> Result<MachineState> {
-        address()?;
-        Ok(if dmw_guest::host::reachable(STATE_TIMEOUT_MS) {
-            MachineState::Running
-        } else {
-            MachineState::Stopped
-        })
-    }
-
     fn address() -> Result<String> {
-        address()
+        store::require(IP)
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
-        Ok(SshDetails {
-            address: address()?,
+    fn ssh_endpoint() -> Result<SshEndpoint> {
+        Ok(SshEndpoint {
+            address: Self::address()?,
             port: store::get_or(SSH_PORT, 22)?,
             user: store::get(USER)
                 .filter(|u| !u.is_empty())
@@ -196,61 +140,33 @@ impl Guest for Generic {
         store::get_or(ENGINE_PORT, 2376).unwrap_or(2376)
     }
 
-    fn start() -> Result<()> {
-        unsupported("start")
-    }
-
-    fn stop() -> Result<()> {
-        unsupported("stop")
-    }
-
     fn restart() -> Result<()> {
-        // The connection usually drops while the machine goes down: that is success.
-        match dmw_guest::output_root("shutdown -r now") {
-            Ok(out) if out.exit_code <= 0 || out.exit_code == 255 => Ok(()),
-            Ok(out) => Err(dmw_guest::command_error("shutdown -r now", &out)),
-            Err(Error::Unreachable(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn kill() -> Result<()> {
-        unsupported("kill")
-    }
-
-    fn remove() -> Result<()> {
-        Ok(())
+        reboot_over_ssh()
     }
 }
 
-export!(Generic);
+dmw_guest::export_driver!(Generic);
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use dmw_guest::driver::MachineState;
     use dmw_guest::mock;
 
-    fn fv(name: &str, v: &str) -> FlagValue {
-        FlagValue {
-            name: name.into(),
-            values: vec![v.into()],
-        }
-    }
-
-    fn defaults(ip: &str) -> Vec<FlagValue> {
+    fn defaults(ip: &str) -> Vec<(&str, &str)> {
         vec![
-            fv("generic-ip-address", ip),
-            fv("generic-ssh-user", "root"),
-            fv("generic-ssh-key", ""),
-            fv("generic-ssh-port", "22"),
-            fv("generic-engine-port", "2376"),
+            ("generic-ip-address", ip),
+            ("generic-ssh-user", "root"),
+            ("generic-ssh-key", ""),
+            ("generic-ssh-port", "22"),
+            ("generic-engine-port", "2376"),
         ]
     }
 
     #[test]
     fn requires_ip() {
         mock::reset();
-        let r = Generic::set_config("m".into(), defaults(""));
+        let r = Generic::set_config("m", &Flags::of(&defaults("")));
         assert!(
             matches!(r, Err(Error::InvalidInput(m)) if m == "generic driver requires the --generic-ip-address option")
         );
@@ -260,9 +176,9 @@ mod tests {
     fn config_round_trip() {
         mock::reset();
         let mut flags = defaults("10.1.2.3");
-        flags[2] = fv("generic-ssh-key", "/home/u/.ssh/id_ed25519");
-        flags[3] = fv("generic-ssh-port", "2222");
-        Generic::set_config("m".into(), flags).expect("config");
+        flags[2] = ("generic-ssh-key", "/home/u/.ssh/id_ed25519");
+        flags[3] = ("generic-ssh-port", "2222");
+        Generic::set_config("m", &Flags::of(&flags)).expect("config");
         Generic::pre_create_check().expect("check");
         Generic::create().expect("create");
         assert_eq!(mock::logs()[0].1, "Importing SSH key...");
@@ -283,9 +199,9 @@ mod tests {
     fn rejects_bad_ports_and_ops() {
         mock::reset();
         let mut flags = defaults("h");
-        flags[4] = fv("generic-engine-port", "70000");
+        flags[4] = ("generic-engine-port", "70000");
         assert!(
-            matches!(Generic::set_config("m".into(), flags), Err(Error::InvalidInput(m)) if m.contains("--generic-engine-port"))
+            matches!(Generic::set_config("m", &Flags::of(&flags)), Err(Error::InvalidInput(m)) if m.contains("--generic-engine-port"))
         );
         assert!(
             matches!(Generic::stop(), Err(Error::Unsupported(m)) if m == "generic driver does not support stop")
@@ -293,5 +209,25 @@ mod tests {
         assert!(Generic::remove().is_ok());
         mock::on_exec(|_, _| Err(Error::Unreachable("connection closed".into())));
         assert!(Generic::restart().is_ok());
+        assert!(
+            matches!(Generic::kill(), Err(Error::Unsupported(m)) if m == "generic driver does not support kill")
+        );
+        assert!(
+            matches!(Generic::start(), Err(Error::Unsupported(m)) if m == "generic driver does not support start")
+        );
+    }
+
+    #[test]
+    fn the_contract_sees_the_same_driver() {
+        use exports::dmw::plugin::driver::{FlagKind as K, Guest};
+        mock::reset();
+        let info = __DmwDriverExport::info();
+        assert_eq!((info.name.as_str(), info.provisions), ("generic", true));
+        let flags = __DmwDriverExport::create_flags();
+        assert_eq!(flags.len(), 5);
+        assert!(matches!(flags[0].kind, K::Integer));
+        assert_eq!(flags[1].env_var.as_deref(), Some("GENERIC_IP_ADDRESS"));
+        assert_eq!(flags[1].default, None);
+        assert_eq!(flags[3].default.as_deref(), Some(""));
     }
 }

@@ -2,13 +2,9 @@
 //! Machine's none driver. It makes nothing, and dmw neither provisions the machine nor
 //! logs into it (`provisions: false`): the engine must already trust the store's CA.
 
-dmw_guest::generate!("driver-plugin");
-
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, MachineState, SshEndpoint};
+use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Error, Result, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// Store key of the engine URL as given.
 const URL: &str = "url";
@@ -18,51 +14,42 @@ const HOST: &str = "host";
 const PORT: &str = "port";
 
 /// Docker's TLS port, used when the URL has none.
-const DEFAULT_PORT: u16 = 2376;
+const DEFAULT_PORT: u16 = dmw_guest::text::DEFAULT_ENGINE_PORT;
 
 /// The none driver.
 struct NoneDriver;
 
-/// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port.
+/// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port (the structure is
+/// the host's own rule, `dmw_guest::text::parse_engine_url`).
 fn parse_url(url: &str) -> Result<(String, u16)> {
+    use dmw_guest::text::{UrlError, parse_engine_url};
     let bad = |why: &str| {
         Error::InvalidInput(format!(
             "--url {url:?} is not a Docker engine URL ({why}); use tcp://HOST:PORT, e.g. tcp://192.0.2.10:2376"
         ))
     };
-    let rest = url
-        .strip_prefix("tcp://")
-        .ok_or_else(|| bad("it must start with tcp://"))?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.contains('@') {
+    if url.starts_with("tcp://") && url.contains('@') {
         return Err(bad("it must have no path or user"));
     }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-        match after {
-            "" => (h.to_string(), None),
-            p => (
-                h.to_string(),
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            ),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (rest.to_string(), None),
-        }
-    };
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let parsed = parse_engine_url(url, &["tcp"]).map_err(|e| {
+        bad(match e {
+            UrlError::Scheme => "it must start with tcp://",
+            UrlError::Path => "it must have no path or user",
+            UrlError::UnclosedBracket => "unclosed [",
+            UrlError::JunkAfterBracket => "junk after ]",
+            UrlError::UnbracketedIpv6 => "an IPv6 host needs [brackets]",
+            UrlError::MissingHost => "no host",
+            UrlError::InvalidPort => "the port must be a number between 1 and 65535",
+        })
+    })?;
+    if parsed
+        .host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad("no host"));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(bad("the port must be a number between 1 and 65535")),
-        },
-    };
-    Ok((host, port))
+    Ok((parsed.host, parsed.port))
 }
 
 /// The error of an operation a recorded engine does not have, in Docker Machine's words.
@@ -72,28 +59,18 @@ fn cannot(what: &str) -> Result<()> {
     )))
 }
 
-impl Guest for NoneDriver {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "none".into(),
-            description: "An existing Docker engine, recorded by its URL (no provisioning, no SSH)"
-                .into(),
-            provisions: false,
-        }
-    }
+impl Driver for NoneDriver {
+    const NAME: &'static str = "none";
+    const DESCRIPTION: &'static str =
+        "An existing Docker engine, recorded by its URL (no provisioning, no SSH)";
+    const PROVISIONS: bool = false;
 
     fn create_flags() -> Vec<Flag> {
-        vec![Flag {
-            name: "url".into(),
-            usage: "URL of host when no driver is selected".into(),
-            kind: FlagKind::Text,
-            default: Some(String::new()),
-            env_var: None,
-        }]
+        // Docker Machine's historic name, allowed for this built-in driver only.
+        vec![Flag::text("url", "URL of host when no driver is selected").default_value("")]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         let url =
             flags.required_text("url", "--url option is required when no driver is selected")?;
         let url = url.trim().to_string();
@@ -108,10 +85,6 @@ impl Guest for NoneDriver {
         parse_url(&store::require(URL)?).map(|_| ())
     }
 
-    fn create() -> Result<()> {
-        Ok(())
-    }
-
     fn state() -> Result<MachineState> {
         // As Docker Machine: a recorded engine is always Running (dmw's host checks the URL).
         store::require(URL)?;
@@ -122,7 +95,7 @@ impl Guest for NoneDriver {
         store::require(HOST)
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
+    fn ssh_endpoint() -> Result<SshEndpoint> {
         Err(Error::Unsupported(
             "the none driver has no SSH access".into(),
         ))
@@ -147,24 +120,17 @@ impl Guest for NoneDriver {
     fn kill() -> Result<()> {
         cannot("killed")
     }
-
-    fn remove() -> Result<()> {
-        Ok(())
-    }
 }
 
-export!(NoneDriver);
+dmw_guest::export_driver!(NoneDriver);
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use dmw_guest::mock;
 
-    fn url(v: &str) -> Vec<FlagValue> {
-        vec![FlagValue {
-            name: "url".into(),
-            values: vec![v.into()],
-        }]
+    fn url(v: &str) -> Flags {
+        Flags::of(&[("url", v)])
     }
 
     #[test]
@@ -189,6 +155,8 @@ mod tests {
             "tcp://h:x",
             "tcp://h:2376/v1",
             "h:2376",
+            "tcp://::1:2376",
+            "tcp://u@h:1",
         ] {
             assert!(
                 matches!(parse_url(bad), Err(Error::InvalidInput(m)) if m.contains("tcp://HOST:PORT")),
@@ -201,15 +169,16 @@ mod tests {
     fn records_the_url_and_has_no_ssh() {
         mock::reset();
         assert!(matches!(
-            NoneDriver::set_config("m".into(), url("")),
+            NoneDriver::set_config("m", &url("")),
             Err(Error::InvalidInput(m)) if m == "--url option is required when no driver is selected"
         ));
-        NoneDriver::set_config("m".into(), url("tcp://192.0.2.7:2375")).expect("config");
+        NoneDriver::set_config("m", &url("tcp://192.0.2.7:2375")).expect("config");
         NoneDriver::pre_create_check().expect("check");
         NoneDriver::create().expect("create");
         assert_eq!(NoneDriver::address().ok().as_deref(), Some("192.0.2.7"));
         assert_eq!(NoneDriver::engine_port(), 2375);
-        assert!(!NoneDriver::info().provisions);
+        const { assert!(!NoneDriver::PROVISIONS) };
+        assert!(!<__DmwDriverExport as exports::dmw::plugin::driver::Guest>::info().provisions);
         assert!(matches!(
             NoneDriver::ssh_endpoint(),
             Err(Error::Unsupported(_))

@@ -6,16 +6,9 @@ use std::time::Duration;
 /// How many trailing lines of a failed command's output go into its error.
 const TAIL_LINES: usize = 20;
 
-/// Quote `s` as one POSIX shell word (single quotes; `'` becomes `'\''`).
-pub fn sh_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
-    if safe {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+/// Quote `s` as one POSIX shell word (single quotes; `'` becomes `'\''`); shared with the
+/// host (crate `dmw-text`), so both sides quote alike.
+pub use dmw_text::sh_quote;
 
 /// The last `n` non-empty lines of `text`.
 fn tail(text: &str, n: usize) -> String {

@@ -1,11 +1,102 @@
-//! Reading a driver's create flags (`list<flag-value>` in the contract).
+//! A driver's create flags: declaring them ([`Flag`], [`flag`]) and reading the values
+//! given to `set-config` ([`Flags`]: text, required text, numbers, ports, booleans, lists).
 //!
-//! The helpers take `(name, values)` pairs so they work with the exported `flag-value`
-//! record of any driver: `flags::Flags::new(flags.iter().map(|f| (&f.name, &f.values)))`.
+//! [`Flags`] takes `(name, values)` pairs so it also works with the exported `flag-value`
+//! record of any driver: `flags::Flags::new(flags.iter().map(|f| (&f.name, &f.values)))`;
+//! a driver written with [`crate::driver::Driver`] gets it ready-made.
+//!
+//! Flag names must start with the driver's name and a dash (`--acme-region`) and
+//! environment variables with its name in upper case and an underscore (`ACME_REGION`):
+//! the host refuses a driver that declares anything else (docs/writing-a-driver.md).
 
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::str::FromStr;
+
+/// The kind of value a create flag takes (the contract's `flag-kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagKind {
+    /// A string (`--x value`).
+    Text,
+    /// An integer (`--x 22`).
+    Integer,
+    /// A boolean switch (`--x`).
+    Boolean,
+    /// A string that may be given many times (`--x a --x b`).
+    TextList,
+}
+
+/// A flag the driver adds to `dmw create` (the contract's `flag`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// Name without dashes, starting with the driver's name: `acme-region`.
+    pub name: String,
+    /// One line of help.
+    pub usage: String,
+    /// Kind of value.
+    pub kind: FlagKind,
+    /// Default value as text (none: no default).
+    pub default: Option<String>,
+    /// Environment variable read when the flag is absent: `ACME_REGION`.
+    pub env_var: Option<String>,
+}
+
+impl Flag {
+    /// A flag of `kind` without default or environment variable.
+    pub fn new(name: &str, usage: &str, kind: FlagKind) -> Flag {
+        Flag {
+            name: name.into(),
+            usage: usage.into(),
+            kind,
+            default: None,
+            env_var: None,
+        }
+    }
+
+    /// A text flag.
+    pub fn text(name: &str, usage: &str) -> Flag {
+        Flag::new(name, usage, FlagKind::Text)
+    }
+
+    /// An integer flag.
+    pub fn integer(name: &str, usage: &str) -> Flag {
+        Flag::new(name, usage, FlagKind::Integer)
+    }
+
+    /// A boolean switch.
+    pub fn boolean(name: &str, usage: &str) -> Flag {
+        Flag::new(name, usage, FlagKind::Boolean)
+    }
+
+    /// A text flag that may be given many times.
+    pub fn text_list(name: &str, usage: &str) -> Flag {
+        Flag::new(name, usage, FlagKind::TextList)
+    }
+
+    /// The same flag with default `value`.
+    pub fn default_value(mut self, value: impl Into<String>) -> Flag {
+        self.default = Some(value.into());
+        self
+    }
+
+    /// The same flag, read from environment variable `var` when absent.
+    pub fn env(mut self, var: &str) -> Flag {
+        self.env_var = Some(var.into());
+        self
+    }
+}
+
+/// One create flag in one call: `flag("acme-port", "SSH port", FlagKind::Integer,
+/// Some("22"), "ACME_PORT")`.
+pub fn flag(name: &str, usage: &str, kind: FlagKind, default: Option<&str>, env: &str) -> Flag {
+    Flag {
+        name: name.into(),
+        usage: usage.into(),
+        kind,
+        default: default.map(Into::into),
+        env_var: Some(env.into()),
+    }
+}
 
 /// The create flags given to `set-config`, by name.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +144,22 @@ impl Flags {
         }
     }
 
+    /// A port flag's value: absent or empty → `default`, else a number in 1..=65535.
+    pub fn port(&self, name: &str, default: u16) -> Result<u16> {
+        match self.int::<u32>(name)? {
+            None => Ok(default),
+            Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Some(p) => Err(Error::InvalidInput(format!(
+                "--{name} must be a TCP port between 1 and 65535, got {p}"
+            ))),
+        }
+    }
+
+    /// Flags with one value each, from `(name, value)` pairs (for tests).
+    pub fn of(pairs: &[(&str, &str)]) -> Flags {
+        Flags::new(pairs.iter().map(|(n, v)| (*n, vec![v.to_string()])))
+    }
+
     /// Flag `name` as a boolean (`true`/`false`/`1`/`0`/`yes`/`no`; absent: false).
     pub fn bool(&self, name: &str) -> Result<bool> {
         match self.text(name).map(|v| v.trim().to_ascii_lowercase()) {
@@ -91,6 +198,28 @@ mod tests {
     }
 
     #[test]
+    fn declares_flags() {
+        let f = Flag::integer("acme-port", "SSH port")
+            .default_value("22")
+            .env("ACME_PORT");
+        assert_eq!(
+            f,
+            flag(
+                "acme-port",
+                "SSH port",
+                FlagKind::Integer,
+                Some("22"),
+                "ACME_PORT"
+            )
+        );
+        let t = Flag::text_list("acme-tag", "Tags");
+        assert_eq!(
+            (t.kind, t.default, t.env_var),
+            (FlagKind::TextList, None, None)
+        );
+    }
+
+    #[test]
     fn reads_values() {
         let f = flags();
         assert_eq!(
@@ -109,6 +238,15 @@ mod tests {
         assert_eq!(f.bool("nope").ok(), Some(false));
         assert!(f.bool("bad").is_err());
         assert_eq!(f.list("many"), vec!["a", "b"]);
+        assert_eq!(f.port("port", 2376).ok(), Some(22));
+        assert_eq!(f.port("nope", 2376).ok(), Some(2376));
+        assert_eq!(f.port("empty", 2376).ok(), Some(2376));
+        let big = Flags::of(&[("p", "70000"), ("z", "0")]);
+        assert!(
+            matches!(big.port("p", 1), Err(Error::InvalidInput(m)) if m == "--p must be a TCP port between 1 and 65535, got 70000")
+        );
+        assert!(big.port("z", 1).is_err());
+        assert!(f.port("bad", 1).is_err());
         assert_eq!(f.text("many").as_deref(), Some("b"));
     }
 }

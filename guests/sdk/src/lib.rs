@@ -5,6 +5,8 @@
 //!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
 //!   world with `with` pointing every import at these modules: only the exports are
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
+//! * Drivers: implement [`driver::Driver`] (defaults for everything a provider does not
+//!   have) and register it with [`export_driver!`]; declare and read flags with [`flags`].
 //! * Helpers: logging ([`info`], [`debug`], [`warn`]), remote commands ([`run`],
 //!   [`run_root`], [`status`], [`sh_quote`], [`wait_until`], [`output_root_retrying`]),
 //!   driver flags ([`flags`]), the plugin's store ([`store`]), and Docker Engine setup
@@ -15,6 +17,7 @@
 //! stand-in for the host, so recipes and drivers can be tested natively.
 
 pub mod cmd;
+pub mod driver;
 pub mod engine;
 pub mod flags;
 pub mod host;
@@ -48,6 +51,9 @@ pub mod bindings {
 
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
+
+/// Text rules shared with the host: shell quoting and engine URL parsing (crate `dmw-text`).
+pub use dmw_text as text;
 
 /// Generate a plugin's export bindings for a world of `dmw:plugin` (`"driver-plugin"` or
 /// `"recipe-plugin"`), reusing this crate's import bindings. Call it at the plugin's crate

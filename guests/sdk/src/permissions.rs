@@ -39,6 +39,8 @@ macro_rules! permissions {
                 $("http-host ", $h, "\n",)*
                 $("program ", $p, "\n",)*
             );
+            // Only components carry it (a native test build has no use for the section).
+            #[cfg(target_arch = "wasm32")]
             #[used]
             #[unsafe(link_section = "dmw:permissions")]
             static DMW_PERMISSIONS: [u8; TEXT.len()] =

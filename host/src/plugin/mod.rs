@@ -1001,7 +1001,8 @@ mod runtime_tests {
             name: "hostile-limits-mode".into(),
             values: vec!["big-store".into()],
         };
-        driver.set_config("m", &[flag]).await.expect("configured");
+        driver.set_config("m", &[flag]).await.expect("set-config");
+        // The fixture stores big values at the provider step (`create`).
         let e = driver.create().await.expect_err("refused");
         let text = format!("{e:#}");
         assert!(

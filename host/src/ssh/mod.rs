@@ -5,9 +5,8 @@
 
 pub mod external;
 pub mod pty;
-mod quote;
-
-pub use quote::sh_quote;
+/// POSIX shell quoting, shared with the guests (crate `dmw-text`).
+pub use dmw_text::sh_quote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -77,16 +77,16 @@ impl Guest for Alpine {
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::None) {
-            return Err(engine::unmanaged_upgrade());
-        }
-        info("Upgrading docker...");
-        apk::upgrade_installed()?;
-        openrc::restart_and_wait(engine::stored_port(config.port)?)
+        engine::upgrade_and_restart(
+            matches!(config.install_method, InstallMethod::None),
+            config.port,
+            apk::upgrade_installed,
+            openrc::restart_and_wait,
+        )
     }
 
     fn restart_engine() -> Result<()> {
-        openrc::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
+        engine::restart_on_stored_port(openrc::restart_and_wait)
     }
 }
 

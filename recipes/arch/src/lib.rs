@@ -6,8 +6,8 @@ dmw_guest::generate!("recipe-plugin");
 
 mod pacman;
 
-use dmw_guest::engine::{self, systemd};
-use dmw_guest::{Result, info, run_root};
+use dmw_guest::engine;
+use dmw_guest::{Result, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The Arch-family recipe.
@@ -55,22 +55,7 @@ impl Guest for Arch {
         engine::installed_dockerd().map(drop)
     }
 
-    fn configure_engine(config: EngineConfig) -> Result<()> {
-        systemd::configure(&dmw_guest::engine_options!(config))
-    }
-
-    fn upgrade_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::None) {
-            return Err(engine::unmanaged_upgrade());
-        }
-        info("Upgrading docker...");
-        pacman::upgrade_installed()?;
-        systemd::restart_and_wait(engine::stored_port(config.port)?)
-    }
-
-    fn restart_engine() -> Result<()> {
-        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
-    }
+    dmw_guest::systemd_engine_methods!(pacman::upgrade_installed());
 }
 
 export!(Arch);

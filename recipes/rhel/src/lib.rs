@@ -15,7 +15,7 @@ dmw_guest::generate!("recipe-plugin");
 mod pkg;
 
 use dmw_guest::engine::{self, CERT_DIR, DaemonConfig, systemd};
-use dmw_guest::{Error, Result, info, output_root, run_root, warn};
+use dmw_guest::{Error, Result, output_root, run_root, warn};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
 /// The daemon of CentOS/RHEL 7's own `docker` package.
@@ -251,16 +251,16 @@ impl Guest for Rhel {
     }
 
     fn upgrade_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::None) {
-            return Err(engine::unmanaged_upgrade());
-        }
-        info("Upgrading docker...");
-        pkg::upgrade_installed()?;
-        systemd::restart_and_wait(engine::stored_port(config.port)?)
+        engine::upgrade_and_restart(
+            matches!(config.install_method, InstallMethod::None),
+            config.port,
+            pkg::upgrade_installed,
+            systemd::restart_and_wait,
+        )
     }
 
     fn restart_engine() -> Result<()> {
-        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
+        engine::restart_on_stored_port(systemd::restart_and_wait)
     }
 }
 

@@ -6,7 +6,7 @@
 
 dmw_guest::generate!("recipe-plugin");
 
-use dmw_guest::engine::{self, systemd};
+use dmw_guest::engine;
 use dmw_guest::{Error, Result, info, run_root};
 use exports::dmw::plugin::recipe::{EngineConfig, Guest, InstallMethod, OsInfo, RecipeInfo};
 
@@ -76,21 +76,9 @@ impl Guest for Acme {
         engine::installed_dockerd().map(drop)
     }
 
-    fn configure_engine(config: EngineConfig) -> Result<()> {
-        systemd::configure(&dmw_guest::engine_options!(config))
-    }
-
-    fn upgrade_engine(config: EngineConfig) -> Result<()> {
-        if matches!(config.install_method, InstallMethod::None) {
-            return Err(engine::unmanaged_upgrade());
-        }
-        run_root(&format!("yum upgrade -y {PACKAGES}"))?;
-        systemd::restart_and_wait(engine::stored_port(config.port)?)
-    }
-
-    fn restart_engine() -> Result<()> {
-        systemd::restart_and_wait(engine::stored_port(engine::DEFAULT_PORT)?)
-    }
+    // Configure (certificates, the systemd drop-in, restart and wait), upgrade (CHANGE: how
+    // your engine's packages are upgraded) and restart, as every systemd recipe.
+    dmw_guest::systemd_engine_methods!(run_root(&format!("yum upgrade -y {PACKAGES}")).map(drop));
 }
 
 export!(Acme);

@@ -362,6 +362,56 @@ pub fn install_certs(directory: &str) -> Result<InstalledCerts> {
     host::install_server_cert(directory)
 }
 
+/// A recipe's `upgrade-engine`: refused when the engine is not dmw's to manage
+/// (`unmanaged`: install method `none`), else "Upgrading docker...", `upgrade_packages`,
+/// then `restart_and_wait` (the init system's) on the stored port (`port` when none).
+pub fn upgrade_and_restart(
+    unmanaged: bool,
+    port: u16,
+    upgrade_packages: impl FnOnce() -> Result<()>,
+    restart_and_wait: impl FnOnce(u16) -> Result<()>,
+) -> Result<()> {
+    if unmanaged {
+        return Err(unmanaged_upgrade());
+    }
+    info("Upgrading docker...");
+    upgrade_packages()?;
+    restart_and_wait(stored_port(port)?)
+}
+
+/// A recipe's `restart-engine`: `restart_and_wait` (the init system's) on the stored port
+/// ([`DEFAULT_PORT`] when none).
+pub fn restart_on_stored_port(restart_and_wait: impl FnOnce(u16) -> Result<()>) -> Result<()> {
+    restart_and_wait(stored_port(DEFAULT_PORT)?)
+}
+
+/// The `configure_engine`, `upgrade_engine` and `restart_engine` methods of a systemd
+/// recipe whose engine needs nothing beyond [`systemd::configure`]: expand it inside
+/// `impl Guest for … { }` with the expression that upgrades the engine's packages, e.g.
+/// `dmw_guest::systemd_engine_methods!(apt::upgrade_installed());`. `EngineConfig` and
+/// `InstallMethod` must be in scope (the recipe's generated exports).
+#[macro_export]
+macro_rules! systemd_engine_methods {
+    ($upgrade_packages:expr) => {
+        fn configure_engine(config: EngineConfig) -> $crate::Result<()> {
+            $crate::engine::systemd::configure(&$crate::engine_options!(config))
+        }
+
+        fn upgrade_engine(config: EngineConfig) -> $crate::Result<()> {
+            $crate::engine::upgrade_and_restart(
+                matches!(config.install_method, InstallMethod::None),
+                config.port,
+                || $upgrade_packages,
+                $crate::engine::systemd::restart_and_wait,
+            )
+        }
+
+        fn restart_engine() -> $crate::Result<()> {
+            $crate::engine::restart_on_stored_port($crate::engine::systemd::restart_and_wait)
+        }
+    };
+}
+
 /// Remember the port the engine was configured with, for `restart-engine`.
 pub fn remember_port(port: u16) {
     store::set(PORT_KEY, port);
