@@ -210,12 +210,30 @@ impl Host for HostState {
         let Ok(link) = self.link() else {
             return Ok(false);
         };
-        let t = link.target();
-        Ok(crate::ssh::reachable(
-            &t.address,
-            t.port,
-            Duration::from_millis(timeout_ms.min(60_000) as u64),
-        )
-        .await)
+        Ok(link
+            .reachable(Duration::from_millis(timeout_ms.min(60_000) as u64))
+            .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::PluginCtx;
+    use crate::simulate::transcript::Transcript;
+
+    #[tokio::test]
+    async fn reachable_asks_the_link_so_a_simulated_machine_is_reachable() {
+        let report = Arc::new(Reporter::quiet(false));
+        let machine = Arc::new(Machine::new(&Transcript::default()));
+        let link = SshLink::simulated(machine, "root", report.clone());
+        let mut ctx = PluginCtx::new("test", report, Default::default());
+        ctx.ssh = Some(Arc::new(link));
+        let mut state = HostState::for_test(ctx);
+        // The simulated machine's address is the literal "simulated": a TCP probe of it
+        // would fail; the link knows the machine answers.
+        let reachable = Host::reachable(&mut state, 5_000).await.expect("host call");
+        assert!(reachable);
+        assert_eq!(state.ctx.host_calls, 1);
     }
 }

@@ -20,7 +20,7 @@ use crate::plugin::driver::FlagValue;
 use crate::plugin::{Source, builtin};
 use crate::provision::SSH_KEY_FILE;
 use crate::report::Reporter;
-use crate::store::{EngineOptions, Imported, MachineRecord, MachineStatus, Store};
+use crate::store::{EngineOptions, Imported, InstallMethod, MachineRecord, MachineStatus, Store};
 use docker_machine::HostConfig;
 
 /// Drivers whose machines can be imported.
@@ -225,11 +225,10 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
     let e = &config.host_options.engine_options;
     let engine = EngineOptions {
         install_method: if e.install_url == "none" {
-            "none"
+            InstallMethod::None
         } else {
-            "auto"
-        }
-        .into(),
+            InstallMethod::Auto
+        },
         install_url: if e.install_url.is_empty() || e.install_url == "none" {
             "https://get.docker.com".into()
         } else {

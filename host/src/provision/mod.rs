@@ -26,8 +26,10 @@ pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
 /// The provisioning log.
 pub const LOG_FILE: &str = "provision.log";
 
-/// Environment variable: how long to wait for SSH, in seconds (default 180).
+/// Environment variable: how long to wait for SSH, in seconds (default `SSH_WAIT_SECS`).
 pub const SSH_WAIT_ENV: &str = "DMW_SSH_TIMEOUT";
+/// How long to wait for SSH by default, in seconds: create and every re-run alike.
+pub const SSH_WAIT_SECS: u64 = 180;
 /// Environment variable: how long to wait for the engine to answer over TLS, in seconds (default 90).
 pub const ENGINE_WAIT_ENV: &str = "DMW_ENGINE_TIMEOUT";
 
@@ -304,7 +306,7 @@ async fn connect(
         report.clone(),
     ));
     report.step("Waiting for SSH to be available...");
-    wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 60))
+    wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, SSH_WAIT_SECS))
         .await
         .map_err(|e| failure(name, "wait for SSH", e))?;
     let session = link
@@ -428,7 +430,7 @@ impl Run<'_> {
             HostKeyPolicy::TrustOnFirstUse,
             self.report.clone(),
         ));
-        wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, 180))
+        wait_for_ssh(&link, wait_env(SSH_WAIT_ENV, SSH_WAIT_SECS))
             .await
             .map_err(|e| self.fail("wait for SSH", e))?;
         let session = link
@@ -612,7 +614,7 @@ impl Run<'_> {
             .recipe_instance(&source, &recipe_name, link, endpoint)
             .await
             .map_err(|e| self.fail("load recipe", e))?;
-        let config = self.engine_config(&os, endpoint, "install engine")?;
+        let config = self.engine_config(&os, endpoint);
         let name = self.record.name.clone();
         recipe
             .set_hostname(&name)
@@ -625,7 +627,7 @@ impl Run<'_> {
         self.report
             .step("Copying certs to the local machine directory...");
         self.copy_client_certs()
-            .map_err(|e| self.fail("configure engine", e))?;
+            .map_err(|e| self.fail("copy client certificates", e))?;
         recipe
             .configure_engine(&config)
             .await
@@ -659,7 +661,7 @@ impl Run<'_> {
             .recipe_instance(&source, &stored.name, link, endpoint)
             .await
             .map_err(|e| self.fail("load recipe", e))?;
-        let config = self.engine_config(&os, endpoint, "upgrade engine")?;
+        let config = self.engine_config(&os, endpoint);
         recipe
             .upgrade_engine(&config)
             .await
@@ -668,20 +670,14 @@ impl Run<'_> {
         self.verify_engine().await
     }
 
-    /// The engine configuration from the stored options (a bad option fails `step`).
-    fn engine_config(
-        &self,
-        os: &OsInfo,
-        endpoint: &Endpoint,
-        step: &'static str,
-    ) -> Result<EngineConfig, StepFailure> {
+    /// The engine configuration from the stored options.
+    fn engine_config(&self, os: &OsInfo, endpoint: &Endpoint) -> EngineConfig {
         engine_config(
             &self.record.engine,
             os,
             &self.record.driver.name,
             endpoint.engine_port,
         )
-        .map_err(|e| self.fail(step, e))
     }
 
     /// Wait until the engine answers over mutual TLS, then record the machine as ready.
@@ -903,25 +899,17 @@ pub async fn choose_recipe(
 }
 
 /// The recipe's engine configuration from the stored options.
-pub fn engine_config(
-    o: &EngineOptions,
-    os: &OsInfo,
-    driver: &str,
-    port: u16,
-) -> Result<EngineConfig> {
-    let install_method = match o.install_method.as_str() {
-        "auto" | "" => InstallMethod::Auto,
-        "repo" => InstallMethod::Repo,
-        "distro" => InstallMethod::Distro,
-        "script" => InstallMethod::Script,
-        "none" => InstallMethod::None,
-        other => {
-            bail!("unknown engine install method {other:?}: use auto, repo, distro, script or none")
-        }
+pub fn engine_config(o: &EngineOptions, os: &OsInfo, driver: &str, port: u16) -> EngineConfig {
+    let install_method = match o.install_method {
+        crate::store::InstallMethod::Auto => InstallMethod::Auto,
+        crate::store::InstallMethod::Repo => InstallMethod::Repo,
+        crate::store::InstallMethod::Distro => InstallMethod::Distro,
+        crate::store::InstallMethod::Script => InstallMethod::Script,
+        crate::store::InstallMethod::None => InstallMethod::None,
     };
     let mut labels = o.labels.clone();
     labels.push(format!("provider={driver}"));
-    Ok(EngineConfig {
+    EngineConfig {
         os: os.clone(),
         install_method,
         install_url: o.install_url.clone(),
@@ -933,7 +921,7 @@ pub fn engine_config(
         registry_mirrors: o.registry_mirrors.clone(),
         extra_flags: o.opts.clone(),
         env: o.env.clone(),
-    })
+    }
 }
 
 /// Wait until the engine answers `GET /version` over mutual TLS; returns its version.

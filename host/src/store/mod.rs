@@ -14,7 +14,8 @@ mod record;
 
 pub use atomic::{write_atomic, write_private};
 pub use record::{
-    DriverRef, Endpoint, EngineOptions, Imported, MachineRecord, MachineStatus, StepError,
+    DriverRef, Endpoint, EngineOptions, Imported, InstallMethod, MachineRecord, MachineStatus,
+    StepError,
 };
 
 use std::fs;
@@ -353,6 +354,36 @@ mod tests {
         store.remove("bad").unwrap();
         assert!(store.load("keep").is_ok());
         assert!(!store.exists("bad"));
+    }
+
+    #[test]
+    fn install_method_is_stored_as_its_name_and_an_unknown_one_names_the_machine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        store.claim("m").unwrap();
+        let mut rec = record("m");
+        rec.engine.install_method = InstallMethod::Script;
+        store.save(&rec).unwrap();
+        let path = store.machine_dir("m").join("config.json");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"install_method\": \"script\""), "{text}");
+        assert_eq!(
+            store.load("m").unwrap().engine.install_method,
+            InstallMethod::Script
+        );
+        // Records written before the default was stored hold "" for auto.
+        fs::write(&path, text.replace("\"script\"", "\"\"")).unwrap();
+        assert_eq!(
+            store.load("m").unwrap().engine.install_method,
+            InstallMethod::Auto
+        );
+        fs::write(&path, text.replace("\"script\"", "\"snap\"")).unwrap();
+        let e = store.load("m").unwrap_err().to_string();
+        assert!(
+            e.starts_with("machine \"m\": cannot read")
+                && e.contains("unknown engine install method \"snap\""),
+            "{e}"
+        );
     }
 
     #[test]
