@@ -19,13 +19,6 @@ use crate::report::Reporter;
 use crate::ssh::{HostKeyPolicy, SshError, Target};
 use crate::store::{DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError};
 
-/// The machine's imported SSH private key, inside its directory.
-pub const SSH_KEY_FILE: &str = "id_ssh";
-/// The machine's pinned host key.
-pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
-/// The provisioning log.
-pub const LOG_FILE: &str = "provision.log";
-
 /// Environment variable: how long to wait for SSH, in seconds (default `SSH_WAIT_SECS`).
 pub const SSH_WAIT_ENV: &str = "DMW_SSH_TIMEOUT";
 /// How long to wait for SSH by default, in seconds: create and every re-run alike.
@@ -191,7 +184,7 @@ pub async fn regenerate_certs(
     name: &str,
     report: Arc<Reporter>,
 ) -> Result<(), StepFailure> {
-    let dir = app.store.machine_dir(name);
+    let dir = app.store.machine(name);
     if !app.store.exists(name) {
         return Err(failure(
             name,
@@ -200,15 +193,15 @@ pub async fn regenerate_certs(
         ));
     }
     report.info("Regenerating TLS certificates");
-    for file in ["server.pem", "server-key.pem"] {
-        match std::fs::remove_file(dir.join(file)) {
+    for file in [dir.server_cert(), dir.server_key()] {
+        match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(failure(
                     name,
                     "regenerate certificates",
-                    anyhow!("cannot remove {}: {e}", dir.join(file).display()),
+                    anyhow!("cannot remove {}: {e}", file.display()),
                 ));
             }
         }
@@ -388,8 +381,8 @@ impl Run<'_> {
         let (key_path, key) = precheck.await.map_err(|e| self.pre_create_failure(e))?;
         self.save("save machine")?;
         if key == machine_key::MachineKey::Generated {
-            let dir = self.app.store.machine_dir(&name);
-            let public = machine_key::generate(&dir.join(SSH_KEY_FILE), &format!("dmw {name}"))
+            let key_file = self.app.store.machine(&name).ssh_key();
+            let public = machine_key::generate(&key_file, &format!("dmw {name}"))
                 .map_err(|e| self.fail("create SSH key", e))?;
             driver
                 .ctx()
@@ -536,7 +529,7 @@ impl Run<'_> {
         self.report.info(&format!(
             "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
             self.record.url().unwrap_or_default(),
-            self.app.store.certs_dir().join("ca.pem").display()
+            self.app.store.certs().ca_cert().display()
         ));
         Ok(())
     }
@@ -552,21 +545,17 @@ impl Run<'_> {
         // Checked again where the endpoint is recorded, whatever path led here.
         check_engine_values(&self.record.driver.name, address, engine_port)?;
         check_ssh_values(&self.record.driver.name, ep)?;
-        let dir = self.app.store.machine_dir(&self.record.name);
+        let dir = self.app.store.machine(&self.record.name);
         if let machine_key::MachineKey::UserFile(key_src) = key {
             let key = std::fs::read(key_src)
                 .with_context(|| format!("cannot read SSH key {}", key_src.display()))?;
-            crate::store::write_private(&dir.join(SSH_KEY_FILE), &key)?;
+            crate::store::write_private(&dir.ssh_key(), &key)?;
             let pub_src = key_src.with_extension(match key_src.extension() {
                 Some(ext) => format!("{}.pub", ext.to_string_lossy()),
                 None => "pub".into(),
             });
             if let Ok(pub_key) = std::fs::read(&pub_src) {
-                crate::store::write_atomic(
-                    &dir.join(format!("{SSH_KEY_FILE}.pub")),
-                    &pub_key,
-                    0o644,
-                )?;
+                crate::store::write_atomic(&dir.ssh_public_key(), &pub_key, 0o644)?;
             }
         }
         let endpoint = Endpoint {
@@ -709,7 +698,7 @@ impl Run<'_> {
             org: format!("{}.{}", cert_org(), self.record.name),
             sans,
             ssh: link.clone(),
-            machine_dir: Some(self.app.store.machine_dir(&self.record.name)),
+            machine_dir: Some(self.app.store.machine(&self.record.name)),
             simulated_fresh: true,
         }));
         runtime.recipe(&component, ctx).await
@@ -719,7 +708,7 @@ impl Run<'_> {
     fn copy_client_certs(&self) -> Result<()> {
         let certs = self.app.store.certs_dir();
         let dir = self.app.store.machine_dir(&self.record.name);
-        for (file, mode) in [("ca.pem", 0o644), ("cert.pem", 0o644), ("key.pem", 0o600)] {
+        for (file, mode) in crate::store::layout::CLIENT_TLS_FILES {
             let bytes = std::fs::read(certs.join(file))
                 .with_context(|| format!("cannot read {}", certs.join(file).display()))?;
             crate::store::write_atomic(&dir.join(file), &bytes, mode)?;
@@ -929,7 +918,7 @@ pub async fn wait_for_engine(app: &App, record: &MachineRecord, limit: Duration)
     let url = record
         .url()
         .ok_or_else(|| anyhow!("the machine has no address"))?;
-    let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(&record.name))?;
+    let tls = crate::engine_api::ClientTls::load(app.store.machine(&record.name).path())?;
     let start = Instant::now();
     loop {
         match crate::engine_api::version(&url, &tls, Duration::from_secs(10)).await {

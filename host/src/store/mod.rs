@@ -4,15 +4,22 @@
 //! <storage>/certs/{ca.pem,ca-key.pem,cert.pem,key.pem}   CA and client certificate
 //! <storage>/machines/<name>/config.json                  the machine record (atomic writes)
 //! <storage>/machines/<name>/{ca.pem,cert.pem,key.pem}    DOCKER_CERT_PATH
+//! <storage>/machines/<name>/{server.pem,server-key.pem}  the machine's server certificate
 //! <storage>/machines/<name>/id_ssh, known_hosts          imported SSH key, pinned host key
 //! <storage>/machines/<name>/provision.log                every remote command and its result
+//! <storage>/machines/<name>/sshfs_config                  ssh_config of `dmw mount`
 //! <storage>/cache/plugins/*.cwasm                         compiled plugins
 //! ```
+//!
+//! `layout.rs` spells these names, in one place: `MachineDir` and `CertsDir` have a method
+//! per file.
 
 mod atomic;
+pub mod layout;
 mod record;
 
 pub use atomic::{write_atomic, write_private};
+pub use layout::{CertsDir, MachineDir};
 pub use record::{
     DriverRef, Endpoint, EngineOptions, Imported, InstallMethod, MachineRecord, MachineStatus,
     StepError,
@@ -83,17 +90,22 @@ impl Store {
 
     /// Directory of the CA and client certificate.
     pub fn certs_dir(&self) -> PathBuf {
-        self.root.join("certs")
+        self.root.join(layout::CERTS_DIR)
+    }
+
+    /// The CA directory's files.
+    pub fn certs(&self) -> CertsDir {
+        CertsDir::at(self.certs_dir())
     }
 
     /// Directory of compiled plugins.
     pub fn cache_dir(&self) -> PathBuf {
-        self.root.join("cache")
+        self.root.join(layout::CACHE_DIR)
     }
 
     /// Directory holding every machine.
     pub fn machines_dir(&self) -> PathBuf {
-        self.root.join("machines")
+        self.root.join(layout::MACHINES_DIR)
     }
 
     /// Directory of one machine (also its DOCKER_CERT_PATH).
@@ -101,11 +113,15 @@ impl Store {
         self.machines_dir().join(name)
     }
 
+    /// One machine's directory, with a method per file in it.
+    pub fn machine(&self, name: &str) -> MachineDir {
+        MachineDir::at(self.machine_dir(name))
+    }
+
     /// Whether a machine of that name exists.
     pub fn exists(&self, name: &str) -> bool {
         crate::names::is_valid(name)
-            && (self.machine_dir(name).join(record::RECORD_FILE).exists()
-                || self.machine_dir(name).is_dir())
+            && (self.machine(name).record().exists() || self.machine_dir(name).is_dir())
     }
 
     /// Claim `name` for a new machine: creates its directory (0700) or fails if it exists.
@@ -131,7 +147,7 @@ impl Store {
             // Not a machine name, so never a path to read (`../x` must not escape the store).
             return Err(LoadError::NotFound(name.into()));
         }
-        let path = self.machine_dir(name).join(record::RECORD_FILE);
+        let path = self.machine(name).record();
         let bytes = match read_bounded(&path, MAX_RECORD_BYTES) {
             Ok(Ok(b)) => b,
             Ok(Err(size)) => {
@@ -177,7 +193,7 @@ impl Store {
         let mut json =
             serde_json::to_vec_pretty(record).context("cannot encode the machine record")?;
         json.push(b'\n');
-        write_private(&dir.join(record::RECORD_FILE), &json)
+        write_private(&MachineDir::at(dir).record(), &json)
     }
 
     /// Names of every machine, sorted naturally.
@@ -212,7 +228,7 @@ impl Store {
 
     /// Take the per-machine lock (held until the guard drops), waiting for other dmw processes.
     pub fn lock(&self, name: &str) -> Result<MachineLock> {
-        let path = self.machine_dir(name).join(".lock");
+        let path = self.machine(name).lock();
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -240,7 +256,7 @@ impl Store {
 
     /// Whether another process holds the machine's lock (e.g. a `create` in progress).
     pub fn is_locked(&self, name: &str) -> bool {
-        let path = self.machine_dir(name).join(".lock");
+        let path = self.machine(name).lock();
         let Ok(file) = fs::OpenOptions::new().write(true).open(&path) else {
             return false;
         };

@@ -4,9 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// File name of the record inside the machine directory.
-pub const RECORD_FILE: &str = "config.json";
-
 /// Version of the record format written by this dmw.
 pub const RECORD_VERSION: u32 = 1;
 
