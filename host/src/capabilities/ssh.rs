@@ -9,8 +9,16 @@ use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::ssh::Host;
 use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
 use crate::report::Reporter;
-use crate::simulate::Machine;
 use crate::ssh::{HostKeyPolicy, Output, Session, SshError, Target};
+
+/// A machine that answers commands without SSH (`simulate::Machine`: transcripts and
+/// `dmw recipe plan`); a trait, so the capabilities do not depend on the simulator.
+pub trait SimulatedMachine: Send + Sync {
+    /// Answer a command (as root if `root`).
+    fn exec(&self, command: &str, root: bool) -> Output;
+    /// Record a file written as root.
+    fn upload(&self, path: &str, contents: &[u8], mode: u32);
+}
 
 /// The machine the plugins of one command work on: a real one over SSH (opened on first
 /// use and shared), or a simulated one (transcript tests, `dmw recipe plan`).
@@ -25,7 +33,7 @@ enum Backend {
         policy: HostKeyPolicy,
         session: Mutex<Option<Arc<Session>>>,
     },
-    Simulated(Arc<Machine>),
+    Simulated(Arc<dyn SimulatedMachine>),
 }
 
 /// How long one connection attempt may take.
@@ -45,7 +53,11 @@ impl SshLink {
     }
 
     /// A link to a simulated machine logged in as `user`.
-    pub fn simulated(machine: Arc<Machine>, user: &str, report: Arc<Reporter>) -> SshLink {
+    pub fn simulated(
+        machine: Arc<dyn SimulatedMachine>,
+        user: &str,
+        report: Arc<Reporter>,
+    ) -> SshLink {
         let target = Target {
             address: "simulated".into(),
             port: 22,
@@ -220,6 +232,7 @@ impl Host for HostState {
 mod tests {
     use super::*;
     use crate::capabilities::PluginCtx;
+    use crate::simulate::Machine;
     use crate::simulate::transcript::Transcript;
 
     #[tokio::test]

@@ -340,10 +340,10 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     driver.pre_create_check().await?;
     let address = driver.address().await?;
     let engine_port = driver.engine_port().await?;
-    crate::provision::check_engine_values(&info.name, &address, engine_port)?;
+    crate::validate::check_engine_values(&info.name, &address, engine_port)?;
     let (ssh_address, ssh_port, ssh_user) = if info.provisions {
         let ep = driver.ssh_endpoint().await?;
-        crate::provision::check_ssh_values(&info.name, &ep)?;
+        crate::validate::check_ssh_values(&info.name, &ep.address, &ep.user, ep.port)?;
         (ep.address, ep.port, ep.user)
     } else {
         (String::new(), 0, String::new())

@@ -212,7 +212,7 @@ impl Store {
                 names.push(name);
             }
         }
-        names.sort_by(|a, b| crate::render::natural_cmp(a, b));
+        names.sort_by(|a, b| crate::natsort::natural_cmp(a, b));
         Ok(names)
     }
 
