@@ -51,23 +51,20 @@ impl App {
             return None;
         }
         let ep = record.endpoint.as_ref()?;
-        let dir = self.store.machine_dir(&record.name);
+        let dir = self.store.machine(&record.name);
         Some(Target {
             address: ep.ssh_address.clone(),
             port: ep.ssh_port,
             user: ep.ssh_user.clone(),
-            key_path: dir.join(crate::provision::SSH_KEY_FILE),
-            known_hosts: dir.join(crate::provision::KNOWN_HOSTS_FILE),
+            key_path: dir.ssh_key(),
+            known_hosts: dir.known_hosts(),
         })
     }
 
     /// How to check a machine's SSH host key: pinned at create; a machine imported from
     /// Docker Machine (whose store keeps no host key) pins it on its first connection.
     pub fn host_key_policy(&self, record: &MachineRecord) -> HostKeyPolicy {
-        let known_hosts = self
-            .store
-            .machine_dir(&record.name)
-            .join(crate::provision::KNOWN_HOSTS_FILE);
+        let known_hosts = self.store.machine(&record.name).known_hosts();
         if record.imported.is_some() && !known_hosts.exists() {
             HostKeyPolicy::TrustOnFirstUse
         } else {

@@ -48,13 +48,14 @@ pub fn write(config_dir: &Path, name: &str, url: &str, cert_dir: &Path) -> Resul
         meta.to_string().as_bytes(),
         0o644,
     )?;
-    for (file, private) in [("ca.pem", false), ("cert.pem", false), ("key.pem", true)] {
+    // The docker CLI's context TLS directory has the DOCKER_CERT_PATH layout.
+    for (file, mode) in crate::store::layout::CLIENT_TLS_FILES {
         let bytes = std::fs::read(cert_dir.join(file))
             .with_context(|| format!("cannot read {}", cert_dir.join(file).display()))?;
-        if private {
+        if mode == 0o600 {
             write_private(&tls_dir.join(file), &bytes)?;
         } else {
-            write_atomic(&tls_dir.join(file), &bytes, 0o644)?;
+            write_atomic(&tls_dir.join(file), &bytes, mode)?;
         }
     }
     Ok(())

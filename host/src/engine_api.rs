@@ -149,7 +149,8 @@ impl ClientTls {
                 reason: format!("reading {}: {e}", path.display()),
             })
         };
-        let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
+        use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY};
+        let (ca, cert, key) = (read(CA_CERT)?, read(CLIENT_CERT)?, read(CLIENT_KEY)?);
         Self::build(ca, cert, &key, &dir.display().to_string())
     }
 

@@ -110,15 +110,16 @@ async fn act(
     wait_for_state(
         driver,
         action.target(),
-        crate::provision::wait_env(STATE_WAIT_ENV, 180),
+        crate::wait::wait_env(STATE_WAIT_ENV, 180),
     )
     .await
     .map_err(|e| anyhow!("machine \"{name}\": {e:#}"))?;
     if action.target() == MachineState::Running {
         refresh_address(driver, record, report).await?;
         report.info("Waiting for the Docker engine to answer...");
-        let limit = crate::provision::wait_env(crate::provision::ENGINE_WAIT_ENV, 90);
-        let version = crate::provision::wait_for_engine(app, record, limit)
+        let limit =
+            crate::wait::wait_env(crate::wait::ENGINE_WAIT_ENV, crate::wait::ENGINE_WAIT_SECS);
+        let version = crate::wait::wait_for_engine(&app.store, record, limit)
             .await
             .map_err(|e| anyhow!("machine \"{name}\" is up but its engine is not: {e:#}"))?;
         record.docker_version = Some(version);
@@ -163,10 +164,10 @@ async fn refresh_address(
         return Ok(());
     };
     // Driver output is untrusted: a bad address is refused, the record keeps the old one.
-    crate::provision::check_engine_values(&record.driver.name, &address, ep.engine_port)
+    crate::validate::check_engine_values(&record.driver.name, &address, ep.engine_port)
         .with_context(|| format!("machine \"{}\": after start", record.name))?;
     if !record.engine_only {
-        crate::provision::check_ssh_values(&record.driver.name, &ssh)
+        crate::validate::check_ssh_values(&record.driver.name, &ssh.address, &ssh.user, ssh.port)
             .with_context(|| format!("machine \"{}\": after start", record.name))?;
     }
     if ep.address != address {

@@ -124,6 +124,38 @@ pub fn endpoint(ep: &Endpoint) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses an engine address or port from driver `driver` that is not an IP address or
+/// DNS name, or port 0 (driver output is untrusted: it ends up in shells and certificates).
+pub fn check_engine_values(driver: &str, address: &str, engine_port: u16) -> anyhow::Result<()> {
+    if let Some(p) = address_problem(address) {
+        anyhow::bail!("driver {driver} returned {p}");
+    }
+    if let Err(why) = port(engine_port) {
+        anyhow::bail!("driver {driver} returned engine port {engine_port}: {why}");
+    }
+    Ok(())
+}
+
+/// Refuses an SSH endpoint (`address`, `user`, `ssh_port`) from driver `driver` whose
+/// address, user or port is not valid (it ends up in ssh_config files and ssh's arguments).
+pub fn check_ssh_values(
+    driver: &str,
+    address: &str,
+    user: &str,
+    ssh_port: u16,
+) -> anyhow::Result<()> {
+    if let Some(p) = address_problem(address) {
+        anyhow::bail!("driver {driver} returned SSH {p}");
+    }
+    if let Some(p) = ssh_user_problem(user) {
+        anyhow::bail!("driver {driver} returned {p}");
+    }
+    if let Err(why) = port(ssh_port) {
+        anyhow::bail!("driver {driver} returned SSH port {ssh_port}: {why}");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +278,24 @@ mod tests {
             e,
             "address \"127.0.0.1/$(id)\", which is not an IP address or DNS name (the character '/' is not allowed)"
         );
+    }
+
+    #[test]
+    fn driver_values_are_checked() {
+        let e = check_engine_values("x", "127.0.0.1/$(id>F)", 2376).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "driver x returned address \"127.0.0.1/$(id>F)\", which is not an IP address or DNS name (the character '/' is not allowed)"
+        );
+        assert!(check_engine_values("x", "10.0.0.2", 0).is_err());
+        let e =
+            check_ssh_values("x", "10.0.0.2", "root\n  ProxyCommand sh -c 'id'", 22).unwrap_err();
+        assert!(
+            e.to_string().contains("which is not a valid user name"),
+            "{e}"
+        );
+        assert!(check_ssh_values("x", "10.0.0.2", "root", 22).is_ok());
+        assert!(check_ssh_values("x", "10.0.0.2", "root", 0).is_err());
+        assert!(check_ssh_values("x", "-oProxyCommand=id", "root", 22).is_err());
     }
 }

@@ -22,7 +22,7 @@ pub struct CertGrant {
     pub ssh: Arc<SshLink>,
     /// The machine's directory, where its server certificate is kept so a re-provision can
     /// install the same one again (None: always issue a new one).
-    pub machine_dir: Option<PathBuf>,
+    pub machine_dir: Option<crate::store::MachineDir>,
     /// On a simulated machine: whether the certificate counts as new (`fresh`).
     pub simulated_fresh: bool,
 }
@@ -33,8 +33,8 @@ const REUSE_MARGIN: time::Duration = time::Duration::days(30);
 /// The machine's kept server certificate if it still fits, else a new one (kept for next time).
 fn server_cert(grant: &CertGrant) -> Result<(crate::tls::ServerCert, bool), Error> {
     let kept = grant.machine_dir.as_ref().and_then(|dir| {
-        let cert_pem = std::fs::read_to_string(dir.join("server.pem")).ok()?;
-        let key_pem = std::fs::read_to_string(dir.join("server-key.pem")).ok()?;
+        let cert_pem = std::fs::read_to_string(dir.server_cert()).ok()?;
+        let key_pem = std::fs::read_to_string(dir.server_key()).ok()?;
         Some(crate::tls::ServerCert { cert_pem, key_pem })
     });
     if let Some(cert) = kept
@@ -45,14 +45,8 @@ fn server_cert(grant: &CertGrant) -> Result<(crate::tls::ServerCert, bool), Erro
     let cert = crate::tls::issue_server_cert(&grant.certs_dir, &grant.org, &grant.sans)
         .map_err(|e| Error::Failed(format!("cannot issue the server certificate: {e:#}")))?;
     if let Some(dir) = &grant.machine_dir {
-        let keep =
-            crate::store::write_atomic(&dir.join("server.pem"), cert.cert_pem.as_bytes(), 0o644)
-                .and_then(|()| {
-                    crate::store::write_private(
-                        &dir.join("server-key.pem"),
-                        cert.key_pem.as_bytes(),
-                    )
-                });
+        let keep = crate::store::write_atomic(&dir.server_cert(), cert.cert_pem.as_bytes(), 0o644)
+            .and_then(|()| crate::store::write_private(&dir.server_key(), cert.key_pem.as_bytes()));
         keep.map_err(|e| Error::Failed(format!("cannot keep the server certificate: {e:#}")))?;
     }
     Ok((cert, true))
@@ -64,7 +58,10 @@ impl Host for HostState {
         let Some(grant) = self.ctx.certs.clone() else {
             return Ok(String::new());
         };
-        Ok(std::fs::read_to_string(grant.certs_dir.join("ca.pem")).unwrap_or_default())
+        Ok(
+            std::fs::read_to_string(crate::store::CertsDir::at(&grant.certs_dir).ca_cert())
+                .unwrap_or_default(),
+        )
     }
 
     async fn install_server_cert(
@@ -103,7 +100,7 @@ async fn install(grant: &CertGrant, dir: &str) -> Result<InstalledCerts, Error> 
             grant.simulated_fresh,
         )
     } else {
-        let ca = std::fs::read_to_string(grant.certs_dir.join("ca.pem"))
+        let ca = std::fs::read_to_string(crate::store::CertsDir::at(&grant.certs_dir).ca_cert())
             .map_err(|e| Error::Failed(format!("cannot read the CA certificate: {e}")))?;
         let (server, fresh) = server_cert(grant)?;
         (ca, server, fresh)

@@ -10,7 +10,7 @@ mod ssh;
 mod store;
 
 pub use certs::CertGrant;
-pub use ssh::SshLink;
+pub use ssh::{SimulatedMachine, SshLink};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

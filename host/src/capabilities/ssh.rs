@@ -9,8 +9,16 @@ use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::ssh::Host;
 use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
 use crate::report::Reporter;
-use crate::simulate::Machine;
 use crate::ssh::{HostKeyPolicy, Output, Session, SshError, Target};
+
+/// A machine that answers commands without SSH (`simulate::Machine`: transcripts and
+/// `dmw recipe plan`); a trait, so the capabilities do not depend on the simulator.
+pub trait SimulatedMachine: Send + Sync {
+    /// Answer a command (as root if `root`).
+    fn exec(&self, command: &str, root: bool) -> Output;
+    /// Record a file written as root.
+    fn upload(&self, path: &str, contents: &[u8], mode: u32);
+}
 
 /// The machine the plugins of one command work on: a real one over SSH (opened on first
 /// use and shared), or a simulated one (transcript tests, `dmw recipe plan`).
@@ -25,7 +33,7 @@ enum Backend {
         policy: HostKeyPolicy,
         session: Mutex<Option<Arc<Session>>>,
     },
-    Simulated(Arc<Machine>),
+    Simulated(Arc<dyn SimulatedMachine>),
 }
 
 /// How long one connection attempt may take.
@@ -45,7 +53,11 @@ impl SshLink {
     }
 
     /// A link to a simulated machine logged in as `user`.
-    pub fn simulated(machine: Arc<Machine>, user: &str, report: Arc<Reporter>) -> SshLink {
+    pub fn simulated(
+        machine: Arc<dyn SimulatedMachine>,
+        user: &str,
+        report: Arc<Reporter>,
+    ) -> SshLink {
         let target = Target {
             address: "simulated".into(),
             port: 22,
@@ -210,12 +222,31 @@ impl Host for HostState {
         let Ok(link) = self.link() else {
             return Ok(false);
         };
-        let t = link.target();
-        Ok(crate::ssh::reachable(
-            &t.address,
-            t.port,
-            Duration::from_millis(timeout_ms.min(60_000) as u64),
-        )
-        .await)
+        Ok(link
+            .reachable(Duration::from_millis(timeout_ms.min(60_000) as u64))
+            .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::PluginCtx;
+    use crate::simulate::Machine;
+    use crate::simulate::transcript::Transcript;
+
+    #[tokio::test]
+    async fn reachable_asks_the_link_so_a_simulated_machine_is_reachable() {
+        let report = Arc::new(Reporter::quiet(false));
+        let machine = Arc::new(Machine::new(&Transcript::default()));
+        let link = SshLink::simulated(machine, "root", report.clone());
+        let mut ctx = PluginCtx::new("test", report, Default::default());
+        ctx.ssh = Some(Arc::new(link));
+        let mut state = HostState::for_test(ctx);
+        // The simulated machine's address is the literal "simulated": a TCP probe of it
+        // would fail; the link knows the machine answers.
+        let reachable = Host::reachable(&mut state, 5_000).await.expect("host call");
+        assert!(reachable);
+        assert_eq!(state.ctx.host_calls, 1);
     }
 }

@@ -285,7 +285,8 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         .claim(&name)
         .map_err(|e| create_error(&name, "check name", format!("{e:#}")))?;
     let _lock = app.store.lock(&name)?;
-    let report = Arc::new(Reporter::new(app.debug).with_log_file(&dir.join(provision::LOG_FILE)));
+    let log = crate::store::MachineDir::at(&dir).provision_log();
+    let report = Arc::new(Reporter::new(app.debug).with_log_file(&log));
     for secret in secret_values(&m, &flags) {
         report.redact(&secret);
     }
@@ -308,7 +309,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
                 format!(
                     "The machine record was kept with this error: `dmw ls` shows it, {}`dmw rm {name}` removes it; the log is {}",
                     resume_hint(&record),
-                    dir.join(provision::LOG_FILE).display()
+                    log.display()
                 )
             } else {
                 "Nothing was created and nothing was kept: correct the command and run it again."

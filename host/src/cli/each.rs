@@ -9,7 +9,6 @@ use futures::stream::{self, StreamExt};
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::provision::LOG_FILE;
 use crate::report::Reporter;
 
 /// How many machines a multi-machine command works on at once.
@@ -39,7 +38,7 @@ where
             };
             // Only a real machine's directory gets a log (never a path made of a bad name).
             let report = if app.store.exists(&name) {
-                Arc::new(base.with_log_file(&app.store.machine_dir(&name).join(LOG_FILE)))
+                Arc::new(base.with_log_file(&app.store.machine(&name).provision_log()))
             } else {
                 Arc::new(base)
             };

@@ -1,13 +1,13 @@
 //! The engine flags shared by `create` and `recipe plan` (Docker Machine's `--engine-*`).
 
-use crate::store::EngineOptions;
+use crate::store::{EngineOptions, InstallMethod};
 
 /// How to install and configure Docker Engine on the machine.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// How to install Docker Engine: auto (the recipe's choice: Docker's packages where Docker publishes them for the OS, else the OS's; an installed engine is kept), repo (Docker's packages), distro (the OS's packages), script (--engine-install-url) or none
-    #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = ["auto", "repo", "distro", "script", "none"])]
-    pub engine_install_method: String,
+    /// How to install Docker Engine
+    #[arg(long, value_name = "METHOD", value_enum, default_value_t = InstallMethod::Auto)]
+    pub engine_install_method: InstallMethod,
     /// Custom URL to use for engine installation (install method script)
     #[arg(
         long,
@@ -43,7 +43,7 @@ impl EngineArgs {
     /// The options as stored in the machine record.
     pub fn options(&self) -> EngineOptions {
         EngineOptions {
-            install_method: self.engine_install_method.clone(),
+            install_method: self.engine_install_method,
             install_url: self.engine_install_url.clone(),
             repo_url: self.engine_repo_url.clone().unwrap_or_default(),
             storage_driver: self.engine_storage_driver.clone().unwrap_or_default(),

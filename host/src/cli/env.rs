@@ -139,11 +139,11 @@ pub async fn config(app: &App, a: ConfigArgs) -> CliResult {
             e.message
         ))
     })?;
-    let dir = app.store.machine_dir(&name);
+    let dir = app.store.machine(&name);
     let values = [
-        dir.join("ca.pem").display().to_string(),
-        dir.join("cert.pem").display().to_string(),
-        dir.join("key.pem").display().to_string(),
+        dir.ca_cert().display().to_string(),
+        dir.client_cert().display().to_string(),
+        dir.client_key().display().to_string(),
         url,
     ];
     for v in &values {

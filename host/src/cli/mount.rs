@@ -31,10 +31,7 @@ pub fn run(app: &App, a: MountArgs) -> CliResult {
     }
     let record = app.store.load(&machine)?;
     let target = super::ssh_target_or_error(app, &record, "Error")?;
-    let config = app
-        .store
-        .machine_dir(&machine)
-        .join(mount::SSHFS_CONFIG_FILE);
+    let config = app.store.machine(&machine).sshfs_config();
     mount::mount(
         &machine,
         &target,

@@ -2,8 +2,12 @@
 //! existing machines, with their stored options.
 
 use super::{CliError, CliResult, confirm, each, names_or_default};
+use std::sync::Arc;
+
 use crate::app::App;
-use crate::provision;
+use crate::plugin::driver::MachineState;
+use crate::report::Reporter;
+use crate::{power, provision};
 
 /// Arguments of `provision` and `upgrade`.
 #[derive(clap::Args)]
@@ -52,6 +56,9 @@ pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     each::for_each(app, names, |name, report| async move {
         let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
+        start_for_upgrade(app, &name, report.clone())
+            .await
+            .map_err(|f| step_error("upgrading", &name, &f))?;
         let (before, after) = provision::upgrade(app, &name, report.clone())
             .await
             .map_err(|f| step_error("upgrading", &name, &f))?;
@@ -64,6 +71,39 @@ pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
         Ok(())
     })
     .await
+}
+
+/// Start a machine that is not running so it can be upgraded (Docker Machine does the same).
+async fn start_for_upgrade(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(), provision::StepFailure> {
+    let failure = |step, e| provision::StepFailure::new(name, step, e);
+    let record = app
+        .store
+        .load(name)
+        .map_err(|e| failure("load machine", e.into()))?;
+    if record.endpoint.is_none() {
+        // `provision::upgrade` explains a machine without an address.
+        return Ok(());
+    }
+    let mut driver = app
+        .machine_driver(&record, report.clone())
+        .await
+        .map_err(|e| failure("start machine", e))?;
+    let state = driver
+        .state()
+        .await
+        .map_err(|e| failure("start machine", e))?;
+    if state != MachineState::Running {
+        report.info("Starting machine so machine can be upgraded...");
+        drop(driver);
+        power::run(app, name, power::Action::Start, report.clone())
+            .await
+            .map_err(|e| failure("start machine", e))?;
+    }
+    Ok(())
 }
 
 /// Run `dmw regenerate-certs [--client-certs] NAME...`.

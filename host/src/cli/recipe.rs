@@ -111,11 +111,7 @@ async fn plan(app: &App, a: PlanArgs) -> CliResult {
     println!(
         "# recipe {} for {os}; install method {}; SSH user {} (commands after # run as root{}, after $ as the user)",
         outcome.recipe,
-        if t.engine.install_method.is_empty() {
-            "auto"
-        } else {
-            &t.engine.install_method
-        },
+        t.engine.install_method,
         t.user,
         if t.user == "root" {
             ""

@@ -50,7 +50,7 @@ async fn remove_one(
         Ok(r) => r,
         Err(LoadError::NotFound(_)) => return Err(format!("{name} does not exist.")),
         Err(e @ LoadError::Corrupt { .. }) => {
-            if !force && app.store.machine_dir(name).join("config.json").exists() {
+            if !force && app.store.machine(name).record().exists() {
                 return Err(format!(
                     "Error removing host \"{name}\": {e}; use -f to remove the local record anyway"
                 ));

@@ -100,7 +100,7 @@ fn null_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
 impl HostConfig {
     /// Read and parse `dir/config.json`.
     pub fn load(dir: &Path) -> Result<HostConfig> {
-        let path = dir.join("config.json");
+        let path = crate::store::MachineDir::at(dir).record();
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let config: HostConfig = serde_json::from_slice(&bytes)

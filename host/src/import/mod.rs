@@ -18,9 +18,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::app::App;
 use crate::plugin::driver::FlagValue;
 use crate::plugin::{Source, builtin};
-use crate::provision::SSH_KEY_FILE;
 use crate::report::Reporter;
-use crate::store::{EngineOptions, Imported, MachineRecord, MachineStatus, Store};
+use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY, SERVER_CERT, SERVER_KEY};
+use crate::store::{
+    EngineOptions, Imported, InstallMethod, MachineDir, MachineRecord, MachineStatus, Store,
+};
 use docker_machine::HostConfig;
 
 /// Drivers whose machines can be imported.
@@ -28,11 +30,11 @@ pub const SUPPORTED_DRIVERS: &[&str] = &["generic", "none"];
 
 /// TLS files of the machine directory: (file name, mode, required).
 const TLS_FILES: &[(&str, u32, bool)] = &[
-    ("ca.pem", 0o644, true),
-    ("cert.pem", 0o644, true),
-    ("key.pem", 0o600, true),
-    ("server.pem", 0o644, false),
-    ("server-key.pem", 0o600, false),
+    (CA_CERT, 0o644, true),
+    (CLIENT_CERT, 0o644, true),
+    (CLIENT_KEY, 0o600, true),
+    (SERVER_CERT, 0o644, false),
+    (SERVER_KEY, 0o600, false),
 ];
 
 /// What `import` will do with one machine of the source store.
@@ -98,7 +100,8 @@ fn moved(path: &str, fallback_dir: &Path) -> Vec<PathBuf> {
 
 /// Decide, for every machine of the Docker Machine store at `source`, what import does.
 pub fn plan(store: &Store, source: &Path) -> Result<Vec<Plan>> {
-    let machines = source.join("machines");
+    // Docker Machine's store has dmw's top-level layout (machines/, certs/).
+    let machines = Store::new(source).machines_dir();
     if !machines.is_dir() {
         bail!(
             "{} is not a Docker Machine store: it has no machines/ directory (pass the storage path, e.g. ~/.docker/machine)",
@@ -123,7 +126,7 @@ pub fn plan(store: &Store, source: &Path) -> Result<Vec<Plan>> {
 }
 
 fn plan_one(store: &Store, source: &Path, name: &str) -> Plan {
-    let dir = source.join("machines").join(name);
+    let dir = Store::new(source).machine_dir(name);
     let skip = |driver: &str, reason: String| Plan::Skip {
         name: name.to_string(),
         driver: driver.to_string(),
@@ -162,52 +165,51 @@ fn plan_one(store: &Store, source: &Path, name: &str) -> Plan {
 
 fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Result<Candidate> {
     let auth = &config.host_options.auth_options;
-    let certs = source.join("certs");
+    // Docker Machine's certs/ and machine directories have dmw's file names.
+    let certs_dir = Store::new(source).certs();
+    let certs = certs_dir.path();
+    let files = MachineDir::at(dir);
     // The machine directory's copies first (what DOCKER_CERT_PATH pointed at), then the
     // AuthOptions paths, then the store's certs/.
     let sources: [(&str, Vec<PathBuf>); 5] = [
         (
-            "ca.pem",
+            CA_CERT,
             [
-                vec![dir.join("ca.pem")],
-                moved(&auth.ca_cert_path, &certs),
-                vec![certs.join("ca.pem")],
+                vec![files.ca_cert()],
+                moved(&auth.ca_cert_path, certs),
+                vec![certs_dir.ca_cert()],
             ]
             .concat(),
         ),
         (
-            "cert.pem",
+            CLIENT_CERT,
             [
-                vec![dir.join("cert.pem")],
-                moved(&auth.client_cert_path, &certs),
-                vec![certs.join("cert.pem")],
+                vec![files.client_cert()],
+                moved(&auth.client_cert_path, certs),
+                vec![certs_dir.client_cert()],
             ]
             .concat(),
         ),
         (
-            "key.pem",
+            CLIENT_KEY,
             [
-                vec![dir.join("key.pem")],
-                moved(&auth.client_key_path, &certs),
-                vec![certs.join("key.pem")],
+                vec![files.client_key()],
+                moved(&auth.client_key_path, certs),
+                vec![certs_dir.client_key()],
             ]
             .concat(),
         ),
         (
-            "server.pem",
+            SERVER_CERT,
             [
                 moved(&auth.server_cert_path, dir),
-                vec![dir.join("server.pem")],
+                vec![files.server_cert()],
             ]
             .concat(),
         ),
         (
-            "server-key.pem",
-            [
-                moved(&auth.server_key_path, dir),
-                vec![dir.join("server-key.pem")],
-            ]
-            .concat(),
+            SERVER_KEY,
+            [moved(&auth.server_key_path, dir), vec![files.server_key()]].concat(),
         ),
     ];
     let mut tls = Vec::new();
@@ -225,11 +227,10 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
     let e = &config.host_options.engine_options;
     let engine = EngineOptions {
         install_method: if e.install_url == "none" {
-            "none"
+            InstallMethod::None
         } else {
-            "auto"
-        }
-        .into(),
+            InstallMethod::Auto
+        },
         install_url: if e.install_url.is_empty() || e.install_url == "none" {
             "https://get.docker.com".into()
         } else {
@@ -339,24 +340,25 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     driver.pre_create_check().await?;
     let address = driver.address().await?;
     let engine_port = driver.engine_port().await?;
-    crate::provision::check_engine_values(&info.name, &address, engine_port)?;
+    crate::validate::check_engine_values(&info.name, &address, engine_port)?;
     let (ssh_address, ssh_port, ssh_user) = if info.provisions {
         let ep = driver.ssh_endpoint().await?;
-        crate::provision::check_ssh_values(&info.name, &ep)?;
+        crate::validate::check_ssh_values(&info.name, &ep.address, &ep.user, ep.port)?;
         (ep.address, ep.port, ep.user)
     } else {
         (String::new(), 0, String::new())
     };
-    let dir = app.store.machine_dir(&c.name);
+    let files = app.store.machine(&c.name);
+    let dir = files.path();
     if let Some(key) = &c.ssh_key {
         let bytes =
             std::fs::read(key).with_context(|| format!("cannot read SSH key {}", key.display()))?;
         russh::keys::decode_secret_key(&String::from_utf8_lossy(&bytes), None)
             .map_err(|e| anyhow!("cannot use SSH key {}: {e}", key.display()))?;
-        crate::store::write_private(&dir.join(SSH_KEY_FILE), &bytes)?;
+        crate::store::write_private(&files.ssh_key(), &bytes)?;
         let public = PathBuf::from(format!("{}.pub", key.display()));
         if let Ok(p) = std::fs::read(&public) {
-            crate::store::write_atomic(&dir.join(format!("{SSH_KEY_FILE}.pub")), &p, 0o644)?;
+            crate::store::write_atomic(&files.ssh_public_key(), &p, 0o644)?;
         }
     }
     for (from, file, mode) in &c.tls {
@@ -365,7 +367,7 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
         crate::store::write_atomic(&dir.join(file), &bytes, *mode)?;
     }
     // The client material must load as a DOCKER_CERT_PATH before the machine is recorded.
-    crate::engine_api::ClientTls::load(&dir)
+    crate::engine_api::ClientTls::load(dir)
         .with_context(|| format!("the TLS files of {} cannot be used", c.name))?;
     let mut record = MachineRecord::new(
         &c.name,

@@ -149,6 +149,20 @@ pub struct HostState {
     watch: CallWatch,
 }
 
+impl HostState {
+    /// The state of an instance lent `ctx`, outside any wasmtime store (host-call tests).
+    #[cfg(test)]
+    pub(crate) fn for_test(ctx: PluginCtx) -> HostState {
+        HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
+            ctx,
+            watch: CallWatch::default(),
+        }
+    }
+}
+
 /// Resource limits of one plugin instance, summed over everything it creates: wasmtime's
 /// own `StoreLimits` caps each linear memory and each table on its own, so a plugin with
 /// many memories could take many times the cap.
@@ -1001,8 +1015,8 @@ mod runtime_tests {
             name: "hostile-limits-mode".into(),
             values: vec!["big-store".into()],
         };
+        // The fixture stores its big values at the provider step (`create`).
         driver.set_config("m", &[flag]).await.expect("set-config");
-        // The fixture stores big values at the provider step (`create`).
         let e = driver.create().await.expect_err("refused");
         let text = format!("{e:#}");
         assert!(

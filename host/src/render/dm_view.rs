@@ -45,16 +45,15 @@ pub fn swarm_options() -> Value {
 /// The Docker Machine keys of `inspect`: `Name`, `DriverName`, `Driver` (the base driver's
 /// fields) and `HostOptions` (`EngineOptions`, `SwarmOptions`, `AuthOptions`).
 pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static str, Value)> {
-    let machine_dir = storage.join("machines").join(&record.name);
-    let certs = storage.join("certs");
+    let store = crate::store::Store::new(storage);
+    let dir = store.machine(&record.name);
+    let machine_dir = dir.path().to_path_buf();
+    let certs = store.certs();
     let path = |p: &Path| p.display().to_string();
     let ep = record.endpoint.as_ref();
-    let server_cert = machine_dir.join("server.pem");
+    let server_cert = dir.server_cert();
     let (server_cert, server_key) = if server_cert.exists() {
-        (
-            path(&server_cert),
-            path(&machine_dir.join("server-key.pem")),
-        )
+        (path(&server_cert), path(&dir.server_key()))
     } else {
         (String::new(), String::new())
     };
@@ -63,7 +62,7 @@ pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static 
         "MachineName": record.name,
         "SSHUser": ep.map(|e| e.ssh_user.clone()).unwrap_or_default(),
         "SSHPort": ep.map(|e| e.ssh_port).unwrap_or_default(),
-        "SSHKeyPath": path(&machine_dir.join(crate::provision::SSH_KEY_FILE)),
+        "SSHKeyPath": path(&dir.ssh_key()),
         "StorePath": path(storage),
         "EnginePort": ep.map(|e| e.engine_port).unwrap_or(2376),
         "SwarmMaster": false,
@@ -75,11 +74,11 @@ pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static 
         "EngineOptions": engine_options(&record.engine),
         "SwarmOptions": swarm_options(),
         "AuthOptions": {
-            "CertDir": path(&certs),
-            "CaCertPath": path(&certs.join(crate::tls::CA_CERT)),
-            "CaPrivateKeyPath": path(&certs.join(crate::tls::CA_KEY)),
-            "ClientCertPath": path(&certs.join(crate::tls::CLIENT_CERT)),
-            "ClientKeyPath": path(&certs.join(crate::tls::CLIENT_KEY)),
+            "CertDir": path(certs.path()),
+            "CaCertPath": path(&certs.ca_cert()),
+            "CaPrivateKeyPath": path(&certs.ca_key()),
+            "ClientCertPath": path(&certs.client_cert()),
+            "ClientKeyPath": path(&certs.client_key()),
             "ServerCertPath": server_cert,
             "ServerKeyPath": server_key,
             "ServerCertSANs": record.tls_sans,

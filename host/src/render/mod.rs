@@ -2,7 +2,8 @@
 //!
 //! - [`mod@env`]: `dmw env` shell snippets, shell detection, `--no-proxy` handling;
 //! - [`table`]: Go `text/tabwriter` layout and the default `dmw ls` table;
-//! - [`natsort`]: the natural order `dmw ls` sorts machine names in;
+//! - [`natsort`]: the natural order `dmw ls` sorts machine names in (`crate::natsort`, a
+//!   leaf the store sorts with too);
 //! - [`template`]: Go templates (`ls --format`, `inspect --format`) with Docker Machine's functions;
 //! - [`dm_view`]: Docker Machine-shaped views of a record (`inspect` aliases, `EngineOptions`);
 //! - [`filter`]: `ls --filter` parsing and matching;
@@ -12,10 +13,9 @@ pub mod dm_view;
 pub mod env;
 pub mod filter;
 pub mod listing;
-pub mod natsort;
 pub mod table;
 pub mod template;
 
+pub use crate::natsort::{self, natural_cmp};
 pub use env::{EnvSet, Shell, ShellError, hint_cmdline, render_set, render_unset};
-pub use natsort::natural_cmp;
 pub use table::{LS_HEADERS, LsRow, render_ls_table, tabwrite};

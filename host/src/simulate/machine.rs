@@ -133,3 +133,13 @@ impl Machine {
         self.lock().unmatched.clone()
     }
 }
+
+impl crate::capabilities::SimulatedMachine for Machine {
+    fn exec(&self, command: &str, root: bool) -> Output {
+        Machine::exec(self, command, root)
+    }
+
+    fn upload(&self, path: &str, contents: &[u8], mode: u32) {
+        Machine::upload(self, path, contents, mode)
+    }
+}

@@ -1,7 +1,7 @@
 //! The transcript format (see tests/recipes/README.md): a simulated machine's OS, how it
 //! answers commands, the engine options of the run, and what must happen.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::store::EngineOptions;
 
@@ -110,7 +110,7 @@ impl Transcript {
             port: 2376,
             steps: vec![Step::Hostname, Step::Install, Step::Configure],
             engine: EngineOptions {
-                install_method: "distro".into(),
+                install_method: crate::store::InstallMethod::Distro,
                 ..EngineOptions::default()
             },
             ..Transcript::default()
@@ -144,7 +144,9 @@ impl Transcript {
                     }
                     "recipe:" => t.recipe = Some(value.to_string()),
                     "user:" => t.user = value.to_string(),
-                    "method:" => t.engine.install_method = value.to_string(),
+                    "method:" => {
+                        t.engine.install_method = value.parse().map_err(|e: String| anyhow!(e))?
+                    }
                     "install-url:" => t.engine.install_url = value.to_string(),
                     "repo-url:" => t.engine.repo_url = value.to_string(),
                     "storage-driver:" => t.engine.storage_driver = value.to_string(),
@@ -259,7 +261,7 @@ mod tests {
             Some("ID=debian\nVERSION_ID=\"12\"\n")
         );
         assert_eq!(t.user, "admin");
-        assert_eq!(t.engine.install_method, "repo");
+        assert_eq!(t.engine.install_method, crate::store::InstallMethod::Repo);
         assert_eq!(t.engine.repo_url, "http://m/linux");
         assert_eq!(t.steps, vec![Step::Install, Step::Configure]);
         assert_eq!(t.rules.len(), 2);

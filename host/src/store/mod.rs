@@ -4,17 +4,25 @@
 //! <storage>/certs/{ca.pem,ca-key.pem,cert.pem,key.pem}   CA and client certificate
 //! <storage>/machines/<name>/config.json                  the machine record (atomic writes)
 //! <storage>/machines/<name>/{ca.pem,cert.pem,key.pem}    DOCKER_CERT_PATH
+//! <storage>/machines/<name>/{server.pem,server-key.pem}  the machine's server certificate
 //! <storage>/machines/<name>/id_ssh, known_hosts          imported SSH key, pinned host key
 //! <storage>/machines/<name>/provision.log                every remote command and its result
+//! <storage>/machines/<name>/sshfs_config                  ssh_config of `dmw mount`
 //! <storage>/cache/plugins/*.cwasm                         compiled plugins
 //! ```
+//!
+//! `layout.rs` spells these names, in one place: `MachineDir` and `CertsDir` have a method
+//! per file.
 
 mod atomic;
+pub mod layout;
 mod record;
 
 pub use atomic::{write_atomic, write_private};
+pub use layout::{CertsDir, MachineDir};
 pub use record::{
-    DriverRef, Endpoint, EngineOptions, Imported, MachineRecord, MachineStatus, StepError,
+    DriverRef, Endpoint, EngineOptions, Imported, InstallMethod, MachineRecord, MachineStatus,
+    StepError,
 };
 
 use std::fs;
@@ -82,12 +90,17 @@ impl Store {
 
     /// Directory of the CA and client certificate.
     pub fn certs_dir(&self) -> PathBuf {
-        self.root.join("certs")
+        self.root.join(layout::CERTS_DIR)
+    }
+
+    /// The CA directory's files.
+    pub fn certs(&self) -> CertsDir {
+        CertsDir::at(self.certs_dir())
     }
 
     /// Directory of compiled plugins.
     pub fn cache_dir(&self) -> PathBuf {
-        self.root.join("cache")
+        self.root.join(layout::CACHE_DIR)
     }
 
     /// The user's plugin approvals (`dmw plugin install`), pinned by sha256.
@@ -97,7 +110,7 @@ impl Store {
 
     /// Directory holding every machine.
     pub fn machines_dir(&self) -> PathBuf {
-        self.root.join("machines")
+        self.root.join(layout::MACHINES_DIR)
     }
 
     /// Directory of one machine (also its DOCKER_CERT_PATH).
@@ -105,11 +118,15 @@ impl Store {
         self.machines_dir().join(name)
     }
 
+    /// One machine's directory, with a method per file in it.
+    pub fn machine(&self, name: &str) -> MachineDir {
+        MachineDir::at(self.machine_dir(name))
+    }
+
     /// Whether a machine of that name exists.
     pub fn exists(&self, name: &str) -> bool {
         crate::names::is_valid(name)
-            && (self.machine_dir(name).join(record::RECORD_FILE).exists()
-                || self.machine_dir(name).is_dir())
+            && (self.machine(name).record().exists() || self.machine_dir(name).is_dir())
     }
 
     /// Claim `name` for a new machine: creates its directory (0700) or fails if it exists.
@@ -135,7 +152,7 @@ impl Store {
             // Not a machine name, so never a path to read (`../x` must not escape the store).
             return Err(LoadError::NotFound(name.into()));
         }
-        let path = self.machine_dir(name).join(record::RECORD_FILE);
+        let path = self.machine(name).record();
         let bytes = match read_bounded(&path, MAX_RECORD_BYTES) {
             Ok(Ok(b)) => b,
             Ok(Err(size)) => {
@@ -181,7 +198,7 @@ impl Store {
         let mut json =
             serde_json::to_vec_pretty(record).context("cannot encode the machine record")?;
         json.push(b'\n');
-        write_private(&dir.join(record::RECORD_FILE), &json)
+        write_private(&MachineDir::at(dir).record(), &json)
     }
 
     /// Names of every machine, sorted naturally.
@@ -200,7 +217,7 @@ impl Store {
                 names.push(name);
             }
         }
-        names.sort_by(|a, b| crate::render::natural_cmp(a, b));
+        names.sort_by(|a, b| crate::natsort::natural_cmp(a, b));
         Ok(names)
     }
 
@@ -216,7 +233,7 @@ impl Store {
 
     /// Take the per-machine lock (held until the guard drops), waiting for other dmw processes.
     pub fn lock(&self, name: &str) -> Result<MachineLock> {
-        let path = self.machine_dir(name).join(".lock");
+        let path = self.machine(name).lock();
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -244,7 +261,7 @@ impl Store {
 
     /// Whether another process holds the machine's lock (e.g. a `create` in progress).
     pub fn is_locked(&self, name: &str) -> bool {
-        let path = self.machine_dir(name).join(".lock");
+        let path = self.machine(name).lock();
         let Ok(file) = fs::OpenOptions::new().write(true).open(&path) else {
             return false;
         };
@@ -358,6 +375,36 @@ mod tests {
         store.remove("bad").unwrap();
         assert!(store.load("keep").is_ok());
         assert!(!store.exists("bad"));
+    }
+
+    #[test]
+    fn install_method_is_stored_as_its_name_and_an_unknown_one_names_the_machine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        store.claim("m").unwrap();
+        let mut rec = record("m");
+        rec.engine.install_method = InstallMethod::Script;
+        store.save(&rec).unwrap();
+        let path = store.machine_dir("m").join("config.json");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"install_method\": \"script\""), "{text}");
+        assert_eq!(
+            store.load("m").unwrap().engine.install_method,
+            InstallMethod::Script
+        );
+        // Records written before the default was stored hold "" for auto.
+        fs::write(&path, text.replace("\"script\"", "\"\"")).unwrap();
+        assert_eq!(
+            store.load("m").unwrap().engine.install_method,
+            InstallMethod::Auto
+        );
+        fs::write(&path, text.replace("\"script\"", "\"snap\"")).unwrap();
+        let e = store.load("m").unwrap_err().to_string();
+        assert!(
+            e.starts_with("machine \"m\": cannot read")
+                && e.contains("unknown engine install method \"snap\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,9 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// File name of the record inside the machine directory.
-pub const RECORD_FILE: &str = "config.json";
-
 /// Version of the record format written by this dmw.
 pub const RECORD_VERSION: u32 = 1;
 
@@ -50,12 +47,90 @@ impl DriverRef {
     }
 }
 
+/// How Docker Engine is installed (`--engine-install-method`); stored in the record as
+/// the lower-case name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstallMethod {
+    /// The recipe's choice: Docker's packages where Docker publishes them for the OS, else the OS's; an installed engine is kept.
+    #[default]
+    Auto,
+    /// Docker's packages.
+    Repo,
+    /// The OS's packages.
+    Distro,
+    /// The install script (`--engine-install-url`).
+    Script,
+    /// Nothing is installed.
+    None,
+}
+
+impl InstallMethod {
+    /// Every method, in the order the help lists them.
+    pub const ALL: [InstallMethod; 5] = [
+        InstallMethod::Auto,
+        InstallMethod::Repo,
+        InstallMethod::Distro,
+        InstallMethod::Script,
+        InstallMethod::None,
+    ];
+
+    /// The name as typed and stored: `auto`, `repo`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallMethod::Auto => "auto",
+            InstallMethod::Repo => "repo",
+            InstallMethod::Distro => "distro",
+            InstallMethod::Script => "script",
+            InstallMethod::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for InstallMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for InstallMethod {
+    type Err = String;
+
+    /// A stored or typed name; the empty string (records written before the default was
+    /// stored) is `auto`.
+    fn from_str(s: &str) -> Result<InstallMethod, String> {
+        if s.is_empty() {
+            return Ok(InstallMethod::Auto);
+        }
+        InstallMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown engine install method {s:?}: use auto, repo, distro, script or none"
+                )
+            })
+    }
+}
+
+impl Serialize for InstallMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for InstallMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<InstallMethod, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// How the engine is installed and configured; stored so `provision` can re-apply it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EngineOptions {
-    /// repo | distro | script | none.
-    pub install_method: String,
+    /// auto | repo | distro | script | none.
+    pub install_method: InstallMethod,
     /// Script URL for the `script` method.
     pub install_url: String,
     /// Base URL of Docker's package repository (a mirror) for the `repo` method.

@@ -27,7 +27,7 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Name of the lock file that serialises certificate changes within a directory.
-pub(crate) const LOCK_FILE: &str = ".lock";
+pub(crate) const LOCK_FILE: &str = crate::store::layout::LOCK_FILE;
 
 /// Takes an advisory `flock` on `dir/.lock` (exclusive or shared), blocking until it is
 /// granted; the lock is released when the returned file is dropped.

@@ -22,14 +22,8 @@ use time::{Duration, OffsetDateTime};
 
 use ca::{Ca, Validity};
 
-/// File name of the CA certificate.
-pub const CA_CERT: &str = "ca.pem";
-/// File name of the CA private key.
-pub const CA_KEY: &str = "ca-key.pem";
-/// File name of the client certificate.
-pub const CLIENT_CERT: &str = "cert.pem";
-/// File name of the client private key.
-pub const CLIENT_KEY: &str = "key.pem";
+/// File names in the CA directory, spelled by the store's layout.
+pub use crate::store::layout::{CA_CERT, CA_KEY, CLIENT_CERT, CLIENT_KEY};
 /// Lifetime of every certificate (Docker Machine: 1080 days).
 pub const VALIDITY: Duration = Duration::days(1080);
 /// How far `notBefore` is backdated to tolerate clock skew (Docker Machine: 5 minutes).

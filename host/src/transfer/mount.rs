@@ -9,9 +9,6 @@ use anyhow::{Result, bail};
 use crate::ssh::Target;
 use crate::ssh::external::{config_text, find_program};
 
-/// File name of the ssh_config written next to the machine's key for sshfs.
-pub const SSHFS_CONFIG_FILE: &str = "sshfs_config";
-
 /// Mount `remote_path` of machine `name` (at `t`) on `mountpoint`. `config` is where the
 /// ssh_config for sshfs is written (kept: sshfs reconnects with it).
 pub fn mount(
