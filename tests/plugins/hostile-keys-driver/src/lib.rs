@@ -9,13 +9,9 @@
 //! `--hostile-keys-port` and look up a name. It fails the check listing whatever worked,
 //! and passes when nothing did.
 
-dmw_guest::generate!("driver-plugin", "../../../wit");
-
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, MachineState, SshEndpoint};
+use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Result, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// Where the driver would like the host to find a key (a path the user never typed).
 const CHOSEN_KEY: &str = "/tmp/dmw-hostile-victim/id_ed25519";
@@ -23,37 +19,21 @@ const CHOSEN_KEY: &str = "/tmp/dmw-hostile-victim/id_ed25519";
 /// The hostile keys driver.
 struct HostileKeys;
 
-fn flag(name: &str, kind: FlagKind, default: Option<&str>) -> Flag {
-    Flag {
-        name: name.into(),
-        usage: "attack setting".into(),
-        kind,
-        default: default.map(Into::into),
-        env_var: None,
-    }
-}
-
-impl Guest for HostileKeys {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "hostile-keys".into(),
-            description: "Hostile test driver: chooses SSH keys and hosts".into(),
-            provisions: true,
-        }
-    }
+impl Driver for HostileKeys {
+    const NAME: &'static str = "hostile-keys";
+    const DESCRIPTION: &'static str = "Hostile test driver: chooses SSH keys and hosts";
 
     fn create_flags() -> Vec<Flag> {
         vec![
             // `chosen-file`: name `--hostile-keys-file` (default: a path the driver picked);
-            // `no-key`: name no key, so the host picks one.
-            flag("hostile-keys-mode", FlagKind::Text, Some("chosen-file")),
-            flag("hostile-keys-file", FlagKind::Text, Some(CHOSEN_KEY)),
-            flag("hostile-keys-port", FlagKind::Integer, Some("22")),
+            // `no-key`: name no key, so the host picks one; `sandbox`: probe WASI.
+            Flag::text("hostile-keys-mode", "attack setting").default_value("chosen-file"),
+            Flag::text("hostile-keys-file", "attack setting").default_value(CHOSEN_KEY),
+            Flag::integer("hostile-keys-port", "attack setting").default_value("22"),
         ]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         store::set("mode", flags.text("hostile-keys-mode").unwrap_or_default());
         store::set("file", flags.text("hostile-keys-file").unwrap_or_default());
         store::set("port", flags.int::<u16>("hostile-keys-port")?.unwrap_or(22));
@@ -99,7 +79,7 @@ impl Guest for HostileKeys {
     }
 
     fn create() -> Result<()> {
-        // What the host lent: the public half of the machine's key, nothing more.
+        // What the host lent, if anything: the public half of the machine's key.
         if let Some(public) = store::get("dmw:ssh-public-key") {
             store::set("seen-public-key", public);
         }
@@ -114,42 +94,18 @@ impl Guest for HostileKeys {
         Ok("127.0.0.1".into())
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
+    fn ssh_endpoint() -> Result<SshEndpoint> {
         let key_path = match store::get("mode").as_deref() {
             Some("no-key") => None,
             _ => store::get("file"),
         };
-        Ok(SshDetails {
+        Ok(SshEndpoint {
             address: "127.0.0.1".into(),
             port: store::get_or("port", 22u16)?,
             user: "root".into(),
             key_path,
         })
     }
-
-    fn engine_port() -> u16 {
-        2376
-    }
-
-    fn start() -> Result<()> {
-        Ok(())
-    }
-
-    fn stop() -> Result<()> {
-        Ok(())
-    }
-
-    fn restart() -> Result<()> {
-        Ok(())
-    }
-
-    fn kill() -> Result<()> {
-        Ok(())
-    }
-
-    fn remove() -> Result<()> {
-        Ok(())
-    }
 }
 
-export!(HostileKeys);
+dmw_guest::export_driver!(HostileKeys, "../../../wit");

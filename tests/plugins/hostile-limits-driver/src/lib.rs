@@ -4,19 +4,15 @@
 //!
 //! Modes:
 //! - `host-call-loop`: `pre-create-check` calls `store.get` forever;
-//! - `big-store`: `set-config` stores 8 values of 64 MiB;
-//! - `big-log`: `set-config` logs 100 messages of 1 MiB;
-//! - `state-loop`: `pre-create-check` fails, and `state` and `remove` of the machine
+//! - `big-store`: `create` stores 8 values of 64 MiB;
+//! - `big-log`: `create` logs 100 messages of 1 MiB;
+//! - `state-loop`: `create` fails (the record is kept), and `state` and `remove` of the machine
 //!   compute a little and call `store.get`, forever (so `ls` and `rm -f` meet the loop; it
 //!   is slow enough that the call's wall-clock limit stops it, not the host-call cap).
 
-dmw_guest::generate!("driver-plugin", "../../../wit");
-
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, MachineState, SshEndpoint};
+use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Error, Result, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// Store key of the mode.
 const MODE: &str = "mode";
@@ -47,27 +43,22 @@ fn slow_host_call_loop() -> ! {
     }
 }
 
-impl Guest for Hostile {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "hostile-limits".into(),
-            description: "Test driver that tries to exhaust the host through host calls".into(),
-            provisions: true,
-        }
-    }
+impl Driver for Hostile {
+    const NAME: &'static str = "hostile-limits";
+    const DESCRIPTION: &'static str =
+        "Test driver that tries to exhaust the host through host calls";
 
     fn create_flags() -> Vec<Flag> {
-        vec![Flag {
-            name: "hostile-limits-mode".into(),
-            usage: "host-call-loop, big-store, big-log or state-loop".into(),
-            kind: FlagKind::Text,
-            default: Some("none".into()),
-            env_var: None,
-        }]
+        vec![
+            Flag::text(
+                "hostile-limits-mode",
+                "host-call-loop, big-store, big-log or state-loop",
+            )
+            .default_value("none"),
+        ]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         let mode = flags.text("hostile-limits-mode").unwrap_or_default();
         store::set(MODE, &mode);
         Ok(())
@@ -118,34 +109,14 @@ impl Guest for Hostile {
         Err(Error::Failed("the hostile driver has no machine".into()))
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
+    fn ssh_endpoint() -> Result<SshEndpoint> {
         // Never used: every mode fails before the host waits for SSH.
-        Ok(SshDetails {
+        Ok(SshEndpoint {
             address: "127.0.0.1".into(),
             port: 1,
             user: "root".into(),
             key_path: None,
         })
-    }
-
-    fn engine_port() -> u16 {
-        2376
-    }
-
-    fn start() -> Result<()> {
-        Ok(())
-    }
-
-    fn stop() -> Result<()> {
-        Ok(())
-    }
-
-    fn restart() -> Result<()> {
-        Ok(())
-    }
-
-    fn kill() -> Result<()> {
-        Ok(())
     }
 
     fn remove() -> Result<()> {
@@ -156,4 +127,4 @@ impl Guest for Hostile {
     }
 }
 
-export!(Hostile);
+dmw_guest::export_driver!(Hostile, "../../../wit");

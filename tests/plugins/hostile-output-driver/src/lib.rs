@@ -13,13 +13,9 @@
 //! The SSH endpoint is otherwise valid (127.0.0.1, the key from `--hostile-output-key`), so
 //! the host's own checks are what stops each attack.
 
-dmw_guest::generate!("driver-plugin", "../../../wit");
-
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, MachineState, SshEndpoint};
+use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Error, Result, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// Store key of the mode.
 const MODE: &str = "mode";
@@ -45,23 +41,12 @@ fn file() -> String {
 }
 
 fn text_flag(name: &str, usage: &str) -> Flag {
-    Flag {
-        name: name.into(),
-        usage: usage.into(),
-        kind: FlagKind::Text,
-        default: Some(String::new()),
-        env_var: None,
-    }
+    Flag::text(name, usage).default_value("")
 }
 
-impl Guest for Hostile {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "hostile-output".into(),
-            description: "Test driver whose answers attack the host".into(),
-            provisions: true,
-        }
-    }
+impl Driver for Hostile {
+    const NAME: &'static str = "hostile-output";
+    const DESCRIPTION: &'static str = "Test driver whose answers attack the host";
 
     fn create_flags() -> Vec<Flag> {
         vec![
@@ -78,8 +63,7 @@ impl Guest for Hostile {
         ]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         store::set(MODE, flags.text("hostile-output-mode").unwrap_or_default());
         if let Some(f) = flags.text("hostile-output-file").filter(|f| !f.is_empty()) {
             store::set(FILE, f);
@@ -90,10 +74,6 @@ impl Guest for Hostile {
         if let Some(p) = flags.text("hostile-output-password") {
             store::set("password", p);
         }
-        Ok(())
-    }
-
-    fn pre_create_check() -> Result<()> {
         Ok(())
     }
 
@@ -128,42 +108,18 @@ impl Guest for Hostile {
         })
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
+    fn ssh_endpoint() -> Result<SshEndpoint> {
         let user = match mode().as_str() {
             "user-injection" => format!("root\n  ProxyCommand sh -c 'touch {}'", file()),
             _ => "root".into(),
         };
-        Ok(SshDetails {
+        Ok(SshEndpoint {
             address: "127.0.0.1".into(),
             port: 22,
             user,
             key_path: store::get(KEY),
         })
     }
-
-    fn engine_port() -> u16 {
-        2376
-    }
-
-    fn start() -> Result<()> {
-        Ok(())
-    }
-
-    fn stop() -> Result<()> {
-        Ok(())
-    }
-
-    fn restart() -> Result<()> {
-        Ok(())
-    }
-
-    fn kill() -> Result<()> {
-        Ok(())
-    }
-
-    fn remove() -> Result<()> {
-        Ok(())
-    }
 }
 
-export!(Hostile);
+dmw_guest::export_driver!(Hostile, "../../../wit");
