@@ -193,22 +193,11 @@ fn a_driver_cannot_read_foreign_variables_or_take_dmw_flags() {
         assert!(!out.contains(secret), "the secret leaked: {out}");
     }
     assert!(!dmw.machine_dir("f1").exists(), "nothing is recorded");
-    let mut stack = vec![dmw.storage.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                assert!(
-                    !String::from_utf8_lossy(&bytes).contains(secret),
-                    "{} holds the secret",
-                    p.display()
-                );
-            }
-        }
-    }
+    let holders = crate::support::files_containing(&dmw.storage, secret);
+    assert!(
+        holders.is_empty(),
+        "these files hold the secret: {holders:?}"
+    );
 }
 
 #[test]

@@ -271,20 +271,7 @@ fn security_secret_flag_values_are_redacted() {
     );
     let ls = dmw.run(&["ls"]);
     assert!(!ls.stdout.contains(secret), "{ls:?}");
-    let mut holders = Vec::new();
-    let mut stack = vec![dmw.storage.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default())
-                .contains(secret)
-            {
-                holders.push(p);
-            }
-        }
-    }
+    let holders = crate::support::files_containing(&dmw.storage, secret);
     let record = dmw.machine_dir("m5").join("config.json");
     assert_eq!(
         holders,

@@ -181,3 +181,22 @@ pub fn ls_row(ls: &str, name: &str) -> Option<Vec<String>> {
                 .collect()
         })
 }
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default())
+                .contains(needle)
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}

@@ -54,7 +54,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             }
             .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
             let runtime = app.runtime()?;
-            let found = inspect::inspect(runtime, &source, &runtime.registry()?).await?;
+            let found = inspect::inspect(runtime, &source).await?;
             match output.as_deref() {
                 Some("json") => println!(
                     "{}",
@@ -79,7 +79,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             };
             let runtime = app.runtime()?;
             let mut registry = runtime.registry()?;
-            let found = inspect::inspect(runtime, &source, &Default::default()).await?;
+            let found = inspect::inspect(runtime, &source).await?;
             if crate::plugin::builtin::driver(&found.name).is_some() {
                 return Err(CliError::new(format!(
                     "Error: the plugin calls itself \"{}\", the name of a built-in driver; it cannot be installed under that name",

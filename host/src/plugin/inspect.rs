@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::declaration::{self, Declaration};
-use super::grants::{self, Installed, Registry};
+use super::grants::{self, Installed};
 use super::{Kind, Runtime, Source};
 use crate::capabilities::PluginCtx;
 use crate::report::Reporter;
@@ -60,11 +60,7 @@ impl Inspection {
 }
 
 /// Inspect a plugin.
-pub async fn inspect(
-    runtime: &Runtime,
-    source: &Source,
-    registry: &Registry,
-) -> Result<Inspection> {
+pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
     let probe_kind = Kind::Driver;
     let (bytes, label) = runtime.bytes(source, probe_kind)?;
     let component = runtime.compile(&bytes, &label)?;
@@ -98,20 +94,8 @@ pub async fn inspect(
             (info.name, info.description, Vec::new())
         }
     };
-    let usable = grants::check_imports(&imports, kind, &declaration)
-        .and_then(|()| {
-            let origin = match source {
-                Source::Builtin(_) => grants::Origin::Builtin,
-                Source::File(p) => grants::Origin::File(p),
-            };
-            grants::decide(
-                kind,
-                origin,
-                &grants::sha256_hex(&bytes),
-                &declaration,
-                registry,
-            )
-        })
+    let usable = runtime
+        .grant(source, kind, &bytes, &component)
         .map(|_| ())
         .map_err(|e| format!("{e:#}"));
     Ok(Inspection {

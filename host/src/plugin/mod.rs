@@ -187,6 +187,26 @@ impl PluginLimiter {
     }
 }
 
+/// Count a growth from `current` to `desired` against `total`, which may not pass `limit`.
+/// A growth past the item's own `maximum` is refused the wasm way (`false`: `grow` returns
+/// -1); one past the plugin's total traps with `over(total)`.
+fn grow_within(
+    total: &mut usize,
+    limit: usize,
+    (current, desired, maximum): (usize, usize, Option<usize>),
+    over: impl FnOnce(usize) -> String,
+) -> wasmtime::Result<bool> {
+    if maximum.is_some_and(|max| desired > max) {
+        return Ok(false);
+    }
+    let grown = total.saturating_add(desired.saturating_sub(current));
+    if grown > limit {
+        return Err(wasmtime::Error::msg(over(grown)));
+    }
+    *total = grown;
+    Ok(true)
+}
+
 impl ResourceLimiter for PluginLimiter {
     fn memory_growing(
         &mut self,
@@ -194,21 +214,17 @@ impl ResourceLimiter for PluginLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            // The memory's own maximum refuses it: `memory.grow` returns -1, as wasm says.
-            return Ok(false);
-        }
-        let total = self
-            .memory_total
-            .saturating_add(desired.saturating_sub(current));
-        if total > self.memory_limit {
-            return Err(wasmtime::Error::msg(format!(
-                "growing memory to {desired} bytes would take the plugin's memories to {} MiB in total",
-                total >> 20
-            )));
-        }
-        self.memory_total = total;
-        Ok(true)
+        grow_within(
+            &mut self.memory_total,
+            self.memory_limit,
+            (current, desired, maximum),
+            |total| {
+                format!(
+                    "growing memory to {desired} bytes would take the plugin's memories to {} MiB in total",
+                    total >> 20
+                )
+            },
+        )
     }
 
     fn table_growing(
@@ -217,20 +233,17 @@ impl ResourceLimiter for PluginLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
-        let total = self
-            .table_elements_total
-            .saturating_add(desired.saturating_sub(current));
-        if total > self.table_elements_limit {
-            return Err(wasmtime::Error::msg(format!(
-                "growing a table to {desired} elements would give the plugin {total} table elements in total (limit {})",
-                self.table_elements_limit
-            )));
-        }
-        self.table_elements_total = total;
-        Ok(true)
+        let limit = self.table_elements_limit;
+        grow_within(
+            &mut self.table_elements_total,
+            limit,
+            (current, desired, maximum),
+            |total| {
+                format!(
+                    "growing a table to {desired} elements would give the plugin {total} table elements in total (limit {limit})"
+                )
+            },
+        )
     }
 
     fn instances(&self) -> usize {
