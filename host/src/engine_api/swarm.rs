@@ -322,7 +322,11 @@ pub async fn leave(url: &str, tls: &ClientTls, force: bool) -> Result<(), Engine
 }
 
 /// `GET /nodes` (managers only).
-pub async fn nodes(url: &str, tls: &ClientTls, timeout: Duration) -> Result<Vec<Node>, EngineError> {
+pub async fn nodes(
+    url: &str,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<Vec<Node>, EngineError> {
     call(url, "GET", "/nodes", None, tls, timeout).await
 }
 
@@ -389,9 +393,10 @@ mod tests {
         .unwrap();
         assert!(i.is_active() && i.control_available);
         assert_eq!(i.cluster_id(), Some("c1"));
-        let inactive: SwarmInfo =
-            serde_json::from_str(r#"{"NodeID":"","LocalNodeState":"inactive","RemoteManagers":null,"Cluster":null}"#)
-                .unwrap();
+        let inactive: SwarmInfo = serde_json::from_str(
+            r#"{"NodeID":"","LocalNodeState":"inactive","RemoteManagers":null,"Cluster":null}"#,
+        )
+        .unwrap();
         assert!(!inactive.is_active());
         assert_eq!(inactive.cluster_id(), None);
         let n: Vec<Node> = serde_json::from_str(
