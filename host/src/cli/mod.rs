@@ -20,6 +20,7 @@ mod rm;
 mod scp;
 mod ssh;
 mod swarm;
+mod swarm_args;
 mod use_context;
 mod version;
 
