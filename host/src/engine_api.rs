@@ -1,5 +1,5 @@
-//! A minimal mutual-TLS Docker Engine API client: `GET /version` and a handshake-only check,
-//! over rustls (ring provider) with the CA, client certificate and key of a
+//! A minimal mutual-TLS Docker Engine API client: `GET /version`, a handshake-only check and
+//! the Swarm-mode calls (`swarm.rs`), over rustls (ring provider) with the CA, client certificate and key of a
 //! `DOCKER_CERT_PATH`-style directory.
 
 use std::fmt;
@@ -16,6 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+pub mod swarm;
 
 /// Docker's default TLS port, used when a URL has none.
 pub const DEFAULT_PORT: u16 = dmw_text::DEFAULT_ENGINE_PORT;
@@ -337,11 +339,32 @@ async fn get(
     tls: &ClientTls,
     timeout: Duration,
 ) -> Result<(Endpoint, Response), EngineError> {
+    request(url, "GET", path, None, tls, timeout).await
+}
+
+/// `METHOD path` with an optional JSON body over mutual TLS, like [`get`].
+async fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<(Endpoint, Response), EngineError> {
     let ep = parse_url(url)?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let resp = with_timeout(&ep, timeout, async {
         let mut stream = connect(&ep, tls).await?;
+        let content = if body.is_empty() && method == "GET" {
+            String::new()
+        } else {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        };
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dmw\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dmw\r\nAccept: application/json\r\n{content}Connection: close\r\n\r\n{body}",
             ep.authority
         );
         stream

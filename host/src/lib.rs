@@ -22,6 +22,7 @@ pub mod sanitize;
 pub mod simulate;
 pub mod ssh;
 pub mod store;
+pub mod swarm;
 pub mod tls;
 pub mod transfer;
 pub mod validate;

@@ -18,6 +18,7 @@ mod security_keys;
 mod security_limits;
 mod security_output;
 mod states;
+mod swarm;
 mod template_driver;
 mod transfer;
 mod wit_versions;

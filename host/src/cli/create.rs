@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::engine_args::EngineArgs;
+use super::swarm_args::{SwarmCreateArgs, SwarmPlan};
 use super::{CliError, CliResult};
 use crate::app::App;
 use crate::plugin::driver::{Flag, FlagKind, FlagValue};
@@ -84,6 +85,7 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .help("Do not write a docker context for the machine (`docker --context NAME`)"),
         );
     cmd = EngineArgs::augment_args(cmd);
+    cmd = SwarmCreateArgs::augment_args(cmd);
     for f in driver_flags {
         let mut arg = Arg::new(f.name.clone())
             .long(f.name.clone())
@@ -276,6 +278,19 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let engine = EngineArgs::from_arg_matches(&m)
         .map_err(|e| create_error(&name, "read engine flags", e))?
         .options();
+    let swarm_plan = SwarmCreateArgs::from_arg_matches(&m)
+        .map_err(|e| create_error(&name, "read swarm flags", e))?
+        .plan()
+        .map_err(|e| create_error(&name, "read swarm flags", e))?;
+    if let Some(SwarmPlan::Join { manager, .. }) = &swarm_plan
+        && !app.store.exists(manager)
+    {
+        return Err(create_error(
+            &name,
+            "read swarm flags",
+            format!("--swarm-join names machine \"{manager}\", which does not exist"),
+        ));
+    }
     for san in strings(&m, "tls-san") {
         provision::check_tls_san(&san)
             .map_err(|e| create_error(&name, "read TLS flags", format!("{e:#}")))?;
@@ -326,7 +341,37 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     if !no_context {
         write_context(app, &name, &report);
     }
+    if let Some(plan) = swarm_plan {
+        swarm_step(app, &name, plan, &report).await?;
+    }
     Ok(())
+}
+
+/// Swarm mode after provisioning: init or join. A failure leaves the machine as it is
+/// (ready, outside the cluster) and says how to retry.
+async fn swarm_step(app: &App, name: &str, plan: SwarmPlan, report: &Reporter) -> CliResult {
+    let (done, retry) = match &plan {
+        SwarmPlan::Init(addrs) => (
+            crate::swarm::init(app, name, addrs, report).await,
+            format!("dmw swarm init {name}"),
+        ),
+        SwarmPlan::Join {
+            manager,
+            role,
+            addrs,
+        } => (
+            crate::swarm::join(app, name, manager, *role, addrs, report).await,
+            format!(
+                "dmw swarm join {name} --manager {manager} --as {}",
+                role.as_str()
+            ),
+        ),
+    };
+    done.map(|_| ()).map_err(|e| {
+        CliError::new(format!(
+            "Error creating machine \"{name}\": swarm failed: {e:#}\nThe machine was created and is ready, outside any swarm; `{retry}` tries again."
+        ))
+    })
 }
 
 /// Why `name` cannot be created again: it exists — being created right now, or kept from a

@@ -21,6 +21,9 @@ pub struct EnvArgs {
     /// Add machine IP to NO_PROXY environment variable
     #[arg(long)]
     no_proxy: bool,
+    /// Point at the leader of the Swarm-mode cluster NAME belongs to
+    #[arg(long)]
+    swarm: bool,
 }
 
 /// Arguments of `config`.
@@ -103,7 +106,12 @@ pub async fn env(app: &App, a: EnvArgs, argv: &[String]) -> CliResult {
         print!("{}", render_unset(shell, var, &hint));
         return Ok(());
     }
-    let name = name_or_default(app, a.name)?;
+    let mut name = name_or_default(app, a.name)?;
+    if a.swarm {
+        name = crate::swarm::leader(app, &name)
+            .await
+            .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
+    }
     let (record, url) = checked_machine(app, &name).await?;
     let no_proxy = a.no_proxy.then(|| {
         let ip = record

@@ -56,31 +56,32 @@ pub async fn run(app: &App, a: LsArgs) -> CliResult {
     let timeout = Duration::from_secs(a.timeout.max(1));
 
     // Everything but the state is known from the records.
-    let mut candidates: Vec<(String, EngineOptions)> = Vec::new();
+    let mut candidates: Vec<(String, EngineOptions, String)> = Vec::new();
     for name in app.store.list()? {
-        let (driver, engine) = match app.store.load(&name) {
-            Ok(r) => (r.driver.name, r.engine),
-            Err(_) => (NOT_FOUND.to_string(), EngineOptions::default()),
+        let (driver, engine, swarm) = match app.store.load(&name) {
+            Ok(r) => (r.driver.name, r.engine, r.swarm),
+            Err(_) => (NOT_FOUND.to_string(), EngineOptions::default(), None),
         };
         let c = Candidate {
             name: &name,
             driver: &driver,
             labels: &engine.labels,
-            swarm: "",
+            swarm: swarm.as_ref().map(|m| m.cluster.as_str()).unwrap_or(""),
         };
         if filters.matches(&c) {
-            candidates.push((name, engine));
+            let column = swarm.map(|m| m.column()).unwrap_or_default();
+            candidates.push((name, engine, column));
         }
     }
 
     if a.quiet && !filters.needs_state() {
-        for (name, _) in candidates {
+        for (name, _, _) in candidates {
             println!("{name}");
         }
         return Ok(());
     }
     let observed: Vec<Observed> = stream::iter(candidates.iter())
-        .map(|(n, _)| observe(app, n, timeout))
+        .map(|(n, _, _)| observe(app, n, timeout))
         .buffered(PARALLEL)
         .collect()
         .await;
@@ -96,7 +97,11 @@ pub async fn run(app: &App, a: LsArgs) -> CliResult {
     }
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let items: Vec<LsItem> = kept
-        .map(|(o, (_, engine))| LsItem::new(&o, engine, docker_host.as_deref()))
+        .map(|(o, (_, engine, swarm))| {
+            let mut item = LsItem::new(&o, engine, docker_host.as_deref());
+            item.swarm = swarm;
+            item
+        })
         .collect();
     let out = format
         .render(&items)

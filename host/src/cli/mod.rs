@@ -19,6 +19,8 @@ mod recipe;
 mod rm;
 mod scp;
 mod ssh;
+mod swarm;
+mod swarm_args;
 mod use_context;
 mod version;
 
@@ -136,6 +138,8 @@ enum Command {
     Status(machine_info::NameOutputArgs),
     /// Stop a machine
     Stop(power::PowerArgs),
+    /// Docker Swarm mode on machines (`swarm init|join|leave|ls`)
+    Swarm(swarm::SwarmArgs),
     /// Upgrade a machine's Docker engine through its recipe
     Upgrade(provision::ProvisionArgs),
     /// Get the URL of a machine
@@ -234,6 +238,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Start(a) => power::run(app, crate::power::Action::Start, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
         Command::Stop(a) => power::run(app, crate::power::Action::Stop, a).await,
+        Command::Swarm(a) => swarm::run(app, a).await,
         Command::Upgrade(a) => provision::upgrade(app, a).await,
         Command::Version(a) => version::run(app, a).await,
         Command::Ip(_)

@@ -65,6 +65,20 @@ async fn remove_one(
         .store
         .lock(name)
         .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))?;
+    if record.swarm.is_some() {
+        // The cluster must not keep a dead node: leave (drained, demoted) and be removed
+        // from the managers' list first.
+        if let Err(e) = crate::swarm::leave(app, name, force, report).await {
+            if !force {
+                return Err(format!(
+                    "Error removing host \"{name}\": leaving its swarm failed: {e:#}\nUse -f to remove it anyway."
+                ));
+            }
+            report.warn(&format!(
+                "\"{name}\" could not leave its swarm ({e:#}); removing it as asked (-f)"
+            ));
+        }
+    }
     let removed = match app.machine_driver(&record, report.clone()).await {
         Ok(mut d) => d.remove().await,
         Err(e) => Err(e),

@@ -13,16 +13,28 @@ pub struct UseArgs {
     /// Switch the docker CLI back to its default context
     #[arg(short = 'u', long, conflicts_with = "name")]
     unset: bool,
+    /// Use the leader of the Swarm-mode cluster NAME belongs to
+    #[arg(long, conflicts_with = "unset")]
+    swarm: bool,
 }
 
-/// Run `dmw use NAME` (or `dmw use -u`).
+/// Run `dmw use NAME` (or `dmw use -u`, or `dmw use --swarm NAME`).
 pub fn run(app: &App, a: UseArgs) -> CliResult {
     let dir = context::docker_config_dir()?;
-    let Some(name) = a.name.filter(|_| !a.unset) else {
+    let Some(mut name) = a.name.filter(|_| !a.unset) else {
         context::switch(&dir, None)?;
         println!("The docker CLI now uses its default context.");
         return Ok(());
     };
+    if a.swarm {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+        name = rt
+            .block_on(crate::swarm::leader(app, &name))
+            .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
+    }
     let record = app.store.load(&name)?;
     if let Some(ep) = &record.endpoint
         && let Err(why) = crate::validate::endpoint(ep)

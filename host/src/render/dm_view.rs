@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::store::{EngineOptions, MachineRecord};
+use crate::store::{EngineOptions, MachineRecord, SwarmMembership};
 
 /// Top-level keys [`inspect_aliases`] adds to the `inspect` JSON.
 pub const INSPECT_ALIAS_KEYS: [&str; 4] = ["Name", "DriverName", "Driver", "HostOptions"];
@@ -25,14 +25,20 @@ pub fn engine_options(e: &EngineOptions) -> Value {
     })
 }
 
-/// Docker Machine's `SwarmOptions` for a machine outside any swarm (dmw has no swarm).
+/// Docker Machine's `SwarmOptions` for a machine outside any swarm.
 pub fn swarm_options() -> Value {
+    swarm_options_of(None)
+}
+
+/// Docker Machine's `SwarmOptions` for a machine's Swarm-mode membership: `IsSwarm`,
+/// `Master` (a manager), `Agent` (a worker), `Address` (the advertise address).
+pub fn swarm_options_of(m: Option<&SwarmMembership>) -> Value {
     json!({
-        "IsSwarm": false,
-        "Address": "",
+        "IsSwarm": m.is_some(),
+        "Address": m.map(|m| m.advertise_addr.clone()).unwrap_or_default(),
         "Discovery": "",
-        "Agent": false,
-        "Master": false,
+        "Agent": m.is_some_and(|m| !m.is_manager()),
+        "Master": m.is_some_and(SwarmMembership::is_manager),
         "Host": "",
         "Image": "",
         "Strategy": "",
@@ -65,14 +71,14 @@ pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static 
         "SSHKeyPath": path(&dir.ssh_key()),
         "StorePath": path(storage),
         "EnginePort": ep.map(|e| e.engine_port).unwrap_or(2376),
-        "SwarmMaster": false,
+        "SwarmMaster": record.swarm.as_ref().is_some_and(SwarmMembership::is_manager),
         "SwarmHost": "",
         "SwarmDiscovery": "",
     });
     let host_options = json!({
         "Driver": "",
         "EngineOptions": engine_options(&record.engine),
-        "SwarmOptions": swarm_options(),
+        "SwarmOptions": swarm_options_of(record.swarm.as_ref()),
         "AuthOptions": {
             "CertDir": path(certs.path()),
             "CaCertPath": path(&certs.ca_cert()),

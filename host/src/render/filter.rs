@@ -48,7 +48,7 @@ pub struct Candidate<'a> {
     pub driver: &'a str,
     /// Engine labels, `key=value` each (`--engine-label`).
     pub labels: &'a [String],
-    /// Name of the machine's swarm master (always empty: dmw has no swarm).
+    /// Name of the machine's Swarm-mode cluster (empty outside one).
     pub swarm: &'a str,
 }
 

@@ -53,7 +53,7 @@ pub struct LsItem {
     pub state: String,
     /// Engine URL, empty unless running.
     pub url: String,
-    /// Swarm master name (always empty).
+    /// The Swarm-mode cluster's name, ` (manager)` appended on managers; empty outside one.
     pub swarm: String,
     /// Error text, one line.
     pub error: String,

@@ -22,7 +22,7 @@ pub use atomic::{write_atomic, write_private};
 pub use layout::{CertsDir, MachineDir};
 pub use record::{
     DriverRef, Endpoint, EngineOptions, Imported, InstallMethod, MachineRecord, MachineStatus,
-    StepError,
+    StepError, SwarmMembership,
 };
 
 use std::fs;

@@ -222,6 +222,53 @@ pub struct MachineRecord {
     /// Where the machine was adopted from (`dmw import`), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
+    /// Its place in a Swarm-mode cluster, if dmw made it join one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmMembership>,
+}
+
+/// A machine's place in a Swarm-mode cluster, as recorded when it joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwarmMembership {
+    /// The cluster's name in dmw: the machine that initialised it.
+    pub cluster: String,
+    /// The engine's cluster ID.
+    pub cluster_id: String,
+    /// This engine's node ID.
+    pub node_id: String,
+    /// `manager` or `worker` when it joined (`dmw swarm ls` shows the live role).
+    pub role: String,
+    /// The address it advertises to the cluster.
+    pub advertise_addr: String,
+}
+
+impl Default for SwarmMembership {
+    fn default() -> Self {
+        SwarmMembership {
+            cluster: String::new(),
+            cluster_id: String::new(),
+            node_id: String::new(),
+            role: "worker".into(),
+            advertise_addr: String::new(),
+        }
+    }
+}
+
+impl SwarmMembership {
+    /// Whether it joined as a manager.
+    pub fn is_manager(&self) -> bool {
+        self.role == "manager"
+    }
+
+    /// Docker Machine's SWARM column: the cluster's name, with ` (manager)` on managers.
+    pub fn column(&self) -> String {
+        if self.is_manager() {
+            format!("{} (manager)", self.cluster)
+        } else {
+            self.cluster.clone()
+        }
+    }
 }
 
 /// A machine adopted from a Docker Machine store.
@@ -256,6 +303,7 @@ impl MachineRecord {
             created_at,
             engine_only: false,
             imported: None,
+            swarm: None,
         }
     }
 

@@ -1,0 +1,190 @@
+//! Docker Machine's `--swarm-*` create flags, mapped onto Swarm mode: the ones that still
+//! mean something become a [`SwarmPlan`], the others are refused with one sentence saying
+//! what Swarm mode does instead.
+
+use crate::swarm::{AddrOptions, Role};
+
+/// What create does about Swarm mode after provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmPlan {
+    /// Initialise a new cluster.
+    Init(AddrOptions),
+    /// Join the cluster of the named manager.
+    Join {
+        /// The manager machine.
+        manager: String,
+        /// The role to join as.
+        role: Role,
+        /// Addresses.
+        addrs: AddrOptions,
+    },
+}
+
+/// The `--swarm-*` flags of `create`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SwarmCreateArgs {
+    /// Join a Swarm-mode cluster (as a worker; name a manager with --swarm-join)
+    #[arg(long)]
+    pub swarm: bool,
+    /// Make the machine a Swarm-mode manager: a new cluster, or with --swarm-join a manager of that one
+    #[arg(long, visible_alias = "swarm-master")]
+    pub swarm_manager: bool,
+    /// A manager machine whose cluster to join
+    #[arg(long, value_name = "NAME")]
+    pub swarm_join: Option<String>,
+    /// Address to advertise to the cluster (default: the machine's address)
+    #[arg(long, value_name = "ADDR")]
+    pub swarm_addr: Option<String>,
+    /// Swarm option for a new cluster: listen-addr=ADDR[:PORT] or data-path-addr=ADDR
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub swarm_opt: Vec<String>,
+    /// Swarm option for joining: listen-addr=ADDR[:PORT] or data-path-addr=ADDR
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub swarm_join_opt: Vec<String>,
+    /// Refused: Swarm mode has no discovery service (use --swarm-join NAME)
+    #[arg(long, value_name = "URL")]
+    pub swarm_discovery: Option<String>,
+    /// Refused: Swarm mode runs no swarm container
+    #[arg(long, value_name = "IMAGE")]
+    pub swarm_image: Option<String>,
+    /// Refused: Swarm mode always spreads tasks (use placement preferences on services)
+    #[arg(long, value_name = "STRATEGY")]
+    pub swarm_strategy: Option<String>,
+    /// Refused: Swarm mode has no separate manager endpoint (use `dmw env --swarm NAME`)
+    #[arg(long, value_name = "HOST")]
+    pub swarm_host: Option<String>,
+    /// Refused: Swarm mode's features come with the engine (use --engine-opt experimental)
+    #[arg(long)]
+    pub swarm_experimental: bool,
+}
+
+impl SwarmCreateArgs {
+    /// The plan, or the one sentence explaining a flag Swarm mode has no use for.
+    pub fn plan(&self) -> Result<Option<SwarmPlan>, String> {
+        let legacy = "Swarm mode is built into Docker Engine (no swarm container, no discovery service; managers keep the cluster state themselves)";
+        if self.swarm_discovery.is_some() {
+            return Err(format!(
+                "--swarm-discovery is not supported: {legacy}; join an existing cluster with --swarm-join MANAGER, or start one with --swarm-manager"
+            ));
+        }
+        if self.swarm_image.is_some() {
+            return Err(format!(
+                "--swarm-image is not supported: {legacy}, so there is no image to choose; leave the flag out"
+            ));
+        }
+        if self.swarm_strategy.is_some() {
+            return Err(format!(
+                "--swarm-strategy is not supported: {legacy} and always spreads tasks; use placement constraints or preferences on services (`docker service create --placement-pref`)"
+            ));
+        }
+        if self.swarm_host.is_some() {
+            return Err(format!(
+                "--swarm-host is not supported: {legacy} and is reached through a manager's own engine (`dmw env --swarm NAME`); to set the cluster listen address use --swarm-opt listen-addr=ADDR:PORT"
+            ));
+        }
+        if self.swarm_experimental {
+            return Err(format!(
+                "--swarm-experimental is not supported: {legacy} and its features come with the engine; use --engine-opt experimental"
+            ));
+        }
+        let mut addrs = AddrOptions::default();
+        let opts = if self.swarm_join.is_some() {
+            &self.swarm_join_opt
+        } else {
+            &self.swarm_opt
+        };
+        for o in opts {
+            addrs.set(o).map_err(|e| format!("{e:#}"))?;
+        }
+        if self.swarm_addr.is_some() {
+            addrs.advertise_addr = self.swarm_addr.clone();
+        }
+        let any_option = self.swarm_addr.is_some()
+            || !self.swarm_opt.is_empty()
+            || !self.swarm_join_opt.is_empty();
+        match (&self.swarm_join, self.swarm_manager, self.swarm) {
+            (Some(m), manager, _) => Ok(Some(SwarmPlan::Join {
+                manager: m.clone(),
+                role: if manager { Role::Manager } else { Role::Worker },
+                addrs,
+            })),
+            (None, true, _) => {
+                if !self.swarm_join_opt.is_empty() {
+                    return Err("--swarm-join-opt applies when joining: use --swarm-opt for a new cluster".into());
+                }
+                Ok(Some(SwarmPlan::Init(addrs)))
+            }
+            (None, false, true) => Err(
+                "--swarm joins a Swarm-mode cluster: name one of its managers with --swarm-join NAME, or start a cluster with --swarm-manager".into(),
+            ),
+            (None, false, false) if any_option => Err(
+                "the --swarm-addr, --swarm-opt and --swarm-join-opt flags need --swarm-manager or --swarm --swarm-join NAME".into(),
+            ),
+            (None, false, false) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans() {
+        let a = SwarmCreateArgs::default();
+        assert_eq!(a.plan(), Ok(None));
+        let init = SwarmCreateArgs {
+            swarm: true,
+            swarm_manager: true,
+            swarm_addr: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(init.plan(), Ok(Some(SwarmPlan::Init(a))) if a.advertise_addr.as_deref() == Some("10.0.0.1"))
+        );
+        let join = SwarmCreateArgs {
+            swarm: true,
+            swarm_join: Some("m1".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            join.plan(),
+            Ok(Some(SwarmPlan::Join {
+                role: Role::Worker,
+                ..
+            }))
+        ));
+        let mgr = SwarmCreateArgs {
+            swarm_manager: true,
+            swarm_join: Some("m1".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            mgr.plan(),
+            Ok(Some(SwarmPlan::Join {
+                role: Role::Manager,
+                ..
+            }))
+        ));
+        let alone = SwarmCreateArgs {
+            swarm: true,
+            ..Default::default()
+        };
+        assert!(alone.plan().unwrap_err().contains("--swarm-join NAME"));
+        let disc = SwarmCreateArgs {
+            swarm: true,
+            swarm_discovery: Some("token://x".into()),
+            ..Default::default()
+        };
+        assert!(
+            disc.plan()
+                .unwrap_err()
+                .starts_with("--swarm-discovery is not supported: Swarm mode")
+        );
+        let strategy = SwarmCreateArgs {
+            swarm_strategy: Some("binpack".into()),
+            ..Default::default()
+        };
+        assert!(strategy.plan().is_err());
+    }
+}
