@@ -26,4 +26,5 @@ pub mod swarm;
 pub mod tls;
 pub mod transfer;
 pub mod validate;
+pub mod vm;
 pub mod wait;

@@ -1,0 +1,211 @@
+//! cloud-init NoCloud seeds: the first-boot configuration of a VM booted from a cloud
+//! image — `user-data` (the login user with the machine's SSH public key, the hostname) and
+//! `meta-data` (instance id, hostname) on a small FAT volume labelled `CIDATA`, which
+//! cloud-init finds by its label. Made in Rust: no genisoimage, cloud-localds or mkfs.
+//!
+//! Every value is checked before it is written (the hostname is a machine name, the user a
+//! valid user name, the key one OpenSSH public key) and written as a JSON string, which
+//! YAML reads as the same string: nothing in a value can add YAML structure.
+
+use std::io::{Cursor, Write};
+
+use anyhow::{Context, Result, bail};
+
+/// The volume label cloud-init's NoCloud data source looks for.
+pub const LABEL: &str = "CIDATA";
+
+/// The size of the seed volume (FAT12): plenty for the two small files.
+const VOLUME_BYTES: usize = 1024 * 1024;
+
+/// What a VM is told on its first boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    /// Instance id: cloud-init runs its first-boot modules once per id.
+    pub instance_id: String,
+    /// The machine's hostname (its dmw name).
+    pub hostname: String,
+    /// The user dmw logs in as (passwordless sudo, no password login).
+    pub user: String,
+    /// The machine's SSH public key (OpenSSH format).
+    pub ssh_public_key: String,
+}
+
+impl Seed {
+    /// Check every value (see the module documentation).
+    pub fn validate(&self) -> Result<()> {
+        if !crate::names::is_valid(&self.hostname) {
+            bail!(
+                "the hostname {:?} is not a valid machine name",
+                self.hostname
+            );
+        }
+        crate::validate::ssh_user(&self.user)
+            .map_err(|e| anyhow::anyhow!("the VM user {:?}: {e}", self.user))?;
+        let id_ok = !self.instance_id.is_empty()
+            && self.instance_id.len() <= 128
+            && self
+                .instance_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !id_ok {
+            bail!(
+                "the instance id {:?} is not [A-Za-z0-9._-]",
+                self.instance_id
+            );
+        }
+        let key = self.ssh_public_key.trim();
+        if key.contains(['\n', '\r']) {
+            bail!("the SSH public key must be one line");
+        }
+        russh::keys::PublicKey::from_openssh(key)
+            .map_err(|e| anyhow::anyhow!("the SSH public key is not an OpenSSH public key: {e}"))?;
+        Ok(())
+    }
+
+    /// The `user-data` file (`#cloud-config`).
+    pub fn user_data(&self) -> Result<String> {
+        self.validate()?;
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        Ok(format!(
+            "#cloud-config\n\
+             hostname: {host}\n\
+             preserve_hostname: false\n\
+             ssh_pwauth: false\n\
+             disable_root: true\n\
+             users:\n  \
+               - name: {user}\n    \
+                 sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    \
+                 shell: /bin/sh\n    \
+                 lock_passwd: true\n    \
+                 ssh_authorized_keys:\n      \
+                   - {key}\n",
+            host = q(&self.hostname),
+            user = q(&self.user),
+            key = q(self.ssh_public_key.trim()),
+        ))
+    }
+
+    /// The `meta-data` file.
+    pub fn meta_data(&self) -> Result<String> {
+        self.validate()?;
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        Ok(format!(
+            "instance-id: {}\nlocal-hostname: {}\n",
+            q(&self.instance_id),
+            q(&self.hostname)
+        ))
+    }
+
+    /// The seed volume: a FAT12 image labelled [`LABEL`] holding `user-data` and
+    /// `meta-data`, to attach to the VM as a drive.
+    pub fn fat_image(&self) -> Result<Vec<u8>> {
+        let user_data = self.user_data()?;
+        let meta_data = self.meta_data()?;
+        let mut label = [b' '; 11];
+        label[..LABEL.len()].copy_from_slice(LABEL.as_bytes());
+        let mut disk = Cursor::new(vec![0u8; VOLUME_BYTES]);
+        fatfs::format_volume(
+            &mut disk,
+            fatfs::FormatVolumeOptions::new()
+                .fat_type(fatfs::FatType::Fat12)
+                .volume_label(label),
+        )
+        .context("cannot format the seed volume")?;
+        disk.set_position(0);
+        {
+            let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new())
+                .context("cannot open the seed volume")?;
+            for (name, text) in [("user-data", &user_data), ("meta-data", &meta_data)] {
+                let mut f = fs
+                    .root_dir()
+                    .create_file(name)
+                    .with_context(|| format!("cannot write {name} to the seed volume"))?;
+                f.truncate()?;
+                f.write_all(text.as_bytes())
+                    .with_context(|| format!("cannot write {name} to the seed volume"))?;
+                f.flush()?;
+            }
+            fs.unmount().context("cannot close the seed volume")?;
+        }
+        Ok(disk.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn seed() -> Seed {
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = crate::provision::machine_key::generate(&dir.path().join("id"), "dmw vm1")
+            .expect("key");
+        Seed {
+            instance_id: "dmw-vm1-1".into(),
+            hostname: "vm1".into(),
+            user: "docker".into(),
+            ssh_public_key: key,
+        }
+    }
+
+    #[test]
+    fn the_volume_holds_both_files_under_the_cidata_label() {
+        let s = seed();
+        let image = s.fat_image().expect("image");
+        let fs = fatfs::FileSystem::new(Cursor::new(image.clone()), fatfs::FsOptions::new())
+            .expect("a FAT volume");
+        assert_eq!(fs.fat_type(), fatfs::FatType::Fat12);
+        assert_eq!(fs.volume_label(), LABEL);
+        let read = |name: &str| {
+            let mut text = String::new();
+            fs.root_dir()
+                .open_file(name)
+                .expect(name)
+                .read_to_string(&mut text)
+                .expect("read");
+            text
+        };
+        assert_eq!(read("user-data"), s.user_data().expect("user-data"));
+        assert_eq!(read("meta-data"), s.meta_data().expect("meta-data"));
+        // blkid finds the label in the boot sector (FAT12/16: offset 43).
+        assert_eq!(&image[43..54], b"CIDATA     ");
+        // util-linux's blkid — what cloud-init uses to find the seed — sees a vfat CIDATA.
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("seed.img");
+        std::fs::write(&file, &image).expect("write");
+        let out = std::process::Command::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(&file)
+            .output()
+            .expect("blkid (util-linux) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("LABEL=CIDATA") && text.contains("TYPE=vfat"),
+            "{text}"
+        );
+        let user_data = read("user-data");
+        assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
+        assert!(user_data.contains("- \"ssh-ed25519 AAAA"), "{user_data}");
+        assert!(user_data.contains("name: \"docker\""), "{user_data}");
+    }
+
+    #[test]
+    fn values_cannot_add_yaml() {
+        let mut s = seed();
+        s.ssh_public_key = format!("{}\nruncmd: [\"touch /owned\"]", s.ssh_public_key);
+        assert!(s.user_data().is_err(), "a second line in the key");
+        let mut s = seed();
+        s.user = "docker\nruncmd: x".into();
+        assert!(s.fat_image().is_err());
+        let mut s = seed();
+        s.hostname = "vm1: {x}".into();
+        assert!(s.meta_data().is_err());
+        let mut s = seed();
+        s.ssh_public_key = "not a key".into();
+        assert!(s.validate().is_err());
+        let mut s = seed();
+        s.instance_id = "id\"".into();
+        assert!(s.validate().is_err());
+    }
+}
