@@ -5,7 +5,6 @@ use crate::plugin::bindings::v0_1::log::{Host, Level};
 
 impl Host for HostState {
     async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.ctx.host_calls += 1;
         // Plugin text is hostile: one inert, bounded line, prefixed with the plugin's name.
         let text = format!(
             "({}) {}",

@@ -30,8 +30,6 @@ pub struct PluginCtx {
     pub ssh: Option<Arc<SshLink>>,
     /// Server-certificate issuing, when granted.
     pub certs: Option<Arc<CertGrant>>,
-    /// Number of host calls made so far (the compute deadline watches it).
-    pub host_calls: u64,
     /// What the grants policy allows this plugin (`plugin::grants`); `keys` decides whether
     /// the host lends a driver the machine's public key.
     pub grant: crate::plugin::grants::Grant,
@@ -46,7 +44,6 @@ impl PluginCtx {
             kv,
             ssh: None,
             certs: None,
-            host_calls: 0,
             grant: Default::default(),
         }
     }
