@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::declaration::Declaration;
+use crate::capabilities::{self, Capability, Lent, Offer};
 
 /// Capabilities every plugin of `kind` gets without asking.
 pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
@@ -27,9 +28,36 @@ pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-/// Capabilities this dmw provides to plugins that were granted them. (`keys`: the machine's
-/// public SSH key, given in the driver's store as `dmw:ssh-public-key`.)
-pub const PROVIDED: &[&str] = &["ssh", "certs", "keys"];
+/// Capabilities this dmw provides to plugins that were granted them: one line each.
+pub const PROVIDED: &[Capability] = &[
+    capabilities::ssh::CAPABILITY,
+    capabilities::certs::CAPABILITY,
+    // `keys` (not yet an interface): `create` gives the machine's public SSH key to a driver
+    // granted it in its store as `dmw:ssh-public-key`.
+    Capability {
+        name: "keys",
+        link: |_| Ok(()),
+        lend: |_, _| {},
+    },
+];
+
+/// The names of the capabilities this dmw provides.
+pub fn provided_names() -> Vec<&'static str> {
+    PROVIDED.iter().map(|c| c.name).collect()
+}
+
+/// The capability contexts an instance granted `grant` is lent from `offer`: `log` and
+/// `store` always, every other capability only when granted.
+pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
+    let mut lent = Lent::new(&offer.plugin);
+    for capability in capabilities::ALWAYS {
+        (capability.lend)(offer, &mut lent);
+    }
+    for capability in PROVIDED.iter().filter(|c| grant.has(c.name)) {
+        (capability.lend)(offer, &mut lent);
+    }
+    lent
+}
 
 /// What one plugin instance may use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -200,10 +228,10 @@ pub fn decide(
         }
     }
     for c in &d.capabilities {
-        if !PROVIDED.contains(&c.as_str()) {
+        if !provided_names().contains(&c.as_str()) {
             bail!(
                 "it needs the capability {c}, which this dmw does not provide yet (it provides: {})",
-                PROVIDED.join(", ")
+                provided_names().join(", ")
             );
         }
         if !capabilities.contains(c) {

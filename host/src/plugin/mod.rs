@@ -24,7 +24,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{CallHook, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::PluginCtx;
+use crate::capabilities::{Lent, Offer};
 
 /// The WIT package version this host implements.
 pub const API_VERSION: &str = "0.1.0";
@@ -144,26 +144,15 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: PluginLimiter,
-    /// The capabilities lent to this instance.
-    pub ctx: PluginCtx,
+    /// The capability contexts lent to this instance (by [`grants::lend`]).
+    pub lent: Lent,
+    /// What the grants policy allows this instance.
+    pub(crate) grant: grants::Grant,
+    /// The machine's public key, shared with the instance's offer (set during `create`).
+    pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
     /// Host calls made so far, counted by the store's call hook (see [`Runtime::new_store`]).
     host_calls: u64,
     watch: CallWatch,
-}
-
-impl HostState {
-    /// The state of an instance lent `ctx`, outside any wasmtime store (host-call tests).
-    #[cfg(test)]
-    pub(crate) fn for_test(ctx: PluginCtx) -> HostState {
-        HostState {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            ctx,
-            host_calls: 0,
-            watch: CallWatch::default(),
-        }
-    }
 }
 
 /// Resource limits of one plugin instance, summed over everything it creates: wasmtime's
@@ -352,8 +341,7 @@ impl WasiView for HostState {
 /// The shared wasmtime engine, linkers and compile cache. One per process.
 pub struct Runtime {
     engine: Engine,
-    driver_linker: Linker<HostState>,
-    recipe_linker: Linker<HostState>,
+    linker: Linker<HostState>,
     cache_dir: PathBuf,
     max_host_calls: u64,
     debug: bool,
@@ -380,20 +368,19 @@ impl Runtime {
         let engine =
             Engine::new(&config).map_err(|e| anyhow!("cannot start the plugin engine: {e}"))?;
 
-        let mut driver_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut driver_linker).map_err(|e| anyhow!("{e}"))?;
-        bindings::v0_1::driver::DriverPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut driver_linker,
+        // One linker for both kinds: WASI (empty), the contract's types, and every
+        // capability linking itself; what an instance may use is decided by its grant.
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e}"))?;
+        bindings::v0_1::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
             |s: &mut HostState| s,
         )
         .map_err(|e| anyhow!("{e}"))?;
-        let mut recipe_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut recipe_linker).map_err(|e| anyhow!("{e}"))?;
-        bindings::v0_1::recipe::RecipePlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut recipe_linker,
-            |s: &mut HostState| s,
-        )
-        .map_err(|e| anyhow!("{e}"))?;
+        for capability in crate::capabilities::ALWAYS.iter().chain(grants::PROVIDED) {
+            (capability.link)(&mut linker)
+                .map_err(|e| anyhow!("cannot link the {} capability: {e}", capability.name))?;
+        }
 
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let weak = engine.weak();
@@ -413,8 +400,7 @@ impl Runtime {
 
         Ok(Runtime {
             engine,
-            driver_linker,
-            recipe_linker,
+            linker,
             cache_dir: cache_dir.join("plugins"),
             max_host_calls: MAX_HOST_CALLS,
             debug: false,
@@ -538,12 +524,14 @@ impl Runtime {
             .collect()
     }
 
-    fn new_store(&self, ctx: PluginCtx) -> Store<HostState> {
+    fn new_store(&self, grant: &grants::Grant, offer: Offer) -> Store<HostState> {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            ctx,
+            lent: grants::lend(grant, &offer),
+            grant: grant.clone(),
+            public_key: offer.public_key.clone(),
             host_calls: 0,
             watch: CallWatch {
                 max_host_calls: self.max_host_calls,
@@ -601,16 +589,21 @@ impl Runtime {
         self.max_host_calls = max;
     }
 
-    /// Instantiate a driver with the given capabilities.
-    pub async fn driver(&self, component: &Component, ctx: PluginCtx) -> Result<Driver> {
-        let mut store = self.new_store(ctx);
+    /// Instantiate a driver lent what `grant` allows of `offer`.
+    pub async fn driver(
+        &self,
+        component: &Component,
+        grant: &grants::Grant,
+        offer: Offer,
+    ) -> Result<Driver> {
+        let mut store = self.new_store(grant, offer);
         let pre = self
-            .driver_linker
+            .linker
             .instantiate_pre(component)
             .map_err(|e| anyhow!("cannot link driver plugin: {e}"))?;
         let pre = bindings::v0_1::driver::DriverPluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw driver plugin: {e}"))?;
-        let plugin = store.data().ctx.plugin.clone();
+        let plugin = store.data().lent.plugin().to_string();
         let bindings = with_deadline(
             &plugin,
             "instantiation",
@@ -622,16 +615,21 @@ impl Runtime {
         Ok(Driver::new(store, bindings))
     }
 
-    /// Instantiate a recipe with the given capabilities.
-    pub async fn recipe(&self, component: &Component, ctx: PluginCtx) -> Result<Recipe> {
-        let mut store = self.new_store(ctx);
+    /// Instantiate a recipe lent what `grant` allows of `offer`.
+    pub async fn recipe(
+        &self,
+        component: &Component,
+        grant: &grants::Grant,
+        offer: Offer,
+    ) -> Result<Recipe> {
+        let mut store = self.new_store(grant, offer);
         let pre = self
-            .recipe_linker
+            .linker
             .instantiate_pre(component)
             .map_err(|e| anyhow!("cannot link recipe plugin: {e}"))?;
         let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
-        let plugin = store.data().ctx.plugin.clone();
+        let plugin = store.data().lent.plugin().to_string();
         let bindings = with_deadline(
             &plugin,
             "instantiation",
@@ -951,7 +949,8 @@ mod runtime_tests {
         runtime
             .driver(
                 &component,
-                PluginCtx::new("hostile", Arc::new(Reporter::quiet(false)), kv),
+                &grants::Grant::default(),
+                Offer::new("hostile", Arc::new(Reporter::quiet(false)), kv),
             )
             .await
             .expect("instantiate")
@@ -988,8 +987,8 @@ mod runtime_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut runtime = Runtime::new(dir.path()).expect("runtime");
         runtime.set_max_host_calls(u64::MAX);
-        let ctx = PluginCtx::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut store = runtime.new_store(ctx);
+        let ctx = Offer::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut store = runtime.new_store(&grants::Grant::default(), ctx);
         let module =
             wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
         let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
@@ -1051,15 +1050,21 @@ mod runtime_tests {
             let c = runtime
                 .load(&Source::Builtin(*b), Kind::Driver)
                 .expect("load");
-            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
-            runtime.driver(&c, ctx).await.expect(b.name);
+            let ctx = Offer::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime
+                .driver(&c, &grants::Grant::default(), ctx)
+                .await
+                .expect(b.name);
         }
         for b in builtin::RECIPES {
             let c = runtime
                 .load(&Source::Builtin(*b), Kind::Recipe)
                 .expect("load");
-            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
-            runtime.recipe(&c, ctx).await.expect(b.name);
+            let ctx = Offer::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime
+                .recipe(&c, &grants::Grant::default(), ctx)
+                .await
+                .expect(b.name);
         }
     }
 
@@ -1089,8 +1094,11 @@ mod runtime_tests {
             std::fs::copy(b_entry.with_extension(ext), a_entry.with_extension(ext)).expect("swap");
         }
         let component = runtime.load(&a, Kind::Driver).expect("load a");
-        let ctx = PluginCtx::new("a", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        let ctx = Offer::new("a", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime
+            .driver(&component, &grants::Grant::default(), ctx)
+            .await
+            .expect("instantiate");
         assert_eq!(driver.info().await.expect("info").name, "generic");
         // The entry was replaced by a fresh compile of a.
         assert_ne!(
@@ -1133,8 +1141,11 @@ mod runtime_tests {
         std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let runtime = Runtime::new(shared.path()).expect("runtime");
         let component = runtime.load(&generic, Kind::Driver).expect("load");
-        let ctx = PluginCtx::new("g", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        let ctx = Offer::new("g", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime
+            .driver(&component, &grants::Grant::default(), ctx)
+            .await
+            .expect("instantiate");
         assert_eq!(driver.info().await.expect("info").name, "generic");
         assert_eq!(
             std::fs::read_dir(&cache).expect("dir").count(),
@@ -1165,7 +1176,8 @@ mod runtime_tests {
         let mut driver = runtime
             .driver(
                 &component,
-                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), BTreeMap::new()),
+                &grants::Grant::default(),
+                Offer::new("generic", Arc::new(Reporter::quiet(false)), BTreeMap::new()),
             )
             .await
             .expect("instantiate");
@@ -1208,7 +1220,8 @@ mod runtime_tests {
         let mut driver = runtime
             .driver(
                 &component,
-                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), kv),
+                &grants::Grant::default(),
+                Offer::new("generic", Arc::new(Reporter::quiet(false)), kv),
             )
             .await
             .expect("instantiate");

@@ -128,11 +128,11 @@ impl Run<'_> {
                 .map_err(|e| self.fail("create SSH key", e))?;
             // The public half goes only to a driver granted `keys` (to register it at its
             // provider); the private half never leaves the machine's directory.
-            if driver.ctx().grant.has("keys") {
-                driver
-                    .ctx()
-                    .kv
-                    .insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
+            driver.offer_public_key(&public);
+            if driver.granted("keys")
+                && let Some(kv) = driver.kv_mut()
+            {
+                kv.insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
             }
         }
 
