@@ -26,7 +26,7 @@ pub mod mock;
 pub mod permissions;
 pub mod store;
 
-/// Guest bindings for the host interfaces of `dmw:plugin@0.1.0` (imports only).
+/// Guest bindings for the host interfaces of `dmw:plugin@0.1.1` (imports only).
 ///
 /// Plugin crates reuse these types with wit-bindgen's `with` option, so a
 /// `types::Error` made by a helper here is the very type their exports return.
@@ -38,10 +38,10 @@ pub mod bindings {
 
             /// Every interface a dmw plugin may import.
             world imports {
-                import dmw:plugin/log@0.1.0;
-                import dmw:plugin/store@0.1.0;
-                import dmw:plugin/ssh@0.1.0;
-                import dmw:plugin/certs@0.1.0;
+                import dmw:plugin/log@0.1.1;
+                import dmw:plugin/store@0.1.1;
+                import dmw:plugin/ssh@0.1.1;
+                import dmw:plugin/certs@0.1.1;
             }
         ",
         world: "dmw:guest-sdk/imports",
@@ -74,10 +74,10 @@ macro_rules! generate {
             world: "dmw:plugin/driver-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/types@0.1.1": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.1": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
             },
         });
     };
@@ -87,11 +87,11 @@ macro_rules! generate {
             world: "dmw:plugin/recipe-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/certs@0.1.0": ::dmw_guest::bindings::dmw::plugin::certs,
+                "dmw:plugin/types@0.1.1": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.1": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/certs@0.1.1": ::dmw_guest::bindings::dmw::plugin::certs,
             },
         });
     };

@@ -321,11 +321,11 @@ mod tests {
     fn imports_must_be_declared() {
         let imports = vec![
             "wasi:cli/environment@0.2.6".to_string(),
-            "dmw:plugin/log@0.1.0".to_string(),
-            "dmw:plugin/ssh@0.1.0".to_string(),
+            "dmw:plugin/log@0.1.1".to_string(),
+            "dmw:plugin/ssh@0.1.1".to_string(),
         ];
         assert!(check_imports(&imports, Kind::Driver, &decl(&[])).is_ok());
-        let certs = vec!["dmw:plugin/certs@0.1.0".to_string()];
+        let certs = vec!["dmw:plugin/certs@0.1.1".to_string()];
         assert!(check_imports(&certs, Kind::Recipe, &decl(&[])).is_ok());
         let err = check_imports(&certs, Kind::Driver, &decl(&[])).expect_err("undeclared");
         assert!(
