@@ -39,10 +39,11 @@ pub const STATE_TIMEOUT_MS: u32 = 15_000;
 /// key file the user typed (see [`SshEndpoint::key_path`]).
 pub const PUBLIC_KEY_STORE_KEY: &str = "dmw:ssh-public-key";
 
-/// The public key the host made for this machine ([`PUBLIC_KEY_STORE_KEY`]), for `create`
-/// to register at the provider (or to show the user); none when the user named a key.
+/// The public key the host made for this machine (the `keys` capability, which the
+/// driver must declare: `permissions! { capability "keys"; }`), for `create` to register
+/// at the provider (or to show the user); none when the user named a key.
 pub fn generated_public_key() -> Option<String> {
-    crate::store::get(PUBLIC_KEY_STORE_KEY).filter(|k| !k.trim().is_empty())
+    Some(crate::host::machine_public_key()).filter(|k| !k.trim().is_empty())
 }
 
 /// The state of a machine, as in Docker Machine (the contract's `machine-state`).

@@ -1,7 +1,7 @@
 //! `dmw-guest`: what every dmw plugin (driver or recipe) shares.
 //!
 //! * [`bindings`]: the guest bindings of the host's imports (`log`, `store`, `ssh`,
-//!   `certs`, and the shared `types`), generated once from `wit/`. A plugin crate calls
+//!   `certs`, `keys`, and the shared `types`), generated once from `wit/`. A plugin crate calls
 //!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
 //!   world with `with` pointing every import at these modules: only the exports are
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
@@ -42,6 +42,7 @@ pub mod bindings {
                 import dmw:plugin/store@0.1.1;
                 import dmw:plugin/ssh@0.1.1;
                 import dmw:plugin/certs@0.1.1;
+                import dmw:plugin/keys@0.1.1;
             }
         ",
         world: "dmw:guest-sdk/imports",
@@ -78,6 +79,7 @@ macro_rules! generate {
                 "dmw:plugin/log@0.1.1": ::dmw_guest::bindings::dmw::plugin::log,
                 "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
                 "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/keys@0.1.1": ::dmw_guest::bindings::dmw::plugin::keys,
             },
         });
     };

@@ -10,6 +10,7 @@
 //! itself, instead of acting.
 
 pub mod certs;
+pub mod keys;
 pub mod log;
 pub mod ssh;
 pub mod store;

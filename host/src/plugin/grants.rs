@@ -32,13 +32,7 @@ pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
 pub const PROVIDED: &[Capability] = &[
     capabilities::ssh::CAPABILITY,
     capabilities::certs::CAPABILITY,
-    // `keys` (not yet an interface): `create` gives the machine's public SSH key to a driver
-    // granted it in its store as `dmw:ssh-public-key`.
-    Capability {
-        name: "keys",
-        link: |_| Ok(()),
-        lend: |_, _| {},
-    },
+    capabilities::keys::CAPABILITY,
 ];
 
 /// The names of the capabilities this dmw provides.
