@@ -95,6 +95,12 @@ impl App {
             record.driver_state.clone(),
         );
         offer.ssh = self.ssh_link(record, report);
+        if record.generated_key
+            && let Ok(public) =
+                std::fs::read_to_string(self.store.machine(&record.name).ssh_public_key())
+        {
+            let _ = offer.public_key.set(public.trim().to_string());
+        }
         self.runtime()?.driver(&component, &grant, offer).await
     }
 

@@ -73,24 +73,16 @@ impl Driver {
         }
     }
 
-    /// Whether the grants policy gave this driver `capability`.
-    pub fn granted(&self, capability: &str) -> bool {
-        self.store.data().grant.has(capability)
-    }
-
     /// Offer the driver the machine's public SSH key, made by the host for it (lent to a
     /// driver granted `keys`). A key offered before stays.
     pub fn offer_public_key(&mut self, key: &str) {
         let _ = self.store.data().public_key.set(key.to_string());
     }
 
-    /// The driver's key-value state, to change (the host's own entries).
-    pub fn kv_mut(&mut self) -> Option<&mut BTreeMap<String, String>> {
-        self.store
-            .data_mut()
-            .lent
-            .get_mut::<StoreCtx>()
-            .map(|s| &mut s.kv)
+    /// The instance's store data (tests).
+    #[cfg(test)]
+    pub(crate) fn store_data(&self) -> &HostState {
+        self.store.data()
     }
 
     /// The driver's key-value state (to persist in the machine record).

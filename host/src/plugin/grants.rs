@@ -327,5 +327,15 @@ mod tests {
             "{err}"
         );
         assert!(check_imports(&certs, Kind::Driver, &decl(&["certs"])).is_ok());
+        // `keys`, at the current version or an older compatible one, only when declared.
+        for keys in ["dmw:plugin/keys@0.1.1", "dmw:plugin/keys@0.1.0"] {
+            let imports = vec![keys.to_string()];
+            let err = check_imports(&imports, Kind::Driver, &decl(&[])).expect_err("undeclared");
+            assert!(
+                format!("{err}").contains("does not declare the capability keys"),
+                "{err}"
+            );
+            assert!(check_imports(&imports, Kind::Driver, &decl(&["keys"])).is_ok());
+        }
     }
 }

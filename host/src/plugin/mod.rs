@@ -146,8 +146,6 @@ pub struct HostState {
     limits: PluginLimiter,
     /// The capability contexts lent to this instance (by [`grants::lend`]).
     pub lent: Lent,
-    /// What the grants policy allows this instance.
-    pub(crate) grant: grants::Grant,
     /// The machine's public key, shared with the instance's offer (set during `create`).
     pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
     /// Host calls made so far, counted by the store's call hook (see [`Runtime::new_store`]).
@@ -530,7 +528,6 @@ impl Runtime {
             table: ResourceTable::new(),
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
             lent: grants::lend(grant, &offer),
-            grant: grant.clone(),
             public_key: offer.public_key.clone(),
             host_calls: 0,
             watch: CallWatch {
@@ -1205,6 +1202,70 @@ mod runtime_tests {
             text.contains("does not export dmw:plugin/driver@0.1.1")
                 && text.contains("is it a driver?"),
             "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_driver_importing_keys_without_declaring_it_is_refused_at_load() {
+        // The keys test driver with its declaration's section renamed: its code still
+        // imports `keys`, its (missing) declaration does not ask for it.
+        let mut bytes = std::fs::read(env!("DMW_TEST_KEYS_DRIVER")).expect("keys driver");
+        let (from, to) = (declaration::SECTION.as_bytes(), b"dmw:permissionz");
+        let mut renamed = 0;
+        for i in 0..bytes.len().saturating_sub(from.len()) {
+            if &bytes[i..i + from.len()] == from {
+                bytes[i..i + from.len()].copy_from_slice(to);
+                renamed += 1;
+            }
+        }
+        assert!(renamed > 0, "the fixture has a declaration");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("undeclared-keys.wasm");
+        std::fs::write(&file, &bytes).expect("write");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let err = runtime
+            .load(&Source::File(file), Kind::Driver)
+            .expect_err("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("imports dmw:plugin/keys but does not declare the capability keys"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_public_key_is_lent_only_to_a_driver_granted_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let source = Source::Builtin(builtin::DRIVERS[0]);
+        let component = runtime.load(&source, Kind::Driver).expect("load");
+        let offer = || {
+            let o = Offer::new("d", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            o.public_key.set("ssh-ed25519 AAAA".into()).expect("set");
+            o
+        };
+        let keys = grants::Grant {
+            capabilities: vec!["ssh".into(), "keys".into()],
+        };
+        let d = runtime.driver(&component, &keys, offer()).await.expect("d");
+        let lent = &d.store_data().lent;
+        let ctx = lent
+            .get::<crate::capabilities::keys::KeysCtx>()
+            .expect("lent when granted");
+        assert_eq!(
+            ctx.public_key.get().map(String::as_str),
+            Some("ssh-ed25519 AAAA")
+        );
+        let d = runtime
+            .driver(&component, &grants::Grant::default(), offer())
+            .await
+            .expect("d");
+        assert!(
+            d.store_data()
+                .lent
+                .get::<crate::capabilities::keys::KeysCtx>()
+                .is_none(),
+            "not lent without the grant"
         );
     }
 
