@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dmw::capabilities::PluginCtx;
+use dmw::capabilities::Offer;
 use dmw::plugin::{Kind, Runtime, Source, builtin};
 use dmw::report::Reporter;
 
@@ -40,14 +40,14 @@ fn main() -> anyhow::Result<()> {
         let mut instantiate = Vec::new();
         for _ in 0..50 {
             let t = Instant::now();
-            let component = runtime.load(&source, kind)?;
+            let (component, grant) = runtime.load_granted(&source, kind)?;
             warm_load.push(t.elapsed());
             let t2 = Instant::now();
-            let ctx = PluginCtx::new(b.name, report.clone(), BTreeMap::new());
+            let offer = Offer::new(b.name, report.clone(), BTreeMap::new());
             rt.block_on(async {
                 match kind {
-                    Kind::Driver => runtime.driver(&component, ctx).await.map(drop),
-                    Kind::Recipe => runtime.recipe(&component, ctx).await.map(drop),
+                    Kind::Driver => runtime.driver(&component, &grant, offer).await.map(drop),
+                    Kind::Recipe => runtime.recipe(&component, &grant, offer).await.map(drop),
                 }
             })?;
             instantiate.push(t2.elapsed());

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 
-use crate::capabilities::{PluginCtx, SshLink};
+use crate::capabilities::{Offer, SshLink};
 use crate::plugin::{self, Driver, Kind, Runtime, Source};
 use crate::report::Reporter;
 use crate::ssh::{HostKeyPolicy, Target};
@@ -89,14 +89,19 @@ impl App {
         let source = Source::from_reference(&record.driver.source, Kind::Driver)
             .with_context(|| format!("machine \"{}\"", record.name))?;
         let (component, grant) = self.runtime()?.load_granted(&source, Kind::Driver)?;
-        let mut ctx = PluginCtx::new(
+        let mut offer = Offer::new(
             &record.driver.name,
             report.clone(),
             record.driver_state.clone(),
         );
-        ctx.grant = grant;
-        ctx.ssh = self.ssh_link(record, report);
-        self.runtime()?.driver(&component, ctx).await
+        offer.ssh = self.ssh_link(record, report);
+        if record.generated_key
+            && let Ok(public) =
+                std::fs::read_to_string(self.store.machine(&record.name).ssh_public_key())
+        {
+            let _ = offer.public_key.set(public.trim().to_string());
+        }
+        self.runtime()?.driver(&component, &grant, offer).await
     }
 
     /// Instantiate a driver from a source with empty state (for `create`).
@@ -109,9 +114,8 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "driver".into()),
         };
-        let mut ctx = PluginCtx::new(&label, report, BTreeMap::new());
-        ctx.grant = grant;
-        let mut driver = self.runtime()?.driver(&component, ctx).await?;
+        let offer = Offer::new(&label, report, BTreeMap::new());
+        let mut driver = self.runtime()?.driver(&component, &grant, offer).await?;
         let info = driver.info().await?;
         driver.rename(&info.name);
         Ok(driver)

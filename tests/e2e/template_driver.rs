@@ -136,12 +136,16 @@ fn template_driver_reaches_create_and_gets_a_key_pair_from_the_host() {
     // No key was named: the host made a pair and gave the driver (granted `keys`) the public half.
     let record = std::fs::read_to_string(dmw.machine_dir("t4").join("config.json"))
         .expect("the record is kept after the provider step");
-    assert!(record.contains("dmw:ssh-public-key"), "{record}");
-    assert!(record.contains("ssh-ed25519 "), "{record}");
     assert!(
-        r.stdout.contains("authorize this machine's new key on it")
-            || r.stderr.contains("authorize this machine's new key on it"),
-        "the driver read it in create: {r:?}"
+        !record.contains("dmw:ssh-public-key"),
+        "lent through keys, not the store: {record}"
+    );
+    let machine_pub =
+        std::fs::read_to_string(dmw.machine_dir("t4").join("id_ssh.pub")).expect("pub");
+    assert!(machine_pub.starts_with("ssh-ed25519 "), "{machine_pub}");
+    assert!(
+        r.stdout.contains(machine_pub.trim()) || r.stderr.contains(machine_pub.trim()),
+        "the driver read it in create (keys.machine-public-key): {r:?}"
     );
     let ls = dmw.ok(&["ls"]);
     assert_eq!(

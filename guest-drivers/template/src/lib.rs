@@ -140,8 +140,9 @@ impl Driver for Template {
             port: store::get_or(SSH_PORT, 22)?,
             user: store::require(USER)?,
             // Only a path the user typed: the host refuses any other (a driver never picks
-            // the key). None: the host makes a key pair and stores its public half under
-            // `dmw:ssh-public-key` for a driver that must install it at its provider.
+            // the key). None: the host makes a key pair and lends its public half through
+            // the `keys` capability (`generated_public_key`) to a driver that must install
+            // it at its provider.
             key_path: store::get(KEY).filter(|k| !k.is_empty()),
         })
     }
@@ -230,6 +231,19 @@ mod tests {
     }
 
     #[test]
+    fn create_shows_the_key_the_host_lends() {
+        mock::reset();
+        mock::set_machine_public_key("ssh-ed25519 AAAA dmw m");
+        Template::set_config("m", &given(&[(HOST, "10.0.0.5")])).expect("config");
+        Template::create().expect("create");
+        assert!(
+            mock::logs()[1].1.ends_with("ssh-ed25519 AAAA dmw m"),
+            "{:?}",
+            mock::logs()
+        );
+    }
+
+    #[test]
     fn an_existing_machine_from_start_to_end() {
         mock::reset();
         Template::set_config("m", &given(&[(HOST, " 10.0.0.5 "), (SSH_PORT, "2222")]))
@@ -237,6 +251,7 @@ mod tests {
         Template::pre_create_check().expect("check");
         Template::create().expect("create");
         assert_eq!(mock::logs()[0].1, "Using the existing machine at 10.0.0.5");
+        assert_eq!(mock::logs().len(), 1, "no key lent, none to authorize");
         assert_eq!(
             Template::ssh_endpoint().ok(),
             Some(SshEndpoint {

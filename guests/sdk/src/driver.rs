@@ -34,15 +34,11 @@ pub const ENGINE_PORT: u16 = 2376;
 /// Docker Machine's SSH reachability timeout for `state` (15 s).
 pub const STATE_TIMEOUT_MS: u32 = 15_000;
 
-/// The store key under which the host puts the public half (OpenSSH format) of the key
-/// pair it made for the machine, before the driver's `create`, when the driver named no
-/// key file the user typed (see [`SshEndpoint::key_path`]).
-pub const PUBLIC_KEY_STORE_KEY: &str = "dmw:ssh-public-key";
-
-/// The public key the host made for this machine ([`PUBLIC_KEY_STORE_KEY`]), for `create`
-/// to register at the provider (or to show the user); none when the user named a key.
+/// The public key the host made for this machine (the `keys` capability, which the
+/// driver must declare: `permissions! { capability "keys"; }`), for `create` to register
+/// at the provider (or to show the user); none when the user named a key.
 pub fn generated_public_key() -> Option<String> {
-    crate::store::get(PUBLIC_KEY_STORE_KEY).filter(|k| !k.trim().is_empty())
+    Some(crate::host::machine_public_key()).filter(|k| !k.trim().is_empty())
 }
 
 /// The state of a machine, as in Docker Machine (the contract's `machine-state`).
@@ -76,7 +72,8 @@ pub struct SshEndpoint {
     /// User to log in as (the host validates it).
     pub user: String,
     /// A private key file the user typed into one of the driver's flags; none: the host
-    /// makes a key pair and puts its public half in the store as `dmw:ssh-public-key`.
+    /// makes a key pair and lends its public half to a driver granted `keys`
+    /// ([`generated_public_key`]).
     pub key_path: Option<String>,
 }
 

@@ -7,7 +7,7 @@ use crate::{ExecOutput, InstalledCerts, Level, Result};
 use std::time::Duration;
 
 #[cfg(target_arch = "wasm32")]
-use crate::bindings::dmw::plugin::{certs, log as wlog, ssh, store as wstore};
+use crate::bindings::dmw::plugin::{certs, keys, log as wlog, ssh, store as wstore};
 
 /// Write one log message at `level`.
 pub fn log(level: Level, message: &str) {
@@ -55,6 +55,14 @@ pub fn install_server_cert(directory: &str) -> Result<InstalledCerts> {
     return certs::install_server_cert(directory);
     #[cfg(not(target_arch = "wasm32"))]
     return crate::mock::install_server_cert(directory);
+}
+
+/// The machine's public SSH key made by the host (`keys`); empty for a key file of the user's.
+pub fn machine_public_key() -> String {
+    #[cfg(target_arch = "wasm32")]
+    return keys::machine_public_key();
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::mock::machine_public_key();
 }
 
 /// The value stored under `key`.

@@ -1,7 +1,7 @@
 //! `dmw-guest`: what every dmw plugin (driver or recipe) shares.
 //!
 //! * [`bindings`]: the guest bindings of the host's imports (`log`, `store`, `ssh`,
-//!   `certs`, and the shared `types`), generated once from `wit/`. A plugin crate calls
+//!   `certs`, `keys`, and the shared `types`), generated once from `wit/`. A plugin crate calls
 //!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
 //!   world with `with` pointing every import at these modules: only the exports are
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
@@ -26,7 +26,7 @@ pub mod mock;
 pub mod permissions;
 pub mod store;
 
-/// Guest bindings for the host interfaces of `dmw:plugin@0.1.0` (imports only).
+/// Guest bindings for the host interfaces of `dmw:plugin@0.1.1` (imports only).
 ///
 /// Plugin crates reuse these types with wit-bindgen's `with` option, so a
 /// `types::Error` made by a helper here is the very type their exports return.
@@ -38,10 +38,11 @@ pub mod bindings {
 
             /// Every interface a dmw plugin may import.
             world imports {
-                import dmw:plugin/log@0.1.0;
-                import dmw:plugin/store@0.1.0;
-                import dmw:plugin/ssh@0.1.0;
-                import dmw:plugin/certs@0.1.0;
+                import dmw:plugin/log@0.1.1;
+                import dmw:plugin/store@0.1.1;
+                import dmw:plugin/ssh@0.1.1;
+                import dmw:plugin/certs@0.1.1;
+                import dmw:plugin/keys@0.1.1;
             }
         ",
         world: "dmw:guest-sdk/imports",
@@ -74,10 +75,11 @@ macro_rules! generate {
             world: "dmw:plugin/driver-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/types@0.1.1": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.1": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/keys@0.1.1": ::dmw_guest::bindings::dmw::plugin::keys,
             },
         });
     };
@@ -87,11 +89,11 @@ macro_rules! generate {
             world: "dmw:plugin/recipe-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.0": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.0": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.0": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.0": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/certs@0.1.0": ::dmw_guest::bindings::dmw::plugin::certs,
+                "dmw:plugin/types@0.1.1": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.1": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/certs@0.1.1": ::dmw_guest::bindings::dmw::plugin::certs,
             },
         });
     };

@@ -33,6 +33,7 @@ struct State {
     store: BTreeMap<String, String>,
     sleeps: Vec<Duration>,
     unreachable: bool,
+    public_key: String,
 }
 
 thread_local! {
@@ -42,6 +43,16 @@ thread_local! {
 /// Forget everything recorded and every handler.
 pub fn reset() {
     STATE.with(|s| *s.borrow_mut() = State::default());
+}
+
+/// Lend the driver `key` as the machine's public key (`keys`).
+pub fn set_machine_public_key(key: &str) {
+    STATE.with(|s| s.borrow_mut().public_key = key.to_string());
+}
+
+/// The public key lent (`keys.machine-public-key`).
+pub(crate) fn machine_public_key() -> String {
+    STATE.with(|s| s.borrow().public_key.clone())
 }
 
 /// Answer commands with `handler`.

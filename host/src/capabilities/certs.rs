@@ -4,11 +4,38 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use wasmtime::component::Linker;
+
+use super::{Capability, Granted, Lend, Lent, Offer, SshLink, project};
 use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::certs::{Host, InstalledCerts};
+use crate::plugin::bindings::v0_1::certs::{self as wit, Host, InstalledCerts};
 use crate::plugin::bindings::v0_1::types::Error;
 
-use super::SshLink;
+/// The `certs` capability (recipes have it by default).
+pub const CAPABILITY: Capability = Capability {
+    name: "certs",
+    link: add_to_linker,
+    lend,
+};
+
+/// The certificate authority's service for one machine.
+pub struct CertsCtx {
+    /// What may be issued, and where it goes.
+    pub grant: Arc<CertGrant>,
+}
+
+/// Link `certs` through [`CertsCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<CertsCtx>>(linker, project::<CertsCtx>)
+}
+
+fn lend(offer: &Offer, lent: &mut Lent) {
+    if let Some(grant) = &offer.certs {
+        lent.insert(CertsCtx {
+            grant: grant.clone(),
+        });
+    }
+}
 
 /// What a recipe may ask of the certificate authority for one machine.
 pub struct CertGrant {
@@ -52,10 +79,9 @@ fn server_cert(grant: &CertGrant) -> Result<(crate::tls::ServerCert, bool), Erro
     Ok((cert, true))
 }
 
-impl Host for HostState {
+impl Host for Granted<'_, CertsCtx> {
     async fn ca_certificate(&mut self) -> wasmtime::Result<String> {
-        self.ctx.host_calls += 1;
-        let Some(grant) = self.ctx.certs.clone() else {
+        let Some(grant) = self.ctx.as_ref().map(|c| c.grant.clone()) else {
             return Ok(String::new());
         };
         Ok(
@@ -68,9 +94,8 @@ impl Host for HostState {
         &mut self,
         directory: String,
     ) -> wasmtime::Result<Result<InstalledCerts, Error>> {
-        self.ctx.host_calls += 1;
-        let Some(grant) = self.ctx.certs.clone() else {
-            return Ok(Err(self.ctx.denied("certs")));
+        let Some(grant) = self.ctx.as_ref().map(|c| c.grant.clone()) else {
+            return Ok(Err(self.denied("certs")));
         };
         if !directory.starts_with('/') {
             return Ok(Err(Error::InvalidInput(format!(

@@ -1,21 +1,53 @@
 //! `log`: plugin messages to the user and the provisioning log.
 
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::log::{Host, Level};
+use std::sync::Arc;
 
-impl Host for HostState {
+use wasmtime::component::Linker;
+
+use super::{Capability, Granted, Lend, Lent, Offer, project};
+use crate::plugin::HostState;
+use crate::plugin::bindings::v0_1::log::{self as wit, Host, Level};
+use crate::report::Reporter;
+
+/// The `log` capability (every plugin has it).
+pub const CAPABILITY: Capability = Capability {
+    name: "log",
+    link: add_to_linker,
+    lend,
+};
+
+/// Where a plugin's messages go.
+pub struct LogCtx {
+    /// Progress output and the machine's provisioning log.
+    pub report: Arc<Reporter>,
+}
+
+/// Link `log` through [`LogCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<LogCtx>>(linker, project::<LogCtx>)
+}
+
+fn lend(offer: &Offer, lent: &mut Lent) {
+    lent.insert(LogCtx {
+        report: offer.report.clone(),
+    });
+}
+
+impl Host for Granted<'_, LogCtx> {
     async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.ctx.host_calls += 1;
+        let Some(ctx) = self.ctx.as_deref() else {
+            return Ok(());
+        };
         // Plugin text is hostile: one inert, bounded line, prefixed with the plugin's name.
         let text = format!(
             "({}) {}",
-            self.ctx.plugin,
+            self.plugin,
             crate::sanitize::plugin_text(&message, crate::sanitize::MESSAGE_LIMIT)
         );
         match level {
-            Level::Debug => self.ctx.report.debug(&text),
-            Level::Info => self.ctx.report.info(&text),
-            Level::Warn => self.ctx.report.warn(&text),
+            Level::Debug => ctx.report.debug(&text),
+            Level::Info => ctx.report.info(&text),
+            Level::Warn => ctx.report.warn(&text),
         }
         Ok(())
     }

@@ -1,57 +1,146 @@
 //! The capabilities the host lends to plugins: one module per WIT interface.
 //!
-//! A plugin instance gets a [`PluginCtx`]; a capability that was not granted
-//! (e.g. `certs` for a driver, `ssh` before the machine has an address) answers
-//! with a `denied` error instead of acting.
+//! Each module owns its context type (e.g. `log::LogCtx`, `ssh::SshCtx`), implements its
+//! generated `Host` trait on [`Granted`] of that context, and exports a [`Capability`]: its
+//! name, how it links its interface into the runtime's linker (through a projection from
+//! [`HostState`]) and how it builds its context from what the command [`Offer`]s. The
+//! grants policy (`plugin::grants`) lists them; the runtime lends an instance the contexts
+//! of the capabilities its grant names. A capability that was not lent (not granted, or
+//! nothing to lend: `ssh` before the machine has an address) answers `denied`, naming
+//! itself, instead of acting.
 
-mod certs;
-mod log;
-mod ssh;
-mod store;
+pub mod certs;
+pub mod keys;
+pub mod log;
+pub mod ssh;
+pub mod store;
 
 pub use certs::CertGrant;
 pub use ssh::{SimulatedMachine, SshLink};
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
 
+use wasmtime::component::{HasData, Linker};
+
+use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::types;
 use crate::report::Reporter;
 
-/// What one plugin instance may use, and its private state.
-pub struct PluginCtx {
-    /// Plugin name, for messages.
-    pub plugin: String,
-    /// Progress output and the machine's provisioning log.
-    pub report: Arc<Reporter>,
-    /// The plugin's key-value state for this machine (`store` interface).
-    pub kv: BTreeMap<String, String>,
-    /// SSH to the machine, when granted and known.
-    pub ssh: Option<Arc<SshLink>>,
-    /// Server-certificate issuing, when granted.
-    pub certs: Option<Arc<CertGrant>>,
-    /// Number of host calls made so far (the compute deadline watches it).
-    pub host_calls: u64,
-    /// What the grants policy allows this plugin (`plugin::grants`); `keys` decides whether
-    /// the host lends a driver the machine's public key.
-    pub grant: crate::plugin::grants::Grant,
+/// The capabilities every plugin gets: `log` and `store`.
+pub const ALWAYS: &[Capability] = &[log::CAPABILITY, store::CAPABILITY];
+
+/// One capability: its name in declarations and grants, how its interface is linked and
+/// how its context is built from an [`Offer`].
+#[derive(Clone, Copy)]
+pub struct Capability {
+    /// The name a plugin declares and a grant names (the WIT interface's name).
+    pub name: &'static str,
+    /// Link the interface into a linker, through a projection from [`HostState`].
+    pub link: fn(&mut Linker<HostState>) -> wasmtime::Result<()>,
+    /// Put this capability's context into `lent`, when the offer has what it needs.
+    pub lend: fn(&Offer, &mut Lent),
 }
 
-impl PluginCtx {
-    /// A context with only `log` and `store`.
-    pub fn new(plugin: &str, report: Arc<Reporter>, kv: BTreeMap<String, String>) -> PluginCtx {
-        PluginCtx {
+/// What a command offers a plugin instance; its grant decides which capabilities get it.
+pub struct Offer {
+    /// Plugin name, for messages.
+    pub plugin: String,
+    /// Progress output and the machine's provisioning log (`log`).
+    pub report: Arc<Reporter>,
+    /// The plugin's key-value state for this machine (`store`).
+    pub kv: BTreeMap<String, String>,
+    /// SSH to the machine, when known (`ssh`).
+    pub ssh: Option<Arc<SshLink>>,
+    /// Server-certificate issuing for the machine (`certs`).
+    pub certs: Option<Arc<CertGrant>>,
+    /// The machine's public SSH key made by the host for it, once made (set during
+    /// `create` through `Driver::offer_public_key`; empty for a key file of the user's).
+    pub public_key: Arc<OnceLock<String>>,
+}
+
+impl Offer {
+    /// An offer of only `log` and `store`.
+    pub fn new(plugin: &str, report: Arc<Reporter>, kv: BTreeMap<String, String>) -> Offer {
+        Offer {
             plugin: crate::sanitize::plugin_text(plugin, crate::sanitize::NAME_LIMIT),
             report,
             kv,
             ssh: None,
             certs: None,
-            host_calls: 0,
-            grant: Default::default(),
+            public_key: Arc::default(),
+        }
+    }
+}
+
+/// The capability contexts lent to one plugin instance, one per capability, each present
+/// only when granted (and offered).
+pub struct Lent {
+    plugin: String,
+    contexts: HashMap<TypeId, Box<dyn Any + Send>>,
+}
+
+impl Lent {
+    /// Nothing lent yet to plugin `plugin`.
+    pub fn new(plugin: &str) -> Lent {
+        Lent {
+            plugin: plugin.to_string(),
+            contexts: HashMap::new(),
         }
     }
 
-    fn denied(&self, capability: &str) -> types::Error {
+    /// Lend a capability context.
+    pub fn insert<C: Send + 'static>(&mut self, ctx: C) {
+        self.contexts.insert(TypeId::of::<C>(), Box::new(ctx));
+    }
+
+    /// The context of type `C`, if it was lent.
+    pub fn get<C: 'static>(&self) -> Option<&C> {
+        self.contexts.get(&TypeId::of::<C>())?.downcast_ref()
+    }
+
+    /// The context of type `C`, if it was lent, to change.
+    pub fn get_mut<C: 'static>(&mut self) -> Option<&mut C> {
+        self.contexts.get_mut(&TypeId::of::<C>())?.downcast_mut()
+    }
+
+    /// The plugin's name, for messages.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Use `name` in messages from now on.
+    pub fn rename(&mut self, name: &str) {
+        self.plugin = name.to_string();
+    }
+
+    /// Capability `C`'s view of this instance.
+    pub fn granted<C: 'static>(&mut self) -> Granted<'_, C> {
+        let ctx = self
+            .contexts
+            .get_mut(&TypeId::of::<C>())
+            .and_then(|c| c.downcast_mut());
+        Granted {
+            ctx,
+            plugin: &self.plugin,
+        }
+    }
+}
+
+/// What a capability's host functions work on: its context when lent, and the plugin's
+/// name for the `denied` answer.
+pub struct Granted<'a, C> {
+    /// The context, when lent.
+    pub ctx: Option<&'a mut C>,
+    /// The plugin's name, for messages.
+    pub plugin: &'a str,
+}
+
+impl<C> Granted<'_, C> {
+    /// The `denied` error naming `capability`.
+    pub fn denied(&self, capability: &str) -> types::Error {
         types::Error::Denied(format!(
             "plugin {} has no {capability} access here",
             self.plugin
@@ -59,4 +148,17 @@ impl PluginCtx {
     }
 }
 
-impl types::Host for crate::plugin::HostState {}
+/// Links capability context `C`'s interface: its `HasData` (wasmtime bindgen's per-interface
+/// `add_to_linker::<HostState, Lend<C>>(linker, project::<C>)`).
+pub struct Lend<C>(PhantomData<C>);
+
+impl<C: 'static> HasData for Lend<C> {
+    type Data<'a> = Granted<'a, C>;
+}
+
+/// The projection from an instance's state to capability context `C`.
+pub fn project<C: 'static>(state: &mut HostState) -> Granted<'_, C> {
+    state.lent.granted::<C>()
+}
+
+impl types::Host for HostState {}

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use wasmtime::component::Linker;
 
+use super::{Capability, Granted, Lend, Lent, Offer, project};
 use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::ssh::Host;
+use crate::plugin::bindings::v0_1::ssh::{self as wit, Host};
 use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
 use crate::report::Reporter;
 use crate::ssh::{HostKeyPolicy, Output, Session, SshError, Target};
@@ -173,14 +175,40 @@ fn to_output(o: Output) -> ExecOutput {
     }
 }
 
-impl HostState {
-    fn link(&mut self) -> Result<Arc<SshLink>, Error> {
-        self.ctx.host_calls += 1;
-        self.ctx.ssh.clone().ok_or_else(|| self.ctx.denied("ssh"))
+/// The `ssh` capability (every plugin has it by default, to the machine being worked on).
+pub const CAPABILITY: Capability = Capability {
+    name: "ssh",
+    link: add_to_linker,
+    lend,
+};
+
+/// The one machine a plugin may reach.
+pub struct SshCtx {
+    /// The link to it.
+    pub link: Arc<SshLink>,
+}
+
+/// Link `ssh` through [`SshCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<SshCtx>>(linker, project::<SshCtx>)
+}
+
+fn lend(offer: &Offer, lent: &mut Lent) {
+    if let Some(link) = &offer.ssh {
+        lent.insert(SshCtx { link: link.clone() });
     }
 }
 
-impl Host for HostState {
+impl Granted<'_, SshCtx> {
+    fn link(&self) -> Result<Arc<SshLink>, Error> {
+        match &self.ctx {
+            Some(c) => Ok(c.link.clone()),
+            None => Err(self.denied("ssh")),
+        }
+    }
+}
+
+impl Host for Granted<'_, SshCtx> {
     async fn exec(&mut self, command: String) -> wasmtime::Result<Result<ExecOutput, Error>> {
         let link = match self.link() {
             Ok(l) => l,
@@ -231,7 +259,7 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::PluginCtx;
+    use crate::capabilities::Lent;
     use crate::simulate::Machine;
     use crate::simulate::transcript::Transcript;
 
@@ -240,13 +268,15 @@ mod tests {
         let report = Arc::new(Reporter::quiet(false));
         let machine = Arc::new(Machine::new(&Transcript::default()));
         let link = SshLink::simulated(machine, "root", report.clone());
-        let mut ctx = PluginCtx::new("test", report, Default::default());
-        ctx.ssh = Some(Arc::new(link));
-        let mut state = HostState::for_test(ctx);
+        let mut lent = Lent::new("test");
+        lent.insert(SshCtx {
+            link: Arc::new(link),
+        });
         // The simulated machine's address is the literal "simulated": a TCP probe of it
         // would fail; the link knows the machine answers.
-        let reachable = Host::reachable(&mut state, 5_000).await.expect("host call");
+        let reachable = Host::reachable(&mut lent.granted::<SshCtx>(), 5_000)
+            .await
+            .expect("host call");
         assert!(reachable);
-        assert_eq!(state.ctx.host_calls, 1);
     }
 }

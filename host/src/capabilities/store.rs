@@ -7,8 +7,41 @@
 
 use std::collections::BTreeMap;
 
+use wasmtime::component::Linker;
+
+use super::{Capability, Granted, Lend, Lent, Offer, project};
 use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::store::Host;
+use crate::plugin::bindings::v0_1::store::{self as wit, Host};
+
+/// The `store` capability (every plugin has it).
+pub const CAPABILITY: Capability = Capability {
+    name: "store",
+    link: add_to_linker,
+    lend,
+};
+
+/// The plugin's key-value state for this machine.
+#[derive(Default)]
+pub struct StoreCtx {
+    /// Keys and values, persisted in the machine record.
+    pub kv: BTreeMap<String, String>,
+}
+
+/// Link `store` through [`StoreCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<StoreCtx>>(linker, project::<StoreCtx>)
+}
+
+fn lend(offer: &Offer, lent: &mut Lent) {
+    lent.insert(StoreCtx {
+        kv: offer.kv.clone(),
+    });
+}
+
+/// The store, or an empty one when it was not lent (it always is).
+fn kv<'a>(g: &'a mut Granted<'_, StoreCtx>) -> Option<&'a mut BTreeMap<String, String>> {
+    g.ctx.as_deref_mut().map(|c| &mut c.kv)
+}
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -57,30 +90,33 @@ pub(crate) fn refuse_set(kv: &BTreeMap<String, String>, key: &str, value: &str) 
     None
 }
 
-impl Host for HostState {
+impl Host for Granted<'_, StoreCtx> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.ctx.host_calls += 1;
-        Ok(self.ctx.kv.get(&key).cloned())
+        Ok(kv(self).and_then(|kv| kv.get(&key).cloned()))
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<()> {
-        self.ctx.host_calls += 1;
-        if let Some(why) = refuse_set(&self.ctx.kv, &key, &value) {
+        let Some(kv) = kv(self) else {
+            return Err(wasmtime::Error::msg("store.set refused: no store here"));
+        };
+        if let Some(why) = refuse_set(kv, &key, &value) {
             return Err(wasmtime::Error::msg(why));
         }
-        self.ctx.kv.insert(key, value);
+        kv.insert(key, value);
         Ok(())
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        self.ctx.host_calls += 1;
-        self.ctx.kv.remove(&key);
+        if let Some(kv) = kv(self) {
+            kv.remove(&key);
+        }
         Ok(())
     }
 
     async fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
-        self.ctx.host_calls += 1;
-        Ok(self.ctx.kv.keys().cloned().collect())
+        Ok(kv(self)
+            .map(|kv| kv.keys().cloned().collect())
+            .unwrap_or_default())
     }
 }
 

@@ -306,7 +306,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         report.redact(&secret);
     }
     let mut driver = driver;
-    driver.ctx().report = report.clone();
+    driver.set_report(report.clone());
     let req = CreateRequest {
         name: name.clone(),
         driver_source,

@@ -65,11 +65,12 @@ async fn ls(app: &App) -> CliResult {
     let report = Arc::new(Reporter::quiet(app.debug));
     println!("{:<12} DESCRIPTION", "NAME");
     for b in builtin::RECIPES {
-        let component = runtime.load(&Source::Builtin(*b), Kind::Recipe)?;
+        let (component, grant) = runtime.load_granted(&Source::Builtin(*b), Kind::Recipe)?;
         let mut r = runtime
             .recipe(
                 &component,
-                crate::capabilities::PluginCtx::new(b.name, report.clone(), Default::default()),
+                &grant,
+                crate::capabilities::Offer::new(b.name, report.clone(), Default::default()),
             )
             .await?;
         println!("{:<12} {}", b.name, r.info().await?.description);

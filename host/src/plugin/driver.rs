@@ -10,7 +10,7 @@ use super::bindings::v0_1::driver::DriverPlugin;
 use super::bindings::v0_1::driver::exports::dmw::plugin::driver as wit;
 use super::bindings::v0_1::types;
 use super::{HostState, with_deadline};
-use crate::capabilities::PluginCtx;
+use crate::capabilities::store::StoreCtx;
 
 pub use wit::{DriverInfo, Flag, FlagKind, FlagValue, MachineState, SshDetails};
 
@@ -44,7 +44,7 @@ macro_rules! unit_call {
 
 impl Driver {
     pub(super) fn new(store: Store<HostState>, bindings: DriverPlugin) -> Driver {
-        let name = store.data().ctx.plugin.clone();
+        let name = store.data().lent.plugin().to_string();
         Driver {
             store,
             bindings,
@@ -57,7 +57,7 @@ impl Driver {
     pub fn rename(&mut self, name: &str) {
         let name = crate::sanitize::plugin_text(name, crate::sanitize::NAME_LIMIT);
         self.name = name.clone();
-        self.store.data_mut().ctx.plugin = name;
+        self.store.data_mut().lent.rename(&name);
     }
 
     /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).
@@ -65,14 +65,34 @@ impl Driver {
         &self.name
     }
 
-    /// The capabilities and state of this instance.
-    pub fn ctx(&mut self) -> &mut PluginCtx {
-        &mut self.store.data_mut().ctx
+    /// Send the driver's log messages to `report` from now on.
+    pub fn set_report(&mut self, report: std::sync::Arc<crate::report::Reporter>) {
+        let lent = &mut self.store.data_mut().lent;
+        if let Some(log) = lent.get_mut::<crate::capabilities::log::LogCtx>() {
+            log.report = report;
+        }
+    }
+
+    /// Offer the driver the machine's public SSH key, made by the host for it (lent to a
+    /// driver granted `keys`). A key offered before stays.
+    pub fn offer_public_key(&mut self, key: &str) {
+        let _ = self.store.data().public_key.set(key.to_string());
+    }
+
+    /// The instance's store data (tests).
+    #[cfg(test)]
+    pub(crate) fn store_data(&self) -> &HostState {
+        self.store.data()
     }
 
     /// The driver's key-value state (to persist in the machine record).
     pub fn state_kv(&self) -> BTreeMap<String, String> {
-        self.store.data().ctx.kv.clone()
+        self.store
+            .data()
+            .lent
+            .get::<StoreCtx>()
+            .map(|s| s.kv.clone())
+            .unwrap_or_default()
     }
 
     /// Name and description.

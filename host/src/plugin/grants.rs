@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::declaration::Declaration;
+use crate::capabilities::{self, Capability, Lent, Offer};
 
 /// Capabilities every plugin of `kind` gets without asking.
 pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
@@ -27,9 +28,30 @@ pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-/// Capabilities this dmw provides to plugins that were granted them. (`keys`: the machine's
-/// public SSH key, given in the driver's store as `dmw:ssh-public-key`.)
-pub const PROVIDED: &[&str] = &["ssh", "certs", "keys"];
+/// Capabilities this dmw provides to plugins that were granted them: one line each.
+pub const PROVIDED: &[Capability] = &[
+    capabilities::ssh::CAPABILITY,
+    capabilities::certs::CAPABILITY,
+    capabilities::keys::CAPABILITY,
+];
+
+/// The names of the capabilities this dmw provides.
+pub fn provided_names() -> Vec<&'static str> {
+    PROVIDED.iter().map(|c| c.name).collect()
+}
+
+/// The capability contexts an instance granted `grant` is lent from `offer`: `log` and
+/// `store` always, every other capability only when granted.
+pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
+    let mut lent = Lent::new(&offer.plugin);
+    for capability in capabilities::ALWAYS {
+        (capability.lend)(offer, &mut lent);
+    }
+    for capability in PROVIDED.iter().filter(|c| grant.has(c.name)) {
+        (capability.lend)(offer, &mut lent);
+    }
+    lent
+}
 
 /// What one plugin instance may use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -200,10 +222,10 @@ pub fn decide(
         }
     }
     for c in &d.capabilities {
-        if !PROVIDED.contains(&c.as_str()) {
+        if !provided_names().contains(&c.as_str()) {
             bail!(
                 "it needs the capability {c}, which this dmw does not provide yet (it provides: {})",
-                PROVIDED.join(", ")
+                provided_names().join(", ")
             );
         }
         if !capabilities.contains(c) {
@@ -293,11 +315,11 @@ mod tests {
     fn imports_must_be_declared() {
         let imports = vec![
             "wasi:cli/environment@0.2.6".to_string(),
-            "dmw:plugin/log@0.1.0".to_string(),
-            "dmw:plugin/ssh@0.1.0".to_string(),
+            "dmw:plugin/log@0.1.1".to_string(),
+            "dmw:plugin/ssh@0.1.1".to_string(),
         ];
         assert!(check_imports(&imports, Kind::Driver, &decl(&[])).is_ok());
-        let certs = vec!["dmw:plugin/certs@0.1.0".to_string()];
+        let certs = vec!["dmw:plugin/certs@0.1.1".to_string()];
         assert!(check_imports(&certs, Kind::Recipe, &decl(&[])).is_ok());
         let err = check_imports(&certs, Kind::Driver, &decl(&[])).expect_err("undeclared");
         assert!(
@@ -305,5 +327,15 @@ mod tests {
             "{err}"
         );
         assert!(check_imports(&certs, Kind::Driver, &decl(&["certs"])).is_ok());
+        // `keys`, at the current version or an older compatible one, only when declared.
+        for keys in ["dmw:plugin/keys@0.1.1", "dmw:plugin/keys@0.1.0"] {
+            let imports = vec![keys.to_string()];
+            let err = check_imports(&imports, Kind::Driver, &decl(&[])).expect_err("undeclared");
+            assert!(
+                format!("{err}").contains("does not declare the capability keys"),
+                "{err}"
+            );
+            assert!(check_imports(&imports, Kind::Driver, &decl(&["keys"])).is_ok());
+        }
     }
 }

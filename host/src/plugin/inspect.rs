@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::declaration::{self, Declaration};
 use super::grants::{self, Installed};
 use super::{Kind, Runtime, Source};
-use crate::capabilities::PluginCtx;
+use crate::capabilities::Offer;
 use crate::report::Reporter;
 
 /// A create flag's name and the environment variable it reads.
@@ -70,10 +70,12 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
     let declaration = declaration::read(&bytes)?;
     let imports = runtime.imports(&component);
     let quiet = Arc::new(Reporter::quiet(false));
-    let ctx = || PluginCtx::new("plugin", quiet.clone(), Default::default());
+    // Only `info` and `create-flags` run: nothing beyond log and store is lent.
+    let nothing = super::grants::Grant::default();
+    let offer = || Offer::new("plugin", quiet.clone(), Default::default());
     let (name, description, flags) = match kind {
         Kind::Driver => {
-            let mut d = runtime.driver(&component, ctx()).await?;
+            let mut d = runtime.driver(&component, &nothing, offer()).await?;
             let info = d.info().await?;
             let flags = d
                 .create_flags()
@@ -89,7 +91,7 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
             (info.name, info.description, flags)
         }
         Kind::Recipe => {
-            let mut r = runtime.recipe(&component, ctx()).await?;
+            let mut r = runtime.recipe(&component, &nothing, offer()).await?;
             let info = r.info().await?;
             (info.name, info.description, Vec::new())
         }

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{CallHook, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::PluginCtx;
+use crate::capabilities::{Lent, Offer};
 
 /// The WIT package version this host implements.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.1.1";
 
 /// Epoch tick length.
 const TICK: Duration = Duration::from_millis(100);
@@ -144,23 +144,13 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: PluginLimiter,
-    /// The capabilities lent to this instance.
-    pub ctx: PluginCtx,
+    /// The capability contexts lent to this instance (by [`grants::lend`]).
+    pub lent: Lent,
+    /// The machine's public key, shared with the instance's offer (set during `create`).
+    pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
+    /// Host calls made so far, counted by the store's call hook (see [`Runtime::new_store`]).
+    host_calls: u64,
     watch: CallWatch,
-}
-
-impl HostState {
-    /// The state of an instance lent `ctx`, outside any wasmtime store (host-call tests).
-    #[cfg(test)]
-    pub(crate) fn for_test(ctx: PluginCtx) -> HostState {
-        HostState {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            ctx,
-            watch: CallWatch::default(),
-        }
-    }
 }
 
 /// Resource limits of one plugin instance, summed over everything it creates: wasmtime's
@@ -279,7 +269,7 @@ static CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// What the epoch callback remembers between ticks.
 #[derive(Debug, Default)]
 struct CallWatch {
-    /// `ctx.host_calls` at the previous tick.
+    /// `HostState::host_calls` at the previous tick.
     host_calls_seen: u64,
     /// Ticks since the last host call.
     idle_ticks: u64,
@@ -362,8 +352,7 @@ impl WasiView for HostState {
 /// The shared wasmtime engine, linkers and compile cache. One per process.
 pub struct Runtime {
     engine: Engine,
-    driver_linker: Linker<HostState>,
-    recipe_linker: Linker<HostState>,
+    linker: Linker<HostState>,
     cache_dir: PathBuf,
     max_host_calls: u64,
     debug: bool,
@@ -390,20 +379,19 @@ impl Runtime {
         let engine =
             Engine::new(&config).map_err(|e| anyhow!("cannot start the plugin engine: {e}"))?;
 
-        let mut driver_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut driver_linker).map_err(|e| anyhow!("{e}"))?;
-        bindings::v0_1::driver::DriverPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut driver_linker,
+        // One linker for both kinds: WASI (empty), the contract's types, and every
+        // capability linking itself; what an instance may use is decided by its grant.
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e}"))?;
+        bindings::v0_1::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
             |s: &mut HostState| s,
         )
         .map_err(|e| anyhow!("{e}"))?;
-        let mut recipe_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut recipe_linker).map_err(|e| anyhow!("{e}"))?;
-        bindings::v0_1::recipe::RecipePlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut recipe_linker,
-            |s: &mut HostState| s,
-        )
-        .map_err(|e| anyhow!("{e}"))?;
+        for capability in crate::capabilities::ALWAYS.iter().chain(grants::PROVIDED) {
+            (capability.link)(&mut linker)
+                .map_err(|e| anyhow!("cannot link the {} capability: {e}", capability.name))?;
+        }
 
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let weak = engine.weak();
@@ -423,8 +411,7 @@ impl Runtime {
 
         Ok(Runtime {
             engine,
-            driver_linker,
-            recipe_linker,
+            linker,
             cache_dir: cache_dir.join("plugins"),
             max_host_calls: MAX_HOST_CALLS,
             debug: false,
@@ -548,12 +535,14 @@ impl Runtime {
             .collect()
     }
 
-    fn new_store(&self, ctx: PluginCtx) -> Store<HostState> {
+    fn new_store(&self, grant: &grants::Grant, offer: Offer) -> Store<HostState> {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            ctx,
+            lent: grants::lend(grant, &offer),
+            public_key: offer.public_key.clone(),
+            host_calls: 0,
             watch: CallWatch {
                 max_host_calls: self.max_host_calls,
                 ..CallWatch::default()
@@ -561,6 +550,15 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // Host-call accounting, in one place: every call from the plugin into the host
+        // (capabilities, WASI, and wasmtime's own libcalls such as the epoch check below).
+        store.call_hook(|mut ctx, hook| {
+            if matches!(hook, CallHook::CallingHost) {
+                let state = ctx.data_mut();
+                state.host_calls = state.host_calls.saturating_add(1);
+            }
+            Ok(())
+        });
         store.set_epoch_deadline(CHECK_TICKS);
         // At every check the plugin yields to the executor, so the wall-clock limit of the
         // call (`with_deadline`) can fire even while it keeps calling the host; the limit
@@ -568,7 +566,10 @@ impl Runtime {
         // computation without host calls is capped.
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            let host_calls = state.ctx.host_calls;
+            // This callback runs inside wasmtime's epoch libcall, which the call hook
+            // counted as a host call: it is not one the plugin made.
+            state.host_calls = state.host_calls.saturating_sub(1);
+            let host_calls = state.host_calls;
             let verdict = CALL
                 .try_with(|c| {
                     state.watch.tick(
@@ -598,16 +599,21 @@ impl Runtime {
         self.max_host_calls = max;
     }
 
-    /// Instantiate a driver with the given capabilities.
-    pub async fn driver(&self, component: &Component, ctx: PluginCtx) -> Result<Driver> {
-        let mut store = self.new_store(ctx);
+    /// Instantiate a driver lent what `grant` allows of `offer`.
+    pub async fn driver(
+        &self,
+        component: &Component,
+        grant: &grants::Grant,
+        offer: Offer,
+    ) -> Result<Driver> {
+        let mut store = self.new_store(grant, offer);
         let pre = self
-            .driver_linker
+            .linker
             .instantiate_pre(component)
             .map_err(|e| anyhow!("cannot link driver plugin: {e}"))?;
         let pre = bindings::v0_1::driver::DriverPluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw driver plugin: {e}"))?;
-        let plugin = store.data().ctx.plugin.clone();
+        let plugin = store.data().lent.plugin().to_string();
         let bindings = with_deadline(
             &plugin,
             "instantiation",
@@ -619,16 +625,21 @@ impl Runtime {
         Ok(Driver::new(store, bindings))
     }
 
-    /// Instantiate a recipe with the given capabilities.
-    pub async fn recipe(&self, component: &Component, ctx: PluginCtx) -> Result<Recipe> {
-        let mut store = self.new_store(ctx);
+    /// Instantiate a recipe lent what `grant` allows of `offer`.
+    pub async fn recipe(
+        &self,
+        component: &Component,
+        grant: &grants::Grant,
+        offer: Offer,
+    ) -> Result<Recipe> {
+        let mut store = self.new_store(grant, offer);
         let pre = self
-            .recipe_linker
+            .linker
             .instantiate_pre(component)
             .map_err(|e| anyhow!("cannot link recipe plugin: {e}"))?;
         let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
-        let plugin = store.data().ctx.plugin.clone();
+        let plugin = store.data().lent.plugin().to_string();
         let bindings = with_deadline(
             &plugin,
             "instantiation",
@@ -948,7 +959,8 @@ mod runtime_tests {
         runtime
             .driver(
                 &component,
-                PluginCtx::new("hostile", Arc::new(Reporter::quiet(false)), kv),
+                &grants::Grant::default(),
+                Offer::new("hostile", Arc::new(Reporter::quiet(false)), kv),
             )
             .await
             .expect("instantiate")
@@ -985,8 +997,8 @@ mod runtime_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut runtime = Runtime::new(dir.path()).expect("runtime");
         runtime.set_max_host_calls(u64::MAX);
-        let ctx = PluginCtx::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut store = runtime.new_store(ctx);
+        let ctx = Offer::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut store = runtime.new_store(&grants::Grant::default(), ctx);
         let module =
             wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
         let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
@@ -994,12 +1006,7 @@ mod runtime_tests {
             .func_wrap_async(
                 "h",
                 "c",
-                |mut caller: wasmtime::Caller<'_, HostState>, (): ()| {
-                    Box::new(async move {
-                        caller.data_mut().ctx.host_calls += 1;
-                        Ok(())
-                    })
-                },
+                |_caller: wasmtime::Caller<'_, HostState>, (): ()| Box::new(async move { Ok(()) }),
             )
             .expect("host function");
         let started = Instant::now();
@@ -1016,7 +1023,7 @@ mod runtime_tests {
             format!("{e:#}"),
             "plugin looper did not finish instantiation within 2s"
         );
-        assert!(store.data().ctx.host_calls > 1000, "it did loop");
+        assert!(store.data().host_calls > 1000, "it did loop");
     }
 
     #[tokio::test]
@@ -1053,15 +1060,21 @@ mod runtime_tests {
             let c = runtime
                 .load(&Source::Builtin(*b), Kind::Driver)
                 .expect("load");
-            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
-            runtime.driver(&c, ctx).await.expect(b.name);
+            let ctx = Offer::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime
+                .driver(&c, &grants::Grant::default(), ctx)
+                .await
+                .expect(b.name);
         }
         for b in builtin::RECIPES {
             let c = runtime
                 .load(&Source::Builtin(*b), Kind::Recipe)
                 .expect("load");
-            let ctx = PluginCtx::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
-            runtime.recipe(&c, ctx).await.expect(b.name);
+            let ctx = Offer::new(b.name, Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            runtime
+                .recipe(&c, &grants::Grant::default(), ctx)
+                .await
+                .expect(b.name);
         }
     }
 
@@ -1091,8 +1104,11 @@ mod runtime_tests {
             std::fs::copy(b_entry.with_extension(ext), a_entry.with_extension(ext)).expect("swap");
         }
         let component = runtime.load(&a, Kind::Driver).expect("load a");
-        let ctx = PluginCtx::new("a", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        let ctx = Offer::new("a", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime
+            .driver(&component, &grants::Grant::default(), ctx)
+            .await
+            .expect("instantiate");
         assert_eq!(driver.info().await.expect("info").name, "generic");
         // The entry was replaced by a fresh compile of a.
         assert_ne!(
@@ -1135,8 +1151,11 @@ mod runtime_tests {
         std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let runtime = Runtime::new(shared.path()).expect("runtime");
         let component = runtime.load(&generic, Kind::Driver).expect("load");
-        let ctx = PluginCtx::new("g", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut driver = runtime.driver(&component, ctx).await.expect("instantiate");
+        let ctx = Offer::new("g", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+        let mut driver = runtime
+            .driver(&component, &grants::Grant::default(), ctx)
+            .await
+            .expect("instantiate");
         assert_eq!(driver.info().await.expect("info").name, "generic");
         assert_eq!(
             std::fs::read_dir(&cache).expect("dir").count(),
@@ -1167,7 +1186,8 @@ mod runtime_tests {
         let mut driver = runtime
             .driver(
                 &component,
-                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), BTreeMap::new()),
+                &grants::Grant::default(),
+                Offer::new("generic", Arc::new(Reporter::quiet(false)), BTreeMap::new()),
             )
             .await
             .expect("instantiate");
@@ -1192,9 +1212,73 @@ mod runtime_tests {
             .expect_err("kind mismatch");
         let text = format!("{err:#}");
         assert!(
-            text.contains("does not export dmw:plugin/driver@0.1.0")
+            text.contains("does not export dmw:plugin/driver@0.1.1")
                 && text.contains("is it a driver?"),
             "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_driver_importing_keys_without_declaring_it_is_refused_at_load() {
+        // The keys test driver with its declaration's section renamed: its code still
+        // imports `keys`, its (missing) declaration does not ask for it.
+        let mut bytes = std::fs::read(env!("DMW_TEST_KEYS_DRIVER")).expect("keys driver");
+        let (from, to) = (declaration::SECTION.as_bytes(), b"dmw:permissionz");
+        let mut renamed = 0;
+        for i in 0..bytes.len().saturating_sub(from.len()) {
+            if &bytes[i..i + from.len()] == from {
+                bytes[i..i + from.len()].copy_from_slice(to);
+                renamed += 1;
+            }
+        }
+        assert!(renamed > 0, "the fixture has a declaration");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("undeclared-keys.wasm");
+        std::fs::write(&file, &bytes).expect("write");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let err = runtime
+            .load(&Source::File(file), Kind::Driver)
+            .expect_err("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("imports dmw:plugin/keys but does not declare the capability keys"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_public_key_is_lent_only_to_a_driver_granted_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let source = Source::Builtin(builtin::DRIVERS[0]);
+        let component = runtime.load(&source, Kind::Driver).expect("load");
+        let offer = || {
+            let o = Offer::new("d", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            o.public_key.set("ssh-ed25519 AAAA".into()).expect("set");
+            o
+        };
+        let keys = grants::Grant {
+            capabilities: vec!["ssh".into(), "keys".into()],
+        };
+        let d = runtime.driver(&component, &keys, offer()).await.expect("d");
+        let lent = &d.store_data().lent;
+        let ctx = lent
+            .get::<crate::capabilities::keys::KeysCtx>()
+            .expect("lent when granted");
+        assert_eq!(
+            ctx.public_key.get().map(String::as_str),
+            Some("ssh-ed25519 AAAA")
+        );
+        let d = runtime
+            .driver(&component, &grants::Grant::default(), offer())
+            .await
+            .expect("d");
+        assert!(
+            d.store_data()
+                .lent
+                .get::<crate::capabilities::keys::KeysCtx>()
+                .is_none(),
+            "not lent without the grant"
         );
     }
 
@@ -1210,7 +1294,8 @@ mod runtime_tests {
         let mut driver = runtime
             .driver(
                 &component,
-                PluginCtx::new("generic", Arc::new(Reporter::quiet(false)), kv),
+                &grants::Grant::default(),
+                Offer::new("generic", Arc::new(Reporter::quiet(false)), kv),
             )
             .await
             .expect("instantiate");

@@ -9,7 +9,7 @@ use wasmtime::Store;
 use super::bindings::v0_1::recipe::RecipePlugin;
 use super::bindings::v0_1::recipe::exports::dmw::plugin::recipe as wit;
 use super::{HostState, with_deadline};
-use crate::capabilities::PluginCtx;
+use crate::capabilities::store::StoreCtx;
 
 pub use wit::{EngineConfig, InstallMethod, OsInfo, RecipeInfo};
 
@@ -40,7 +40,7 @@ macro_rules! step_call {
 
 impl Recipe {
     pub(super) fn new(store: Store<HostState>, bindings: RecipePlugin) -> Recipe {
-        let name = store.data().ctx.plugin.clone();
+        let name = store.data().lent.plugin().to_string();
         Recipe {
             store,
             bindings,
@@ -48,14 +48,14 @@ impl Recipe {
         }
     }
 
-    /// The capabilities and state of this instance.
-    pub fn ctx(&mut self) -> &mut PluginCtx {
-        &mut self.store.data_mut().ctx
-    }
-
     /// The recipe's key-value state.
     pub fn state_kv(&self) -> BTreeMap<String, String> {
-        self.store.data().ctx.kv.clone()
+        self.store
+            .data()
+            .lent
+            .get::<StoreCtx>()
+            .map(|s| s.kv.clone())
+            .unwrap_or_default()
     }
 
     /// Name and description.

@@ -126,14 +126,10 @@ impl Run<'_> {
             let key_file = self.app.store.machine(&name).ssh_key();
             let public = machine_key::generate(&key_file, &format!("dmw {name}"))
                 .map_err(|e| self.fail("create SSH key", e))?;
-            // The public half goes only to a driver granted `keys` (to register it at its
+            // The public half is lent only to a driver granted `keys` (to register it at its
             // provider); the private half never leaves the machine's directory.
-            if driver.ctx().grant.has("keys") {
-                driver
-                    .ctx()
-                    .kv
-                    .insert(machine_key::PUBLIC_KEY_STORE_KEY.to_string(), public);
-            }
+            driver.offer_public_key(&public);
+            self.record.generated_key = true;
         }
 
         let (address, engine_port) = self.create_at_provider(driver).await?;

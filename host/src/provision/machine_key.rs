@@ -6,15 +6,11 @@
 //! that names no key gets the user's default key from `~/.ssh` (Docker Machine's generic
 //! driver did the same); a driver loaded from a file that names no key gets a new ed25519
 //! key pair made by the host for this machine — a driver granted the `keys` capability sees
-//! its public half (in its store under [`PUBLIC_KEY_STORE_KEY`]), none sees the private half.
+//! its public half (`keys.machine-public-key`), none sees the private half.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
-
-/// The driver-store key under which the host puts the machine's generated public key
-/// (OpenSSH format) before the driver's `create`, for the driver to register at its provider.
-pub const PUBLIC_KEY_STORE_KEY: &str = "dmw:ssh-public-key";
 
 /// Where the machine's SSH key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

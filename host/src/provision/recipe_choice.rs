@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use super::os_release;
 use crate::app::App;
-use crate::capabilities::{PluginCtx, SshLink};
+use crate::capabilities::{Offer, SshLink};
 use crate::plugin::recipe::OsInfo;
 use crate::plugin::{Kind, Source, builtin};
 use crate::report::Reporter;
@@ -32,11 +32,12 @@ pub async fn choose_recipe(
 ) -> Result<(Source, String)> {
     let runtime = app.runtime()?;
     if let Some(source) = over {
-        let component = runtime.load(source, Kind::Recipe)?;
+        let (component, grant) = runtime.load_granted(source, Kind::Recipe)?;
         let mut r = runtime
             .recipe(
                 &component,
-                PluginCtx::new("recipe", report.clone(), Default::default()),
+                &grant,
+                Offer::new("recipe", report.clone(), Default::default()),
             )
             .await?;
         let name = r.info().await?.name;
@@ -50,11 +51,12 @@ pub async fn choose_recipe(
     }
     let mut best: Option<(u32, String, Source)> = None;
     for b in builtin::RECIPES {
-        let component = runtime.load(&Source::Builtin(*b), Kind::Recipe)?;
+        let (component, grant) = runtime.load_granted(&Source::Builtin(*b), Kind::Recipe)?;
         let mut r = runtime
             .recipe(
                 &component,
-                PluginCtx::new(b.name, report.clone(), Default::default()),
+                &grant,
+                Offer::new(b.name, report.clone(), Default::default()),
             )
             .await?;
         let score = r.applies(os).await?;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::recipe_choice::{choose_recipe, detect_os};
 use super::{Run, StepFailure};
 use crate::app::App;
-use crate::capabilities::{CertGrant, PluginCtx, SshLink};
+use crate::capabilities::{CertGrant, Offer, SshLink};
 use crate::plugin::recipe::{EngineConfig, InstallMethod, OsInfo};
 use crate::plugin::{Kind, Recipe, Source};
 use crate::report::Reporter;
@@ -132,11 +132,11 @@ impl Run<'_> {
         endpoint: &Endpoint,
     ) -> Result<Recipe> {
         let runtime = self.app.runtime()?;
-        let component = runtime.load(source, Kind::Recipe)?;
-        let mut ctx = PluginCtx::new(name, self.report.clone(), self.record.recipe_state.clone());
-        ctx.ssh = Some(link.clone());
+        let (component, grant) = runtime.load_granted(source, Kind::Recipe)?;
+        let mut offer = Offer::new(name, self.report.clone(), self.record.recipe_state.clone());
+        offer.ssh = Some(link.clone());
         let sans = server_sans(&endpoint.address, &self.record.name, &self.record.tls_sans)?;
-        ctx.certs = Some(Arc::new(CertGrant {
+        offer.certs = Some(Arc::new(CertGrant {
             certs_dir: self.app.store.certs_dir(),
             org: format!("{}.{}", cert_org(), self.record.name),
             sans,
@@ -144,7 +144,7 @@ impl Run<'_> {
             machine_dir: Some(self.app.store.machine(&self.record.name)),
             simulated_fresh: true,
         }));
-        runtime.recipe(&component, ctx).await
+        runtime.recipe(&component, &grant, offer).await
     }
 
     /// Put ca.pem, cert.pem and key.pem in the machine directory (its DOCKER_CERT_PATH).

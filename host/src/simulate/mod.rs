@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::app::App;
-use crate::capabilities::{CertGrant, PluginCtx, SshLink};
+use crate::capabilities::{CertGrant, Offer, SshLink};
 use crate::plugin::recipe::OsInfo;
 use crate::plugin::{Kind, Source};
 use crate::provision::{choose_recipe, engine_config, os_release};
@@ -70,10 +70,10 @@ pub async fn run(app: &App, t: &Transcript, report: Arc<Reporter>) -> Result<Out
     let machine = Arc::new(Machine::new(t));
     let link = Arc::new(SshLink::simulated(machine.clone(), &t.user, report.clone()));
     let runtime = app.runtime()?;
-    let component = runtime.load(&source, Kind::Recipe)?;
-    let mut ctx = PluginCtx::new(&name, report, Default::default());
-    ctx.ssh = Some(link.clone());
-    ctx.certs = Some(Arc::new(CertGrant {
+    let (component, grant) = runtime.load_granted(&source, Kind::Recipe)?;
+    let mut offer = Offer::new(&name, report, Default::default());
+    offer.ssh = Some(link.clone());
+    offer.certs = Some(Arc::new(CertGrant {
         certs_dir: app.store.certs_dir(),
         org: MACHINE_NAME.into(),
         sans: vec!["192.0.2.10".into(), MACHINE_NAME.into(), "localhost".into()],
@@ -81,7 +81,7 @@ pub async fn run(app: &App, t: &Transcript, report: Arc<Reporter>) -> Result<Out
         machine_dir: None,
         simulated_fresh: !t.certs_reused,
     }));
-    let mut recipe = runtime.recipe(&component, ctx).await?;
+    let mut recipe = runtime.recipe(&component, &grant, offer).await?;
     let config = engine_config(&t.engine, &os, "generic", t.port);
     let mut result = Ok(());
     for step in &t.steps {

@@ -222,6 +222,10 @@ pub struct MachineRecord {
     /// Where the machine was adopted from (`dmw import`), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
+    /// The machine's SSH key pair was made by dmw (no key file of the user's): its public
+    /// half is lent to a driver granted `keys`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated_key: bool,
     /// Its place in a Swarm-mode cluster, if dmw made it join one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<SwarmMembership>,
@@ -303,6 +307,7 @@ impl MachineRecord {
             created_at,
             engine_only: false,
             imported: None,
+            generated_key: false,
             swarm: None,
         }
     }

@@ -79,7 +79,8 @@ impl Driver for HostileKeys {
     }
 
     fn create() -> Result<()> {
-        // What the host lent, if anything: the public half of the machine's key.
+        // Not granted `keys` (importing it undeclared would be refused at load), it looks
+        // where dmw once put the public key, its store: nothing is there.
         if let Some(public) = store::get("dmw:ssh-public-key") {
             store::set("seen-public-key", public);
         }

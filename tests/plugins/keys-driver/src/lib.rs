@@ -1,6 +1,7 @@
 //! Test fixture for the permission model: a driver that declares the `keys` capability —
 //! beyond the default grant, so used by path it stops until the user installs it — and, in
-//! `create`, records the machine's public key the host lends it (store key `seen-public-key`).
+//! `create`, records the machine's public key the host lends it through the `keys` interface
+//! (store key `seen-public-key`).
 //! Its machine is `127.0.0.1:--keys-port` (default 1: nothing listens), so a create stops
 //! at the SSH wait, after the provider step.
 
@@ -49,7 +50,7 @@ impl Guest for Keys {
     }
 
     fn create() -> Result<()> {
-        if let Some(public) = store::get("dmw:ssh-public-key") {
+        if let Some(public) = dmw_guest::driver::generated_public_key() {
             store::set("seen-public-key", public);
         }
         Ok(())
