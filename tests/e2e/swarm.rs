@@ -174,22 +174,111 @@ fn three_hosts_make_one_swarm() {
         );
     }
 
-    // rm of a worker leaves the cluster first.
-    let out = dmw.ok(&["rm", "-y", "w2"]);
-    assert!(out.contains("Successfully removed w2"), "{out}");
-    let r = swarm_docker(&dmw, "m1", "docker node ls --format '{{.Hostname}}'");
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(!r.stdout.lines().any(|l| l == "w2"), "{}", r.stdout);
-    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    // A worker leaves (drained, removed from the node list).
+    dmw.ok(&["swarm", "leave", "w2"]);
+    assert_eq!(node_names(&dmw), ["m1", "w1"]);
 
-    // The last manager of a cluster with a worker does not leave without --force.
+    // Failure path: w2's engine cannot reach m1's 2377/tcp (the rule cuts exactly that
+    // link inside w2's host; dmw still reaches both engines).
+    let block = format!(
+        "iptables -w -I OUTPUT -p tcp -d {} --dport 2377 -j REJECT --reject-with tcp-reset",
+        tb[0].addr()
+    );
+    let out = tb[2].exec(&block).expect("exec");
+    assert!(out.success(), "{out:?}");
+    let before = [record(&dmw, "m1"), record(&dmw, "w2")];
+    let r = dmw.run(&["swarm", "join", "w2", "--manager", "m1", "--as", "manager"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    for needle in ["\"w2\"", "\"m1\"", "2377"] {
+        assert!(r.stderr.contains(needle), "{needle} missing: {r:?}");
+    }
+    assert!(!r.stderr.contains("SWMTKN") && !r.stdout.contains("SWMTKN"));
+    eprintln!("join without 2377: {}", r.stderr.trim());
+    assert_eq!([record(&dmw, "m1"), record(&dmw, "w2")], before);
+    let out = tb[2].exec(&block.replace(" -I ", " -D ")).expect("exec");
+    assert!(out.success(), "{out:?}");
+    // w2's engine is not left joining in the background.
+    let r = dmw.with_env("w2", "docker info --format '{{.Swarm.LocalNodeState}}'");
+    assert_eq!(r.stdout.trim(), "inactive", "{r:?}");
+
+    // Three managers: w2 joins as one, w1 leaves and comes back as one.
+    dmw.ok(&["swarm", "join", "w2", "--manager", "m1", "--as", "manager"]);
+    dmw.ok(&["swarm", "leave", "w1"]);
+    dmw.ok(&["swarm", "join", "w1", "--manager", "w2", "--as", "manager"]);
+    let sls = dmw.ok(&["swarm", "ls", "m1"]);
+    assert_eq!(sls.matches("manager").count(), 3, "{sls}");
+
+    // With w2 unreachable, w1 leaving would leave one reachable manager of two: refused.
+    tb[2].cut_link().expect("cut link");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !swarm_docker(
+        &dmw,
+        "m1",
+        "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'",
+    )
+    .stdout
+    .contains("w2 Unreachable")
+    {
+        assert!(Instant::now() < deadline, "w2 never became unreachable");
+        thread::sleep(Duration::from_millis(500));
+    }
+    let refused = dmw.run(&["swarm", "leave", "w1"]);
+    tb[2].restore_link().expect("restore link");
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("quorum"), "{refused:?}");
+    assert_eq!(
+        dmw.ok(&["ls", "--filter", "name=w1", "--format", "{{.Swarm}}"]),
+        "m1 (manager)\n"
+    );
+
+    // With all three reachable again, w2 leaves: demoted first, quorum kept.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let r = dmw.run(&["swarm", "leave", "w2"]);
+        if r.code == 0 || Instant::now() > deadline {
+            break r;
+        }
+        thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(left.code, 0, "{left:?}");
+    assert!(left.stdout.contains("Demoting \"w2\""), "{left:?}");
+    assert_eq!(node_names(&dmw), ["m1", "w1"]);
+
+    // rm of a manager (quorum remains) demotes it and removes its node.
+    dmw.ok(&["swarm", "join", "w2", "--manager", "m1"]);
+    let out = dmw.ok(&["rm", "-y", "w1"]);
+    assert!(out.contains("Successfully removed w1"), "{out}");
+    assert_eq!(node_names(&dmw), ["m1", "w2"]);
+
+    // The last manager of a cluster with a worker does not leave without --force, and
+    // `rm` asks first: "n" keeps everything, `-y` removes it.
     let r = dmw.run(&["swarm", "leave", "m1"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("last manager"), "{r:?}");
-    dmw.ok(&["swarm", "leave", "w1"]);
-    dmw.ok(&["swarm", "leave", "m1"]);
-    assert_eq!(
-        dmw.ok(&["ls", "--format", "{{.Name}}:{{.Swarm}}"]),
-        "m1:\nw1:\n"
+    let r = dmw.run_with_stdin(&["rm", "m1"], "y\nn\n");
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("last manager of the swarm \"m1\", which has 1 other node(s)"),
+        "{r:?}"
     );
+    assert_eq!(node_names(&dmw), ["m1", "w2"]);
+    let out = dmw.ok(&["rm", "-y", "m1"]);
+    assert!(out.contains("Successfully removed m1"), "{out}");
+    dmw.ok(&["swarm", "leave", "w2"]);
+    assert_eq!(dmw.ok(&["ls", "--format", "{{.Name}}:{{.Swarm}}"]), "w2:\n");
+}
+
+/// The host names in the leader's `docker node ls`, sorted.
+fn node_names(dmw: &Dmw) -> Vec<String> {
+    let r = swarm_docker(dmw, "m1", "docker node ls --format '{{.Hostname}}'");
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut names: Vec<String> = r.stdout.lines().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+/// A machine's record as stored.
+fn record(dmw: &Dmw, name: &str) -> String {
+    std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record")
 }
