@@ -282,3 +282,160 @@ fn node_names(dmw: &Dmw) -> Vec<String> {
 fn record(dmw: &Dmw, name: &str) -> String {
     std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record")
 }
+
+/// Imports the test image on `names` (one after another) and runs a three-replica service
+/// through the engine `dmw env ENV` points at; returns once a task runs on each node.
+fn service_on_every_node(dmw: &Dmw, env: &str, names: &[&str]) {
+    let tar = dmw_testbed::image_tarball().expect("image tarball");
+    for name in names {
+        let r = dmw.with_env(
+            name,
+            &format!(
+                "docker import {} dmw-test/bb:1 >/dev/null",
+                shell_quote(&tar.display().to_string())
+            ),
+        );
+        assert_eq!(r.code, 0, "import on {name}: {r:?}");
+    }
+    let r = dmw.with_env(
+        env,
+        "docker service create --detach --quiet --name web --replicas 3 --publish mode=host,published=8080,target=8080 dmw-test/bb:1 httpd -f -p 8080 -h / >/dev/null",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = dmw.with_env(
+            env,
+            "docker service ps web --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'",
+        );
+        let mut nodes: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.contains("Running"))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        if nodes.len() == 3 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "tasks not running: {}", r.stdout);
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `dmw ARGS` for each of `args` at once; every one must succeed.
+fn parallel(dmw: &Dmw, args: Vec<Vec<String>>) {
+    let runs: Vec<_> = args
+        .into_iter()
+        .map(|a| {
+            let mut cmd = dmw.command(&a.iter().map(String::as_str).collect::<Vec<_>>());
+            thread::spawn(move || crate::support::Run::from(cmd.output().expect("dmw")))
+        })
+        .collect();
+    for r in runs {
+        let r = r.join().expect("thread");
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+}
+
+/// The BENCHMARKS.md figures: three bare docker hosts to a three-node cluster with a
+/// service on every node, three ways, each on fresh hosts (boot not counted), then
+/// `dmw swarm ls` latency. Run with
+/// `cargo test -p dmw --test e2e -- --ignored swarm_benchmark --nocapture`.
+#[test]
+#[ignore = "benchmark: prints timings for BENCHMARKS.md"]
+fn swarm_benchmark() {
+    if !dmw_testbed::require_root_or_skip("swarm_benchmark") {
+        return;
+    }
+    let names = ["m1", "w1", "w2"];
+    let create = |tb: &dmw_testbed::Testbed, name: &str, swarm: &[&str]| {
+        let i = names.iter().position(|n| *n == name).unwrap_or(0);
+        let mut args = Dmw::create_args(&tb.hosts()[i], "root", name);
+        args.splice(1..1, swarm.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // (a) create --swarm-manager, then both workers' create --swarm --swarm-join at once.
+    let tb = docker_hosts(3);
+    let dmw = Dmw::new();
+    let t = Instant::now();
+    parallel(&dmw, vec![create(&tb, "m1", &["--swarm-manager"])]);
+    parallel(
+        &dmw,
+        ["w1", "w2"]
+            .iter()
+            .map(|n| create(&tb, n, &["--swarm", "--swarm-join", "m1"]))
+            .collect(),
+    );
+    let cluster_a = t.elapsed();
+    service_on_every_node(&dmw, "--swarm m1", &names);
+    let total_a = t.elapsed();
+    let mut ls: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            dmw.ok(&["swarm", "ls", "m1"]);
+            t.elapsed()
+        })
+        .collect();
+    ls.sort();
+    drop(tb);
+
+    // (b) three plain creates at once, then `dmw swarm init` and `dmw swarm join` (both
+    // workers at once).
+    let tb = docker_hosts(3);
+    let dmw = Dmw::new();
+    let t = Instant::now();
+    parallel(&dmw, names.iter().map(|n| create(&tb, n, &[])).collect());
+    dmw.ok(&["swarm", "init", "m1"]);
+    dmw.ok(&["swarm", "join", "w1", "w2", "--manager", "m1"]);
+    let cluster_b = t.elapsed();
+    service_on_every_node(&dmw, "--swarm m1", &names);
+    let total_b = t.elapsed();
+    drop(tb);
+
+    // (c) Docker Machine style by hand: three creates one after another, then `docker swarm
+    // init`, `join-token` and `docker swarm join` through each machine's env.
+    let tb = docker_hosts(3);
+    let dmw = Dmw::new();
+    let t = Instant::now();
+    for n in names {
+        parallel(&dmw, vec![create(&tb, n, &[])]);
+    }
+    let m1 = tb.hosts()[0].addr();
+    let r = dmw.with_env(
+        "m1",
+        &format!("docker swarm init --advertise-addr {m1} >/dev/null && docker swarm join-token -q worker"),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let token = r.stdout.trim().to_owned();
+    for n in ["w1", "w2"] {
+        let r = dmw.with_env(
+            n,
+            &format!("docker swarm join --token {token} {m1}:2377 >/dev/null"),
+        );
+        assert_eq!(r.code, 0, "join {n}: exit {}", r.code);
+    }
+    let cluster_c = t.elapsed();
+    // By hand the cluster is not in dmw's records: the user points at m1 itself.
+    service_on_every_node(&dmw, "m1", &names);
+    let total_c = t.elapsed();
+    drop(tb);
+
+    eprintln!(
+        "BENCH (a) create --swarm-manager + 2 x create --swarm-join at once: cluster {cluster_a:.1?}, with the service running {total_a:.1?}"
+    );
+    eprintln!(
+        "BENCH (b) 3 creates at once + swarm init + swarm join (2 at once): cluster {cluster_b:.1?}, with the service running {total_b:.1?}"
+    );
+    eprintln!(
+        "BENCH (c) 3 serial creates + docker swarm init/join-token/join by hand: cluster {cluster_c:.1?}, with the service running {total_c:.1?}"
+    );
+    eprintln!(
+        "BENCH dmw swarm ls m1 (3 nodes, 20 runs): min {:.1?}, median {:.1?}, max {:.1?}",
+        ls[0],
+        ls[ls.len() / 2],
+        ls[ls.len() - 1]
+    );
+}
