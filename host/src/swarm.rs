@@ -218,14 +218,23 @@ pub async fn join(
         role.as_str()
     ));
     let addrs = engine.addrs(opts);
-    api::join(&engine.url, &engine.tls, &addrs, &remotes, token)
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "machine \"{name}\" could not join the swarm of \"{manager}\" at {} (Swarm's manager port {MANAGER_PORT}/tcp must be reachable from \"{name}\"): {e}",
-                remotes.join(", ")
-            )
-        })?;
+    if let Err(e) = api::join(&engine.url, &engine.tls, &addrs, &remotes, token).await {
+        // dockerd keeps trying in the background after its own timeout: stop it, so the
+        // machine really stays outside any swarm, as its record says.
+        let cancelled = match engine.info().await {
+            Ok(i) if i.local_node_state == "inactive" => true,
+            _ => api::leave(&engine.url, &engine.tls, true).await.is_ok(),
+        };
+        if !cancelled {
+            report.warn(&format!(
+                "the engine of \"{name}\" may still be trying to join; `dmw swarm leave --force {name}` stops it"
+            ));
+        }
+        bail!(
+            "machine \"{name}\" could not join the swarm of \"{manager}\" at {}: the engine of \"{name}\" must reach port {MANAGER_PORT}/tcp of \"{manager}\" (Swarm's manager port; check firewalls between them): {e}",
+            remotes.join(", ")
+        );
+    }
     let info = engine.info().await?;
     let cluster = mgr_record
         .swarm
@@ -312,6 +321,27 @@ pub fn quorum_loss(managers: usize, reachable: usize) -> Option<String> {
             "the {after} remaining manager(s) need {need} reachable for quorum and only {left} would be"
         )
     })
+}
+
+/// How many other nodes the cluster of `name` has when `name` is its last manager (leaving
+/// would end the cluster for them); `None` when it is not, or is alone.
+pub async fn last_manager_with_others(app: &App, name: &str) -> Result<Option<usize>> {
+    let record = app.store.load(name)?;
+    if !record
+        .swarm
+        .as_ref()
+        .is_some_and(SwarmMembership::is_manager)
+    {
+        return Ok(None);
+    }
+    let engine = Engine::of(app, &record)?;
+    let info = engine.info().await?;
+    if !info.is_active() || !info.control_available {
+        return Ok(None);
+    }
+    let nodes = engine.nodes().await?;
+    let managers = nodes.iter().filter(|n| n.role() == "manager").count();
+    Ok((managers <= 1 && nodes.len() > 1).then(|| nodes.len() - 1))
 }
 
 /// `name` leaves its cluster safely: a worker is drained, leaves and is removed from the

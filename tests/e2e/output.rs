@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use dmw::store::{
     DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError, Store,
+    SwarmMembership,
 };
 use dmw_testbed::require_root_or_skip;
 
@@ -227,6 +228,59 @@ fn ls_golden_table_formats_and_filters_without_hosts() {
     assert_eq!(
         dmw.ok(&["ls", "-o", "json", "--filter", "name=none"]),
         "[]\n"
+    );
+}
+
+/// Writes `name` in the swarm `cluster` as `role` (a ready machine on closed ports).
+fn swarm_member(store: &Store, name: &str, cluster: &str, role: &str) {
+    ready_machine(store, name, closed_port(), closed_port(), &[]);
+    let mut r = store.load(name).expect("load");
+    r.swarm = Some(SwarmMembership {
+        cluster: cluster.into(),
+        cluster_id: format!("id-{cluster}"),
+        node_id: format!("node-{name}"),
+        role: role.into(),
+        advertise_addr: "127.0.0.1".into(),
+    });
+    store.save(&r).expect("save");
+}
+
+#[test]
+fn ls_golden_swarm_column_without_hosts() {
+    let dmw = Dmw::new();
+    let store = Store::new(&dmw.storage);
+    dmw::tls::bootstrap(&store.certs_dir(), "tester").expect("certificates");
+    swarm_member(&store, "m1", "m1", "manager");
+    swarm_member(&store, "m2", "m1", "manager");
+    swarm_member(&store, "w1", "m1", "worker");
+    swarm_member(&store, "lab", "lab", "manager");
+    ready_machine(&store, "solo", closed_port(), closed_port(), &[]);
+
+    assert_eq!(
+        dmw.ok(&["ls", "-t", "1"]),
+        concat!(
+            "NAME   ACTIVE   DRIVER    STATE     URL   SWARM           DOCKER    ERRORS\n",
+            "lab    -        generic   Stopped         lab (manager)   Unknown   \n",
+            "m1     -        generic   Stopped         m1 (manager)    Unknown   \n",
+            "m2     -        generic   Stopped         m1 (manager)    Unknown   \n",
+            "solo   -        generic   Stopped                         Unknown   \n",
+            "w1     -        generic   Stopped         m1              Unknown   \n",
+        )
+    );
+    assert_eq!(
+        dmw.ok(&["ls", "-q", "--filter", "swarm=m1"]),
+        "m1\nm2\nw1\n"
+    );
+    assert_eq!(
+        dmw.ok(&["ls", "-t", "1", "--format", "table {{.Name}}\t{{.Swarm}}"]),
+        concat!(
+            "NAME   SWARM\n",
+            "lab    lab (manager)\n",
+            "m1     m1 (manager)\n",
+            "m2     m1 (manager)\n",
+            "solo   \n",
+            "w1     m1\n",
+        )
     );
 }
 

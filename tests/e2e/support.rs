@@ -93,6 +93,22 @@ impl Dmw {
         self.command(args).output().expect("run dmw").into()
     }
 
+    /// Run `dmw ARGS` with `input` on its stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dmw");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("wait dmw").into()
+    }
+
     /// Run `dmw ARGS` and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);

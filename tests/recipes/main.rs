@@ -335,6 +335,7 @@ on systemctl daemon-reload
 on -tln
     stdout LISTEN 0 4096 *:2376 *:*
     stdout dmw-unit-state active
+on firewall-cmd --state
 default fail
 expect ok
 expect upload /etc/yum.repos.d/acme-docker.repo contains baseurl=http://mirror.test/docker-ce/$basearch

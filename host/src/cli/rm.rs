@@ -1,5 +1,6 @@
 //! `dmw rm`: delete machines at their provider and remove their records.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{CliError, CliResult, confirm, each};
@@ -32,18 +33,61 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     if !(a.yes || a.force || confirm("Are you sure?")) {
         return Err(CliError::new("Aborted: nothing was removed"));
     }
+    let ending = if a.force {
+        HashSet::new()
+    } else {
+        clusters_ended(app, &a.names, a.yes).await?
+    };
+    let ending = &ending;
     each::for_each(app, a.names, |name, report| async move {
-        remove_one(app, &name, a.force, &report).await?;
+        let end_cluster = ending.contains(&name);
+        remove_one(app, &name, a.force, end_cluster, &report).await?;
         report.info(&format!("Successfully removed {name}"));
         Ok(())
     })
     .await
 }
 
+/// The machines among `names` that are the last manager of a swarm with other nodes:
+/// removing one ends that cluster, so each is asked about first unless `yes` (declining
+/// aborts the whole `rm`). A machine whose engine does not answer is not counted here; its
+/// leave then fails and `rm` says to use `-f`.
+async fn clusters_ended(
+    app: &App,
+    names: &[String],
+    yes: bool,
+) -> Result<HashSet<String>, CliError> {
+    let mut ending = HashSet::new();
+    for name in names {
+        let Ok(record) = app.store.load(name) else {
+            continue;
+        };
+        let Some(m) = record.swarm.filter(|m| m.is_manager()) else {
+            continue;
+        };
+        let Ok(Some(others)) = crate::swarm::last_manager_with_others(app, name).await else {
+            continue;
+        };
+        if !yes
+            && !confirm(&format!(
+                "\"{name}\" is the last manager of the swarm \"{}\", which has {others} other node(s): removing it ends the cluster for them. Remove it anyway?",
+                m.cluster
+            ))
+        {
+            return Err(CliError::new("Aborted: nothing was removed"));
+        }
+        ending.insert(name.clone());
+    }
+    Ok(ending)
+}
+
+/// Removes one machine; `end_cluster` lets it leave as the last manager of a swarm that
+/// still has other nodes (the user said yes).
 async fn remove_one(
     app: &App,
     name: &str,
     force: bool,
+    end_cluster: bool,
     report: &Arc<Reporter>,
 ) -> Result<(), String> {
     let record = match app.store.load(name) {
@@ -68,7 +112,12 @@ async fn remove_one(
     if record.swarm.is_some() {
         // The cluster must not keep a dead node: leave (drained, demoted) and be removed
         // from the managers' list first.
-        if let Err(e) = crate::swarm::leave(app, name, force, report).await {
+        if end_cluster {
+            report.warn(&format!(
+                "\"{name}\" is the last manager of its swarm: the cluster ends for its other nodes"
+            ));
+        }
+        if let Err(e) = crate::swarm::leave(app, name, force || end_cluster, report).await {
             if !force {
                 return Err(format!(
                     "Error removing host \"{name}\": leaving its swarm failed: {e:#}\nUse -f to remove it anyway."

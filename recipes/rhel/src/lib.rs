@@ -242,6 +242,7 @@ impl Guest for Rhel {
             raw_args: &raw_args,
             ..dmw_guest::engine_options!(config).daemon(&dockerd, unix_socket, &tls)
         })?;
+        engine::firewall::open_engine_and_swarm_ports(config.port)?;
         if systemd::unchanged(&dropin, &tls, config.port)? {
             return Ok(());
         }

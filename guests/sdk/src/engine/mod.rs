@@ -6,10 +6,12 @@
 //! * [`systemd`]: the drop-in, docker.socket, restart and wait for systemd-managed engines;
 //! * [`service`]: waiting until the engine listens, for any init system;
 //! * [`script`]: the `script` install method;
-//! * [`hostname`]: the hostname commands.
+//! * [`hostname`]: the hostname commands;
+//! * [`firewall`]: the engine's and Swarm mode's ports in an active firewalld or ufw.
 //!
 //! The most used items of the submodules are re-exported here.
 
+pub mod firewall;
 pub mod hostname;
 pub mod script;
 pub mod service;

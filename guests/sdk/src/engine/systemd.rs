@@ -137,13 +137,15 @@ pub fn apply(dropin: &str, port: u16, tls: &InstalledCerts) -> Result<()> {
 
 /// The configure step of a systemd recipe: find dockerd, refuse a conflicting daemon.json,
 /// install the certificates in [`CERT_DIR`](super::CERT_DIR), write the drop-in (keeping
-/// socket activation where the unit uses it), enable, restart and wait until it listens.
+/// socket activation where the unit uses it), open the engine and Swarm ports in an active
+/// firewall ([`super::firewall`]), enable, restart and wait until it listens.
 pub fn configure(opts: &super::EngineOptions) -> Result<()> {
     let dockerd = super::require_dockerd()?;
     super::check_daemon_json()?;
     let tls = super::install_certs(super::CERT_DIR)?;
     let unix_socket = prepare_socket()?;
     let dropin = systemd_dropin(&opts.daemon(&dockerd, unix_socket, &tls))?;
+    super::firewall::open_engine_and_swarm_ports(opts.port)?;
     apply(&dropin, opts.port, &tls)
 }
 
