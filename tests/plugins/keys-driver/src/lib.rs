@@ -5,52 +5,36 @@
 //! Its machine is `127.0.0.1:--keys-port` (default 1: nothing listens), so a create stops
 //! at the SSH wait, after the provider step.
 
-dmw_guest::generate!("driver-plugin", "../../../wit");
-
 dmw_guest::permissions! {
     capability "keys";
 }
 
-use dmw_guest::flags::Flags;
+use dmw_guest::driver::{Driver, MachineState, SshEndpoint, generated_public_key};
+use dmw_guest::flags::{Flag, Flags};
 use dmw_guest::{Result, store};
-use exports::dmw::plugin::driver::{
-    DriverInfo, Flag, FlagKind, FlagValue, Guest, MachineState, SshDetails,
-};
 
 /// The keys driver.
 struct Keys;
 
-impl Guest for Keys {
-    fn info() -> DriverInfo {
-        DriverInfo {
-            name: "keys".into(),
-            description: "Test driver: declares the keys capability".into(),
-            provisions: true,
-        }
-    }
+impl Driver for Keys {
+    const NAME: &'static str = "keys";
+    const DESCRIPTION: &'static str = "Test driver: declares the keys capability";
 
     fn create_flags() -> Vec<Flag> {
-        vec![Flag {
-            name: "keys-port".into(),
-            usage: "SSH port on 127.0.0.1".into(),
-            kind: FlagKind::Integer,
-            default: Some("1".into()),
-            env_var: Some("KEYS_PORT".into()),
-        }]
+        vec![
+            Flag::integer("keys-port", "SSH port on 127.0.0.1")
+                .default_value("1")
+                .env("KEYS_PORT"),
+        ]
     }
 
-    fn set_config(_machine_name: String, flags: Vec<FlagValue>) -> Result<()> {
-        let flags = Flags::new(flags.iter().map(|f| (&f.name, &f.values)));
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         store::set("port", flags.int::<u16>("keys-port")?.unwrap_or(1));
         Ok(())
     }
 
-    fn pre_create_check() -> Result<()> {
-        Ok(())
-    }
-
     fn create() -> Result<()> {
-        if let Some(public) = dmw_guest::driver::generated_public_key() {
+        if let Some(public) = generated_public_key() {
             store::set("seen-public-key", public);
         }
         Ok(())
@@ -64,38 +48,14 @@ impl Guest for Keys {
         Ok("127.0.0.1".into())
     }
 
-    fn ssh_endpoint() -> Result<SshDetails> {
-        Ok(SshDetails {
+    fn ssh_endpoint() -> Result<SshEndpoint> {
+        Ok(SshEndpoint {
             address: "127.0.0.1".into(),
             port: store::get_or("port", 1u16)?,
             user: "root".into(),
             key_path: None,
         })
     }
-
-    fn engine_port() -> u16 {
-        2376
-    }
-
-    fn start() -> Result<()> {
-        Ok(())
-    }
-
-    fn stop() -> Result<()> {
-        Ok(())
-    }
-
-    fn restart() -> Result<()> {
-        Ok(())
-    }
-
-    fn kill() -> Result<()> {
-        Ok(())
-    }
-
-    fn remove() -> Result<()> {
-        Ok(())
-    }
 }
 
-export!(Keys);
+dmw_guest::export_driver!(Keys, "../../../wit");
