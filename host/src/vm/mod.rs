@@ -2,4 +2,5 @@
 //! mirror, first-boot configuration for cloud images, and booting them under QEMU.
 
 pub mod image;
+pub mod qemu;
 pub mod seed;
