@@ -21,4 +21,5 @@ mod states;
 mod swarm;
 mod template_driver;
 mod transfer;
+mod vm_boot;
 mod wit_versions;

@@ -6,6 +6,7 @@ mod create;
 mod each;
 mod engine_args;
 mod env;
+mod image;
 mod import;
 mod inspect;
 mod ls;
@@ -106,6 +107,8 @@ enum Command {
     Env(env::EnvArgs),
     /// Adopt the generic and none machines of a Docker Machine store (no re-provisioning)
     Import(import::ImportArgs),
+    /// Build local VM images (`image build`)
+    Image(image::ImageArgs),
     /// Inspect information about a machine
     Inspect(inspect::InspectArgs),
     /// Get the IP address of one or more machines
@@ -190,6 +193,7 @@ pub fn main() -> i32 {
         Command::Use(a) => use_context::run(&app, a),
         Command::Completion(a) => completion::run(a),
         Command::Mount(a) => mount::run(&app, a),
+        Command::Image(a) => image::run(&app, a),
         other => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -246,7 +250,8 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         | Command::Inspect(_)
         | Command::Use(_)
         | Command::Completion(_)
-        | Command::Mount(_) => Ok(()),
+        | Command::Mount(_)
+        | Command::Image(_) => Ok(()),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Local virtual machines (the QEMU driver's host side): first-boot configuration for
-//! cloud images.
+//! Local virtual machines (the QEMU driver's host side): images built from a package
+//! mirror, first-boot configuration for cloud images, and booting them under QEMU.
 
+pub mod image;
+pub mod qemu;
 pub mod seed;
