@@ -15,8 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dmw::vm::accel::{self, AccelChoice};
 use dmw::vm::image::{self, ImageSpec};
-use dmw::vm::qemu::{self, BootSpec, Vm};
+use dmw::vm::qemu::{self, Accel, BootSpec, Vm};
 use dmw::vm::seed::Seed;
 use dmw_testbed::require_root_or_skip;
 
@@ -106,8 +107,26 @@ fn vm_boots_from_the_seed_and_accepts_the_machine_key() {
         user: "docker".into(),
         ssh_public_key: public,
     };
+    // The accelerator as `--qemu-accel auto` decides it: KVM only if the image's kernel
+    // really runs under it (here /dev/kvm exists but a KVM guest hangs), else TCG. The probe
+    // itself must work: TCG runs the kernel.
+    assert!(
+        accel::probe(Accel::Tcg, &image.kernel, Duration::from_secs(60)).expect("probe"),
+        "TCG did not run the image's kernel"
+    );
+    let decision = accel::choose(AccelChoice::Auto, &image.kernel).expect("choose");
+    eprintln!(
+        "vm_boot: accelerator {:?} ({:?})",
+        decision.accel, decision.fallback
+    );
+    if decision.accel == Accel::Tcg && Path::new("/dev/kvm").exists() {
+        assert!(decision.fallback.is_some(), "the fallback is explained");
+    }
     let dir = work.path().join("machine");
-    let spec = BootSpec::new(dir.clone(), image, seed);
+    let mut spec = BootSpec::new(dir.clone(), image, seed);
+    // The VM boots with the decided accelerator: a probe that said KVM works where it
+    // hangs would fail the SSH wait below.
+    spec.accel = decision.accel;
     let booted = Instant::now();
     let vm = qemu::boot(&spec).expect("boot the VM");
     let mut guard = Guard(Some(vm.clone()));
