@@ -41,6 +41,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_limits_driver",
     ),
     ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
+    (
+        "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
+        "dmw_test_hostile_output_recipe",
+    ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
     ("DMW_TEST_TEMPLATE_DRIVER", "dmw_driver_template"),
 ];

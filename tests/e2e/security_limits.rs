@@ -249,3 +249,38 @@ fn an_oversized_record_keeps_ls_fast_and_rm_f_removes_it() {
     assert_eq!(m.run.code, 0, "{:?}", m.run);
     assert!(!dir.exists());
 }
+
+/// Finding 6, remote output: a recipe runs `head -c 1G /dev/zero` on a real host; the host
+/// stops the command at its 16 MiB output cap with a clear error, and stays small.
+#[test]
+fn a_flood_of_remote_output_is_cut_at_the_cap() {
+    if !dmw_testbed::require_root_or_skip("a_flood_of_remote_output_is_cut_at_the_cap") {
+        return;
+    }
+    let bed = crate::support::docker_hosts(1);
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let mut args = Dmw::create_args(host, "root", "flood");
+    let name = args.pop().expect("name");
+    args.extend([
+        "--recipe".to_string(),
+        env!("DMW_TEST_HOSTILE_OUTPUT_RECIPE").to_string(),
+        "--no-docker-context".to_string(),
+        name,
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let m = measured(&dmw, &args, &[]);
+    assert_eq!(m.run.code, 1, "{:?}", m.run);
+    assert!(
+        m.run.stderr.contains("install engine failed")
+            && m.run.stderr.contains("command output exceeded 16 MiB"),
+        "{:?}",
+        m.run
+    );
+    assert!(
+        !m.run.stderr.contains("handed back"),
+        "the host buffered it: {:?}",
+        m.run
+    );
+    assert_bounded(&dmw, "flood", &m);
+}
