@@ -126,6 +126,18 @@ fn record_membership(app: &App, name: &str, membership: Option<SwarmMembership>)
     app.store.save(&record)
 }
 
+/// Fail unless `name`'s engine is outside any swarm.
+async fn not_in_a_swarm(name: &str, engine: &Engine) -> Result<()> {
+    let info = engine.info().await?;
+    if info.is_active() {
+        bail!(
+            "machine \"{name}\" is already in a swarm (node {}); `dmw swarm leave {name}` first",
+            info.node_id
+        );
+    }
+    Ok(())
+}
+
 /// `name`'s engine initialises a new cluster named after the machine; returns the facts
 /// saved in its record.
 pub async fn init(
@@ -136,13 +148,7 @@ pub async fn init(
 ) -> Result<SwarmMembership> {
     let record = app.store.load(name)?;
     let engine = Engine::of(app, &record)?;
-    let info = engine.info().await?;
-    if info.is_active() {
-        bail!(
-            "machine \"{name}\" is already in a swarm (node {}); `dmw swarm leave {name}` first",
-            info.node_id
-        );
-    }
+    not_in_a_swarm(name, &engine).await?;
     report.info(&format!("Initialising Swarm mode on \"{name}\"..."));
     let addrs = engine.addrs(opts);
     let node_id = api::init(&engine.url, &engine.tls, &addrs)
@@ -189,13 +195,7 @@ pub async fn join(
     }
     let record = app.store.load(name)?;
     let engine = Engine::of(app, &record)?;
-    let info = engine.info().await?;
-    if info.is_active() {
-        bail!(
-            "machine \"{name}\" is already in a swarm (node {}); `dmw swarm leave {name}` first",
-            info.node_id
-        );
-    }
+    not_in_a_swarm(name, &engine).await?;
     let swarm = api::inspect(&mgr.url, &mgr.tls, QUERY)
         .await
         .with_context(|| format!("reading the join token from \"{manager}\""))?;

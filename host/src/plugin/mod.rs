@@ -606,22 +606,11 @@ impl Runtime {
         grant: &grants::Grant,
         offer: Offer,
     ) -> Result<Driver> {
-        let mut store = self.new_store(grant, offer);
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| anyhow!("cannot link driver plugin: {e}"))?;
+        let (mut store, pre) = self.prepare(component, grant, offer, Kind::Driver)?;
         let pre = bindings::v0_1::driver::DriverPluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw driver plugin: {e}"))?;
-        let plugin = store.data().lent.plugin().to_string();
-        let bindings = with_deadline(
-            &plugin,
-            "instantiation",
-            INSTANTIATE_LIMIT,
-            pre.instantiate_async(&mut store),
-        )
-        .await
-        .context("cannot instantiate driver plugin")?;
+        let bindings =
+            instantiation(&mut store, Kind::Driver, |s| pre.instantiate_async(s)).await?;
         Ok(Driver::new(store, bindings))
     }
 
@@ -632,24 +621,52 @@ impl Runtime {
         grant: &grants::Grant,
         offer: Offer,
     ) -> Result<Recipe> {
-        let mut store = self.new_store(grant, offer);
+        let (mut store, pre) = self.prepare(component, grant, offer, Kind::Recipe)?;
+        let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
+            .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
+        let bindings =
+            instantiation(&mut store, Kind::Recipe, |s| pre.instantiate_async(s)).await?;
+        Ok(Recipe::new(store, bindings))
+    }
+
+    /// A fresh store lent what `grant` allows of `offer`, and the component linked.
+    fn prepare(
+        &self,
+        component: &Component,
+        grant: &grants::Grant,
+        offer: Offer,
+        kind: Kind,
+    ) -> Result<(
+        Store<HostState>,
+        wasmtime::component::InstancePre<HostState>,
+    )> {
+        let store = self.new_store(grant, offer);
         let pre = self
             .linker
             .instantiate_pre(component)
-            .map_err(|e| anyhow!("cannot link recipe plugin: {e}"))?;
-        let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
-            .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
-        let plugin = store.data().lent.plugin().to_string();
-        let bindings = with_deadline(
-            &plugin,
-            "instantiation",
-            INSTANTIATE_LIMIT,
-            pre.instantiate_async(&mut store),
-        )
-        .await
-        .context("cannot instantiate recipe plugin")?;
-        Ok(Recipe::new(store, bindings))
+            .map_err(|e| anyhow!("cannot link {kind} plugin: {e}"))?;
+        Ok((store, pre))
     }
+}
+
+/// Run a plugin's instantiation under its deadline.
+async fn instantiation<'s, T, F>(
+    store: &'s mut Store<HostState>,
+    kind: Kind,
+    instantiate: impl FnOnce(&'s mut Store<HostState>) -> F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = wasmtime::Result<T>>,
+{
+    let plugin = store.data().lent.plugin().to_string();
+    with_deadline(
+        &plugin,
+        "instantiation",
+        INSTANTIATE_LIMIT,
+        instantiate(store),
+    )
+    .await
+    .with_context(|| format!("cannot instantiate {kind} plugin"))
 }
 
 /// Check that a component exports the interface of `kind` at a version this host supports.

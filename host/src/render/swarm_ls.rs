@@ -19,10 +19,19 @@ pub fn swarm_table(clusters: &[Cluster]) -> String {
             } else {
                 n.role.clone()
             };
-            text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
-                n.machine, n.hostname, role, n.availability, n.status, n.engine_version
-            ));
+            // Everything but the machine name comes from the engines (hostile targets):
+            // one inert, bounded cell each (no tab, newline or escape sequence).
+            let cells = [
+                &n.machine,
+                &n.hostname,
+                &role,
+                &n.availability,
+                &n.status,
+                &n.engine_version,
+            ]
+            .map(|c| crate::sanitize::plugin_text(c, crate::sanitize::NAME_LIMIT));
+            text.push_str(&cells.join("\t"));
+            text.push('\n');
         }
         out.push_str(&tabwrite(&text));
     }
@@ -54,5 +63,25 @@ mod tests {
             swarm_table(&[c]),
             "SWARM m1 (asked m1)\nMACHINE   HOSTNAME   ROLE               AVAILABILITY   STATUS   ENGINE\nm1        h-m1       manager (leader)   active         ready    20.10.24\nw1        h-w1       worker             active         ready    20.10.24\n"
         );
+    }
+
+    #[test]
+    fn engine_values_cannot_reach_the_terminal_raw() {
+        let c = Cluster {
+            name: "m1".into(),
+            asked: "m1".into(),
+            nodes: vec![NodeRow {
+                machine: "m1".into(),
+                hostname: "evil\x1b]0;title\x07\tx\nforged".into(),
+                role: "manager".into(),
+                availability: "active".into(),
+                status: "ready".into(),
+                engine_version: "1\r".into(),
+                leader: false,
+            }],
+        };
+        let out = swarm_table(&[c]);
+        assert!(!out.contains(['\x1b', '\x07', '\r']), "{out:?}");
+        assert_eq!(out.lines().count(), 3, "one row: {out:?}");
     }
 }
