@@ -418,10 +418,15 @@ pub async fn server_version(
         .and_then(|s| s.split_whitespace().next())
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    match from_header {
-        Some(v) => Ok(v),
-        None => Ok(version(url, tls, timeout).await?.version),
-    }
+    let v = match from_header {
+        Some(v) => v,
+        None => version(url, tls, timeout).await?.version,
+    };
+    // The engine is the target host, which may be hostile: its version is shown by `ls`.
+    Ok(crate::sanitize::plugin_text(
+        &v,
+        crate::sanitize::NAME_LIMIT,
+    ))
 }
 
 /// The daemon's `{"message": ...}` or the start of the body as text.
