@@ -107,6 +107,19 @@ fn check_no_route_collision() -> io::Result<()> {
         if line.contains(&format!("dev {NAME_PREFIX}")) {
             continue;
         }
+        // `dev if403`: ip names a device only by its index while it moves between network
+        // namespaces — a link another testbed in this process is setting up right now.
+        let transient = line
+            .split_whitespace()
+            .skip_while(|w| *w != "dev")
+            .nth(1)
+            .is_some_and(|d| {
+                d.strip_prefix("if")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if transient {
+            continue;
+        }
         let Some(dest) = line.split_whitespace().find(|w| w.contains('.')) else {
             continue;
         };
