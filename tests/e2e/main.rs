@@ -9,6 +9,7 @@ mod support;
 mod chain;
 mod completion;
 mod failures;
+mod http_capability;
 mod import;
 mod methods;
 mod output;
