@@ -7,6 +7,7 @@
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
 //! * Drivers: implement [`driver::Driver`] (defaults for everything a provider does not
 //!   have) and register it with [`export_driver!`]; declare and read flags with [`flags`].
+//! * HTTP for drivers granted `http`: [`http`] (a blocking client over `wasi:http`).
 //! * Helpers: logging ([`info`], [`debug`], [`warn`]), remote commands ([`run`],
 //!   [`run_root`], [`status`], [`sh_quote`], [`wait_until`], [`output_root_retrying`]),
 //!   driver flags ([`flags`]), the plugin's store ([`store`]), and Docker Engine setup
@@ -21,6 +22,7 @@ pub mod driver;
 pub mod engine;
 pub mod flags;
 pub mod host;
+pub mod http;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
 pub mod permissions;

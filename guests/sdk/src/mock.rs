@@ -12,6 +12,13 @@ use std::time::Duration;
 /// A command handler: `(command, as_root)` → exit code, stdout, stderr (or a host error).
 pub type Handler = Box<dyn FnMut(&str, bool) -> Result<(i32, String, String)>>;
 
+/// An HTTP handler: a request → the scripted answer (or a transport error, a denial).
+pub type HttpHandler = Box<
+    dyn FnMut(
+        &crate::http::Request,
+    ) -> core::result::Result<crate::http::Response, crate::http::HttpError>,
+>;
+
 /// One file written through `upload`.
 #[derive(Clone, Debug)]
 pub struct Upload {
@@ -34,6 +41,8 @@ struct State {
     sleeps: Vec<Duration>,
     unreachable: bool,
     public_key: String,
+    http: Option<HttpHandler>,
+    http_requests: Vec<crate::http::Request>,
 }
 
 thread_local! {
@@ -132,6 +141,41 @@ pub(crate) fn upload(path: &str, contents: &[u8], mode: u32) -> Result<()> {
         })
     });
     Ok(())
+}
+
+/// Answer HTTP requests (`dmw_guest::http::send`) with `handler`.
+pub fn on_http(
+    handler: impl FnMut(
+        &crate::http::Request,
+    ) -> core::result::Result<crate::http::Response, crate::http::HttpError>
+    + 'static,
+) {
+    STATE.with(|s| s.borrow_mut().http = Some(Box::new(handler)));
+}
+
+/// The HTTP requests sent so far, in order.
+pub fn http_requests() -> Vec<crate::http::Request> {
+    STATE.with(|s| s.borrow().http_requests.clone())
+}
+
+/// Record and answer an HTTP request (no handler: a transport error).
+pub(crate) fn http_send(
+    req: crate::http::Request,
+) -> core::result::Result<crate::http::Response, crate::http::HttpError> {
+    let handler = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.http_requests.push(req.clone());
+        s.http.take()
+    });
+    let Some(mut handler) = handler else {
+        return Err(crate::http::HttpError::Transport {
+            url: crate::http::shown_url(&req.url),
+            message: "the scripted host has no HTTP answer (mock::on_http)".into(),
+        });
+    };
+    let answer = handler(&req);
+    STATE.with(|s| s.borrow_mut().http = Some(handler));
+    answer
 }
 
 /// Answer `reachable`.

@@ -7,8 +7,19 @@
 //! dmw_guest::permissions! {
 //!     capability "keys";
 //!     http_host "{acme-api-url}";
+//!     secret "acme-token";
+//!     env_var "ACME_LEGACY_TOKEN";
+//!     http_cacert "acme-cacert";
+//!     http_insecure "acme-insecure";
 //! }
 //! ```
+//!
+//! - `secret FLAG`: the flag's value is a secret (stored 0600 only, `<redacted>` everywhere).
+//! - `env_var NAME`: an environment variable outside the driver's `NAME_` prefix that its
+//!   flags may read (a file used by path needs the user's approval for it).
+//! - `http_cacert FLAG`: the flag whose value is a CA bundle file added to the trusted roots
+//!   for this plugin's requests. `http_insecure FLAG`: a boolean flag that turns TLS
+//!   verification off for this plugin's requests (with a warning).
 
 /// The section's bytes from its text (used by [`crate::permissions!`]).
 pub const fn bytes<const N: usize>(text: &str) -> [u8; N] {
@@ -23,14 +34,19 @@ pub const fn bytes<const N: usize>(text: &str) -> [u8; N] {
 }
 
 /// Declare the capabilities, HTTP hosts and local programs a plugin needs beyond the default
-/// grant; entries come in this order: `capability "NAME";`, `http_host "PATTERN";`,
-/// `program "NAME";`.
+/// grant, and its secret flags, foreign environment variables and TLS flags; entries come
+/// in this order: `capability "NAME";`, `http_host "PATTERN";`, `program "NAME";`,
+/// `secret "FLAG";`, `env_var "NAME";`, `http_cacert "FLAG";`, `http_insecure "FLAG";`.
 #[macro_export]
 macro_rules! permissions {
     (
         $(capability $c:literal;)*
         $(http_host $h:literal;)*
         $(program $p:literal;)*
+        $(secret $s:literal;)*
+        $(env_var $e:literal;)*
+        $(http_cacert $ca:literal;)?
+        $(http_insecure $i:literal;)?
     ) => {
         const _: () = {
             const TEXT: &str = concat!(
@@ -38,6 +54,10 @@ macro_rules! permissions {
                 $("capability ", $c, "\n",)*
                 $("http-host ", $h, "\n",)*
                 $("program ", $p, "\n",)*
+                $("secret ", $s, "\n",)*
+                $("env-var ", $e, "\n",)*
+                $("http-cacert ", $ca, "\n",)?
+                $("http-insecure ", $i, "\n",)?
             );
             // Only components carry it (a native test build has no use for the section).
             #[cfg(target_arch = "wasm32")]

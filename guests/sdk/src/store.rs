@@ -14,6 +14,17 @@ pub fn set(key: &str, value: impl Display) {
     host::store_set(key, &value.to_string());
 }
 
+/// Store a secret (a token, a password) under `secret:KEY`: the host shows every value under
+/// a `secret:` key as `<redacted>` (`dmw inspect`); the machine record is mode 0600.
+pub fn set_secret(key: &str, value: &str) {
+    host::store_set(&format!("secret:{key}"), value);
+}
+
+/// The secret stored with [`set_secret`] under `key`.
+pub fn get_secret(key: &str) -> Option<String> {
+    host::store_get(&format!("secret:{key}"))
+}
+
 /// Remove `key`.
 pub fn delete(key: &str) {
     host::store_delete(key);

@@ -182,23 +182,20 @@ fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
         .collect()
 }
 
-/// Words in a flag's name that make its value a secret (a password, a token, a key).
-const SECRET_WORDS: &[&str] = &[
-    "password",
-    "passphrase",
-    "token",
-    "secret",
-    "access-key",
-    "api-key",
-    "credential",
-];
+use crate::report::SECRET_WORDS;
 
-/// The values of flags whose names say they are secrets: they are replaced by `<redacted>` in
+/// Whether flag `name` holds a secret: the driver declared it (`secret FLAG`) or its name
+/// says so.
+pub fn is_secret_flag(name: &str, declared: &[String]) -> bool {
+    declared.iter().any(|d| d == name) || SECRET_WORDS.iter().any(|w| name.contains(w))
+}
+
+/// The values of secret flags ([`is_secret_flag`]): they are replaced by `<redacted>` in
 /// everything create prints and logs (values shorter than 4 characters are left alone).
-fn secret_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
+fn secret_values(m: &ArgMatches, flags: &[Flag], declared: &[String]) -> Vec<String> {
     flags
         .iter()
-        .filter(|f| SECRET_WORDS.iter().any(|w| f.name.contains(w)))
+        .filter(|f| is_secret_flag(&f.name, declared))
         .flat_map(|f| strings(m, &f.name))
         .filter(|v| v.len() >= 4)
         .collect()
@@ -230,8 +227,13 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             .map_err(load_err)?;
         flags = driver.create_flags().await?;
         let builtin = matches!(source, Source::Builtin(_));
-        crate::plugin::flag_policy::check(driver.name(), &flags, builtin)
-            .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
+        crate::plugin::flag_policy::check(
+            driver.name(),
+            &flags,
+            builtin,
+            &driver.declaration().env_vars,
+        )
+        .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
         loaded = Some((source, driver));
     }
     let argv = std::iter::once("dmw create".to_string()).chain(a.args.iter().cloned());
@@ -302,7 +304,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let _lock = app.store.lock(&name)?;
     let log = crate::store::MachineDir::at(&dir).provision_log();
     let report = Arc::new(Reporter::new(app.debug).with_log_file(&log));
-    for secret in secret_values(&m, &flags) {
+    for secret in secret_values(&m, &flags, &driver.declaration().secrets) {
         report.redact(&secret);
     }
     let mut driver = driver;

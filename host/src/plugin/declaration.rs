@@ -4,7 +4,13 @@
 //!
 //! The section is text, one entry a line after the header `dmw-permissions 1`:
 //! `capability NAME` (ssh, certs, http, keys, process, files), `http-host PATTERN`,
-//! `program NAME`. A plugin without the section declares nothing.
+//! `program NAME`, `secret FLAG` (the flag's value is a secret), `env-var NAME` (an
+//! environment variable outside the driver's prefix that its flags may read),
+//! `http-cacert FLAG` (the flag naming a CA bundle for its HTTP requests) and
+//! `http-insecure FLAG` (the boolean flag that turns TLS verification off). Entries added
+//! later keep the header `dmw-permissions 1`: an older section still parses, and a section
+//! that uses them is refused by an older dmw as an unknown entry. A plugin without the
+//! section declares nothing.
 
 use anyhow::{Result, anyhow, bail};
 
@@ -30,6 +36,37 @@ pub struct Declaration {
     pub http_hosts: Vec<String>,
     /// Local programs it may run.
     pub programs: Vec<String>,
+    /// Flags whose values are secrets (stored 0600 only, `<redacted>` everywhere else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Environment variables outside its own prefix that its flags may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_vars: Vec<String>,
+    /// The flag whose value is a CA bundle file trusted for its HTTP requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_cacert: Option<String>,
+    /// The boolean flag that turns TLS verification off for its HTTP requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_insecure: Option<String>,
+}
+
+/// Whether `name` is a flag name (`[a-z0-9-]`, not starting or ending with `-`).
+fn is_flag_name(name: &str) -> bool {
+    name.len() <= 64
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Whether `name` is an environment variable name (`[A-Z][A-Z0-9_]*`).
+fn is_env_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Read the declaration of a component (its bytes): none found means nothing declared.
@@ -78,6 +115,28 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
             }
             "http-host" => &mut d.http_hosts,
             "program" => &mut d.programs,
+            "secret" | "http-cacert" | "http-insecure" if !is_flag_name(value) => {
+                bail!("its {SECTION} entry {line:?} does not name a flag (a-z, 0-9, -)")
+            }
+            "secret" => &mut d.secrets,
+            "env-var" if !is_env_name(value) => {
+                bail!(
+                    "its {SECTION} entry {line:?} does not name an environment variable (A-Z, 0-9, _)"
+                )
+            }
+            "env-var" => &mut d.env_vars,
+            "http-cacert" | "http-insecure" => {
+                let slot = if key == "http-cacert" {
+                    &mut d.http_cacert
+                } else {
+                    &mut d.http_insecure
+                };
+                if slot.as_deref().is_some_and(|v| v != value) {
+                    bail!("its {SECTION} section has more than one {key} entry");
+                }
+                *slot = Some(value.to_string());
+                continue;
+            }
             _ => bail!("its {SECTION} section has an unknown entry {line:?}"),
         };
         if list.len() >= MAX_ENTRIES {
@@ -174,6 +233,32 @@ mod tests {
         let d = read(&component).expect("read");
         assert_eq!(d.capabilities, vec!["keys"]);
         assert_eq!(d.http_hosts, vec!["{acme-url}"]);
+    }
+
+    #[test]
+    fn secrets_env_vars_and_tls_flags() {
+        let d = parse(
+            b"dmw-permissions 1\ncapability http\nhttp-host {acme-url}\nsecret acme-token\nsecret acme-password\nenv-var OS_PASSWORD\nhttp-cacert acme-cacert\nhttp-insecure acme-insecure\n",
+        )
+        .expect("parse");
+        assert_eq!(d.secrets, vec!["acme-token", "acme-password"]);
+        assert_eq!(d.env_vars, vec!["OS_PASSWORD"]);
+        assert_eq!(d.http_cacert.as_deref(), Some("acme-cacert"));
+        assert_eq!(d.http_insecure.as_deref(), Some("acme-insecure"));
+        // An older approval (without the new fields) still reads, and an old section parses.
+        let old: Declaration =
+            serde_json::from_str(r#"{"capabilities":["keys"],"http_hosts":[],"programs":[]}"#)
+                .expect("old json");
+        assert!(old.secrets.is_empty() && old.http_cacert.is_none());
+        for text in [
+            "dmw-permissions 1\nsecret Acme_Token\n",
+            "dmw-permissions 1\nenv-var os_password\n",
+            "dmw-permissions 1\nenv-var 1X\n",
+            "dmw-permissions 1\nhttp-cacert a\nhttp-cacert b\n",
+            "dmw-permissions 1\nhttp-insecure -x\n",
+        ] {
+            assert!(parse(text.as_bytes()).is_err(), "{text:?}");
+        }
     }
 
     #[test]

@@ -60,6 +60,12 @@ impl Driver {
         self.store.data_mut().lent.rename(&name);
     }
 
+    /// What the driver declared, as granted (its secret flags, declared environment
+    /// variables, HTTP hosts and TLS flags).
+    pub fn declaration(&self) -> &crate::plugin::declaration::Declaration {
+        &self.store.data().declaration
+    }
+
     /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).
     pub fn name(&self) -> &str {
         &self.name

@@ -8,8 +8,9 @@
 //!   and never reuse dmw's own flags or prefixes (`--tls-san`, `--engine-…`, `--swarm-…`);
 //!   built-in drivers keep Docker Machine's historic names (the none driver's `--url`);
 //! - an environment variable is `[A-Z0-9_]`, starts with the driver's name in upper case
-//!   and an underscore (`ACME_REGION`), and is never one of dmw's, Docker's or the
-//!   system's (`DMW_…`, `DOCKER_…`, `MACHINE_…`, `HOME`, `PATH`, …).
+//!   and an underscore (`ACME_REGION`) or is one the driver declared (`env-var OS_PASSWORD`
+//!   in its permissions, approved by the user for a file), and is never one of dmw's,
+//!   Docker's or the system's (`DMW_…`, `DOCKER_…`, `MACHINE_…`, `HOME`, `PATH`, …).
 //!
 //! A declaration that breaks a rule makes the whole driver unusable, with a message that
 //! names the flag and the rule: a silently dropped flag would hide an attempt.
@@ -39,17 +40,43 @@ const RESERVED: &[&str] = &[
 /// Environment variable prefixes no driver may read, whatever its name.
 const RESERVED_ENV_PREFIXES: &[&str] = &["DMW_", "DOCKER_", "MACHINE_", "SSH_", "XDG_", "LC_"];
 
+/// Environment variables no driver may read, whatever it declares: the system's and the
+/// ones dmw's own HTTP sender reads.
+const RESERVED_ENV_NAMES: &[&str] = &[
+    "HOME",
+    "PATH",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "TERM",
+    "TMPDIR",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
 /// The longest flag name, environment variable name or driver name accepted.
 const MAX_NAME: usize = 64;
 
 /// Check a driver's name and flag declarations; `builtin` drivers keep their historic
-/// unprefixed names but follow every other rule. Every broken rule is listed (one per line), so one run shows all that a driver reaches for.
-pub fn check(driver: &str, flags: &[Flag], builtin: bool) -> Result<(), String> {
+/// unprefixed names but follow every other rule; `declared_env` are the environment
+/// variables outside its prefix it declared (and was granted). Every broken rule is listed
+/// (one per line), so one run shows all that a driver reaches for.
+pub fn check(
+    driver: &str,
+    flags: &[Flag],
+    builtin: bool,
+    declared_env: &[String],
+) -> Result<(), String> {
     check_driver_name(driver, builtin)?;
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for f in flags {
-        if let Err(e) = check_flag(driver, f, builtin) {
+        if let Err(e) = check_flag(driver, f, builtin, declared_env) {
             problems.push(e);
         } else if !seen.insert(f.name.as_str()) {
             problems.push(format!(
@@ -99,7 +126,12 @@ fn check_driver_name(name: &str, builtin: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn check_flag(driver: &str, f: &Flag, builtin: bool) -> Result<(), String> {
+fn check_flag(
+    driver: &str,
+    f: &Flag,
+    builtin: bool,
+    declared_env: &[String],
+) -> Result<(), String> {
     let name = f.name.as_str();
     let charset_ok = !name.is_empty()
         && name.len() <= MAX_NAME
@@ -127,12 +159,18 @@ fn check_flag(driver: &str, f: &Flag, builtin: bool) -> Result<(), String> {
         ));
     }
     if let Some(var) = &f.env_var {
-        check_env_var(driver, name, var, builtin)?;
+        check_env_var(driver, name, var, builtin, declared_env)?;
     }
     Ok(())
 }
 
-fn check_env_var(driver: &str, flag: &str, var: &str, builtin: bool) -> Result<(), String> {
+fn check_env_var(
+    driver: &str,
+    flag: &str,
+    var: &str,
+    builtin: bool,
+    declared_env: &[String],
+) -> Result<(), String> {
     let charset_ok = !var.is_empty()
         && var.len() <= MAX_NAME
         && var.starts_with(|c: char| c.is_ascii_uppercase())
@@ -145,11 +183,13 @@ fn check_env_var(driver: &str, flag: &str, var: &str, builtin: bool) -> Result<(
         ));
     }
     let prefix = env_prefix(driver);
+    let declared = declared_env.iter().any(|d| d == var);
     if RESERVED_ENV_PREFIXES.iter().any(|p| var.starts_with(p))
-        || (!builtin && !var.starts_with(&prefix))
+        || RESERVED_ENV_NAMES.contains(&var)
+        || (!builtin && !declared && !var.starts_with(&prefix))
     {
         return Err(format!(
-            "driver {driver} wants --{flag} to read the environment variable {var}; a driver may only read variables that start with {prefix}"
+            "driver {driver} wants --{flag} to read the environment variable {var}; a driver may only read variables that start with {prefix} or that it declares (env-var), never dmw's, Docker's or the system's"
         ));
     }
     Ok(())
@@ -176,17 +216,17 @@ mod tests {
             flag("acme-region", Some("ACME_REGION")),
             flag("acme-token", None),
         ];
-        assert_eq!(check("acme", &flags, false), Ok(()));
+        assert_eq!(check("acme", &flags, false, &[]), Ok(()));
         assert_eq!(env_prefix("acme-cloud"), "ACME_CLOUD_");
     }
 
     #[test]
     fn dmw_flags_and_prefixes_are_refused() {
         for name in ["tls-san", "engine-opt", "swarm-master", "driver", "help"] {
-            let err = check("acme", &[flag(name, None)], false).expect_err(name);
+            let err = check("acme", &[flag(name, None)], false, &[]).expect_err(name);
             assert!(err.contains("dmw's own"), "{err}");
             // Built-ins may not take them either.
-            assert!(check("generic", &[flag(name, None)], true).is_err());
+            assert!(check("generic", &[flag(name, None)], true, &[]).is_err());
         }
     }
 
@@ -196,14 +236,14 @@ mod tests {
             "region", "ACME-x", "acme_x", "acme-", "", "acme x", "-acme-x",
         ] {
             assert!(
-                check("acme", &[flag(name, None)], false).is_err(),
+                check("acme", &[flag(name, None)], false, &[]).is_err(),
                 "{name:?}"
             );
         }
         // The none driver's historic --url stays.
-        assert_eq!(check("none", &[flag("url", None)], true), Ok(()));
+        assert_eq!(check("none", &[flag("url", None)], true, &[]), Ok(()));
         let dup = [flag("acme-a", None), flag("acme-a", None)];
-        assert!(check("acme", &dup, false).is_err());
+        assert!(check("acme", &dup, false, &[]).is_err());
     }
 
     #[test]
@@ -217,26 +257,39 @@ mod tests {
             "acme_x",
             "ACME-X",
         ] {
-            let err = check("acme", &[flag("acme-x", Some(var))], false).expect_err(var);
+            let err = check("acme", &[flag("acme-x", Some(var))], false, &[]).expect_err(var);
             assert!(err.contains("environment variable"), "{err}");
         }
         for var in ["DOCKER_HOST", "MACHINE_STORAGE_PATH", "SSH_AUTH_SOCK"] {
             assert!(
-                check("generic", &[flag("generic-x", Some(var))], true).is_err(),
+                check("generic", &[flag("generic-x", Some(var))], true, &[]).is_err(),
                 "{var}"
             );
         }
     }
 
     #[test]
+    fn declared_environment_variables_pass_but_never_the_systems() {
+        let declared = vec!["OS_PASSWORD".to_string(), "HOME".to_string()];
+        let ok = [flag("acme-password", Some("OS_PASSWORD"))];
+        assert_eq!(check("acme", &ok, false, &declared), Ok(()));
+        assert!(check("acme", &ok, false, &[]).is_err(), "undeclared");
+        let home = [flag("acme-home", Some("HOME"))];
+        assert!(check("acme", &home, false, &declared).is_err());
+        assert!(check("generic", &home, true, &declared).is_err());
+        let proxy = [flag("acme-proxy", Some("HTTPS_PROXY"))];
+        assert!(check("acme", &proxy, true, &["HTTPS_PROXY".into()]).is_err());
+    }
+
+    #[test]
     fn driver_names_are_checked() {
         assert!(
-            check("generic", &[], false).is_err(),
+            check("generic", &[], false, &[]).is_err(),
             "a file may not pose as a built-in"
         );
-        assert_eq!(check("generic", &[], true), Ok(()));
+        assert_eq!(check("generic", &[], true, &[]), Ok(()));
         for name in ["dmw", "docker", "Acme", "a b", "", "acme-", "x\u{1b}"] {
-            assert!(check(name, &[], false).is_err(), "{name:?}");
+            assert!(check(name, &[], false, &[]).is_err(), "{name:?}");
         }
     }
 }

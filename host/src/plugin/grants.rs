@@ -58,6 +58,8 @@ pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
 pub struct Grant {
     /// The capabilities granted (beyond `log` and `store`, which every plugin has).
     pub capabilities: Vec<String>,
+    /// What the plugin declared (its HTTP hosts, secret flags, TLS flags), as granted.
+    pub declaration: Declaration,
 }
 
 impl Grant {
@@ -154,13 +156,25 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .collect();
     asks.extend(d.http_hosts.iter().map(|h| format!("HTTP host {h}")));
     asks.extend(d.programs.iter().map(|p| format!("local program {p}")));
+    asks.extend(
+        d.env_vars
+            .iter()
+            .map(|v| format!("environment variable {v}")),
+    );
     asks
 }
 
 /// Check the component's imports against its declaration: every `dmw:plugin` interface it
 /// imports must be `types`, `log`, `store`, a default capability of `kind` or a declared one.
+/// A component that imports `wasi:http` must declare the capability `http`.
 pub fn check_imports(imports: &[String], kind: Kind, d: &Declaration) -> Result<()> {
     for name in imports {
+        if name.starts_with("wasi:http/") && !d.capabilities.iter().any(|c| c == "http") {
+            let iface = name.split('@').next().unwrap_or(name);
+            bail!(
+                "it imports {iface} but does not declare the capability http: its declaration does not match its code"
+            );
+        }
         let Some(rest) = name.strip_prefix("dmw:plugin/") else {
             continue;
         };
@@ -232,7 +246,10 @@ pub fn decide(
             capabilities.push(c.clone());
         }
     }
-    Ok(Grant { capabilities })
+    Ok(Grant {
+        capabilities,
+        declaration: d.clone(),
+    })
 }
 
 /// Whether an approved declaration covers everything `d` asks for.
@@ -241,6 +258,7 @@ fn covers(approved: &Declaration, d: &Declaration) -> bool {
     all(&approved.capabilities, &d.capabilities)
         && all(&approved.http_hosts, &d.http_hosts)
         && all(&approved.programs, &d.programs)
+        && all(&approved.env_vars, &d.env_vars)
 }
 
 /// The default grant of `kind`, in words.
@@ -292,6 +310,37 @@ mod tests {
     }
 
     #[test]
+    fn foreign_environment_variables_need_approval() {
+        let path = Path::new("/x/acme.wasm");
+        let d = Declaration {
+            env_vars: vec!["OS_PASSWORD".into()],
+            ..Declaration::default()
+        };
+        assert_eq!(
+            beyond_default(Kind::Driver, &d),
+            vec!["environment variable OS_PASSWORD"]
+        );
+        let mut reg = Registry::default();
+        let err = decide(Kind::Driver, Origin::File(path), "aa", &d, &reg).expect_err("stops");
+        assert!(format!("{err}").contains("OS_PASSWORD"), "{err}");
+        reg.approve(Installed {
+            name: "acme".into(),
+            kind: "driver".into(),
+            path: path.into(),
+            sha256: "aa".into(),
+            declaration: Declaration::default(),
+        });
+        assert!(decide(Kind::Driver, Origin::File(path), "aa", &d, &reg).is_err());
+        // Secrets and TLS flags are no ask: they protect the user.
+        let quiet = Declaration {
+            secrets: vec!["acme-token".into()],
+            http_cacert: Some("acme-cacert".into()),
+            ..Declaration::default()
+        };
+        assert!(beyond_default(Kind::Driver, &quiet).is_empty());
+    }
+
+    #[test]
     fn defaults_builtins_and_unprovided_capabilities() {
         let reg = Registry::default();
         let g = decide(
@@ -327,6 +376,13 @@ mod tests {
             "{err}"
         );
         assert!(check_imports(&certs, Kind::Driver, &decl(&["certs"])).is_ok());
+        let http = vec!["wasi:http/outgoing-handler@0.2.12".to_string()];
+        let err = check_imports(&http, Kind::Driver, &decl(&[])).expect_err("undeclared");
+        assert!(
+            format!("{err}").contains("does not declare the capability http"),
+            "{err}"
+        );
+        assert!(check_imports(&http, Kind::Driver, &decl(&["http"])).is_ok());
         // `keys`, at the current version or an older compatible one, only when declared.
         for keys in ["dmw:plugin/keys@0.1.1", "dmw:plugin/keys@0.1.0"] {
             let imports = vec![keys.to_string()];

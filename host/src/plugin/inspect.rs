@@ -136,8 +136,32 @@ pub fn render(i: &Inspection) -> String {
         }
     };
     let env = i.env_vars();
+    let d = &i.declaration;
+    let flag_list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|f| format!("--{f}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let tls = match (&d.http_cacert, &d.http_insecure) {
+        (None, None) => "system roots only".to_string(),
+        (ca, insecure) => [
+            ca.as_ref().map(|f| format!("CA bundle from --{f}")),
+            insecure
+                .as_ref()
+                .map(|f| format!("--{f} turns verification off")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; "),
+    };
     format!(
-        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
+        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nsecrets:     {}\nhttp hosts:  {}\nhttp tls:    {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
         i.source,
         i.sha256,
         i.kind,
@@ -150,6 +174,9 @@ pub fn render(i: &Inspection) -> String {
         } else {
             format!("reads {}", env.join(", "))
         },
+        flag_list(&d.secrets),
+        list(&d.http_hosts),
+        tls,
         if i.flags.is_empty() {
             "none".to_string()
         } else {

@@ -148,6 +148,8 @@ pub struct HostState {
     pub lent: Lent,
     /// The machine's public key, shared with the instance's offer (set during `create`).
     pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
+    /// What the plugin declared, as granted (secret flags, declared environment variables).
+    pub declaration: declaration::Declaration,
     /// Host calls made so far, counted by the store's call hook (see [`Runtime::new_store`]).
     host_calls: u64,
     watch: CallWatch,
@@ -542,6 +544,7 @@ impl Runtime {
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
             lent: grants::lend(grant, &offer),
             public_key: offer.public_key.clone(),
+            declaration: grant.declaration.clone(),
             host_calls: 0,
             watch: CallWatch {
                 max_host_calls: self.max_host_calls,
@@ -1276,6 +1279,7 @@ mod runtime_tests {
         };
         let keys = grants::Grant {
             capabilities: vec!["ssh".into(), "keys".into()],
+            ..grants::Grant::default()
         };
         let d = runtime.driver(&component, &keys, offer()).await.expect("d");
         let lent = &d.store_data().lent;

@@ -329,7 +329,8 @@ impl MachineRecord {
 
     /// A copy safe to show on a terminal: the texts that came from plugins (the stored
     /// error, the driver's name, the plugins' state values) made inert, as records written
-    /// before the host sanitised plugin text may hold raw control characters.
+    /// before the host sanitised plugin text may hold raw control characters; the values
+    /// of secret store keys ([`crate::report::is_secret_key`]) shown as `<redacted>`.
     pub fn for_display(&self) -> MachineRecord {
         use crate::sanitize::stored_text;
         let mut r = self.clone();
@@ -344,6 +345,11 @@ impl MachineRecord {
             .chain(r.recipe_state.values_mut())
         {
             *v = stored_text(v);
+        }
+        for (k, v) in r.driver_state.iter_mut().chain(r.recipe_state.iter_mut()) {
+            if crate::report::is_secret_key(k) {
+                *v = crate::report::REDACTED.to_string();
+            }
         }
         r
     }
