@@ -7,6 +7,7 @@ mod ssh_probe;
 mod support;
 
 mod chain;
+mod clouds;
 mod completion;
 mod failures;
 mod http_capability;

@@ -1,0 +1,11 @@
+//! Local cloud test servers: small servers speaking the providers' real APIs (checked
+//! with the providers' official clients), whose instances are real testbed hosts.
+//! Shared by several clouds' tests, so not every helper is used by each.
+#![allow(dead_code)]
+
+pub mod fleet;
+pub mod openstack;
+pub mod server;
+
+#[cfg(test)]
+mod openstack_fidelity;
