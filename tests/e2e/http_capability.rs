@@ -542,3 +542,44 @@ fn proxies_from_the_environment_are_used() {
         format!("CONNECT 127.0.0.1:{} HTTP/1.1", secure.port)
     );
 }
+
+#[test]
+fn slow_and_oversized_answers_fail_clearly() {
+    let dmw = approved();
+    // Never answers: the request's own 2 s limit (lower than dmw's) ends it.
+    let silent = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let silent_api = format!(
+        "http://127.0.0.1:{}",
+        silent.local_addr().expect("addr").port()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    let r = create(
+        &dmw,
+        "slow",
+        &silent_api,
+        &[&format!("{silent_api}/wait")],
+        &["--probe-timeout", "2"],
+    );
+    assert!(r.stderr.contains("did not answer in time"), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 17 MiB answer: cut at 16 MiB with a clear error.
+    let big = Server::start(
+        "127.0.0.1",
+        Arc::new(|_, _| reply("200 OK", "", &"x".repeat(17 << 20))),
+        None,
+    );
+    let api = format!("http://127.0.0.1:{}", big.port);
+    let r = create(&dmw, "big", &api, &[&format!("{api}/big")], &[]);
+    assert!(r.stderr.contains("larger than 16 MiB"), "{r:?}");
+}
