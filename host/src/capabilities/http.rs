@@ -99,15 +99,28 @@ impl HttpSettings {
         };
         let mut hosts = Vec::new();
         for pattern in &d.http_hosts {
-            let resolved =
-                if let Some(flag) = pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                    let Some(v) = value(flag) else { continue };
-                    authority_of(&v).with_context(|| {
-                        format!("--{flag} {v:?} is not an http:// or https:// URL with a host")
-                    })?
+            // `{flag}:*`: the host of the flag's value on any port (a cloud whose services
+            // listen on several ports of the same host, as OpenStack's often do).
+            let (flag_part, any_port) = match pattern.strip_suffix(":*") {
+                Some(p) => (p, true),
+                None => (pattern.as_str(), false),
+            };
+            let resolved = if let Some(flag) = flag_part
+                .strip_prefix('{')
+                .and_then(|p| p.strip_suffix('}'))
+            {
+                let Some(v) = value(flag) else { continue };
+                let authority = authority_of(&v).with_context(|| {
+                    format!("--{flag} {v:?} is not an http:// or https:// URL with a host")
+                })?;
+                if any_port {
+                    format!("{}:*", split_port(&authority).0)
                 } else {
-                    pattern.to_ascii_lowercase()
-                };
+                    authority
+                }
+            } else {
+                pattern.to_ascii_lowercase()
+            };
             check_pattern(&resolved)?;
             if !hosts.contains(&resolved) {
                 hosts.push(resolved);
@@ -157,6 +170,7 @@ fn authority_of(url: &str) -> Result<String> {
 pub fn check_pattern(pattern: &str) -> Result<()> {
     let (host, port) = split_port(pattern);
     if let Some(p) = port
+        && p != "*"
         && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
     {
         bail!("HTTP host pattern {pattern:?} has a bad port");
@@ -198,13 +212,14 @@ fn split_port(pattern: &str) -> (&str, Option<&str>) {
 
 /// Whether `host` (lower case, IPv6 without brackets) at `port` of `scheme` matches one of
 /// `patterns`: an exact host or `*.domain` (a strict subdomain); a pattern without a port
-/// allows the scheme's default port only.
+/// allows the scheme's default port only, `:*` any port.
 pub fn allowed(patterns: &[String], scheme: &str, host: &str, port: u16) -> bool {
     let default_port = if scheme == "https" { 443 } else { 80 };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     patterns.iter().any(|pattern| {
         let (p_host, p_port) = split_port(pattern);
         let port_ok = match p_port {
+            Some("*") => true,
             Some(p) => p.parse::<u16>().ok() == Some(port),
             None => port == default_port,
         };
@@ -1010,7 +1025,11 @@ mod tests {
             "*.cloud.test",
             "127.0.0.1:8080",
             "[::1]:9000",
+            "keystone.test:*",
         ]);
+        assert!(allowed(&p, "https", "keystone.test", 8774));
+        assert!(allowed(&p, "http", "keystone.test", 9696));
+        assert!(!allowed(&p, "http", "nova.keystone.test", 8774));
         assert!(allowed(&p, "https", "api.example.com", 443));
         assert!(allowed(&p, "https", "API.example.com.", 443));
         assert!(
@@ -1045,7 +1064,12 @@ mod tests {
     #[test]
     fn flag_patterns_resolve_to_the_flag_values_host() {
         let d = Declaration {
-            http_hosts: pats(&["{acme-url}", "{acme-other}", "static.acme.test"]),
+            http_hosts: pats(&[
+                "{acme-url}",
+                "{acme-other}",
+                "static.acme.test",
+                "{acme-url}:*",
+            ]),
             http_cacert: Some("acme-cacert".into()),
             http_insecure: Some("acme-insecure".into()),
             ..Declaration::default()
@@ -1063,7 +1087,10 @@ mod tests {
             ],
         )
         .expect("resolve");
-        assert_eq!(s.hosts, pats(&["127.0.0.1:4567", "static.acme.test"]));
+        assert_eq!(
+            s.hosts,
+            pats(&["127.0.0.1:4567", "static.acme.test", "127.0.0.1:*"])
+        );
         assert_eq!(s.cacert, Some(PathBuf::from("/etc/ca.pem")));
         assert!(!s.insecure);
         let bad = HttpSettings::resolve(&d, &[fv("acme-url", "ftp://x/")]);
