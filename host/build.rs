@@ -42,6 +42,7 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_limits_driver",
     ),
     ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
+    ("DMW_TEST_HTTP_PROBE_DRIVER", "dmw_test_http_probe_driver"),
     (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",

@@ -94,7 +94,14 @@ impl App {
             report.clone(),
             record.driver_state.clone(),
         );
-        offer.ssh = self.ssh_link(record, report);
+        offer.ssh = self.ssh_link(record, report.clone());
+        if grant.has("http")
+            && let Some(settings) = &record.http
+        {
+            let sender = crate::capabilities::http::Sender::new(settings.clone())
+                .with_context(|| format!("machine \"{}\": HTTP settings", record.name))?;
+            offer.http = Some(Arc::new(sender));
+        }
         if record.generated_key
             && let Ok(public) =
                 std::fs::read_to_string(self.store.machine(&record.name).ssh_public_key())

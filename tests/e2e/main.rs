@@ -10,6 +10,7 @@ mod chain;
 mod clouds;
 mod completion;
 mod failures;
+mod http_capability;
 mod import;
 mod methods;
 mod output;

@@ -10,6 +10,7 @@
 //! itself, instead of acting.
 
 pub mod certs;
+pub mod http;
 pub mod keys;
 pub mod log;
 pub mod ssh;
@@ -59,6 +60,8 @@ pub struct Offer {
     /// The machine's public SSH key made by the host for it, once made (set during
     /// `create` through `Driver::offer_public_key`; empty for a key file of the user's).
     pub public_key: Arc<OnceLock<String>>,
+    /// The HTTP sender for the machine (`http`): its allowed hosts and TLS settings.
+    pub http: Option<Arc<http::Sender>>,
 }
 
 impl Offer {
@@ -71,6 +74,7 @@ impl Offer {
             ssh: None,
             certs: None,
             public_key: Arc::default(),
+            http: None,
         }
     }
 }

@@ -309,10 +309,23 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     }
     let mut driver = driver;
     driver.set_report(report.clone());
+    let driver_flags = flag_values(&m, &flags);
+    let http = if driver.granted("http") {
+        let settings =
+            crate::capabilities::http::HttpSettings::resolve(driver.declaration(), &driver_flags)
+                .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
+        let sender = crate::capabilities::http::Sender::new(settings.clone())
+            .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
+        driver.set_http(Arc::new(sender));
+        Some(settings)
+    } else {
+        None
+    };
     let req = CreateRequest {
         name: name.clone(),
         driver_source,
-        driver_flags: flag_values(&m, &flags),
+        driver_flags,
+        http,
         typed_values: typed_values(&m, &flags),
         engine,
         tls_sans: strings(&m, "tls-san"),

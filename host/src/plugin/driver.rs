@@ -74,8 +74,25 @@ impl Driver {
     /// Send the driver's log messages to `report` from now on.
     pub fn set_report(&mut self, report: std::sync::Arc<crate::report::Reporter>) {
         let lent = &mut self.store.data_mut().lent;
+        if let Some(http) = lent.get_mut::<crate::capabilities::http::HttpCtx>() {
+            http.set_report(report.clone());
+        }
         if let Some(log) = lent.get_mut::<crate::capabilities::log::LogCtx>() {
             log.report = report;
+        }
+    }
+
+    /// Whether the instance was granted `capability`.
+    pub fn granted(&self, capability: &str) -> bool {
+        self.store.data().granted.iter().any(|c| c == capability)
+    }
+
+    /// Send the driver's HTTP requests through `sender` (its allowed hosts and TLS settings
+    /// for this machine) from now on; nothing for a driver not granted `http`.
+    pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
+        let lent = &mut self.store.data_mut().lent;
+        if let Some(http) = lent.get_mut::<crate::capabilities::http::HttpCtx>() {
+            http.set_sender(sender);
         }
     }
 

@@ -33,6 +33,7 @@ pub const PROVIDED: &[Capability] = &[
     capabilities::ssh::CAPABILITY,
     capabilities::certs::CAPABILITY,
     capabilities::keys::CAPABILITY,
+    capabilities::http::CAPABILITY,
 ];
 
 /// The names of the capabilities this dmw provides.
@@ -355,8 +356,14 @@ mod tests {
         let g =
             decide(Kind::Driver, Origin::Builtin, "x", &decl(&["keys"]), &reg).expect("builtin");
         assert!(g.has("keys"));
-        let err = decide(Kind::Driver, Origin::Builtin, "x", &decl(&["http"]), &reg)
-            .expect_err("not provided");
+        let err = decide(
+            Kind::Driver,
+            Origin::Builtin,
+            "x",
+            &decl(&["process"]),
+            &reg,
+        )
+        .expect_err("not provided");
         assert!(format!("{err}").contains("does not provide yet"), "{err}");
     }
 

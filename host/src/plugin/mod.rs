@@ -150,6 +150,12 @@ pub struct HostState {
     pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
     /// What the plugin declared, as granted (secret flags, declared environment variables).
     pub declaration: declaration::Declaration,
+    /// The capabilities granted (beyond log and store).
+    pub granted: Vec<String>,
+    /// wasi:http's own state (field size limits).
+    http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    /// The hooks of an instance not granted `http`.
+    no_http: crate::capabilities::http::NoHttp,
     /// Host calls made so far, counted by the store's call hook (see [`Runtime::new_store`]).
     host_calls: u64,
     watch: CallWatch,
@@ -351,6 +357,23 @@ impl WasiView for HostState {
     }
 }
 
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    /// `wasi:http` answered by the instance's `http` context when it was granted one, else
+    /// by hooks that refuse every request.
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        let hooks: &mut dyn wasmtime_wasi_http::WasiHttpHooks =
+            match self.lent.get_mut::<crate::capabilities::http::HttpCtx>() {
+                Some(ctx) => ctx,
+                None => &mut self.no_http,
+            };
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks,
+            table: &mut self.table,
+            ctx: &mut self.http_ctx,
+        }
+    }
+}
+
 /// The shared wasmtime engine, linkers and compile cache. One per process.
 pub struct Runtime {
     engine: Engine,
@@ -545,6 +568,9 @@ impl Runtime {
             lent: grants::lend(grant, &offer),
             public_key: offer.public_key.clone(),
             declaration: grant.declaration.clone(),
+            granted: grant.capabilities.clone(),
+            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            no_http: crate::capabilities::http::NoHttp,
             host_calls: 0,
             watch: CallWatch {
                 max_host_calls: self.max_host_calls,

@@ -34,6 +34,8 @@ pub struct CreateRequest {
     /// The values the user gave the driver's flags (command line or the driver's own
     /// environment variables): the only paths the driver may name as the SSH key.
     pub typed_values: Vec<String>,
+    /// The driver's `http` settings for this machine (a driver granted `http`).
+    pub http: Option<crate::capabilities::http::HttpSettings>,
 }
 
 /// Run `create` for a claimed machine directory, recording the outcome in its record.
@@ -60,6 +62,7 @@ pub async fn create(
         req.engine.clone(),
     );
     record.tls_sans = req.tls_sans.clone();
+    record.http = req.http.clone();
     record.engine_only = !provisions;
     let mut run = Run {
         app,

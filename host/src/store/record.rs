@@ -226,6 +226,10 @@ pub struct MachineRecord {
     /// half is lent to a driver granted `keys`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub generated_key: bool,
+    /// What the driver's `http` capability may reach for this machine and how (its allowed
+    /// hosts with its flags resolved, CA bundle, insecure mode), for a driver granted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::capabilities::http::HttpSettings>,
     /// Its place in a Swarm-mode cluster, if dmw made it join one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<SwarmMembership>,
@@ -308,6 +312,7 @@ impl MachineRecord {
             engine_only: false,
             imported: None,
             generated_key: false,
+            http: None,
             swarm: None,
         }
     }

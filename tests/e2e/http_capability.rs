@@ -1,0 +1,383 @@
+//! The `http` capability end to end, with the probe driver (tests/plugins/http-probe-driver,
+//! which fetches the URLs in its flags through `dmw_guest::http` over `wasi:http`):
+//! - a plugin file that declares `http` stops before it runs until `dmw plugin install`;
+//! - the allowed host (the host of `--probe-api-url`, a server on 127.0.0.1) answers, with
+//!   the bearer token, which appears nowhere but in the 0600 machine record;
+//! - a host it did not declare (a listener on 127.0.0.2) is refused with an error naming
+//!   it, and that listener sees no connection — asked directly and through a redirect from
+//!   the allowed host;
+//! - a 503 with `Retry-After` is retried, for POST too;
+//! - TLS to a server with a test CA fails without the CA flag and works with it.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::{Dmw, Run, files_containing};
+
+/// The probe driver (tests/plugins/http-probe-driver).
+const PROBE: &str = env!("DMW_TEST_HTTP_PROBE_DRIVER");
+
+/// One request a test server saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+}
+
+/// Answers a request (its head, and how many came before it) with a raw HTTP response.
+type Answer = dyn Fn(&str, usize) -> String + Send + Sync;
+
+/// A tiny HTTP/1.1 server on `ip`, counting connections and keeping request heads.
+struct Server {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn start(ip: &str, answer: Arc<Answer>, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (count, log) = (connections.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let (answer, log, tls) = (answer.clone(), log.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    match tls {
+                        Some(config) => {
+                            let Ok(conn) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            serve(rustls::StreamOwned::new(conn, stream), &*answer, &log);
+                        }
+                        None => serve(stream, &*answer, &log),
+                    }
+                });
+            }
+        });
+        Server {
+            port,
+            connections,
+            seen,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+/// Serve requests on one connection until it closes.
+fn serve<S: Read + Write>(mut s: S, answer: &Answer, log: &Mutex<Vec<Seen>>) {
+    loop {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => buf.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if s.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = {
+            let mut l = log.lock().expect("lock");
+            l.push(Seen { head: head.clone() });
+            l.len() - 1
+        };
+        let reply = answer(&head, n);
+        if s.write_all(reply.as_bytes()).is_err() || s.flush().is_err() {
+            return;
+        }
+    }
+}
+
+fn reply(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{extra}\r\n{body}",
+        body.len()
+    )
+}
+
+fn ok_answer() -> Arc<Answer> {
+    Arc::new(|_, _| reply("200 OK", "", "hello from the allowed host"))
+}
+
+fn run(dmw: &Dmw, args: &[&str]) -> Run {
+    dmw.command(args)
+        .env("DMW_SSH_TIMEOUT", "0")
+        .output()
+        .expect("run dmw")
+        .into()
+}
+
+/// A store with the probe driver approved (`plugin install --yes`), after checking that
+/// used by path it stops before it runs.
+fn approved() -> Dmw {
+    let dmw = Dmw::new();
+    let dir = dmw.storage.with_file_name("plugins");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("probe.wasm");
+    std::fs::copy(PROBE, &file).expect("copy");
+    let path = file.display().to_string();
+    let r = run(
+        &dmw,
+        &[
+            "create",
+            "-d",
+            &path,
+            "--probe-api-url",
+            "http://127.0.0.1:1",
+            "p0",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("capability http")
+            && r.stderr.contains("HTTP host {probe-api-url}")
+            && r.stderr.contains(&format!("dmw plugin install {path}")),
+        "{r:?}"
+    );
+    let text = dmw.ok(&["plugin", "inspect", &path]);
+    assert!(
+        text.contains("secrets:     --probe-token")
+            && text.contains("http hosts:  {probe-api-url}")
+            && text.contains("CA bundle from --probe-cacert"),
+        "{text}"
+    );
+    dmw.ok(&["plugin", "install", "--yes", &path]);
+    dmw
+}
+
+fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> Run {
+    let mut args = vec![
+        "create",
+        "-d",
+        "probe",
+        "--no-docker-context",
+        "--probe-api-url",
+        api,
+    ];
+    for f in fetch {
+        args.extend(["--probe-fetch", f]);
+    }
+    args.extend(extra);
+    args.push(name);
+    run(dmw, &args)
+}
+
+#[test]
+fn allowed_host_answers_and_other_hosts_get_no_connection() {
+    let dmw = approved();
+    let allowed = Server::start("127.0.0.1", ok_answer(), None);
+    let denied = Server::start("127.0.0.2", ok_answer(), None);
+    let api = format!("http://127.0.0.1:{}", allowed.port);
+    let token = "s3cr3t-probe-token-4711";
+
+    // Allowed: fetched with the token; the create goes on to the SSH wait.
+    let r = create(
+        &dmw,
+        "ok",
+        &api,
+        &[&format!("{api}/v2/things?page=1")],
+        &["--probe-token", token],
+    );
+    assert!(r.stderr.contains("wait for SSH failed"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("answered 200: hello from the allowed host"),
+        "{r:?}"
+    );
+    let seen = allowed.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].head.starts_with("GET /v2/things?page=1 HTTP/1.1"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[0]
+            .head
+            .contains(&format!("authorization: Bearer {token}"))
+            || seen[0]
+                .head
+                .contains(&format!("Authorization: Bearer {token}")),
+        "{seen:?}"
+    );
+    // The token: only in the machine record (0600), nowhere in the output or the log.
+    assert!(
+        !r.stdout.contains(token) && !r.stderr.contains(token),
+        "{r:?}"
+    );
+    let holders = files_containing(&dmw.storage, token);
+    let record = dmw.machine_dir("ok").join("config.json");
+    assert_eq!(holders, vec![record.clone()], "{holders:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&record)
+        .expect("record")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let inspect = dmw.ok(&["inspect", "ok"]);
+    assert!(
+        !inspect.contains(token) && inspect.contains("<redacted>"),
+        "{inspect}"
+    );
+    let log = std::fs::read_to_string(dmw.machine_dir("ok").join("provision.log")).expect("log");
+    assert!(
+        log.contains(&format!("GET {api}/v2/things?page=1 → 200")),
+        "{log}"
+    );
+
+    // Denied directly: the error names the host, the listener saw nothing.
+    let other = format!("http://127.0.0.2:{}/steal", denied.port);
+    let r = create(&dmw, "direct", &api, &[&other], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("create machine failed")
+            && r.stderr.contains("dmw denied the request to 127.0.0.2"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("no connection was opened"), "{r:?}");
+
+    // Denied through a redirect from the allowed host.
+    let location = format!("http://127.0.0.2:{}/x", denied.port);
+    let redirecting = Server::start(
+        "127.0.0.1",
+        Arc::new(move |_, _| reply("302 Found", &format!("Location: {location}\r\n"), "")),
+        None,
+    );
+    let api2 = format!("http://127.0.0.1:{}", redirecting.port);
+    let r = create(&dmw, "redirect", &api2, &[&format!("{api2}/start")], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("dmw denied the request to 127.0.0.2"),
+        "{r:?}"
+    );
+    assert_eq!(redirecting.seen().len(), 1);
+    // A redirect inside the allowed host is followed.
+    let same = Server::start(
+        "127.0.0.1",
+        Arc::new(|head: &str, _| {
+            if head.starts_with("GET /old") {
+                reply("301 Moved Permanently", "Location: /new\r\n", "")
+            } else {
+                reply("200 OK", "", "moved here")
+            }
+        }),
+        None,
+    );
+    let api3 = format!("http://127.0.0.1:{}", same.port);
+    let r = create(&dmw, "moved", &api3, &[&format!("{api3}/old")], &[]);
+    assert!(r.stdout.contains("answered 200: moved here"), "{r:?}");
+
+    assert_eq!(denied.connections(), 0, "the denied host saw a connection");
+}
+
+#[test]
+fn busy_answers_are_retried_after_retry_after() {
+    let dmw = approved();
+    let busy = Server::start(
+        "127.0.0.1",
+        Arc::new(|_, n| {
+            if n == 0 {
+                reply("503 Service Unavailable", "Retry-After: 1\r\n", "busy")
+            } else {
+                reply("200 OK", "", "done")
+            }
+        }),
+        None,
+    );
+    let api = format!("http://127.0.0.1:{}", busy.port);
+    let started = std::time::Instant::now();
+    // POST is retried because the server said Retry-After.
+    let r = create(
+        &dmw,
+        "retry",
+        &api,
+        &[&format!("{api}/act")],
+        &["--probe-post"],
+    );
+    assert!(r.stdout.contains("answered 200: done"), "{r:?}");
+    assert!(r.stdout.contains("answered 503; retrying in 1 s"), "{r:?}");
+    assert_eq!(busy.seen().len(), 2);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[test]
+fn tls_needs_the_ca_flag_for_a_private_ca() {
+    let dmw = approved();
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "dmw test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+    )
+    .expect("server config");
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|_, _| reply("200 OK", "", "over tls")),
+        Some(Arc::new(config)),
+    );
+    let api = format!("https://127.0.0.1:{}", server.port);
+    let url = format!("{api}/secure");
+
+    let r = create(&dmw, "untrusted", &api, &[&url], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("TLS certificate is not trusted"), "{r:?}");
+
+    let ca_file = dmw.storage.with_file_name("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write ca");
+    let ca_path = ca_file.display().to_string();
+    let r = create(
+        &dmw,
+        "trusted",
+        &api,
+        &[&url],
+        &["--probe-cacert", &ca_path],
+    );
+    assert!(r.stdout.contains("answered 200: over tls"), "{r:?}");
+
+    let r = create(&dmw, "insecure", &api, &[&url], &["--probe-insecure"]);
+    assert!(
+        r.stdout.contains("answered 200: over tls")
+            && r.stdout.contains("TLS certificates are not verified"),
+        "{r:?}"
+    );
+}
