@@ -49,6 +49,8 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
     ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
     ("DMW_TEST_TEMPLATE_DRIVER", "dmw_driver_template"),
+    // The built-in OpenStack driver, also used by path (`--driver ./openstack.wasm`).
+    ("DMW_TEST_OPENSTACK_DRIVER", "dmw_driver_openstack"),
 ];
 
 fn main() {
