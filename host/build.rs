@@ -11,6 +11,7 @@ use std::process::Command;
 const GUESTS: &[&str] = &[
     "dmw_driver_generic",
     "dmw_driver_none",
+    "dmw_driver_digitalocean",
     "dmw_driver_openstack",
     "dmw_recipe_debian",
     "dmw_recipe_rhel",

@@ -15,6 +15,8 @@
 //! ```
 //!
 //! - `secret FLAG`: the flag's value is a secret (stored 0600 only, `<redacted>` everywhere).
+//! - `file FLAG`: the flag's value names a local file; the host reads it (at most 64 KiB)
+//!   and gives the driver its contents as the value (a plugin cannot read files).
 //! - `env_var NAME`: an environment variable outside the driver's `NAME_` prefix that its
 //!   flags may read (a file used by path needs the user's approval for it).
 //! - `http_cacert FLAG`: the flag whose value is a CA bundle file added to the trusted roots
@@ -36,7 +38,8 @@ pub const fn bytes<const N: usize>(text: &str) -> [u8; N] {
 /// Declare the capabilities, HTTP hosts and local programs a plugin needs beyond the default
 /// grant, and its secret flags, foreign environment variables and TLS flags; entries come
 /// in this order: `capability "NAME";`, `http_host "PATTERN";`, `program "NAME";`,
-/// `secret "FLAG";`, `env_var "NAME";`, `http_cacert "FLAG";`, `http_insecure "FLAG";`.
+/// `secret "FLAG";`, `file "FLAG";`, `env_var "NAME";`, `http_cacert "FLAG";`,
+/// `http_insecure "FLAG";`.
 #[macro_export]
 macro_rules! permissions {
     (
@@ -44,6 +47,7 @@ macro_rules! permissions {
         $(http_host $h:literal;)*
         $(program $p:literal;)*
         $(secret $s:literal;)*
+        $(file $f:literal;)*
         $(env_var $e:literal;)*
         $(http_cacert $ca:literal;)?
         $(http_insecure $i:literal;)?
@@ -55,6 +59,7 @@ macro_rules! permissions {
                 $("http-host ", $h, "\n",)*
                 $("program ", $p, "\n",)*
                 $("secret ", $s, "\n",)*
+                $("file ", $f, "\n",)*
                 $("env-var ", $e, "\n",)*
                 $("http-cacert ", $ca, "\n",)?
                 $("http-insecure ", $i, "\n",)?

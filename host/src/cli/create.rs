@@ -184,6 +184,33 @@ fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
 
 use crate::report::SECRET_WORDS;
 
+/// Largest file a `file` flag may name.
+const MAX_FLAG_FILE: u64 = 64 << 10;
+
+/// Replace the value of each flag the driver declared as a file (`file FLAG`) by the file's
+/// contents (UTF-8, at most 64 KiB): a plugin cannot read the user's files itself.
+fn read_file_flags(mut values: Vec<FlagValue>, files: &[String]) -> Result<Vec<FlagValue>, String> {
+    for v in values.iter_mut().filter(|v| files.contains(&v.name)) {
+        for value in v.values.iter_mut().filter(|x| !x.is_empty()) {
+            let path = std::path::Path::new(value.as_str());
+            let meta = std::fs::metadata(path)
+                .map_err(|e| format!("--{} {value}: cannot read the file: {e}", v.name))?;
+            if meta.len() > MAX_FLAG_FILE {
+                return Err(format!(
+                    "--{} {value}: the file is larger than {} KiB",
+                    v.name,
+                    MAX_FLAG_FILE >> 10
+                ));
+            }
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("--{} {value}: cannot read the file: {e}", v.name))?;
+            *value = String::from_utf8(bytes)
+                .map_err(|_| format!("--{} {value}: the file is not UTF-8 text", v.name))?;
+        }
+    }
+    Ok(values)
+}
+
 /// Whether flag `name` holds a secret: the driver declared it (`secret FLAG`) or its name
 /// says so.
 pub fn is_secret_flag(name: &str, declared: &[String]) -> bool {
@@ -313,7 +340,8 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     }
     let mut driver = driver;
     driver.set_report(report.clone());
-    let driver_flags = flag_values(&m, &flags);
+    let driver_flags = read_file_flags(flag_values(&m, &flags), &driver.declaration().files)
+        .map_err(|e| create_error(&name, "read driver flags", e))?;
     let http = if driver.granted("http") {
         let settings =
             crate::capabilities::http::HttpSettings::resolve(driver.declaration(), &driver_flags)

@@ -20,6 +20,10 @@ pub const DRIVERS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_none.wasm")),
     },
     Builtin {
+        name: "digitalocean",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_digitalocean.wasm")),
+    },
+    Builtin {
         name: "openstack",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_openstack.wasm")),
     },

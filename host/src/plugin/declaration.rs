@@ -7,7 +7,9 @@
 //! `program NAME`, `secret FLAG` (the flag's value is a secret), `env-var NAME` (an
 //! environment variable outside the driver's prefix that its flags may read),
 //! `http-cacert FLAG` (the flag naming a CA bundle for its HTTP requests) and
-//! `http-insecure FLAG` (the boolean flag that turns TLS verification off). Entries added
+//! `http-insecure FLAG` (the boolean flag that turns TLS verification off), `file FLAG`
+//! (the flag's value is a local file the host reads, at most 64 KiB, and passes to the
+//! driver as the value: a plugin cannot read files, e.g. cloud-init user data). Entries added
 //! later keep the header `dmw-permissions 1`: an older section still parses, and a section
 //! that uses them is refused by an older dmw as an unknown entry. A plugin without the
 //! section declares nothing.
@@ -42,6 +44,9 @@ pub struct Declaration {
     /// Environment variables outside its own prefix that its flags may read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_vars: Vec<String>,
+    /// Flags whose value names a local file the host reads and passes on as the value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// The flag whose value is a CA bundle file trusted for its HTTP requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_cacert: Option<String>,
@@ -115,10 +120,11 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
             }
             "http-host" => &mut d.http_hosts,
             "program" => &mut d.programs,
-            "secret" | "http-cacert" | "http-insecure" if !is_flag_name(value) => {
+            "secret" | "file" | "http-cacert" | "http-insecure" if !is_flag_name(value) => {
                 bail!("its {SECTION} entry {line:?} does not name a flag (a-z, 0-9, -)")
             }
             "secret" => &mut d.secrets,
+            "file" => &mut d.files,
             "env-var" if !is_env_name(value) => {
                 bail!(
                     "its {SECTION} entry {line:?} does not name an environment variable (A-Z, 0-9, _)"
@@ -238,11 +244,12 @@ mod tests {
     #[test]
     fn secrets_env_vars_and_tls_flags() {
         let d = parse(
-            b"dmw-permissions 1\ncapability http\nhttp-host {acme-url}\nsecret acme-token\nsecret acme-password\nenv-var OS_PASSWORD\nhttp-cacert acme-cacert\nhttp-insecure acme-insecure\n",
+            b"dmw-permissions 1\ncapability http\nhttp-host {acme-url}\nsecret acme-token\nsecret acme-password\nfile acme-userdata\nenv-var OS_PASSWORD\nhttp-cacert acme-cacert\nhttp-insecure acme-insecure\n",
         )
         .expect("parse");
         assert_eq!(d.secrets, vec!["acme-token", "acme-password"]);
         assert_eq!(d.env_vars, vec!["OS_PASSWORD"]);
+        assert_eq!(d.files, vec!["acme-userdata"]);
         assert_eq!(d.http_cacert.as_deref(), Some("acme-cacert"));
         assert_eq!(d.http_insecure.as_deref(), Some("acme-insecure"));
         // An older approval (without the new fields) still reads, and an old section parses.

@@ -112,14 +112,22 @@ impl Run<'_> {
         self.configure_driver(driver, req).await?;
         let choice = machine_key::KeyChoice {
             driver: &self.record.driver.name,
-            builtin: matches!(req.driver_source, Source::Builtin(_)),
+            // A built-in driver granted `keys` registers a key the host makes for the
+            // machine (a cloud's), never the user's default key.
+            builtin: matches!(req.driver_source, Source::Builtin(_)) && !driver.granted("keys"),
             typed: &req.typed_values,
             store_root: self.app.store.root(),
         };
         let precheck = async {
             driver.pre_create_check().await?;
             let ep = driver.ssh_endpoint().await?;
-            check_ssh_values(choice.driver, &ep.address, &ep.user, ep.port)?;
+            // A cloud driver learns the address only when it creates the machine: an empty
+            // one is fine here (it is checked after create, with the engine's).
+            let address = match ep.address.as_str() {
+                "" => "0.0.0.0",
+                a => a,
+            };
+            check_ssh_values(choice.driver, address, &ep.user, ep.port)?;
             let key = machine_key::choose(ep.key_path.as_deref(), &choice)?;
             Ok::<_, anyhow::Error>((ep.key_path, key))
         };

@@ -3,9 +3,14 @@
 //! Shared by several clouds' tests, so not every helper is used by each.
 #![allow(dead_code)]
 
+pub mod digitalocean;
 pub mod fleet;
 pub mod openstack;
 pub mod server;
 
+#[cfg(test)]
+mod digitalocean_chain;
+#[cfg(test)]
+mod digitalocean_fidelity;
 #[cfg(test)]
 mod openstack_fidelity;
