@@ -48,7 +48,11 @@ fn create(dmw: &Dmw, cloud: &OpenStack, name: &str, extra: &[&str]) -> Run {
 }
 
 fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what} failed:\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
 }
 
 fn state(dmw: &Dmw, name: &str) -> String {
@@ -93,7 +97,10 @@ fn openstack_driver_by_path_end_to_end() {
     let holders = files_containing(&dmw.storage, &password);
     let record = dmw.machine_dir("os1").join("config.json");
     assert_eq!(holders, vec![record.clone()], "{holders:?}");
-    let mode = std::fs::metadata(&record).expect("record").permissions().mode();
+    let mode = std::fs::metadata(&record)
+        .expect("record")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let inspect = dmw.ok(&["inspect", "os1"]);
     assert!(!inspect.contains(&password), "{inspect}");
@@ -113,14 +120,20 @@ fn openstack_driver_by_path_end_to_end() {
     let rm = dmw.run(&["rm", "-y", "os1"]);
     ok(&rm, "rm os1");
     assert!(
-        rm.stdout.contains("Removed at OpenStack: server ") && rm.stdout.contains("key pair dmw-os1-"),
+        rm.stdout.contains("Removed at OpenStack: server ")
+            && rm.stdout.contains("key pair dmw-os1-"),
         "{rm:?}"
     );
     outputs.push(rm);
     assert_eq!(cloud.leftovers(), Vec::<String>::new());
 
     // 2. A floating IP from the pool: a new one for this machine, released by rm.
-    let r = create(&dmw, &cloud, "os2", &["--openstack-floatingip-pool", "public"]);
+    let r = create(
+        &dmw,
+        &cloud,
+        "os2",
+        &["--openstack-floatingip-pool", "public"],
+    );
     ok(&r, "create os2");
     outputs.push(r);
     let fips = cloud.floating_ips();
@@ -128,11 +141,18 @@ fn openstack_driver_by_path_end_to_end() {
     let floating = fips[0].address.to_string();
     let fixed = cloud.servers()[0].addr.expect("booted").to_string();
     assert_ne!(floating, fixed);
-    assert_eq!(dmw.ok(&["ip", "os2"]).trim(), floating, "the floating IP is used");
+    assert_eq!(
+        dmw.ok(&["ip", "os2"]).trim(),
+        floating,
+        "the floating IP is used"
+    );
     docker_run_ok(&dmw, "os2");
     let rm = dmw.run(&["rm", "-y", "os2"]);
     ok(&rm, "rm os2");
-    assert!(rm.stdout.contains(&format!("floating IP {floating}")), "{rm:?}");
+    assert!(
+        rm.stdout.contains(&format!("floating IP {floating}")),
+        "{rm:?}"
+    );
     outputs.push(rm);
     assert_eq!(cloud.leftovers(), Vec::<String>::new());
 
@@ -147,7 +167,9 @@ fn openstack_driver_by_path_end_to_end() {
     // were never used.
     let lines = cloud.http.request_lines();
     assert!(
-        lines.iter().all(|l| !l.contains("/v2.0/tenants") && !l.contains("/images/detail")),
+        lines
+            .iter()
+            .all(|l| !l.contains("/v2.0/tenants") && !l.contains("/images/detail")),
         "{lines:?}"
     );
 }

@@ -17,6 +17,7 @@ dmw_guest::permissions! {
     http_host "{openstack-auth-url}";
     secret "openstack-password";
     secret "openstack-application-credential-secret";
+    file "openstack-user-data-file";
     env_var "OS_AUTH_URL";
     env_var "OS_USERNAME";
     env_var "OS_USER_ID";
@@ -130,6 +131,26 @@ fn bounded(text: &str, limit: usize) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(limit)
         .collect()
+}
+
+/// Standard base64 with padding (Nova's `user_data`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The machine's name, for messages.
@@ -746,6 +767,11 @@ impl Driver for OpenStack {
         }
         store::set("active-timeout", timeout);
         store::set("config-drive", flags.bool("openstack-config-drive")?);
+        // The host read the user-data file (`file` declaration) and gave us its contents.
+        match flags.text("openstack-user-data-file") {
+            Some(data) if !data.is_empty() => store::set("user-data", base64(data.as_bytes())),
+            _ => store::delete("user-data"),
+        }
         Ok(())
     }
 
@@ -853,7 +879,8 @@ impl Driver for OpenStack {
     fn ssh_endpoint() -> Result<SshEndpoint> {
         let key = cfg("private-key-file");
         Ok(SshEndpoint {
-            address: Self::address()?,
+            // Empty before create: the server's address is known once it is ACTIVE.
+            address: store::get("ip").unwrap_or_default(),
             port: store::get_or("ssh-port", 22u16)?,
             user: store::get("ssh-user").unwrap_or_else(|| "root".into()),
             key_path: (!key.is_empty()).then_some(key),

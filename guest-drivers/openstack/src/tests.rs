@@ -313,11 +313,21 @@ fn floating_ip_is_allocated_on_the_port_and_released_by_rm() {
             ("openstack-floatingip-pool", "public"),
             ("openstack-config-drive", "true"),
             ("openstack-availability-zone", "nova"),
+            ("openstack-user-data-file", "#cloud-config\n"),
         ],
         Script::default(),
     );
     OpenStack::create().expect("create");
     let reqs = mock::http_requests();
+    let created = reqs
+        .iter()
+        .find(|r| r.url.ends_with("/servers"))
+        .expect("server create");
+    assert_eq!(
+        body(created)["server"]["user_data"],
+        "I2Nsb3VkLWNvbmZpZwo=",
+        "the file's contents (read by the host), base64"
+    );
     let fip = reqs
         .iter()
         .find(|r| r.url.ends_with("/floatingips"))
@@ -643,4 +653,25 @@ fn a_users_key_pair_is_used_and_never_deleted() {
     OpenStack::remove().expect("rm");
     assert!(!requests().iter().any(|r| r.contains("/os-keypairs")));
     let _ = store::get("ip");
+}
+
+#[test]
+fn base64_is_standard() {
+    for (plain, coded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+    ] {
+        assert_eq!(base64(plain.as_bytes()), coded);
+    }
+}
+
+#[test]
+fn ssh_endpoint_has_no_address_before_create() {
+    setup(&[], Script::default());
+    let ep = OpenStack::ssh_endpoint().expect("endpoint before create");
+    assert_eq!((ep.address.as_str(), ep.port), ("", 22));
+    assert!(OpenStack::address().is_err());
 }
