@@ -13,35 +13,47 @@ use crate::support::{Dmw, Run, docker_run_ok, files_containing, ls_row};
 const DRIVER: &str = env!("DMW_TEST_OPENSTACK_DRIVER");
 
 fn create(dmw: &Dmw, cloud: &OpenStack, name: &str, extra: &[&str]) -> Run {
+    create_with_password(dmw, cloud, name, extra, &cloud.config().password)
+}
+
+fn create_with_password(
+    dmw: &Dmw,
+    cloud: &OpenStack,
+    name: &str,
+    extra: &[&str],
+    password: &str,
+) -> Run {
     let auth = cloud.auth_url();
-    let mut args = vec![
-        "create",
-        "--driver",
-        DRIVER,
-        "--openstack-auth-url",
-        &auth,
-        "--openstack-username",
-        "demo",
-        "--openstack-tenant-name",
-        "demo",
-        "--openstack-flavor-name",
-        "m1.small",
-        "--openstack-image-name",
-        "debian-12",
-        "--openstack-net-name",
-        "private",
-        "--openstack-sec-groups",
-        "default,docker-machine",
-        "--openstack-active-timeout",
-        "300",
-        "--engine-install-method",
-        "distro",
+    let defaults = [
+        ("--openstack-auth-url", auth.as_str()),
+        ("--openstack-username", "demo"),
+        ("--openstack-tenant-name", "demo"),
+        ("--openstack-flavor-name", "m1.small"),
+        ("--openstack-image-name", "debian-12"),
+        ("--openstack-net-name", "private"),
+        ("--openstack-sec-groups", "default,docker-machine"),
+        ("--openstack-active-timeout", "300"),
+        ("--engine-install-method", "distro"),
     ];
+    // A flag in `extra` replaces its default (and a flavor/image id its name).
+    let family = |f: &str| {
+        f.rsplit_once('-')
+            .map_or(f.to_string(), |(a, _)| a.to_string())
+    };
+    let mut args = vec!["create", "--driver", DRIVER];
+    for (flag, value) in &defaults {
+        if !extra
+            .iter()
+            .any(|e| e.starts_with("--") && family(e) == family(flag))
+        {
+            args.extend_from_slice(&[flag, value]);
+        }
+    }
     args.extend_from_slice(extra);
     args.push(name);
     // The password comes from Docker Machine's environment variable.
     dmw.command(&args)
-        .env("OS_PASSWORD", &cloud.config().password)
+        .env("OS_PASSWORD", password)
         .output()
         .expect("run dmw")
         .into()
@@ -172,4 +184,125 @@ fn openstack_driver_by_path_end_to_end() {
             .all(|l| !l.contains("/v2.0/tenants") && !l.contains("/images/detail")),
         "{lines:?}"
     );
+}
+
+/// A create that failed: exit `code`, Docker Machine's first line naming the machine and
+/// `step`, and each of `needles` (the provider's own words, what to do next).
+fn failed(r: &Run, name: &str, step: &str, code: i32, needles: &[&str]) {
+    assert_eq!(r.code, code, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "Error creating machine \"{name}\": {step} failed: "
+        )),
+        "{r:?}"
+    );
+    for n in needles {
+        assert!(r.stderr.contains(n), "{n:?} not in {r:?}");
+    }
+}
+
+#[test]
+fn openstack_errors_name_the_step_and_the_clouds_words_and_leave_nothing() {
+    // No server boots here: every create fails before a host is needed.
+    let cloud = OpenStack::start(Config {
+        max_servers: 1,
+        boot_fault: Some("No valid host was found. There are not enough hosts available.".into()),
+        throttle_keypairs: 1,
+        ..Config::default()
+    });
+    let dmw = Dmw::new();
+    dmw.ok(&["plugin", "install", "--yes", DRIVER]);
+
+    // Bad credentials: Keystone's 401, before anything is made; the wrong password is not shown.
+    let wrong = "not-the-Password-42";
+    let r = create_with_password(&dmw, &cloud, "e1", &[], wrong);
+    failed(
+        &r,
+        "e1",
+        "pre-create check",
+        3,
+        &[
+            "machine e1: authenticate at Keystone: the API answered 401: The request you have made requires authentication.",
+        ],
+    );
+    assert!(
+        !r.stdout.contains(wrong) && !r.stderr.contains(wrong),
+        "{r:?}"
+    );
+    assert!(!dmw.machine_dir("e1").exists());
+
+    // An image that does not exist: refused before anything is made.
+    let r = create(&dmw, &cloud, "e2", &["--openstack-image-name", "debian-99"]);
+    failed(
+        &r,
+        "e2",
+        "pre-create check",
+        3,
+        &["no image called \"debian-99\"", "--openstack-image-name"],
+    );
+    assert!(!dmw.machine_dir("e2").exists());
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
+
+    // A flavor id that does not exist: Nova's 400 after the key pair was imported (the
+    // first import was answered 429 with Retry-After and retried); rm deletes the key pair.
+    let r = create(&dmw, &cloud, "e3", &["--openstack-flavor-id", "999"]);
+    failed(
+        &r,
+        "e3",
+        "create machine",
+        1,
+        &[
+            "machine e3: create the server",
+            "the API answered 400: Flavor 999 could not be found.",
+            "`dmw rm e3`",
+        ],
+    );
+    let lines = cloud.http.request_lines();
+    let imports: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("POST /compute/v2.1/os-keypairs"))
+        .collect();
+    assert_eq!(imports.len(), 2, "{lines:?}");
+    assert!(
+        imports[0].ends_with("429") && imports[1].ends_with("201"),
+        "{imports:?}"
+    );
+    assert_eq!(cloud.keypairs().len(), 1);
+    let rm = dmw.ok(&["rm", "-y", "e3"]);
+    assert!(rm.contains("key pair dmw-e3-"), "{rm}");
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
+
+    // A server that goes to ERROR: Nova's fault in the message; rm deletes server and key pair.
+    let r = create(&dmw, &cloud, "e4", &[]);
+    failed(
+        &r,
+        "e4",
+        "create machine",
+        1,
+        &[
+            "machine e4: wait for the server",
+            "went to ERROR: No valid host was found. There are not enough hosts available.",
+            "`dmw rm e4`",
+        ],
+    );
+    assert_eq!(cloud.servers().len(), 1);
+    // Quota: the project already has its one server.
+    let r = create(&dmw, &cloud, "e5", &[]);
+    failed(
+        &r,
+        "e5",
+        "create machine",
+        1,
+        &[
+            "the API answered 403: Quota exceeded for instances: Requested 1, but already used 1 of 1 instances",
+        ],
+    );
+    let rm = dmw.ok(&["rm", "-y", "e4", "e5"]);
+    assert!(
+        rm.contains("server ")
+            && rm.contains("key pair dmw-e4-")
+            && rm.contains("key pair dmw-e5-"),
+        "{rm}"
+    );
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
 }
