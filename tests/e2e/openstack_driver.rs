@@ -87,8 +87,13 @@ fn openstack_driver_by_path_end_to_end() {
     outputs.push(install);
 
     // 1. The machine's fixed address.
+    let started = std::time::Instant::now();
     let r = create(&dmw, &cloud, "os1", &[]);
     ok(&r, "create os1");
+    eprintln!(
+        "openstack: one create (fixed IP, distro engine) took {:?}",
+        started.elapsed()
+    );
     assert!(
         r.stdout.contains("Imported key pair dmw-os1-") && r.stdout.contains("is ACTIVE at"),
         "{r:?}"
@@ -304,5 +309,59 @@ fn openstack_errors_name_the_step_and_the_clouds_words_and_leave_nothing() {
             && rm.contains("key pair dmw-e5-"),
         "{rm}"
     );
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn openstack_five_machines_at_once_each_with_its_own_floating_ip() {
+    if !dmw_testbed::require_root_or_skip(
+        "openstack_five_machines_at_once_each_with_its_own_floating_ip",
+    ) {
+        return;
+    }
+    let cloud = OpenStack::start(Config::default());
+    let dmw = Dmw::new();
+    dmw.ok(&["plugin", "install", "--yes", DRIVER]);
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    let started = std::time::Instant::now();
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let (dmw, cloud) = (&dmw, &cloud);
+                s.spawn(move || create(dmw, cloud, n, &["--openstack-floatingip-pool", "public"]))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("create thread"))
+            .collect()
+    });
+    let took = started.elapsed();
+    for (n, r) in names.iter().zip(&runs) {
+        ok(r, &format!("create {n}"));
+    }
+    eprintln!("openstack: five creates at once (floating IPs, distro engine) took {took:?}");
+    // Each machine got a new floating IP of its own (never a shared "free" one).
+    let mut fips: Vec<String> = cloud
+        .floating_ips()
+        .iter()
+        .map(|f| f.address.to_string())
+        .collect();
+    fips.sort();
+    fips.dedup();
+    assert_eq!(fips.len(), 5, "{fips:?}");
+    let mut ips: Vec<String> = names
+        .iter()
+        .map(|n| dmw.ok(&["ip", n]).trim().to_string())
+        .collect();
+    ips.sort();
+    assert_eq!(ips, fips);
+    for n in names {
+        docker_run_ok(&dmw, n);
+    }
+    let mut rm = vec!["rm", "-y"];
+    rm.extend_from_slice(&names);
+    dmw.ok(&rm);
     assert_eq!(cloud.leftovers(), Vec::<String>::new());
 }
