@@ -72,9 +72,9 @@ use dmw_guest::{Error, Result, info, store, warn};
 use serde_json::{Value, json};
 
 /// Time between two polls of a server's status.
-#[cfg(not(test))]
+#[cfg(not(all(test, not(target_arch = "wasm32"))))]
 const POLL: Duration = Duration::from_secs(2);
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 const POLL: Duration = Duration::from_millis(0);
 
 /// Store keys of the configuration (everything but the secrets).
@@ -963,5 +963,5 @@ impl Driver for OpenStack {
 
 dmw_guest::export_driver!(OpenStack);
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
