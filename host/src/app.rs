@@ -98,8 +98,18 @@ impl App {
         if grant.has("http")
             && let Some(settings) = &record.http
         {
-            let sender = crate::capabilities::http::Sender::new(settings.clone())
-                .with_context(|| format!("machine \"{}\": HTTP settings", record.name))?;
+            // A CA bundle that went away since create must not keep `rm` from working:
+            // without it the system's roots apply (a private CA then fails TLS, clearly).
+            let sender = crate::capabilities::http::Sender::new(settings.clone()).or_else(|e| {
+                report.warn(&format!(
+                    "machine \"{}\": {e:#}; its driver's HTTP requests trust the system's roots only",
+                    record.name
+                ));
+                crate::capabilities::http::Sender::new(crate::capabilities::http::HttpSettings {
+                    cacert: None,
+                    ..settings.clone()
+                })
+            })?;
             offer.http = Some(Arc::new(sender));
         }
         if record.generated_key

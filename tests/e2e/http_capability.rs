@@ -7,7 +7,9 @@
 //!   it, and that listener sees no connection — asked directly and through a redirect from
 //!   the allowed host;
 //! - a 503 with `Retry-After` is retried, for POST too;
-//! - TLS to a server with a test CA fails without the CA flag and works with it.
+//! - TLS to a server with a test CA fails without the CA flag and works with it;
+//! - `HTTP_PROXY` (absolute-form requests) and `HTTPS_PROXY` (CONNECT tunnels) are used,
+//!   `NO_PROXY` bypasses them, and a denied host reaches no proxy either.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -123,6 +125,64 @@ fn reply(status: &str, extra: &str, body: &str) -> String {
 
 fn ok_answer() -> Arc<Answer> {
     Arc::new(|_, _| reply("200 OK", "", "hello from the allowed host"))
+}
+
+/// A forwarding proxy on 127.0.0.1 that records each request line (`CONNECT host:port` or
+/// an absolute-form `GET http://…`) and relays the connection.
+fn start_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match client.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let line = text.lines().next().unwrap_or_default().to_string();
+                log.lock().expect("lock").push(line.clone());
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (authority, first) = if method == "CONNECT" {
+                    (target.to_string(), None)
+                } else {
+                    let rest = target.strip_prefix("http://").unwrap_or(target);
+                    let (auth, path) = rest.split_once('/').unwrap_or((rest, ""));
+                    let origin = text.replacen(target, &format!("/{path}"), 1);
+                    (auth.to_string(), Some(origin))
+                };
+                let Ok(mut upstream) = std::net::TcpStream::connect(&authority) else {
+                    return;
+                };
+                match first {
+                    None => {
+                        let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    }
+                    Some(origin) => {
+                        let _ = upstream.write_all(origin.as_bytes());
+                    }
+                }
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+            });
+        }
+    });
+    (port, seen)
 }
 
 fn run(dmw: &Dmw, args: &[&str]) -> Run {
@@ -325,9 +385,8 @@ fn busy_answers_are_retried_after_retry_after() {
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
 
-#[test]
-fn tls_needs_the_ca_flag_for_a_private_ca() {
-    let dmw = approved();
+/// A rustls server configuration for 127.0.0.1 signed by a fresh test CA, and the CA's PEM.
+fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -350,10 +409,17 @@ fn tls_needs_the_ca_flag_for_a_private_ca() {
         rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
     )
     .expect("server config");
+    (Arc::new(config), ca.pem())
+}
+
+#[test]
+fn tls_needs_the_ca_flag_for_a_private_ca() {
+    let dmw = approved();
+    let (config, ca_pem) = tls_server_config();
     let server = Server::start(
         "127.0.0.1",
         Arc::new(|_, _| reply("200 OK", "", "over tls")),
-        Some(Arc::new(config)),
+        Some(config),
     );
     let api = format!("https://127.0.0.1:{}", server.port);
     let url = format!("{api}/secure");
@@ -363,7 +429,7 @@ fn tls_needs_the_ca_flag_for_a_private_ca() {
     assert!(r.stderr.contains("TLS certificate is not trusted"), "{r:?}");
 
     let ca_file = dmw.storage.with_file_name("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).expect("write ca");
+    std::fs::write(&ca_file, ca_pem).expect("write ca");
     let ca_path = ca_file.display().to_string();
     let r = create(
         &dmw,
@@ -380,4 +446,140 @@ fn tls_needs_the_ca_flag_for_a_private_ca() {
             && r.stdout.contains("TLS certificates are not verified"),
         "{r:?}"
     );
+}
+
+#[test]
+fn proxies_from_the_environment_are_used() {
+    let dmw = approved();
+    let (proxy_port, through) = start_proxy();
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    let plain = Server::start("127.0.0.1", ok_answer(), None);
+    let api = format!("http://127.0.0.1:{}", plain.port);
+    let denied = Server::start("127.0.0.2", ok_answer(), None);
+    let proxied = |name: &str, api: &str, fetch: &[&str], extra: &[&str], no_proxy: &str| {
+        let mut args = vec![
+            "create",
+            "-d",
+            "probe",
+            "--no-docker-context",
+            "--probe-api-url",
+            api,
+        ];
+        for f in fetch {
+            args.extend(["--probe-fetch", f]);
+        }
+        args.extend(extra);
+        args.push(name);
+        let r: Run = dmw
+            .command(&args)
+            .env("DMW_SSH_TIMEOUT", "0")
+            .env("HTTP_PROXY", &proxy)
+            .env("HTTPS_PROXY", &proxy)
+            .env("NO_PROXY", no_proxy)
+            .output()
+            .expect("run dmw")
+            .into();
+        r
+    };
+
+    // http: an absolute-form request through the proxy.
+    let r = proxied("plain", &api, &[&format!("{api}/via")], &[], "");
+    assert!(
+        r.stdout
+            .contains("answered 200: hello from the allowed host"),
+        "{r:?}"
+    );
+    let lines = through.lock().expect("lock").clone();
+    assert_eq!(lines, vec![format!("GET {api}/via HTTP/1.1")]);
+
+    // NO_PROXY: straight to the server.
+    let r = proxied(
+        "direct",
+        &api,
+        &[&format!("{api}/direct")],
+        &[],
+        "127.0.0.1",
+    );
+    assert!(r.stdout.contains("answered 200"), "{r:?}");
+    assert_eq!(
+        through.lock().expect("lock").len(),
+        1,
+        "NO_PROXY was not honoured"
+    );
+
+    // A denied host is refused before any proxy is asked.
+    let other = format!("http://127.0.0.2:{}/x", denied.port);
+    let r = proxied("denied", &api, &[&other], &[], "");
+    assert!(
+        r.stderr.contains("dmw denied the request to 127.0.0.2"),
+        "{r:?}"
+    );
+    assert_eq!(through.lock().expect("lock").len(), 1);
+    assert_eq!(denied.connections(), 0);
+
+    // https: a CONNECT tunnel, TLS end to end with the server (the test CA trusted).
+    let (config, ca_pem) = tls_server_config();
+    let secure = Server::start(
+        "127.0.0.1",
+        Arc::new(|_, _| reply("200 OK", "", "over tls")),
+        Some(config),
+    );
+    let sapi = format!("https://127.0.0.1:{}", secure.port);
+    let ca_file = dmw.storage.with_file_name("proxy-ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("write ca");
+    let ca = ca_file.display().to_string();
+    let r = proxied(
+        "tunnel",
+        &sapi,
+        &[&format!("{sapi}/s")],
+        &["--probe-cacert", &ca],
+        "",
+    );
+    assert!(r.stdout.contains("answered 200: over tls"), "{r:?}");
+    let lines = through.lock().expect("lock").clone();
+    assert_eq!(
+        lines[1],
+        format!("CONNECT 127.0.0.1:{} HTTP/1.1", secure.port)
+    );
+}
+
+#[test]
+fn slow_and_oversized_answers_fail_clearly() {
+    let dmw = approved();
+    // Never answers: the request's own 2 s limit (lower than dmw's) ends it.
+    let silent = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let silent_api = format!(
+        "http://127.0.0.1:{}",
+        silent.local_addr().expect("addr").port()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    let r = create(
+        &dmw,
+        "slow",
+        &silent_api,
+        &[&format!("{silent_api}/wait")],
+        &["--probe-timeout", "2"],
+    );
+    assert!(r.stderr.contains("did not answer in time"), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 17 MiB answer: cut at 16 MiB with a clear error.
+    let big = Server::start(
+        "127.0.0.1",
+        Arc::new(|_, _| reply("200 OK", "", &"x".repeat(17 << 20))),
+        None,
+    );
+    let api = format!("http://127.0.0.1:{}", big.port);
+    let r = create(&dmw, "big", &api, &[&format!("{api}/big")], &[]);
+    assert!(r.stderr.contains("larger than 16 MiB"), "{r:?}");
 }

@@ -228,6 +228,8 @@ pub struct Sender {
     settings: HttpSettings,
     tls: Arc<rustls::ClientConfig>,
     proxy: ProxyConfig,
+    /// Whether the insecure-mode warning was shown (once per command).
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Sender {
@@ -239,6 +241,7 @@ impl Sender {
             settings,
             tls: Arc::new(tls),
             proxy: ProxyConfig::from_env(|k| std::env::var(k).ok()),
+            warned: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -695,7 +698,11 @@ async fn send(
         REQUEST_TIMEOUT,
         options.and_then(|o| o.first_byte_timeout.max(o.between_bytes_timeout)),
     );
-    if sender.settings.insecure {
+    if sender.settings.insecure
+        && !sender
+            .warned
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         report.warn(&format!(
             "plugin {plugin}: TLS certificates are not verified (its insecure flag is set)"
         ));

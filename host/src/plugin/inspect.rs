@@ -161,7 +161,7 @@ pub fn render(i: &Inspection) -> String {
         .join("; "),
     };
     format!(
-        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nsecrets:     {}\nhttp hosts:  {}\nhttp tls:    {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
+        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nsecrets:     {}\nfile flags:  {}\nhttp hosts:  {}\nhttp tls:    {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
         i.source,
         i.sha256,
         i.kind,
@@ -175,6 +175,7 @@ pub fn render(i: &Inspection) -> String {
             format!("reads {}", env.join(", "))
         },
         flag_list(&d.secrets),
+        flag_list(&d.files),
         list(&d.http_hosts),
         tls,
         if i.flags.is_empty() {

@@ -25,6 +25,8 @@ pub struct Config {
     pub token: String,
     /// Most droplets the account may have (more: 422 like DigitalOcean's droplet limit).
     pub max_droplets: usize,
+    /// Answer the first droplet create with a burst-limit 429 and `retry-after: 1`.
+    pub throttle_first_create: bool,
 }
 
 impl Default for Config {
@@ -32,6 +34,7 @@ impl Default for Config {
         Config {
             token: "dop_v1_local0123456789abcdef".into(),
             max_droplets: 5,
+            throttle_first_create: false,
         }
     }
 }
@@ -96,6 +99,7 @@ struct State {
     droplets: BTreeMap<u64, Droplet>,
     actions: BTreeMap<u64, Action>,
     requests: u64,
+    throttled: bool,
 }
 
 struct Inner {
@@ -516,6 +520,10 @@ impl Inner {
         let Some(body) = req.json() else {
             return error(400, "bad_request", "Unable to parse request body.");
         };
+        if self.cfg.throttle_first_create && !std::mem::replace(&mut self.lock().throttled, true) {
+            return error(429, "too_many_requests", "API rate limit exceeded.")
+                .with_header("retry-after", "1");
+        }
         let name = body.get("name").and_then(Value::as_str).unwrap_or("");
         if !valid_name(name) {
             return unprocessable(&format!("{name} is not a valid hostname"));

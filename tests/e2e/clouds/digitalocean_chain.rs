@@ -18,7 +18,12 @@ fn digitalocean_chain() {
     if !dmw_testbed::require_root_or_skip("digitalocean_chain") {
         return;
     }
-    let cloud = DigitalOcean::start(Config::default());
+    // DigitalOcean's burst limit answers the first create 429 with retry-after: the host
+    // waits and sends it again.
+    let cloud = DigitalOcean::start(Config {
+        throttle_first_create: true,
+        ..Config::default()
+    });
     let dmw = Dmw::new();
     let token = cloud.config().token.clone();
     let userdata = dmw.storage.with_file_name("user-data.yml");
@@ -57,6 +62,17 @@ fn digitalocean_chain() {
         cloud.http.request_lines().join("\n")
     );
     assert!(stdout.contains("Docker is up and running!"), "{stdout}");
+    assert!(stdout.contains("answered 429; retrying in 1 s"), "{stdout}");
+    let creates: Vec<String> = cloud
+        .http
+        .request_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("POST /v2/droplets ->"))
+        .collect();
+    assert_eq!(
+        creates,
+        vec!["POST /v2/droplets -> 429", "POST /v2/droplets -> 202"]
+    );
     let droplets = cloud.droplets();
     assert_eq!(droplets.len(), 1);
     let d = &droplets[0];

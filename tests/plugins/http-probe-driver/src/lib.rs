@@ -1,7 +1,7 @@
 //! Test fixture for the `http` capability: a driver that declares `http` with one allowed
 //! host, the host of `--probe-api-url`, and in `create` fetches every `--probe-fetch` URL
 //! (GET, or POST with `--probe-post`) through `dmw_guest::http`, sending `--probe-token` as
-//! a bearer token. Each answer is logged and stored (`fetched-N` = `STATUS BODY`); the
+//! a bearer token, with `--probe-timeout` as the request's own time limit. Each answer is logged and stored (`fetched-N` = `STATUS BODY`); the
 //! first failure fails `create` with the SDK's error (which names a denied host).
 //! Its machine is `127.0.0.1:1` (nothing listens), so a create that fetched everything
 //! stops at the SSH wait.
@@ -37,6 +37,10 @@ impl Driver for Probe {
             Flag::text("probe-token", "A bearer token (secret)").env("PROBE_TOKEN"),
             Flag::text("probe-cacert", "A CA bundle for TLS"),
             Flag::boolean("probe-insecure", "Do not verify TLS certificates"),
+            Flag::integer(
+                "probe-timeout",
+                "Seconds to wait for an answer (the request's own limit)",
+            ),
         ]
     }
 
@@ -47,6 +51,9 @@ impl Driver for Probe {
             store::set(&format!("url-{i}"), url);
         }
         store::set("post", flags.bool("probe-post")?);
+        if let Some(t) = flags.int::<u64>("probe-timeout")? {
+            store::set("timeout", t);
+        }
         if let Some(token) = flags.text("probe-token") {
             store::set_secret("token", &token);
         }
@@ -64,6 +71,9 @@ impl Driver for Probe {
             } else {
                 Request::get(&url)
             };
+            if let Some(secs) = store::get_parsed::<u64>("timeout")? {
+                req = req.timeout(std::time::Duration::from_secs(secs));
+            }
             if let Some(t) = &token {
                 req = req.header("Authorization", &format!("Bearer {t}"));
             }
