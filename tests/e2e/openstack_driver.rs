@@ -120,7 +120,10 @@ fn openstack_driver_by_path_end_to_end() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let inspect = dmw.ok(&["inspect", "os1"]);
-    assert!(!inspect.contains(&password), "{inspect}");
+    assert!(
+        !inspect.contains(&password) && inspect.contains("<redacted>"),
+        "{inspect}"
+    );
 
     for (op, want, status) in [
         ("stop", "Stopped", "SHUTOFF"),
@@ -144,15 +147,65 @@ fn openstack_driver_by_path_end_to_end() {
     outputs.push(rm);
     assert_eq!(cloud.leftovers(), Vec::<String>::new());
 
-    // 2. A floating IP from the pool: a new one for this machine, released by rm.
-    let r = create(
-        &dmw,
-        &cloud,
-        "os2",
-        &["--openstack-floatingip-pool", "public"],
-    );
+    // 2. A floating IP from the pool: a new one for this machine, released by rm. This one
+    // authenticates with an application credential (secret from OS_*), and passes user
+    // data (a file the host reads), a config drive and an availability zone.
+    let (ac_id, _, ac_secret) = cloud.config().app_credential.clone();
+    let user_data = tempfile::NamedTempFile::new().expect("user data file");
+    std::fs::write(
+        user_data.path(),
+        "#cloud-config\nruncmd: [touch /tmp/dmw]\n",
+    )
+    .expect("write");
+    let user_data_path = user_data.path().display().to_string();
+    let auth = cloud.auth_url();
+    let r: Run = dmw
+        .command(&[
+            "create",
+            "--driver",
+            DRIVER,
+            "--openstack-auth-url",
+            &auth,
+            "--openstack-application-credential-id",
+            &ac_id,
+            "--openstack-flavor-id",
+            "2",
+            "--openstack-image-id",
+            crate::clouds::openstack::DEBIAN_IMAGE,
+            "--openstack-net-id",
+            crate::clouds::openstack::PRIVATE_NET,
+            "--openstack-floatingip-pool",
+            "public",
+            "--openstack-user-data-file",
+            &user_data_path,
+            "--openstack-config-drive",
+            "--openstack-availability-zone",
+            "nova",
+            "--engine-install-method",
+            "distro",
+            "os2",
+        ])
+        .env("OS_APPLICATION_CREDENTIAL_SECRET", &ac_secret)
+        .output()
+        .expect("run dmw")
+        .into();
     ok(&r, "create os2");
+    assert!(
+        !r.stdout.contains(&ac_secret) && !r.stderr.contains(&ac_secret),
+        "{r:?}"
+    );
     outputs.push(r);
+    let server = cloud.servers()[0].clone();
+    assert_eq!(
+        server.user_data.as_deref(),
+        Some("#cloud-config\nruncmd: [touch /tmp/dmw]\n")
+    );
+    assert!(
+        server.config_drive && server.availability_zone == "nova",
+        "{server:?}"
+    );
+    let holders = files_containing(&dmw.storage, &ac_secret);
+    assert_eq!(holders, vec![dmw.machine_dir("os2").join("config.json")]);
     let fips = cloud.floating_ips();
     assert_eq!(fips.len(), 1, "{fips:?}");
     let floating = fips[0].address.to_string();
