@@ -384,6 +384,8 @@ fn allocate_floating_ip(s: &Session, server_id: &str) -> Result<String> {
             "server {server_id} has no port to attach a floating IP to"
         )));
     };
+    // Recorded before the call: if its answer is lost, rm finds the floating IP by port.
+    store::set("floating-ip-port", port);
     let body = json!({ "floatingip": {
         "floating_network_id": cfg("floatingip-pool-id"), "port_id": port } });
     let fip = s.send_json(
@@ -405,6 +407,26 @@ fn allocate_floating_ip(s: &Session, server_id: &str) -> Result<String> {
     store::set("floating-ip", &address);
     info(&format!("Allocated floating IP {address} ({id})"));
     Ok(address)
+}
+
+/// The server this machine's create made (found by name and by the key pair only it uses)
+/// when the create's answer was lost.
+fn find_server_by_key(s: &Session, key_name: &str) -> Result<Option<String>> {
+    let url = format!("{}/servers/detail?name={}", s.compute, encode(&machine()));
+    let body = s.get(&url, "look for the machine's server")?;
+    Ok(body["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|srv| srv["key_name"].as_str() == Some(key_name))
+        .and_then(|srv| srv["id"].as_str().map(str::to_string)))
+}
+
+/// The floating IP allocated on `port` when the allocation's answer was lost.
+fn find_floating_ip(s: &Session, port: &str) -> Result<Option<String>> {
+    let url = format!("{}/floatingips?port_id={}", s.network, encode(port));
+    let body = s.get(&url, "look for the machine's floating IP")?;
+    Ok(body["floatingips"][0]["id"].as_str().map(str::to_string))
 }
 
 /// Sends a server action (`os-start`, `os-stop`, `reboot`) and waits for `want`.
@@ -904,24 +926,40 @@ impl Driver for OpenStack {
     }
 
     fn remove() -> Result<()> {
-        let server = store::get("server-id");
-        let fip = store::get("floating-ip-id");
+        let mut server = store::get("server-id");
+        let mut fip = store::get("floating-ip-id");
         let keypair = store::get("created-keypair");
-        if server.is_none() && fip.is_none() && keypair.is_none() {
+        let fip_port = store::get("floating-ip-port");
+        if server.is_none() && fip.is_none() && keypair.is_none() && fip_port.is_none() {
             return Ok(());
         }
         let s = session().map_err(|e| step_error(e, "remove", "check the credentials, or use `dmw rm -f` to forget the machine (what it made stays at OpenStack)"))?;
+        // A create interrupted before an answer came back: find what it made.
+        if server.is_none()
+            && let Some(name) = &keypair
+        {
+            server = find_server_by_key(&s, name).map_err(|e| step_error(e, "remove", ""))?;
+        }
+        if fip.is_none()
+            && let Some(port) = &fip_port
+        {
+            fip = find_floating_ip(&s, port).map_err(|e| step_error(e, "remove", ""))?;
+        }
         let mut removed = Vec::new();
         if let Some(id) = fip {
             let what = format!("release floating IP {id}");
             let gone = s.delete(&format!("{}/floatingips/{}", s.network, encode(&id)), &what);
             match gone.map_err(|e| step_error(e, "remove", ""))? {
-                true => removed.push(format!("floating IP {} ({id})", cfg("floating-ip"))),
+                true => removed.push(match cfg("floating-ip").as_str() {
+                    "" => format!("floating IP {id}"),
+                    address => format!("floating IP {address} ({id})"),
+                }),
                 false => warn(&format!("Floating IP {id} was already released")),
             }
             store::delete("floating-ip-id");
             store::delete("floating-ip");
         }
+        store::delete("floating-ip-port");
         if let Some(id) = server {
             let what = format!("delete server {id}");
             match s

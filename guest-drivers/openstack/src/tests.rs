@@ -29,6 +29,13 @@ struct Script {
     auth_error: Option<(u16, Value)>,
     /// Catalog regions offered.
     regions: Vec<&'static str>,
+    /// POST /servers succeeds but its answer is lost.
+    lose_server_answer: bool,
+    /// POST /floatingips succeeds but its answer is lost.
+    lose_fip_answer: bool,
+    /// The key pair imported, and whether the floating IP exists.
+    keypair: Option<String>,
+    fip_exists: bool,
 }
 
 fn catalog(regions: &[&str]) -> Value {
@@ -122,7 +129,24 @@ fn cloud(script: Script) -> Rc<RefCell<Script>> {
                     }
                 }
                 (Method::Post, "/compute/v2.1/os-keypairs") => {
+                    st.keypair = body(req)["keypair"]["name"].as_str().map(String::from);
                     ok(201, json!({"keypair": body(req)["keypair"]}))
+                }
+                (Method::Get, "/compute/v2.1/servers/detail") => {
+                    let mut list =
+                        vec![json!({"id": "other", "name": "m1", "key_name": "someone-elses"})];
+                    if st.server_exists && url.contains("name=m1") {
+                        list.push(json!({"id": "srv-1", "name": "m1", "key_name": st.keypair}));
+                    }
+                    ok(200, json!({"servers": list}))
+                }
+                (Method::Get, "/network/v2.0/floatingips") => {
+                    let list = if st.fip_exists && url.contains("port_id=port-1") {
+                        vec![json!({"id": "fip-1", "port_id": "port-1"})]
+                    } else {
+                        vec![]
+                    };
+                    ok(200, json!({"floatingips": list}))
                 }
                 (Method::Delete, p) if p.starts_with("/compute/v2.1/os-keypairs/") => {
                     Ok(Response::new(204, ""))
@@ -132,6 +156,12 @@ fn cloud(script: Script) -> Rc<RefCell<Script>> {
                         return ok(code, v);
                     }
                     st.server_exists = true;
+                    if st.lose_server_answer {
+                        return Err(HttpError::Transport {
+                            url: url.clone(),
+                            message: "connection reset".into(),
+                        });
+                    }
                     ok(202, json!({"server": {"id": "srv-1"}}))
                 }
                 (Method::Get, "/compute/v2.1/servers/srv-1") => {
@@ -166,13 +196,23 @@ fn cloud(script: Script) -> Rc<RefCell<Script>> {
                 (Method::Get, "/network/v2.0/ports") => {
                     ok(200, json!({"ports": [{"id": "port-1"}]}))
                 }
+                (Method::Post, "/network/v2.0/floatingips") if st.lose_fip_answer => {
+                    st.fip_exists = true;
+                    Err(HttpError::Transport {
+                        url: url.clone(),
+                        message: "connection reset".into(),
+                    })
+                }
                 (Method::Post, "/network/v2.0/floatingips") => ok(
                     201,
                     json!({"floatingip": {
                 "id": "fip-1", "floating_ip_address": "203.0.113.7",
                 "port_id": body(req)["floatingip"]["port_id"]}}),
                 ),
-                (Method::Delete, "/network/v2.0/floatingips/fip-1") => Ok(Response::new(204, "")),
+                (Method::Delete, "/network/v2.0/floatingips/fip-1") => {
+                    st.fip_exists = false;
+                    Ok(Response::new(204, ""))
+                }
                 _ => ok(
                     404,
                     json!({"error": {"message": format!("unscripted {} {url}", req.method.as_str())}}),
@@ -674,4 +714,73 @@ fn ssh_endpoint_has_no_address_before_create() {
     let ep = OpenStack::ssh_endpoint().expect("endpoint before create");
     assert_eq!((ep.address.as_str(), ep.port), ("", 22));
     assert!(OpenStack::address().is_err());
+}
+
+#[test]
+fn rm_finds_the_server_when_the_creates_answer_was_lost() {
+    let st = setup(
+        &[],
+        Script {
+            lose_server_answer: true,
+            ..Script::default()
+        },
+    );
+    let e = OpenStack::create().expect_err("lost answer");
+    assert!(
+        e.message().contains("create the server") && e.message().contains("connection reset"),
+        "{}",
+        e.message()
+    );
+    assert!(!mock::store().contains_key("server-id"));
+    OpenStack::remove().expect("rm");
+    assert!(
+        requests()
+            .iter()
+            .any(|r| r == "DELETE /compute/v2.1/servers/srv-1"),
+        "{:?}",
+        requests()
+    );
+    assert!(
+        !requests().iter().any(|r| r.contains("/servers/other")),
+        "another machine's server is left alone"
+    );
+    assert!(!st.borrow().server_exists);
+    assert!(
+        requests()
+            .iter()
+            .any(|r| r.starts_with("DELETE /compute/v2.1/os-keypairs/dmw-m1-"))
+    );
+}
+
+#[test]
+fn rm_finds_the_floating_ip_when_the_allocations_answer_was_lost() {
+    let st = setup(
+        &[("openstack-floatingip-pool", "public")],
+        Script {
+            lose_fip_answer: true,
+            ..Script::default()
+        },
+    );
+    let e = OpenStack::create().expect_err("lost answer");
+    assert!(
+        e.message().contains("allocate a floating IP"),
+        "{}",
+        e.message()
+    );
+    assert!(st.borrow().fip_exists);
+    OpenStack::remove().expect("rm");
+    let rm: Vec<String> = requests()
+        .into_iter()
+        .filter(|r| r.starts_with("DELETE"))
+        .collect();
+    assert!(
+        rm[0].ends_with("/floatingips/fip-1"),
+        "released before the server: {rm:?}"
+    );
+    assert!(!st.borrow().fip_exists && !st.borrow().server_exists);
+    assert!(
+        mock::store().keys().all(|k| !k.starts_with("floating-ip")),
+        "{:?}",
+        mock::store()
+    );
 }
