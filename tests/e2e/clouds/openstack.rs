@@ -1165,6 +1165,16 @@ impl Inner {
                 last.as_str().unwrap_or("")
             );
             if let Some(n) = req.query("name") {
+                let n: String = n
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
                 next.push_str(&format!("&name={n}"));
             }
             out["next"] = json!(next);
