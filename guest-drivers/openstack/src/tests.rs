@@ -784,3 +784,30 @@ fn rm_finds_the_floating_ip_when_the_allocations_answer_was_lost() {
         mock::store()
     );
 }
+
+#[test]
+fn an_api_that_times_out_names_the_machine_the_step_and_the_url() {
+    setup(&[], Script::default());
+    mock::on_http(|req: &Request| {
+        Err(HttpError::Transport {
+            url: dmw_guest::http::shown_url(&req.url),
+            message: "timed out after 60 s waiting for the answer".into(),
+        })
+    });
+    let e = OpenStack::pre_create_check().expect_err("timeout");
+    assert!(matches!(e, Error::Unreachable(_)), "{e:?}");
+    let m = e.message();
+    assert!(
+        m.contains("machine m1")
+            && m.contains("authenticate at Keystone")
+            && m.contains("http://keystone.test:5000/v3/auth/tokens")
+            && m.contains("timed out"),
+        "{m}"
+    );
+    assert!(!m.contains(PASSWORD));
+    // Every request carries the driver's own time limit.
+    assert_eq!(
+        mock::http_requests()[0].timeout,
+        Some(std::time::Duration::from_secs(60))
+    );
+}
