@@ -12,6 +12,7 @@ const GUESTS: &[&str] = &[
     "dmw_driver_generic",
     "dmw_driver_none",
     "dmw_driver_digitalocean",
+    "dmw_driver_openstack",
     "dmw_recipe_debian",
     "dmw_recipe_rhel",
     "dmw_recipe_el6",
@@ -49,6 +50,8 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
     ),
     ("DMW_TEST_TEMPLATE_RECIPE", "dmw_recipe_template"),
     ("DMW_TEST_TEMPLATE_DRIVER", "dmw_driver_template"),
+    // The built-in OpenStack driver, also used by path (`--driver ./openstack.wasm`).
+    ("DMW_TEST_OPENSTACK_DRIVER", "dmw_driver_openstack"),
 ];
 
 fn main() {

@@ -13,6 +13,7 @@ mod failures;
 mod http_capability;
 mod import;
 mod methods;
+mod openstack_driver;
 mod output;
 mod permissions;
 mod power;

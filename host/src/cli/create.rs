@@ -253,7 +253,11 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             .await
             .map_err(load_err)?;
         flags = driver.create_flags().await?;
-        let builtin = matches!(source, Source::Builtin(_));
+        // A file that is byte for byte a built-in driver is that built-in, used by path.
+        let builtin = match &source {
+            Source::Builtin(_) => true,
+            Source::File(path) => crate::plugin::builtin::is_driver_copy(path),
+        };
         crate::plugin::flag_policy::check(
             driver.name(),
             &flags,

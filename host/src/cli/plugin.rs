@@ -80,7 +80,11 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             let runtime = app.runtime()?;
             let mut registry = runtime.registry()?;
             let found = inspect::inspect(runtime, &source).await?;
-            if crate::plugin::builtin::driver(&found.name).is_some() {
+            // Only a byte-for-byte copy of a built-in driver (e.g. the openstack driver's own
+            // .wasm) may carry a built-in's name; it is used by path, `--driver NAME` stays
+            // the built-in.
+            let shadowed = crate::plugin::builtin::driver(&found.name).is_some();
+            if shadowed && !crate::plugin::builtin::is_driver_copy(path) {
                 return Err(CliError::new(format!(
                     "Error: the plugin calls itself \"{}\", the name of a built-in driver; it cannot be installed under that name",
                     found.name
@@ -114,10 +118,23 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             }
             registry.approve(inspect::approval(&found, path));
             registry.save(&app.store.grants_file())?;
-            println!(
-                "Installed {} \"{}\" (sha256 {}): use it with --{} {}",
-                found.kind, found.name, found.sha256, found.kind, found.name
-            );
+            if shadowed {
+                println!(
+                    "Installed {} \"{}\" (sha256 {}): use it by path, --{} {} (--{} {} is the built-in one)",
+                    found.kind,
+                    found.name,
+                    found.sha256,
+                    found.kind,
+                    path.display(),
+                    found.kind,
+                    found.name
+                );
+            } else {
+                println!(
+                    "Installed {} \"{}\" (sha256 {}): use it with --{} {}",
+                    found.kind, found.name, found.sha256, found.kind, found.name
+                );
+            }
             Ok(())
         }
         PluginCommand::Ls => {

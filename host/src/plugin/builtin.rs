@@ -23,6 +23,10 @@ pub const DRIVERS: &[Builtin] = &[
         name: "digitalocean",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_digitalocean.wasm")),
     },
+    Builtin {
+        name: "openstack",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_openstack.wasm")),
+    },
 ];
 
 /// A built-in recipe, embedded from OUT_DIR.
@@ -48,6 +52,15 @@ pub const RECIPES: &[Builtin] = &[
     recipe!("rhel"),
     recipe!("suse"),
 ];
+
+/// Whether the file at `path` is byte for byte one of the built-in drivers (its own
+/// `.wasm`, used by path as `--driver ./openstack.wasm`): only such a file may carry a
+/// built-in driver's name.
+pub fn is_driver_copy(path: &std::path::Path) -> bool {
+    std::fs::read(path)
+        .map(|bytes| DRIVERS.iter().any(|d| d.wasm == bytes.as_slice()))
+        .unwrap_or(false)
+}
 
 /// The built-in driver called `name`.
 pub fn driver(name: &str) -> Option<Builtin> {

@@ -57,6 +57,10 @@ pub struct Config {
     pub region: String,
     /// Most servers the project may have (Nova answers 403 beyond it).
     pub max_servers: usize,
+    /// When set, servers go to ERROR with this fault instead of booting.
+    pub boot_fault: Option<String>,
+    /// How many key pair imports are answered 429 (with `Retry-After: 1`) first.
+    pub throttle_keypairs: usize,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             ),
             region: "RegionOne".into(),
             max_servers: 10,
+            boot_fault: None,
+            throttle_keypairs: 0,
         }
     }
 }
@@ -135,6 +141,7 @@ struct State {
 
 struct Inner {
     cfg: Config,
+    throttled: AtomicU64,
     fleet: Arc<Fleet>,
     state: Mutex<State>,
     next: AtomicU64,
@@ -157,6 +164,7 @@ impl OpenStack {
     pub fn with_fleet(cfg: Config, fleet: Arc<Fleet>) -> OpenStack {
         let inner = Arc::new(Inner {
             cfg,
+            throttled: AtomicU64::new(0),
             fleet,
             state: Mutex::new(State::default()),
             next: AtomicU64::new(1),
@@ -660,6 +668,13 @@ impl Inner {
     }
 
     fn create_keypair(&self, req: &Request, mv: (u32, u32)) -> Response {
+        if (self.throttled.fetch_add(1, Ordering::SeqCst) as usize) < self.cfg.throttle_keypairs {
+            return Response::json(
+                429,
+                json!({"overLimit": {"code": 429, "message": "This request was rate-limited.", "retryAfter": "1"}}),
+            )
+            .with_header("Retry-After", "1");
+        }
         let body = req.json().unwrap_or(Value::Null);
         let kp = &body["keypair"];
         let Some(name) = kp.get("name").and_then(Value::as_str) else {
@@ -916,7 +931,11 @@ impl Inner {
         let me = self.clone();
         let bid = id.clone();
         std::thread::spawn(move || {
-            let booted = me.fleet.boot(&bid, public_key.as_deref());
+            let booted = match &me.cfg.boot_fault {
+                // Fails before any host is made, like a scheduler finding no host.
+                Some(fault) => Err(std::io::Error::other(fault.clone())),
+                None => me.fleet.boot(&bid, public_key.as_deref()),
+            };
             let mut st = me.lock();
             match (st.servers.get_mut(&bid), booted) {
                 (Some(s), Ok(addr)) => {
@@ -927,7 +946,10 @@ impl Inner {
                 (Some(s), Err(e)) => {
                     s.status = "ERROR".into();
                     s.task_state = None;
-                    s.fault = Some(format!("Build of instance {bid} aborted: {e}"));
+                    s.fault = Some(match &me.cfg.boot_fault {
+                        Some(f) => f.clone(),
+                        None => format!("Build of instance {bid} aborted: {e}"),
+                    });
                 }
                 // Deleted while building: the host goes too.
                 (None, _) => {
@@ -1143,6 +1165,16 @@ impl Inner {
                 last.as_str().unwrap_or("")
             );
             if let Some(n) = req.query("name") {
+                let n: String = n
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
                 next.push_str(&format!("&name={n}"));
             }
             out["next"] = json!(next);
