@@ -116,6 +116,14 @@ async fn act(
     .map_err(|e| anyhow!("machine \"{name}\": {e:#}"))?;
     if action.target() == MachineState::Running {
         refresh_address(driver, record, report).await?;
+    }
+    // Only a provisioned machine has an engine to wait for (a `--no-provision` one has
+    // none, and dmw must not connect to it).
+    let never_provisioned = record
+        .error
+        .as_ref()
+        .is_some_and(|e| e.step == crate::provision::NOT_PROVISIONED_STEP);
+    if action.target() == MachineState::Running && !never_provisioned {
         report.info("Waiting for the Docker engine to answer...");
         let limit =
             crate::wait::wait_env(crate::wait::ENGINE_WAIT_ENV, crate::wait::ENGINE_WAIT_SECS);
