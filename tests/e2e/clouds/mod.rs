@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod digitalocean;
+pub mod ec2;
 pub mod fleet;
 pub mod openstack;
 pub mod server;
@@ -14,5 +15,7 @@ mod amazonec2_moto;
 mod digitalocean_chain;
 #[cfg(test)]
 mod digitalocean_fidelity;
+#[cfg(test)]
+mod ec2_fidelity;
 #[cfg(test)]
 mod openstack_fidelity;
