@@ -10,6 +10,8 @@ pub mod openstack;
 pub mod server;
 
 #[cfg(test)]
+mod amazonec2_chain;
+#[cfg(test)]
 mod amazonec2_moto;
 #[cfg(test)]
 mod digitalocean_chain;
