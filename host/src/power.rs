@@ -119,11 +119,7 @@ async fn act(
     }
     // Only a provisioned machine has an engine to wait for (a `--no-provision` one has
     // none, and dmw must not connect to it).
-    let never_provisioned = record
-        .error
-        .as_ref()
-        .is_some_and(|e| e.step == crate::provision::NOT_PROVISIONED_STEP);
-    if action.target() == MachineState::Running && !never_provisioned {
+    if action.target() == MachineState::Running && !crate::provision::never_provisioned(record) {
         report.info("Waiting for the Docker engine to answer...");
         let limit =
             crate::wait::wait_env(crate::wait::ENGINE_WAIT_ENV, crate::wait::ENGINE_WAIT_SECS);

@@ -20,6 +20,15 @@ use crate::wait::{SSH_WAIT_ENV, SSH_WAIT_SECS, wait_env, wait_for_ssh};
 /// The step a `--no-provision` machine's record names: it was never provisioned.
 pub const NOT_PROVISIONED_STEP: &str = "provision (skipped: --no-provision)";
 
+/// Whether the machine was created with `--no-provision` and not provisioned since: dmw
+/// never connected to it (no pinned host key, no engine).
+pub fn never_provisioned(record: &MachineRecord) -> bool {
+    record
+        .error
+        .as_ref()
+        .is_some_and(|e| e.step == NOT_PROVISIONED_STEP)
+}
+
 /// What `create` was asked for.
 pub struct CreateRequest {
     /// Machine name (already validated).

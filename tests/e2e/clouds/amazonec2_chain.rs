@@ -186,3 +186,43 @@ fn amazonec2_errors_are_clear_and_leave_nothing() {
         "{inspect}"
     );
 }
+
+#[test]
+fn amazonec2_no_provision_then_provision() {
+    if !dmw_testbed::require_root_or_skip("amazonec2_no_provision_then_provision") {
+        return;
+    }
+    let cloud = Ec2::start(Config::default());
+    let dmw = Dmw::new();
+    let endpoint = cloud.url();
+    let key = cloud.config().access_key.clone();
+    let secret = cloud.config().secret_key.clone();
+    let out = dmw.ok(&[
+        "create",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &endpoint,
+        "--amazonec2-access-key",
+        &key,
+        "--amazonec2-secret-key",
+        &secret,
+        "--amazonec2-ami",
+        "ami-0d3a1c000000deb12",
+        "--amazonec2-ssh-user",
+        "root",
+        "--engine-install-method",
+        "distro",
+        "--no-provision",
+        "np",
+    ]);
+    assert!(out.contains("not provisioned (--no-provision)"), "{out}");
+    assert!(!out.contains("Waiting for SSH"), "{out}");
+    let ls = dmw.ok(&["ls"]);
+    assert!(ls.contains("--no-provision") && ls.contains("dmw provision np"), "{ls}");
+    // `dmw provision` finishes it: SSH, the engine, TLS.
+    dmw.ok(&["provision", "np"]);
+    docker_run_ok(&dmw, "np");
+    dmw.ok(&["rm", "-y", "np"]);
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
+}
