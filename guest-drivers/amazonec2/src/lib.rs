@@ -414,7 +414,7 @@ fn parse_tags(text: &str) -> Result<Vec<(String, String)>> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(Error::InvalidInput(format!(
             "--amazonec2-tags must be key,value pairs (k1,v1,k2,v2), got {text:?}"
         )));
@@ -428,16 +428,11 @@ fn parse_tags(text: &str) -> Result<Vec<(String, String)>> {
 /// `PORT/PROTO` of `--amazonec2-open-port` (protocol tcp when absent).
 fn parse_port(text: &str) -> Result<(u16, String)> {
     let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
-    let port: u16 = port
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "--amazonec2-open-port {text:?} is not PORT or PORT/tcp|udp"
-            ))
-        })?;
+    let port: u16 = port.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "--amazonec2-open-port {text:?} is not PORT or PORT/tcp|udp"
+        ))
+    })?;
     let proto = proto.trim().to_ascii_lowercase();
     if proto != "tcp" && proto != "udp" {
         return Err(Error::InvalidInput(format!(
@@ -474,9 +469,8 @@ fn security_groups(vpc: &str) -> Result<Vec<String>> {
             .find(|g| child_text(*g, "groupName").as_deref() == Some(name.as_str()));
         let (id, open) = match found {
             Some(g) => {
-                let id = child_text(g, "groupId").ok_or_else(|| {
-                    Error::Failed(format!("{what}: the answer has no groupId"))
-                })?;
+                let id = child_text(g, "groupId")
+                    .ok_or_else(|| Error::Failed(format!("{what}: the answer has no groupId")))?;
                 let open: Vec<(u16, String)> = items(g, "ipPermissions")
                     .into_iter()
                     .filter_map(|perm| {
@@ -501,9 +495,8 @@ fn security_groups(vpc: &str) -> Result<Vec<String>> {
                     &what,
                 )?;
                 let doc = answer.doc()?;
-                let id = child_text(doc.root_element(), "groupId").ok_or_else(|| {
-                    Error::Failed(format!("{what}: the answer has no groupId"))
-                })?;
+                let id = child_text(doc.root_element(), "groupId")
+                    .ok_or_else(|| Error::Failed(format!("{what}: the answer has no groupId")))?;
                 let mut created = stored_list(CREATED_GROUPS);
                 created.push(id.clone());
                 store::set(CREATED_GROUPS, created.join(","));
@@ -574,9 +567,7 @@ fn default_ami() -> Result<String> {
         .max()
         .map(|(_, id)| id)
         .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "{what}: the region has none; pass --amazonec2-ami"
-            ))
+            Error::InvalidInput(format!("{what}: the region has none; pass --amazonec2-ami"))
         })
 }
 
@@ -711,11 +702,7 @@ impl Driver for AmazonEc2 {
                 "amazonec2-open-port",
                 "Make the specified port number accessible from the Internet (PORT or PORT/tcp|udp)",
             ),
-            Flag::text(
-                "amazonec2-tags",
-                "AWS Tags (e.g. key1,value1,key2,value2)",
-            )
-            .env("AWS_TAGS"),
+            Flag::text("amazonec2-tags", "AWS Tags (e.g. key1,value1,key2,value2)").env("AWS_TAGS"),
             Flag::text("amazonec2-instance-type", "AWS instance type")
                 .default_value("t2.micro")
                 .env("AWS_INSTANCE_TYPE"),
@@ -740,8 +727,11 @@ impl Driver for AmazonEc2 {
                 "amazonec2-request-spot-instance",
                 "Set this flag to request spot instance",
             ),
-            Flag::text("amazonec2-spot-price", "AWS spot instance bid price (in dollar)")
-                .default_value("0.50"),
+            Flag::text(
+                "amazonec2-spot-price",
+                "AWS spot instance bid price (in dollar)",
+            )
+            .default_value("0.50"),
             Flag::boolean(
                 "amazonec2-private-address-only",
                 "Only use a private IP address",
@@ -802,7 +792,8 @@ impl Driver for AmazonEc2 {
             } else {
                 format!("https://{e}")
             };
-            if !(e.starts_with("https://") || e.starts_with("http://")) || http::host_of(&e).is_empty()
+            if !(e.starts_with("https://") || e.starts_with("http://"))
+                || http::host_of(&e).is_empty()
             {
                 return Err(Error::InvalidInput(format!(
                     "--amazonec2-endpoint must be a host name or an http:// or https:// URL, got {e:?}"
@@ -969,7 +960,10 @@ impl Driver for AmazonEc2 {
             p("InstanceType", store::require(INSTANCE_TYPE)?),
             p("Placement.AvailabilityZone", &zone),
             p("KeyName", &key_name),
-            p("Monitoring.Enabled", store::get_or(MONITORING, false)?.to_string()),
+            p(
+                "Monitoring.Enabled",
+                store::get_or(MONITORING, false)?.to_string(),
+            ),
             p(
                 "EbsOptimized",
                 store::get_or(EBS_OPTIMIZED, false)?.to_string(),
@@ -980,7 +974,10 @@ impl Driver for AmazonEc2 {
                 "NetworkInterface.1.AssociatePublicIpAddress",
                 (!private_only).to_string(),
             ),
-            p("BlockDeviceMapping.1.DeviceName", store::require(DEVICE_NAME)?),
+            p(
+                "BlockDeviceMapping.1.DeviceName",
+                store::require(DEVICE_NAME)?,
+            ),
             p(
                 "BlockDeviceMapping.1.Ebs.VolumeSize",
                 store::require(ROOT_SIZE)?,
@@ -992,7 +989,10 @@ impl Driver for AmazonEc2 {
             p("BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true"),
         ];
         for (i, g) in group_ids.iter().enumerate() {
-            spec.push(p(format!("NetworkInterface.1.SecurityGroupId.{}", i + 1), g));
+            spec.push(p(
+                format!("NetworkInterface.1.SecurityGroupId.{}", i + 1),
+                g,
+            ));
         }
         if let Some(profile) = store::get(IAM_PROFILE) {
             spec.push(p("IamInstanceProfile.Name", profile));
@@ -1125,9 +1125,10 @@ impl Driver for AmazonEc2 {
 
     fn state() -> Result<MachineState> {
         let id = instance_id()?;
-        let inst = describe_instance(&id, &format!("describe instance {id}"))?.ok_or_else(
-            || Error::InvalidInput(format!("instance {id} does not exist at EC2 any more")),
-        )?;
+        let inst =
+            describe_instance(&id, &format!("describe instance {id}"))?.ok_or_else(|| {
+                Error::InvalidInput(format!("instance {id} does not exist at EC2 any more"))
+            })?;
         Ok(match inst.state.as_str() {
             "pending" => MachineState::Starting,
             "running" => MachineState::Running,
@@ -1279,5 +1280,5 @@ impl Driver for AmazonEc2 {
 
 dmw_guest::export_driver!(AmazonEc2);
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

@@ -98,16 +98,29 @@ fn fake() -> Rc<RefCell<Fake>> {
             ),
             "DescribeKeyPairs" if f.keys.contains(&get("KeyName.1")) => ok(
                 &action,
-                &format!("<keySet><item><keyName>{}</keyName></item></keySet>", get("KeyName.1")),
+                &format!(
+                    "<keySet><item><keyName>{}</keyName></item></keySet>",
+                    get("KeyName.1")
+                ),
             ),
-            "DescribeKeyPairs" => err(400, "InvalidKeyPair.NotFound", "The key pair does not exist"),
+            "DescribeKeyPairs" => err(
+                400,
+                "InvalidKeyPair.NotFound",
+                "The key pair does not exist",
+            ),
             "ImportKeyPair" => {
                 assert_eq!(
                     get("PublicKeyMaterial"),
                     base64::engine::general_purpose::STANDARD.encode("ssh-ed25519 AAAATEST dmw")
                 );
                 f.keys.push(get("KeyName"));
-                ok(&action, &format!("<keyName>{}</keyName><keyPairId>key-1</keyPairId>", get("KeyName")))
+                ok(
+                    &action,
+                    &format!(
+                        "<keyName>{}</keyName><keyPairId>key-1</keyPairId>",
+                        get("KeyName")
+                    ),
+                )
             }
             "DeleteKeyPair" => {
                 let k = get("KeyName");
@@ -123,7 +136,10 @@ fn fake() -> Rc<RefCell<Fake>> {
                     .filter(|g| g.1 == name)
                     .map(|g| format!("<item><groupId>{}</groupId><groupName>{}</groupName><ipPermissions/></item>", g.0, g.1))
                     .collect();
-                ok(&action, &format!("<securityGroupInfo>{found}</securityGroupInfo>"))
+                ok(
+                    &action,
+                    &format!("<securityGroupInfo>{found}</securityGroupInfo>"),
+                )
             }
             "CreateSecurityGroup" => {
                 assert_eq!(get("GroupDescription"), "Docker Machine");
@@ -142,13 +158,21 @@ fn fake() -> Rc<RefCell<Fake>> {
             "DeleteSecurityGroup" => {
                 let g = get("GroupId");
                 if f.instances.values().any(|s| s != "terminated") {
-                    err(400, "DependencyViolation", "resource sg-1 has a dependent object")
+                    err(
+                        400,
+                        "DependencyViolation",
+                        "resource sg-1 has a dependent object",
+                    )
                 } else {
                     f.groups.retain(|x| x.0 != g);
                     ok(&action, "<return>true</return>")
                 }
             }
-            "RunInstances" if f.fail_run => err(400, "InvalidAMIID.NotFound", "The image id '[ami-nope]' does not exist"),
+            "RunInstances" if f.fail_run => err(
+                400,
+                "InvalidAMIID.NotFound",
+                "The image id '[ami-nope]' does not exist",
+            ),
             "RunInstances" => {
                 f.last_run = params.clone();
                 f.instances.insert("i-0abc".into(), "pending".into());
@@ -160,7 +184,11 @@ fn fake() -> Rc<RefCell<Fake>> {
             "DescribeInstances" => {
                 let id = get("InstanceId.1");
                 match f.instances.get_mut(&id) {
-                    None => err(400, "InvalidInstanceID.NotFound", &format!("The instance ID '{id}' does not exist")),
+                    None => err(
+                        400,
+                        "InvalidInstanceID.NotFound",
+                        &format!("The instance ID '{id}' does not exist"),
+                    ),
                     Some(st) => {
                         let shown = st.clone();
                         *st = match st.as_str() {
@@ -176,7 +204,9 @@ fn fake() -> Rc<RefCell<Fake>> {
                         };
                         ok(
                             &action,
-                            &format!("<reservationSet><item><instancesSet><item><instanceId>{id}</instanceId><instanceState><code>16</code><name>{shown}</name></instanceState><privateIpAddress>10.0.0.4</privateIpAddress>{ip}<networkInterfaceSet><item><attachment><status>x</status></attachment></item></networkInterfaceSet></item></instancesSet></item></reservationSet>"),
+                            &format!(
+                                "<reservationSet><item><instancesSet><item><instanceId>{id}</instanceId><instanceState><code>16</code><name>{shown}</name></instanceState><privateIpAddress>10.0.0.4</privateIpAddress>{ip}<networkInterfaceSet><item><attachment><status>x</status></attachment></item></networkInterfaceSet></item></instancesSet></item></reservationSet>"
+                            ),
                         )
                     }
                 }
@@ -234,7 +264,10 @@ fn lifecycle_imports_the_key_makes_a_group_and_removes_everything() {
         let f = state.borrow();
         assert_eq!(
             f.rules,
-            vec![("sg-1".to_string(), "22".to_string()), ("sg-1".into(), "2376".into())]
+            vec![
+                ("sg-1".to_string(), "22".to_string()),
+                ("sg-1".into(), "2376".into())
+            ]
         );
         let run: BTreeMap<_, _> = f.last_run.iter().cloned().collect();
         assert_eq!(run["ImageId"], "ami-123");
@@ -271,7 +304,11 @@ fn lifecycle_imports_the_key_makes_a_group_and_removes_everything() {
         .collect();
     assert_eq!(holders, vec!["secret:secret-key"]);
     AmazonEc2::remove().expect("again");
-    assert!(mock::logs().iter().any(|(_, m)| m == "Nothing to remove at EC2"));
+    assert!(
+        mock::logs()
+            .iter()
+            .any(|(_, m)| m == "Nothing to remove at EC2")
+    );
 }
 
 #[test]
@@ -285,7 +322,10 @@ fn a_failed_launch_keeps_what_was_made_for_rm() {
         matches!(&err, Error::InvalidInput(m) if m == "launch the instance: EC2 answered 400 InvalidAMIID.NotFound: The image id '[ami-nope]' does not exist"),
         "{err:?}"
     );
-    assert_eq!(mock::store().get(IMPORTED_KEY).map(String::as_str), Some("m1"));
+    assert_eq!(
+        mock::store().get(IMPORTED_KEY).map(String::as_str),
+        Some("m1")
+    );
     AmazonEc2::remove().expect("remove");
     let f = state.borrow();
     assert!(f.keys.is_empty() && f.groups.is_empty());
@@ -297,7 +337,11 @@ fn an_existing_key_pair_name_is_refused_before_anything_is_made() {
     state.borrow_mut().keys.push("m1".into());
     configure(&[]);
     let err = AmazonEc2::pre_create_check().expect_err("dup");
-    assert!(err.message().contains("There is already a keypair with the name m1"), "{err:?}");
+    assert!(
+        err.message()
+            .contains("There is already a keypair with the name m1"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -334,7 +378,10 @@ fn flags_are_checked() {
     ] {
         let mut pairs = base.to_vec();
         pairs.push(bad);
-        assert!(AmazonEc2::set_config("m", &Flags::of(&pairs)).is_err(), "{bad:?}");
+        assert!(
+            AmazonEc2::set_config("m", &Flags::of(&pairs)).is_err(),
+            "{bad:?}"
+        );
     }
     let mut pairs = base.to_vec();
     pairs.push(("amazonec2-endpoint", "ec2.example.org"));
@@ -346,7 +393,13 @@ fn flags_are_checked() {
     // Without an endpoint the region's is used, and the zone is region + letter.
     mock::reset();
     AmazonEc2::set_config("m", &Flags::of(&base)).expect("defaults");
-    assert_eq!(endpoint().expect("ep"), "https://ec2.us-east-1.amazonaws.com");
+    assert_eq!(
+        endpoint().expect("ep"),
+        "https://ec2.us-east-1.amazonaws.com"
+    );
     assert_eq!(placement_zone().expect("zone"), "us-east-1a");
-    assert_eq!(mock::store().get(GROUPS).map(String::as_str), Some("docker-machine"));
+    assert_eq!(
+        mock::store().get(GROUPS).map(String::as_str),
+        Some("docker-machine")
+    );
 }

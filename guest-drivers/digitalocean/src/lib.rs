@@ -497,7 +497,7 @@ impl Driver for DigitalOcean {
 
 dmw_guest::export_driver!(DigitalOcean);
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use dmw_guest::http::{HttpError, Request as Req};

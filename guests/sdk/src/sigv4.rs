@@ -25,7 +25,12 @@ use crate::{Error, Result};
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// Headers [`sign`] leaves unsigned (botocore's `SIGNED_HEADERS_BLACKLIST`).
-pub const UNSIGNED_HEADERS: &[&str] = &["expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"];
+pub const UNSIGNED_HEADERS: &[&str] = &[
+    "expect",
+    "transfer-encoding",
+    "user-agent",
+    "x-amzn-trace-id",
+];
 
 /// Access key, secret key and (for temporary credentials) the session token.
 #[derive(Clone)]
@@ -256,7 +261,11 @@ pub fn sign_parts(
     if s.sign_body {
         added.push(("x-amz-content-sha256".into(), payload.clone()));
     }
-    let token = s.credentials.session_token.as_deref().filter(|t| !t.is_empty());
+    let token = s
+        .credentials
+        .session_token
+        .as_deref()
+        .filter(|t| !t.is_empty());
     if let Some(t) = token.filter(|_| s.sign_token) {
         added.push(("X-Amz-Security-Token".into(), t.to_string()));
     }
@@ -374,7 +383,10 @@ mod tests {
         assert_eq!(uri_encode("a b/c~", false), "a%20b%2Fc~");
         assert_eq!(uri_encode("/a b/", true), "/a%20b/");
         assert_eq!(
-            form_encode(&[("Action".into(), "X".into()), ("D".into(), "Docker Machine".into())]),
+            form_encode(&[
+                ("Action".into(), "X".into()),
+                ("D".into(), "Docker Machine".into())
+            ]),
             "Action=X&D=Docker+Machine"
         );
         assert_eq!(percent_decode("%E1%88%B4x%zz"), "ሴx%zz");
@@ -400,7 +412,10 @@ mod tests {
             session_token: Some("tok".into()),
         };
         let req = Request::post("http://127.0.0.1:5000/")
-            .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .header("User-Agent", "dmw")
             .body(b"Action=DescribeRegions&Version=2016-11-15".to_vec());
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160);

@@ -87,7 +87,11 @@ fn aws_signing_test_suite() {
             &case.body,
             &signer,
         );
-        let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         assert_eq!(
             sig.canonical_request,
             read(&dir, "header-canonical-request.txt"),

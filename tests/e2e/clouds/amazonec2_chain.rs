@@ -99,7 +99,10 @@ fn amazonec2_chain() {
     // The secret: nowhere in output or logs, only in the 0600 record (shown <redacted>).
     assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
     let record = dmw.machine_dir("ec2").join("config.json");
-    assert_eq!(files_containing(&dmw.storage, &secret), vec![record.clone()]);
+    assert_eq!(
+        files_containing(&dmw.storage, &secret),
+        vec![record.clone()]
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&record)
         .expect("record")
@@ -157,7 +160,8 @@ fn amazonec2_errors_are_clear_and_leave_nothing() {
     assert!(
         r.stderr.contains("Error creating machine \"bad\"")
             && r.stderr.contains("pre-create check")
-            && r.stderr.contains("401 AuthFailure: AWS was not able to validate"),
+            && r.stderr
+                .contains("401 AuthFailure: AWS was not able to validate"),
         "{r:?}"
     );
     assert!(!r.stderr.contains("wrong-secret-value") && !r.stdout.contains("wrong-secret-value"));
@@ -167,8 +171,9 @@ fn amazonec2_errors_are_clear_and_leave_nothing() {
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("create machine failed")
-            && r.stderr
-                .contains("InvalidAMIID.NotFound: The image id '[ami-0000000000nope]' does not exist"),
+            && r.stderr.contains(
+                "InvalidAMIID.NotFound: The image id '[ami-0000000000nope]' does not exist"
+            ),
         "{r:?}"
     );
     assert_eq!(cloud.key_pairs().len(), 1);
@@ -219,7 +224,10 @@ fn amazonec2_no_provision_then_provision() {
     assert!(out.contains("not provisioned (--no-provision)"), "{out}");
     assert!(!out.contains("Waiting for SSH"), "{out}");
     let ls = dmw.ok(&["ls"]);
-    assert!(ls.contains("--no-provision") && ls.contains("dmw provision np"), "{ls}");
+    assert!(
+        ls.contains("--no-provision") && ls.contains("dmw provision np"),
+        "{ls}"
+    );
     // `dmw provision` finishes it: SSH, the engine, TLS.
     dmw.ok(&["provision", "np"]);
     docker_run_ok(&dmw, "np");

@@ -209,7 +209,8 @@ fn amazonec2_moto() {
     assert!(
         r.stderr.contains("Error creating machine \"bad\"")
             && r.stderr.contains("pre-create check")
-            && r.stderr.contains("AuthFailure: AWS was not able to validate"),
+            && r.stderr
+                .contains("AuthFailure: AWS was not able to validate"),
         "{r:?}"
     );
     assert!(!r.stderr.contains(bad_secret) && !r.stdout.contains(bad_secret));
@@ -234,12 +235,17 @@ fn amazonec2_moto() {
 
     // The secret: only in the 0600 record; never in the log.
     let record = dmw.machine_dir("ec2a").join("config.json");
-    assert_eq!(files_containing(&dmw.storage, &secret), vec![record.clone()]);
+    assert_eq!(
+        files_containing(&dmw.storage, &secret),
+        vec![record.clone()]
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&record).expect("record").permissions().mode();
+    let mode = std::fs::metadata(&record)
+        .expect("record")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let log = std::fs::read_to_string(dmw.machine_dir("ec2a").join("provision.log"))
-        .expect("log");
+    let log = std::fs::read_to_string(dmw.machine_dir("ec2a").join("provision.log")).expect("log");
     assert!(!log.contains("Waiting for SSH"), "{log}");
     assert!(log.contains(&format!("POST {endpoint}/ → 200")), "{log}");
 
@@ -254,11 +260,18 @@ fn amazonec2_moto() {
     assert_eq!(left["left"], serde_json::json!([]), "left in moto: {left}");
 
     // No packet left loopback: moto's invented addresses were never contacted.
-    assert_eq!(ns.outbound_packets(), 0, "dmw tried to reach a non-loopback address");
+    assert_eq!(
+        ns.outbound_packets(),
+        0,
+        "dmw tried to reach a non-loopback address"
+    );
     // The trap counts: one connection attempt to such an address shows up.
     let _ = ns
         .cmd("bash", &["-c", "exec 3<>/dev/tcp/54.214.1.2/22"])
         .stderr(Stdio::null())
         .status();
-    assert!(ns.outbound_packets() >= 1, "the iptables trap does not count");
+    assert!(
+        ns.outbound_packets() >= 1,
+        "the iptables trap does not count"
+    );
 }

@@ -319,15 +319,10 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
 /// The form parameters of a request: its query and, for a form POST, its body.
 fn params(req: &Request) -> Vec<(String, String)> {
     let mut out = req.query.clone();
-    out.extend(
-        req.text()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k, true), percent_decode(v, true))
-            }),
-    );
+    out.extend(req.text().split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (percent_decode(k, true), percent_decode(v, true))
+    }));
     out
 }
 
@@ -377,9 +372,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn param<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    p.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Standard base64 (padding optional); none for anything else.
@@ -423,16 +416,19 @@ fn state_code(state: &str) -> u8 {
 }
 
 fn state_xml(state: &str) -> String {
-    format!(
-        "<code>{}</code><name>{state}</name>",
-        state_code(state)
-    )
+    format!("<code>{}</code><name>{state}</name>", state_code(state))
 }
 
 fn tags_xml(tags: &[(String, String)]) -> String {
     let items: String = tags
         .iter()
-        .map(|(k, v)| format!("<item><key>{}</key><value>{}</value></item>", esc(k), esc(v)))
+        .map(|(k, v)| {
+            format!(
+                "<item><key>{}</key><value>{}</value></item>",
+                esc(k),
+                esc(v)
+            )
+        })
         .collect();
     format!("<tagSet>{items}</tagSet>")
 }
@@ -572,7 +568,10 @@ impl Inner {
             "AWS4-HMAC-SHA256\n{date}\n{day}/{region}/{service}/aws4_request\n{}",
             hex(&Sha256::digest(canonical.as_bytes()))
         );
-        let mut k = hmac(format!("AWS4{}", self.cfg.secret_key).as_bytes(), day.as_bytes());
+        let mut k = hmac(
+            format!("AWS4{}", self.cfg.secret_key).as_bytes(),
+            day.as_bytes(),
+        );
         for part in [*region, *service, "aws4_request"] {
             k = hmac(&k, part.as_bytes());
         }
@@ -589,7 +588,11 @@ impl Inner {
         let p = params(req);
         let action = param(&p, "Action").unwrap_or_default().to_string();
         if param(&p, "Version").is_none() {
-            return error(400, "MissingParameter", "The request must contain the parameter Version");
+            return error(
+                400,
+                "MissingParameter",
+                "The request must contain the parameter Version",
+            );
         }
         match action.as_str() {
             "DescribeAccountAttributes" => ok(
@@ -634,11 +637,7 @@ impl Inner {
                 let mut st = self.lock();
                 for id in &ids {
                     let Some(i) = st.instances.get_mut(id) else {
-                        return error(
-                            400,
-                            "InvalidID",
-                            &format!("The ID '{id}' is not valid"),
-                        );
+                        return error(400, "InvalidID", &format!("The ID '{id}' is not valid"));
                     };
                     for n in 1.. {
                         let Some(k) = param(&p, &format!("Tag.{n}.Key")) else {
@@ -651,7 +650,11 @@ impl Inner {
                 }
                 ok(&action, "<return>true</return>")
             }
-            "" => error(400, "MissingAction", "The request must contain the parameter Action"),
+            "" => error(
+                400,
+                "MissingAction",
+                "The request must contain the parameter Action",
+            ),
             other => error(
                 400,
                 "InvalidAction",
@@ -742,7 +745,11 @@ impl Inner {
     fn import_key(&self, action: &str, p: &[(String, String)]) -> Response {
         let name = param(p, "KeyName").unwrap_or_default().to_string();
         if name.is_empty() || name.len() > 255 {
-            return error(400, "MissingParameter", "The request must contain the parameter KeyName");
+            return error(
+                400,
+                "MissingParameter",
+                "The request must contain the parameter KeyName",
+            );
         }
         let material = param(p, "PublicKeyMaterial")
             .and_then(base64_decode)
@@ -753,7 +760,11 @@ impl Inner {
             !material.contains('\n')
                 && (material.starts_with("ssh-") || material.starts_with("ecdsa-"))
         }) else {
-            return error(400, "InvalidKeyPair.Format", "Key is not in valid OpenSSH public key format");
+            return error(
+                400,
+                "InvalidKeyPair.Format",
+                "Key is not in valid OpenSSH public key format",
+            );
         };
         let mut st = self.lock();
         if st.keys.contains_key(&name) {
@@ -807,7 +818,10 @@ impl Inner {
             })
             .map(group_xml)
             .collect();
-        ok(action, &format!("<securityGroupInfo>{items}</securityGroupInfo>"))
+        ok(
+            action,
+            &format!("<securityGroupInfo>{items}</securityGroupInfo>"),
+        )
     }
 
     fn create_group(&self, action: &str, p: &[(String, String)]) -> Response {
@@ -822,7 +836,11 @@ impl Inner {
             );
         }
         if vpc != VPC {
-            return error(400, "InvalidVpcID.NotFound", &format!("The vpc ID '{vpc}' does not exist"));
+            return error(
+                400,
+                "InvalidVpcID.NotFound",
+                &format!("The vpc ID '{vpc}' does not exist"),
+            );
         }
         let mut st = self.lock();
         if st.groups.values().any(|g| g.name == name && g.vpc == vpc) {
@@ -843,7 +861,10 @@ impl Inner {
                 rules: Vec::new(),
             },
         );
-        ok(action, &format!("<return>true</return><groupId>{id}</groupId>"))
+        ok(
+            action,
+            &format!("<return>true</return><groupId>{id}</groupId>"),
+        )
     }
 
     fn authorize(&self, action: &str, p: &[(String, String)]) -> Response {
@@ -866,9 +887,14 @@ impl Inner {
                     .and_then(|v| v.parse::<u16>().ok())
                     .unwrap_or(0)
             };
-            let cidr = param(p, &format!("IpPermissions.{n}.IpRanges.1.CidrIp"))
-                .unwrap_or("0.0.0.0/0");
-            let rule = (proto.to_string(), port("FromPort"), port("ToPort"), cidr.to_string());
+            let cidr =
+                param(p, &format!("IpPermissions.{n}.IpRanges.1.CidrIp")).unwrap_or("0.0.0.0/0");
+            let rule = (
+                proto.to_string(),
+                port("FromPort"),
+                port("ToPort"),
+                cidr.to_string(),
+            );
             if g.rules.contains(&rule) || new.contains(&rule) {
                 return error(
                     400,
@@ -1091,7 +1117,11 @@ impl Inner {
     fn power(self: &Arc<Self>, action: &str, p: &[(String, String)]) -> Response {
         let ids = numbered(p, "InstanceId");
         if ids.is_empty() {
-            return error(400, "MissingParameter", "The request must contain the parameter InstanceId");
+            return error(
+                400,
+                "MissingParameter",
+                "The request must contain the parameter InstanceId",
+            );
         }
         let mut st = self.lock();
         for id in &ids {
@@ -1110,8 +1140,14 @@ impl Inner {
             };
             let before = i.state.clone();
             let (now, allowed) = match action {
-                "StopInstances" => ("stopping", matches!(before.as_str(), "running" | "stopping" | "stopped")),
-                "StartInstances" => ("pending", matches!(before.as_str(), "stopped" | "running" | "pending")),
+                "StopInstances" => (
+                    "stopping",
+                    matches!(before.as_str(), "running" | "stopping" | "stopped"),
+                ),
+                "StartInstances" => (
+                    "pending",
+                    matches!(before.as_str(), "stopped" | "running" | "pending"),
+                ),
                 "RebootInstances" => ("running", before == "running"),
                 _ => ("shutting-down", true),
             };
@@ -1119,7 +1155,10 @@ impl Inner {
                 return error(
                     400,
                     "IncorrectInstanceState",
-                    &format!("The instance '{id}' is not in a state from which it can be {}.", action.trim_end_matches("Instances").to_lowercase()),
+                    &format!(
+                        "The instance '{id}' is not in a state from which it can be {}.",
+                        action.trim_end_matches("Instances").to_lowercase()
+                    ),
                 );
             }
             if action == "RebootInstances" {
@@ -1163,7 +1202,11 @@ impl Inner {
                     }
                 });
             }
-            let shown = st.instances.get(&id).map(|i| i.state.clone()).unwrap_or_default();
+            let shown = st
+                .instances
+                .get(&id)
+                .map(|i| i.state.clone())
+                .unwrap_or_default();
             changes.push_str(&format!(
                 "<item><instanceId>{id}</instanceId><currentState>{}</currentState><previousState>{}</previousState></item>",
                 state_xml(&shown),
