@@ -172,29 +172,31 @@ fn amazonec2_moto() {
     let userdata = dmw.storage.with_file_name("user-data.yml");
     std::fs::write(&userdata, "#cloud-config\npackages: []\n").expect("user data");
     let userdata = userdata.display().to_string();
-    let create = |name: &str, secret: &str| {
+    let create = |name: &str, secret: &str, extra: &[&str]| {
+        let mut args = vec![
+            "create",
+            "--driver",
+            "amazonec2",
+            "--amazonec2-endpoint",
+            endpoint,
+            "--amazonec2-vpc-id",
+            &vpc,
+            "--amazonec2-subnet-id",
+            &subnet,
+            "--amazonec2-ami",
+            &ami,
+            "--amazonec2-tags",
+            "team,dmw,env,e2e",
+            "--amazonec2-userdata",
+            &userdata,
+            "--no-provision",
+        ];
+        args.extend_from_slice(extra);
+        args.push(name);
         dmw_in(
             &ns,
             &dmw,
-            &[
-                "create",
-                "--driver",
-                "amazonec2",
-                "--amazonec2-endpoint",
-                endpoint,
-                "--amazonec2-vpc-id",
-                &vpc,
-                "--amazonec2-subnet-id",
-                &subnet,
-                "--amazonec2-ami",
-                &ami,
-                "--amazonec2-tags",
-                "team,dmw,env,e2e",
-                "--amazonec2-userdata",
-                &userdata,
-                "--no-provision",
-                name,
-            ],
+            &args,
             &[
                 ("AWS_ACCESS_KEY_ID", key.as_str()),
                 ("AWS_SECRET_ACCESS_KEY", secret),
@@ -204,7 +206,7 @@ fn amazonec2_moto() {
 
     // A wrong secret: moto's own words, the step, nothing made or kept.
     let bad_secret = "wrongwrongwrongwrongwrongwrongwrongwrong";
-    let r = create("bad", bad_secret);
+    let r = create("bad", bad_secret, &[]);
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("Error creating machine \"bad\"")
@@ -216,7 +218,7 @@ fn amazonec2_moto() {
     assert!(!r.stderr.contains(bad_secret) && !r.stdout.contains(bad_secret));
     assert!(!dmw.machine_dir("bad").exists());
 
-    let r = create("ec2a", &secret);
+    let r = create("ec2a", &secret, &[]);
     let stdout = must(r, "create --no-provision");
     assert!(
         stdout.contains("Instance i-") && stdout.contains("not provisioned (--no-provision)"),
@@ -254,6 +256,21 @@ fn amazonec2_moto() {
         rm.contains("Removed at EC2: instance i-")
             && rm.contains("key pair ec2a")
             && rm.contains("security group sg-"),
+        "{rm}"
+    );
+    // A spot instance: the request is recorded, and rm cancels it with the instance.
+    let spot = must(
+        create("ec2spot", &secret, &["--amazonec2-request-spot-instance"]),
+        "create a spot instance",
+    );
+    assert!(spot.contains("Requesting a spot instance"), "{spot}");
+    assert_eq!(
+        must(dmw_in(&ns, &dmw, &["status", "ec2spot"], &[]), "status").trim(),
+        "Running"
+    );
+    let rm = must(dmw_in(&ns, &dmw, &["rm", "-y", "ec2spot"], &[]), "rm spot");
+    assert!(
+        rm.contains("Removed at EC2: instance i-") && rm.contains("spot request sir-"),
         "{rm}"
     );
     let left = py(&["leftovers", &key, &secret]);

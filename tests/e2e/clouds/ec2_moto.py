@@ -5,7 +5,8 @@ calls) make an IAM user with an access key allowed ec2:*; from then on moto chec
 signature. With that key make a VPC and a subnet (moto's account attributes say
 default-vpc none) and print one JSON line: access_key, secret_key, vpc, subnet, ami.
 `leftovers KEY SECRET`: print one JSON line with what is left: instances that are not
-terminated, key pairs, security groups other than the VPCs' default ones.
+terminated, open spot requests, key pairs, security groups other than the VPCs' default
+ones.
 `try-bad-secret KEY`: a boto3 call with a wrong secret must fail with AuthFailure.
 Env: CHECK_ENDPOINT (http://127.0.0.1:PORT).
 """
@@ -79,6 +80,9 @@ def leftovers(key, secret):
         for i in r["Instances"]:
             if i["State"]["Name"] != "terminated":
                 left.append(f"instance {i['InstanceId']} {i['State']['Name']}")
+    for s in ec2.describe_spot_instance_requests()["SpotInstanceRequests"]:
+        if s["State"] not in ("cancelled", "closed"):
+            left.append(f"spot request {s['SpotInstanceRequestId']} {s['State']}")
     for k in ec2.describe_key_pairs()["KeyPairs"]:
         left.append(f"key pair {k['KeyName']}")
     for g in ec2.describe_security_groups()["SecurityGroups"]:
