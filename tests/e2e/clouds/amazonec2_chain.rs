@@ -184,6 +184,33 @@ fn amazonec2_errors_are_clear_and_leave_nothing() {
         "{rm}"
     );
     assert_eq!(cloud.leftovers(), Vec::<String>::new());
+    // A quota error (EC2's InstanceLimitExceeded): its words; rm removes what was made.
+    let full = Ec2::start(Config {
+        max_instances: 0,
+        ..Config::default()
+    });
+    let full_url = full.url();
+    let r = dmw.run(&[
+        "create",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &full_url,
+        "--amazonec2-access-key",
+        &key,
+        "--amazonec2-secret-key",
+        &secret,
+        "--amazonec2-ami",
+        "ami-0d3a1c000000deb12",
+        "quota",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("launch the instance: EC2 answered 400 InstanceLimitExceeded: You have requested more instances (1) than your current instance limit of 0"),
+        "{r:?}"
+    );
+    dmw.ok(&["rm", "-y", "quota"]);
+    assert_eq!(full.leftovers(), Vec::<String>::new());
     // The allow-list is the endpoint's host (or the region's EC2 endpoint), nothing else.
     let inspect = dmw.ok(&["plugin", "inspect", "builtin:amazonec2"]);
     assert!(
