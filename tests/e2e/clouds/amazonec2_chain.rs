@@ -6,6 +6,9 @@
 use super::ec2::{Config, Ec2};
 use crate::support::{Dmw, docker_run_ok, files_containing};
 
+/// A session token (temporary credentials), passed as AWS_SESSION_TOKEN.
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEdmwLocalSessionToken0123456789";
+
 #[test]
 fn amazonec2_chain() {
     if !dmw_testbed::require_root_or_skip("amazonec2_chain") {
@@ -44,6 +47,7 @@ fn amazonec2_chain() {
         // The credentials from the environment, as Docker Machine users pass them.
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
         .output()
         .expect("create");
     let (stdout, stderr) = (
@@ -113,6 +117,24 @@ fn amazonec2_chain() {
     assert!(
         !inspect.contains(&secret) && inspect.contains("<redacted>"),
         "{inspect}"
+    );
+
+    // The session token is signed into every request and kept like the secret.
+    assert_eq!(
+        files_containing(&dmw.storage, SESSION_TOKEN),
+        vec![record.clone()]
+    );
+    assert!(
+        cloud
+            .http
+            .requests()
+            .iter()
+            .all(
+                |(r, _)| r.header("x-amz-security-token") == Some(SESSION_TOKEN)
+                    && r.header("authorization")
+                        .is_some_and(|a| a.contains("x-amz-security-token"))
+            ),
+        "a request without the session token"
     );
 
     let rm = dmw.ok(&["rm", "-y", "ec2"]);
