@@ -13,6 +13,7 @@ const GUESTS: &[&str] = &[
     "dmw_driver_none",
     "dmw_driver_digitalocean",
     "dmw_driver_openstack",
+    "dmw_driver_amazonec2",
     "dmw_recipe_debian",
     "dmw_recipe_rhel",
     "dmw_recipe_el6",

@@ -62,10 +62,14 @@ impl App {
     }
 
     /// How to check a machine's SSH host key: pinned at create; a machine imported from
-    /// Docker Machine (whose store keeps no host key) pins it on its first connection.
+    /// Docker Machine (whose store keeps no host key) or created with `--no-provision` pins
+    /// it on its first connection.
     pub fn host_key_policy(&self, record: &MachineRecord) -> HostKeyPolicy {
         let known_hosts = self.store.machine(&record.name).known_hosts();
-        if record.imported.is_some() && !known_hosts.exists() {
+        // First contact: an imported machine, or one created with `--no-provision`.
+        let first_contact =
+            record.imported.is_some() || crate::provision::never_provisioned(record);
+        if first_contact && !known_hosts.exists() {
             HostKeyPolicy::TrustOnFirstUse
         } else {
             HostKeyPolicy::RequirePinned

@@ -116,6 +116,10 @@ async fn act(
     .map_err(|e| anyhow!("machine \"{name}\": {e:#}"))?;
     if action.target() == MachineState::Running {
         refresh_address(driver, record, report).await?;
+    }
+    // Only a provisioned machine has an engine to wait for (a `--no-provision` one has
+    // none, and dmw must not connect to it).
+    if action.target() == MachineState::Running && !crate::provision::never_provisioned(record) {
         report.info("Waiting for the Docker engine to answer...");
         let limit =
             crate::wait::wait_env(crate::wait::ENGINE_WAIT_ENV, crate::wait::ENGINE_WAIT_SECS);

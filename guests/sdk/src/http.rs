@@ -536,6 +536,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(target_arch = "wasm32"))]
     fn scripted_answers_and_errors() {
         crate::mock::reset();
         crate::mock::on_http(|r| {

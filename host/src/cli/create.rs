@@ -83,6 +83,12 @@ fn command(driver_flags: &[Flag]) -> Command {
                 .long("no-docker-context")
                 .action(ArgAction::SetTrue)
                 .help("Do not write a docker context for the machine (`docker --context NAME`)"),
+        )
+        .arg(
+            Arg::new("no-provision")
+                .long("no-provision")
+                .action(ArgAction::SetTrue)
+                .help("Only create the machine at the provider: no SSH wait, no Docker install (`dmw provision NAME` finishes it later)"),
         );
     cmd = EngineArgs::augment_args(cmd);
     cmd = SwarmCreateArgs::augment_args(cmd);
@@ -362,8 +368,9 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         engine,
         tls_sans: strings(&m, "tls-san"),
         recipe,
+        no_provision: m.get_flag("no-provision"),
     };
-    let no_context = m.get_flag("no-docker-context");
+    let no_context = m.get_flag("no-docker-context") || req.no_provision;
     provision::create(app, driver, req, report.clone())
         .await
         .map_err(|f| {

@@ -27,6 +27,10 @@ pub const DRIVERS: &[Builtin] = &[
         name: "openstack",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_openstack.wasm")),
     },
+    Builtin {
+        name: "amazonec2",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_amazonec2.wasm")),
+    },
 ];
 
 /// A built-in recipe, embedded from OUT_DIR.

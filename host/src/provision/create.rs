@@ -17,6 +17,18 @@ use crate::store::{DriverRef, Endpoint, EngineOptions, MachineRecord, MachineSta
 use crate::validate::{check_engine_values, check_ssh_values};
 use crate::wait::{SSH_WAIT_ENV, SSH_WAIT_SECS, wait_env, wait_for_ssh};
 
+/// The step a `--no-provision` machine's record names: it was never provisioned.
+pub const NOT_PROVISIONED_STEP: &str = "provision (skipped: --no-provision)";
+
+/// Whether the machine was created with `--no-provision` and not provisioned since: dmw
+/// never connected to it (no pinned host key, no engine).
+pub fn never_provisioned(record: &MachineRecord) -> bool {
+    record
+        .error
+        .as_ref()
+        .is_some_and(|e| e.step == NOT_PROVISIONED_STEP)
+}
+
 /// What `create` was asked for.
 pub struct CreateRequest {
     /// Machine name (already validated).
@@ -36,6 +48,8 @@ pub struct CreateRequest {
     pub typed_values: Vec<String>,
     /// The driver's `http` settings for this machine (a driver granted `http`).
     pub http: Option<crate::capabilities::http::HttpSettings>,
+    /// `--no-provision`: stop once the machine exists at the provider (no SSH, no engine).
+    pub no_provision: bool,
 }
 
 /// Run `create` for a claimed machine directory, recording the outcome in its record.
@@ -165,6 +179,23 @@ impl Run<'_> {
             .import_endpoint(&address, engine_port, &endpoint, &key)
             .map_err(|e| self.fail("import SSH key", e))?;
         self.save("save machine")?;
+
+        if req.no_provision {
+            // Nothing connects to the machine: its record says it is not provisioned, so
+            // `ls` and the power commands never wait for an engine that was not installed.
+            self.record.status = MachineStatus::Error;
+            self.record.error = Some(StepError {
+                step: NOT_PROVISIONED_STEP.into(),
+                message: format!(
+                    "created with --no-provision: dmw did not wait for SSH and installed no Docker Engine; `dmw provision {name}` does both"
+                ),
+            });
+            self.save("save machine")?;
+            self.report.step(&format!(
+                "Machine created at the provider, not provisioned (--no-provision): `dmw provision {name}` waits for SSH and installs Docker"
+            ));
+            return Ok(());
+        }
 
         self.report.step("Waiting for SSH to be available...");
         let target = self

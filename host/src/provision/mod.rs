@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::report::Reporter;
 use crate::store::MachineRecord;
 
-pub use create::{CreateRequest, create};
+pub use create::{CreateRequest, NOT_PROVISIONED_STEP, create, never_provisioned};
 pub use recipe_choice::{choose_recipe, detect_os};
 pub use rerun::{regenerate_certs, reprovision, upgrade};
 pub use steps::{bootstrap_certs, cert_org, check_tls_san, engine_config, server_sans};

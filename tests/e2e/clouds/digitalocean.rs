@@ -255,7 +255,7 @@ fn image_json(i: &(u64, &str, &str, &str)) -> Value {
 }
 
 /// MD5 fingerprint of an OpenSSH public key line, colon-separated (DigitalOcean's form).
-fn fingerprint(public_key: &str) -> Option<String> {
+pub fn fingerprint(public_key: &str) -> Option<String> {
     let b64 = public_key.split_whitespace().nth(1)?;
     let blob = base64_decode(b64)?;
     Some(

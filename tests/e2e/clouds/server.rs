@@ -87,6 +87,11 @@ impl Response {
         }
     }
 
+    /// A response whose body is `text` sent as it is, with `content_type` (e.g. XML).
+    pub fn text(status: u16, content_type: &str, text: String) -> Response {
+        Response::json(status, Value::String(text)).with_header("Content-Type", content_type)
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
@@ -301,8 +306,17 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
             .as_ref()
             .map(|v| serde_json::to_vec(v).unwrap_or_default())
             .unwrap_or_default();
+        // A string body with the handler's own Content-Type (Response::text) goes as it is.
+        let raw = resp
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let body = match (&resp.body, raw) {
+            (Some(Value::String(text)), true) => text.clone().into_bytes(),
+            _ => body,
+        };
         let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-        if resp.body.is_some() {
+        if resp.body.is_some() && !raw {
             head.push_str("Content-Type: application/json\r\n");
         }
         for (k, v) in &resp.headers {
