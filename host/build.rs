@@ -11,6 +11,7 @@ use std::process::Command;
 const GUESTS: &[&str] = &[
     "dmw_driver_generic",
     "dmw_driver_none",
+    "dmw_driver_qemu",
     "dmw_recipe_debian",
     "dmw_recipe_rhel",
     "dmw_recipe_el6",
@@ -41,6 +42,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_limits_driver",
     ),
     ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
+    (
+        "DMW_TEST_HOSTILE_PROCESS_DRIVER",
+        "dmw_test_hostile_process_driver",
+    ),
     (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",

@@ -10,8 +10,10 @@
 //! itself, instead of acting.
 
 pub mod certs;
+pub mod files;
 pub mod keys;
 pub mod log;
+pub mod process;
 pub mod ssh;
 pub mod store;
 
@@ -59,6 +61,13 @@ pub struct Offer {
     /// The machine's public SSH key made by the host for it, once made (set during
     /// `create` through `Driver::offer_public_key`; empty for a key file of the user's).
     pub public_key: Arc<OnceLock<String>>,
+    /// The directory of the one machine the command works on, once it exists (`process`
+    /// keeps its records there, `files` lends its `driver/` directory).
+    pub machine_dir: Option<crate::store::MachineDir>,
+    /// Where `dmw image build` keeps images (`files` lists them).
+    pub image_cache: Option<std::path::PathBuf>,
+    /// The local programs the plugin declared (set by the runtime from its grant; `process`).
+    pub programs: Vec<String>,
 }
 
 impl Offer {
@@ -71,6 +80,9 @@ impl Offer {
             ssh: None,
             certs: None,
             public_key: Arc::default(),
+            machine_dir: None,
+            image_cache: None,
+            programs: Vec::new(),
         }
     }
 }

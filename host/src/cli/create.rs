@@ -138,6 +138,20 @@ fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
         .collect()
 }
 
+/// What `dmw create` says when no driver was given and QEMU (the default) is missing.
+const NO_QEMU: &str = "no --driver given, and the default driver, qemu (a local VM), needs qemu-system-x86_64 and qemu-img, which are not installed: install them (Debian/Ubuntu: `sudo apt-get install qemu-system-x86 qemu-utils`), or pass a driver, e.g. --driver generic --generic-ip-address HOST for a machine you already have. Nothing was created";
+
+/// The driver `create` uses when none is given: `qemu` when its programs are installed
+/// (none otherwise: create then says what to install). Not for `--help` alone.
+fn default_driver(args: &[String]) -> Option<String> {
+    let programs = ["qemu-system-x86_64", "qemu-img"];
+    programs
+        .iter()
+        .all(|p| crate::capabilities::process::which(p).is_some())
+        .then(|| "qemu".to_string())
+        .filter(|_| !args.is_empty())
+}
+
 /// A driver installed under `name` (`dmw plugin install`): its file, which must be the very
 /// one approved (same sha256), whatever it asks for.
 fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
@@ -213,7 +227,7 @@ fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliE
 /// Run `dmw create`.
 pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let report = Arc::new(Reporter::new(app.debug));
-    let driver_name = driver_arg(&a.args);
+    let driver_name = driver_arg(&a.args).or_else(|| default_driver(&a.args));
     let mut loaded = None;
     let mut flags = Vec::new();
     if let Some(d) = &driver_name {
@@ -254,12 +268,11 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         return Err(CliError::new("Error: No machine name specified"));
     };
     crate::names::validate(&name).map_err(|e| create_error(&name, "validate name", e))?;
-    let Some((driver_source, driver)) = loaded else {
-        return Err(create_error(
-            &name,
-            "load driver",
-            "no driver given: pass --driver generic (or a path to a .wasm driver)",
-        ));
+    let Some((driver_source, _flags_driver)) = loaded else {
+        return Err(CliError {
+            code: 3,
+            ..create_error(&name, "load driver", NO_QEMU)
+        });
     };
     if app.store.exists(&name) {
         return Err(create_error(
@@ -305,8 +318,18 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     for secret in secret_values(&m, &flags) {
         report.redact(&secret);
     }
-    let mut driver = driver;
-    driver.set_report(report.clone());
+    // The driver that creates the machine is a fresh instance for it: lent the machine's
+    // directory (`process`, `files`) when granted, which the one asked for flags was not.
+    let driver = match app
+        .new_machine_driver(&driver_source, report.clone(), &name)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = app.store.remove(&name);
+            return Err(create_error(&name, "load driver", format!("{e:#}")));
+        }
+    };
     let req = CreateRequest {
         name: name.clone(),
         driver_source,

@@ -19,6 +19,10 @@ pub const DRIVERS: &[Builtin] = &[
         name: "none",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_none.wasm")),
     },
+    Builtin {
+        name: "qemu",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_qemu.wasm")),
+    },
 ];
 
 /// A built-in recipe, embedded from OUT_DIR.

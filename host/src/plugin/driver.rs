@@ -79,6 +79,15 @@ impl Driver {
         let _ = self.store.data().public_key.set(key.to_string());
     }
 
+    /// Whether the driver was lent `keys` (it registers the machine's public key itself).
+    pub fn has_keys(&self) -> bool {
+        self.store
+            .data()
+            .lent
+            .get::<crate::capabilities::keys::KeysCtx>()
+            .is_some()
+    }
+
     /// The instance's store data (tests).
     #[cfg(test)]
     pub(crate) fn store_data(&self) -> &HostState {

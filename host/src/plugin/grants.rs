@@ -33,6 +33,8 @@ pub const PROVIDED: &[Capability] = &[
     capabilities::ssh::CAPABILITY,
     capabilities::certs::CAPABILITY,
     capabilities::keys::CAPABILITY,
+    capabilities::process::CAPABILITY,
+    capabilities::files::CAPABILITY,
 ];
 
 /// The names of the capabilities this dmw provides.
@@ -58,6 +60,9 @@ pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
 pub struct Grant {
     /// The capabilities granted (beyond `log` and `store`, which every plugin has).
     pub capabilities: Vec<String>,
+    /// The local programs it may run (its declared `program` entries; used only with
+    /// `process`).
+    pub programs: Vec<String>,
 }
 
 impl Grant {
@@ -232,7 +237,10 @@ pub fn decide(
             capabilities.push(c.clone());
         }
     }
-    Ok(Grant { capabilities })
+    Ok(Grant {
+        capabilities,
+        programs: d.programs.clone(),
+    })
 }
 
 /// Whether an approved declaration covers everything `d` asks for.

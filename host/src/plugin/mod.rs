@@ -535,12 +535,33 @@ impl Runtime {
             .collect()
     }
 
-    fn new_store(&self, grant: &grants::Grant, offer: Offer) -> Store<HostState> {
+    fn new_store(&self, grant: &grants::Grant, mut offer: Offer) -> Result<Store<HostState>> {
+        offer.programs = grant.programs.clone();
+        let lent = grants::lend(grant, &offer);
+        let mut wasi = WasiCtx::builder();
+        // WASI grants nothing but, to a plugin lent `files`, its own directory.
+        if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
+            let dir = files.dir();
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .with_context(|| {
+                    format!("cannot create the plugin's directory {}", dir.display())
+                })?;
+            wasi.preopened_dir(
+                dir,
+                crate::capabilities::files::GUEST_DIR,
+                wasmtime_wasi::FsPerms::ReadWrite,
+            )
+            .map_err(|e| anyhow!("cannot lend the plugin's directory {}: {e}", dir.display()))?;
+        }
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            lent: grants::lend(grant, &offer),
+            lent,
             public_key: offer.public_key.clone(),
             host_calls: 0,
             watch: CallWatch {
@@ -590,7 +611,7 @@ impl Runtime {
                 Err(message) => Err(wasmtime::Error::msg(message)),
             }
         });
-        store
+        Ok(store)
     }
 
     /// Lower the host-call cap (tests).
@@ -640,7 +661,7 @@ impl Runtime {
         Store<HostState>,
         wasmtime::component::InstancePre<HostState>,
     )> {
-        let store = self.new_store(grant, offer);
+        let store = self.new_store(grant, offer)?;
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -1015,7 +1036,9 @@ mod runtime_tests {
         let mut runtime = Runtime::new(dir.path()).expect("runtime");
         runtime.set_max_host_calls(u64::MAX);
         let ctx = Offer::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut store = runtime.new_store(&grants::Grant::default(), ctx);
+        let mut store = runtime
+            .new_store(&grants::Grant::default(), ctx)
+            .expect("store");
         let module =
             wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
         let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
@@ -1276,6 +1299,7 @@ mod runtime_tests {
         };
         let keys = grants::Grant {
             capabilities: vec!["ssh".into(), "keys".into()],
+            ..grants::Grant::default()
         };
         let d = runtime.driver(&component, &keys, offer()).await.expect("d");
         let lent = &d.store_data().lent;

@@ -110,6 +110,7 @@ impl Run<'_> {
         let choice = machine_key::KeyChoice {
             driver: &self.record.driver.name,
             builtin: matches!(req.driver_source, Source::Builtin(_)),
+            keys: driver.has_keys(),
             typed: &req.typed_values,
             store_root: self.app.store.root(),
         };

@@ -1,15 +1,16 @@
-//! cloud-init NoCloud seeds: the first-boot configuration of a VM booted from a cloud
-//! image — `user-data` (the login user with the machine's SSH public key, the hostname) and
-//! `meta-data` (instance id, hostname) on a small FAT volume labelled `CIDATA`, which
-//! cloud-init finds by its label. Made in Rust: no genisoimage, cloud-localds or mkfs.
+//! The NoCloud seed of a VM's first boot: `user-data` (`#cloud-config`: the user dmw logs
+//! in as, with passwordless sudo, no password login, the machine's SSH public key, the
+//! hostname) and `meta-data` (instance id, hostname) on a small FAT volume labelled
+//! `CIDATA`, which cloud-init finds by its label. Made in Rust inside the driver: no
+//! genisoimage, cloud-localds or mkfs.
 //!
 //! Every value is checked before it is written (the hostname is a machine name, the user a
-//! valid user name, the key one OpenSSH public key) and written as a JSON string, which
-//! YAML reads as the same string: nothing in a value can add YAML structure.
+//! plain user name, the key one OpenSSH public key line) and written as a JSON string,
+//! which YAML reads as the same string: nothing in a value can add YAML structure.
 
 use std::io::{Cursor, Write};
 
-use anyhow::{Context, Result, bail};
+use dmw_guest::{Error, Result};
 
 /// The volume label cloud-init's NoCloud data source looks for.
 pub const LABEL: &str = "CIDATA";
@@ -30,17 +31,61 @@ pub struct Seed {
     pub ssh_public_key: String,
 }
 
+fn bad(what: String) -> Error {
+    Error::InvalidInput(what)
+}
+
+/// A machine name (Docker Machine's rule: alphanumeric first, then alphanumerics, `-`, `.`).
+fn is_machine_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && name.len() <= 253
+}
+
+/// One OpenSSH public key line: `TYPE BASE64 [COMMENT]`, printable ASCII.
+fn is_public_key(key: &str) -> bool {
+    let mut parts = key.split(' ');
+    let kind = parts.next().unwrap_or_default();
+    let data = parts.next().unwrap_or_default();
+    let kinds = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+    ];
+    kinds.contains(&kind)
+        && data.len() >= 16
+        && data
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        && key.len() <= 16 * 1024
+        && key.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
+
 impl Seed {
     /// Check every value (see the module documentation).
     pub fn validate(&self) -> Result<()> {
-        if !crate::names::is_valid(&self.hostname) {
-            bail!(
+        if !is_machine_name(&self.hostname) {
+            return Err(bad(format!(
                 "the hostname {:?} is not a valid machine name",
                 self.hostname
-            );
+            )));
         }
-        crate::validate::ssh_user(&self.user)
-            .map_err(|e| anyhow::anyhow!("the VM user {:?}: {e}", self.user))?;
+        let user_ok = !self.user.is_empty()
+            && self.user.len() <= 32
+            && self
+                .user
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            && !self.user.starts_with('-');
+        if !user_ok {
+            return Err(bad(format!(
+                "the VM user {:?} is not a user name",
+                self.user
+            )));
+        }
         let id_ok = !self.instance_id.is_empty()
             && self.instance_id.len() <= 128
             && self
@@ -48,17 +93,16 @@ impl Seed {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !id_ok {
-            bail!(
+            return Err(bad(format!(
                 "the instance id {:?} is not [A-Za-z0-9._-]",
                 self.instance_id
-            );
+            )));
         }
-        let key = self.ssh_public_key.trim();
-        if key.contains(['\n', '\r']) {
-            bail!("the SSH public key must be one line");
+        if !is_public_key(self.ssh_public_key.trim()) {
+            return Err(bad(
+                "the SSH public key is not one OpenSSH public key line".into()
+            ));
         }
-        russh::keys::PublicKey::from_openssh(key)
-            .map_err(|e| anyhow::anyhow!("the SSH public key is not an OpenSSH public key: {e}"))?;
         Ok(())
     }
 
@@ -101,6 +145,7 @@ impl Seed {
     pub fn fat_image(&self) -> Result<Vec<u8>> {
         let user_data = self.user_data()?;
         let meta_data = self.meta_data()?;
+        let failed = |what: &str, e: std::io::Error| Error::Failed(format!("{what}: {e}"));
         let mut label = [b' '; 11];
         label[..LABEL.len()].copy_from_slice(LABEL.as_bytes());
         let mut disk = Cursor::new(vec![0u8; VOLUME_BYTES]);
@@ -110,22 +155,23 @@ impl Seed {
                 .fat_type(fatfs::FatType::Fat12)
                 .volume_label(label),
         )
-        .context("cannot format the seed volume")?;
+        .map_err(|e| failed("cannot format the seed volume", e))?;
         disk.set_position(0);
         {
             let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new())
-                .context("cannot open the seed volume")?;
+                .map_err(|e| failed("cannot open the seed volume", e))?;
             for (name, text) in [("user-data", &user_data), ("meta-data", &meta_data)] {
-                let mut f = fs
-                    .root_dir()
-                    .create_file(name)
-                    .with_context(|| format!("cannot write {name} to the seed volume"))?;
-                f.truncate()?;
-                f.write_all(text.as_bytes())
-                    .with_context(|| format!("cannot write {name} to the seed volume"))?;
-                f.flush()?;
+                let write = || -> std::io::Result<()> {
+                    let mut f = fs.root_dir().create_file(name)?;
+                    f.truncate()?;
+                    f.write_all(text.as_bytes())?;
+                    f.flush()
+                };
+                write()
+                    .map_err(|e| failed(&format!("cannot write {name} to the seed volume"), e))?;
             }
-            fs.unmount().context("cannot close the seed volume")?;
+            fs.unmount()
+                .map_err(|e| failed("cannot close the seed volume", e))?;
         }
         Ok(disk.into_inner())
     }
@@ -137,15 +183,15 @@ mod tests {
 
     use super::*;
 
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKh1v0HBDXzZbNQXbQbbK4eEpMN+eG7oBkR8Tp0Sx7Hc dmw vm1";
+
     fn seed() -> Seed {
-        let dir = tempfile::tempdir().expect("tmp");
-        let key = crate::provision::machine_key::generate(&dir.path().join("id"), "dmw vm1")
-            .expect("key");
         Seed {
             instance_id: "dmw-vm1-1".into(),
             hostname: "vm1".into(),
             user: "docker".into(),
-            ssh_public_key: key,
+            ssh_public_key: KEY.into(),
         }
     }
 
@@ -171,14 +217,14 @@ mod tests {
         // blkid finds the label in the boot sector (FAT12/16: offset 43).
         assert_eq!(&image[43..54], b"CIDATA     ");
         // util-linux's blkid — what cloud-init uses to find the seed — sees a vfat CIDATA.
-        let dir = tempfile::tempdir().expect("tmp");
-        let file = dir.path().join("seed.img");
+        let file = std::env::temp_dir().join(format!("dmw-seed-test-{}.img", std::process::id()));
         std::fs::write(&file, &image).expect("write");
         let out = std::process::Command::new("blkid")
             .args(["-p", "-o", "export"])
             .arg(&file)
             .output()
             .expect("blkid (util-linux) runs");
+        let _ = std::fs::remove_file(&file);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("LABEL=CIDATA") && text.contains("TYPE=vfat"),
@@ -193,7 +239,7 @@ mod tests {
     #[test]
     fn values_cannot_add_yaml() {
         let mut s = seed();
-        s.ssh_public_key = format!("{}\nruncmd: [\"touch /owned\"]", s.ssh_public_key);
+        s.ssh_public_key = format!("{KEY}\nruncmd: [\"touch /owned\"]");
         assert!(s.user_data().is_err(), "a second line in the key");
         let mut s = seed();
         s.user = "docker\nruncmd: x".into();
