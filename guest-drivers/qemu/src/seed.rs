@@ -1,5 +1,7 @@
 //! The NoCloud seed of a VM's first boot: `user-data` (`#cloud-config`: the user dmw logs
-//! in as, with passwordless sudo, no password login, the machine's SSH public key, the
+//! in as, in a group of its name that cloud-init makes unless the image has it — an image
+//! with docker.io has a `docker` group, and a user group of the same name would make
+//! useradd fail — with passwordless sudo, no password login, the machine's SSH public key, the
 //! hostname) and `meta-data` (instance id, hostname) on a small FAT volume labelled
 //! `CIDATA`, which cloud-init finds by its label. Made in Rust inside the driver: no
 //! genisoimage, cloud-localds or mkfs.
@@ -118,6 +120,8 @@ impl Seed {
              disable_root: true\n\
              users:\n  \
                - name: {user}\n    \
+                 no_user_group: true\n    \
+                 groups: [{user}]\n    \
                  sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    \
                  shell: /bin/sh\n    \
                  lock_passwd: true\n    \

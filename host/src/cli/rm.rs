@@ -145,8 +145,13 @@ async fn remove_one(
     // Processes the host started for the driver (`process`) end with the machine, whatever
     // the driver did: nothing it started outlives `rm`.
     if let Err(e) = crate::capabilities::process::kill_all(&app.store.machine(name)) {
-        return Err(format!(
-            "Error removing host \"{name}\": a process started for it still runs: {e:#}"
+        if !force {
+            return Err(format!(
+                "Error removing host \"{name}\": a process started for it may still run: {e:#}\nUse -f to remove the local record anyway."
+            ));
+        }
+        report.warn(&format!(
+            "a process started for \"{name}\" may still run ({e:#}); removing the local record as asked (-f)"
         ));
     }
     app.store

@@ -1324,6 +1324,53 @@ mod runtime_tests {
     }
 
     #[tokio::test]
+    async fn process_and_files_are_lent_only_when_granted_and_for_a_machine() {
+        use crate::capabilities::{files::FilesCtx, process::ProcessCtx};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let source = Source::Builtin(builtin::driver("qemu").expect("qemu is built in"));
+        let (component, grant) = runtime.load_granted(&source, Kind::Driver).expect("load");
+        assert!(grant.has("process") && grant.has("files") && grant.has("keys"));
+        assert_eq!(grant.programs, vec!["qemu-system-x86_64", "qemu-img"]);
+        let machine = crate::store::MachineDir::at(dir.path().join("machines/vm1"));
+        let offer = |with_machine: bool| {
+            let mut o = Offer::new("qemu", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            if with_machine {
+                o.machine_dir = Some(machine.clone());
+            }
+            o
+        };
+        // The instance `create` asks for flags: no machine yet, nothing lent.
+        let d = runtime
+            .driver(&component, &grant, offer(false))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_none() && lent.get::<FilesCtx>().is_none());
+        assert!(!machine.driver_dir().exists());
+        // For a machine: both lent, the directory made (0700) for the preopen.
+        let d = runtime
+            .driver(&component, &grant, offer(true))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_some() && lent.get::<FilesCtx>().is_some());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(machine.driver_dir())
+            .expect("made")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Not granted: not lent, even for a machine.
+        let d = runtime
+            .driver(&component, &grants::Grant::default(), offer(true))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_none() && lent.get::<FilesCtx>().is_none());
+    }
+
+    #[tokio::test]
     async fn ssh_is_denied_when_not_granted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = Runtime::new(dir.path()).expect("runtime");
