@@ -145,7 +145,7 @@ pub fn built_images(cache: &Path) -> Vec<PathBuf> {
         .filter(|p| p.join(crate::vm::image::DISK_FILE).is_file())
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
     found.into_iter().take(MAX_IMAGES).map(|(_, p)| p).collect()
 }
 
