@@ -9,6 +9,8 @@
 //!   `eval "$(dmw env vm1)"` + `docker run`, stop, start (same URL, the same certificates
 //!   still valid), restart, kill, start, rm: no QEMU process and no file left, also when
 //!   the test fails (a guard kills and removes).
+//! - `two_vms_created_at_once` (root): two creates in parallel on the same image, each
+//!   with its own ports and QEMU; both engines run containers; one `rm` removes both.
 //! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
 //!   install, exits 3 and creates nothing.
 //! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
@@ -212,4 +214,81 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
         "{r:?}"
     );
     assert!(!dmw.machine_dir("h1").exists(), "nothing is kept");
+    // The `sleep 3600` it left running when its check failed was ended with the machine.
+    let store = dmw.storage.display().to_string();
+    let left: Vec<u32> = processes_mentioning("3600")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&store))
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the driver's process outlived it: {left:?}"
+    );
+}
+
+#[test]
+fn two_vms_created_at_once() {
+    if !require_root_or_skip("two_vms_created_at_once") {
+        return;
+    }
+    let cache = Path::new(dmw_testbed::CACHE_DIR).join("images");
+    let spec = ImageSpec {
+        packages: vec!["docker.io".into(), "apparmor".into()],
+        ..ImageSpec::default()
+    };
+    let built = image::build(&spec, &cache, &mut |line| eprintln!("vm_driver: {line}"))
+        .expect("build the image");
+    let image_dir = built.dir.display().to_string();
+    let dmw = Dmw::new();
+    let _guards = [
+        Guard {
+            dmw: &dmw,
+            name: "va",
+        },
+        Guard {
+            dmw: &dmw,
+            name: "vb",
+        },
+    ];
+    let t = Instant::now();
+    let runs: Vec<crate::support::Run> = std::thread::scope(|s| {
+        let jobs: Vec<_> = ["va", "vb"]
+            .into_iter()
+            .map(|name| {
+                let (dmw, image_dir) = (&dmw, &image_dir);
+                s.spawn(move || {
+                    dmw.run(&[
+                        "create",
+                        "--qemu-image",
+                        image_dir,
+                        "--engine-install-method",
+                        "distro",
+                        name,
+                    ])
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().expect("create thread"))
+            .collect()
+    });
+    eprintln!("vm_driver: two creates at once {:.1?}", t.elapsed());
+    for r in &runs {
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    // Each has its own ports (and so its own URL), and both engines work.
+    let urls: Vec<String> = ["va", "vb"].iter().map(|n| dmw.ok(&["url", n])).collect();
+    assert_ne!(urls[0], urls[1]);
+    for name in ["va", "vb"] {
+        docker_run_ok(&dmw, name);
+    }
+    assert_eq!(qemus_in(&dmw.storage).len(), 2, "one QEMU per machine");
+    dmw.ok(&["rm", "-y", "va", "vb"]);
+    assert!(
+        qemus_in(&dmw.storage).is_empty(),
+        "QEMU still runs after rm"
+    );
 }

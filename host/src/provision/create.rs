@@ -79,6 +79,12 @@ pub async fn create(
             // Nothing was made at the provider: nothing is kept, so the corrected command
             // can run again with the same name (Docker Machine saved only after its checks).
             report.error(&f.to_string());
+            // Nothing the driver started through `process` (before its `create`) outlives it.
+            if let Err(e) = crate::capabilities::process::kill_all(&app.store.machine(&req.name)) {
+                report.warn(&format!(
+                    "a process started for the machine may still run: {e:#}"
+                ));
+            }
             if let Err(e) = app.store.remove(&req.name) {
                 report.warn(&format!("cannot remove the machine's directory: {e:#}"));
             }

@@ -1,15 +1,16 @@
-//! Hostile test fixture: a driver granted `process` (with the programs `printenv` and `ln`) and
-//! `files` that tries, in `pre-create-check`, to get past them:
+//! Hostile test fixture: a driver granted `process` (with the programs `printenv`, `ln` and
+//! `sleep`) and `files` that tries, in `pre-create-check`, to get past them:
 //!
 //! - run programs it did not declare (`sh` by name, `/bin/sh` by path, `printenv` by
 //!   another path);
 //! - smuggle a shell through its declared program's arguments;
 //! - read the host's environment through `printenv` (only PATH and LANG may show);
-//! - read files outside its directory: `/etc/passwd`, the machine's SSH key beside its
-//!   directory (`../config.json`), through symlinks its `ln` makes, and the host's process
-//!   records (`../processes.json`);
+//! - read files outside its directory: `/etc/passwd`, the machine's record and key beside
+//!   its directory (`../config.json`, `../id_ssh`), the same through symlinks its `ln`
+//!   makes, and the host's process records (`../processes.json`);
 //! - talk QMP to a socket outside its directory;
-//! - use a handle name that is a path, and kill processes it never started.
+//! - use a handle name that is a path, and kill processes it never started;
+//! - leave a process running (`sleep 3600`) when its check fails.
 //!
 //! It fails the check with `HOSTILE-CONTAINED` when every attempt was refused (and the
 //! positive controls worked: its own directory is writable, its program runs), else with
@@ -27,6 +28,7 @@ dmw_guest::permissions! {
     capability "files";
     program "printenv";
     program "ln";
+    program "sleep";
 }
 
 /// The hostile process driver.
@@ -120,6 +122,10 @@ impl Driver for HostileProcess {
         // A handle it never started names nothing: no process of anyone else is touched.
         if !matches!(process::running("init"), Ok(false)) || process::kill("init").is_err() {
             broken.push("an unknown handle is not simply not running".to_string());
+        }
+        // Something long-running, left behind when the check fails: the host must end it.
+        if let Err(e) = process::spawn("lingering", "sleep", &["3600"]) {
+            broken.push(format!("declared sleep did not spawn: {}", e.message()));
         }
         if breach.is_empty() && broken.is_empty() {
             Err(Error::Failed("HOSTILE-CONTAINED".into()))
