@@ -9,8 +9,9 @@
 //!   `eval "$(dmw env vm1)"` + `docker run`, stop, start (same URL, the same certificates
 //!   still valid), restart, kill, start, rm: no QEMU process and no file left, also when
 //!   the test fails (a guard kills and removes).
-//! - `two_vms_created_at_once` (root): two creates in parallel on the same image, each
-//!   with its own ports and QEMU; both engines run containers; one `rm` removes both.
+//! - `two_vms_created_at_once` (root): two creates in parallel on the same image with
+//!   `--qemu-network shared`, each with its own ports and QEMU; both engines run
+//!   containers; each reaches the other on the shared network; one `rm` removes both.
 //! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
 //!   install, exits 3 and creates nothing.
 //! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
@@ -230,8 +231,8 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
 }
 
 #[test]
-fn two_vms_created_at_once() {
-    if !require_root_or_skip("two_vms_created_at_once") {
+fn two_vms_created_at_once_on_a_shared_network() {
+    if !require_root_or_skip("two_vms_created_at_once_on_a_shared_network") {
         return;
     }
     let cache = Path::new(dmw_testbed::CACHE_DIR).join("images");
@@ -264,6 +265,8 @@ fn two_vms_created_at_once() {
                         "create",
                         "--qemu-image",
                         image_dir,
+                        "--qemu-network",
+                        "shared",
                         "--engine-install-method",
                         "distro",
                         name,
@@ -286,6 +289,28 @@ fn two_vms_created_at_once() {
         docker_run_ok(&dmw, name);
     }
     assert_eq!(qemus_in(&dmw.storage).len(), 2, "one QEMU per machine");
+    // On the shared network they reach each other: each reads the other's SSH banner.
+    let address = |name: &str| {
+        let record = std::fs::read(dmw.machine_dir(name).join("config.json")).expect("record");
+        let v: serde_json::Value = serde_json::from_slice(&record).expect("json");
+        let a = v["driver_state"]["shared-address"]
+            .as_str()
+            .expect("a shared address")
+            .to_string();
+        a.split('/').next().unwrap_or_default().to_string()
+    };
+    for (from, to) in [("va", "vb"), ("vb", "va")] {
+        let ip = address(to);
+        let banner = dmw.run(&[
+            "ssh",
+            from,
+            &format!("bash -c 'exec 3<>/dev/tcp/{ip}/22 && head -c 7 <&3'"),
+        ]);
+        assert!(
+            banner.stdout.contains("SSH-2.0"),
+            "{from} does not reach {to} at {ip}: {banner:?}"
+        );
+    }
     dmw.ok(&["rm", "-y", "va", "vb"]);
     assert!(
         qemus_in(&dmw.storage).is_empty(),

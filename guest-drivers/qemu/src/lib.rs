@@ -87,6 +87,33 @@ mod key {
     pub const ACCEL: &str = "accel";
     pub const SSH_PORT: &str = "ssh-port";
     pub const ENGINE_PORT: &str = "engine-port";
+    pub const NETWORK: &str = "network";
+    pub const SHARED_MAC: &str = "shared-mac";
+    pub const SHARED_ADDRESS: &str = "shared-address";
+}
+
+/// The shared network (`--qemu-network shared`): QEMU's socket netdev on a multicast group
+/// over the loopback interface (no root), one for all of the user's VMs on this computer.
+const SHARED_GROUP: &str = "230.0.77.77:41077";
+/// Its addresses: 10.77.0.0/16, each VM's derived from its name.
+const SHARED_PREFIX: u8 = 16;
+
+/// A VM's MAC and address on the shared network, derived from its name (FNV-1a): the
+/// same at every start; two names collide with a chance of 1 in about 65,000.
+fn shared_nic(name: &str) -> seed::SharedNic {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let hi = (h >> 8) as u8;
+    // .0.x and .255.x stay clear of the network and broadcast addresses.
+    let lo = (h % 253) as u8 + 1;
+    let hi = hi.clamp(1, 254);
+    seed::SharedNic {
+        mac: format!("52:54:00:77:{hi:02x}:{lo:02x}"),
+        address: format!("10.77.{hi}.{lo}/{SHARED_PREFIX}"),
+    }
 }
 
 /// The qemu driver.
@@ -333,6 +360,16 @@ fn qemu_args() -> Result<Vec<String>> {
         ),
         "-device".into(),
         "virtio-net-pci,netdev=net0".into(),
+    ]);
+    if let (Some(mac), Some(_)) = (store::get(key::SHARED_MAC), store::get(key::SHARED_ADDRESS)) {
+        args.extend([
+            "-netdev".into(),
+            format!("socket,id=net1,mcast={SHARED_GROUP},localaddr=127.0.0.1"),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=net1,mac={mac}"),
+        ]);
+    }
+    args.extend([
         "-display".into(),
         "none".into(),
         "-serial".into(),
@@ -529,13 +566,13 @@ impl Driver for Qemu {
         check_append(&append)?;
         store::set(key::APPEND, &append);
         match text(flags, "qemu-network").as_deref() {
-            None | Some("user") => {}
-            Some("shared") => {
-                return Err(Error::Unsupported(
-                    "--qemu-network shared is not built into this version of the qemu driver; use user".into(),
-                ));
+            None | Some("user") => store::set(key::NETWORK, "user"),
+            Some("shared") => store::set(key::NETWORK, "shared"),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "--qemu-network {other:?}: use user or shared"
+                )));
             }
-            Some(other) => return Err(invalid(format!("--qemu-network {other:?}: use user"))),
         }
         Ok(())
     }
@@ -557,11 +594,22 @@ impl Driver for Qemu {
             "Creating the VM's disk and first-boot seed ({})...",
             store::get(key::ACCEL).unwrap_or_default()
         ));
+        let shared = (store::get(key::NETWORK).as_deref() == Some("shared")).then(|| {
+            let nic = shared_nic(&name);
+            store::set(key::SHARED_MAC, &nic.mac);
+            store::set(key::SHARED_ADDRESS, &nic.address);
+            info(&format!(
+                "On the shared network as {}",
+                nic.address.split('/').next().unwrap_or_default()
+            ));
+            nic
+        });
         let seed = seed::Seed {
             instance_id: format!("dmw-{name}"),
             hostname: name.clone(),
             user: USER.into(),
             ssh_public_key: key,
+            shared,
         };
         std::fs::write(files::path(SEED), seed.fat_image()?)
             .map_err(|e| Error::Failed(format!("cannot write the seed volume: {e}")))?;
@@ -725,11 +773,29 @@ mod tests {
             ("qemu-cpus", "0"),
             ("qemu-accel", "hvf"),
             ("qemu-network", "bridge"),
+            ("qemu-network", "shared,x"),
             ("qemu-kernel", "vmlinuz"),
             ("qemu-image", "a b"),
         ] {
             let flags = Flags::of(&[(flag, value)]);
             assert!(Qemu::set_config("vm1", &flags).is_err(), "{flag} {value}");
+        }
+    }
+
+    #[test]
+    fn shared_addresses_are_stable_and_inside_the_network() {
+        let a = shared_nic("va");
+        assert_eq!(a, shared_nic("va"));
+        assert_ne!(a.address, shared_nic("vb").address);
+        for name in ["a", "vm1", "node-17", "x.y"] {
+            let nic = shared_nic(name);
+            let ip = nic.address.trim_end_matches("/16");
+            let parts: Vec<u8> = ip.split('.').map(|p| p.parse().expect("octet")).collect();
+            assert_eq!(&parts[..2], &[10, 77]);
+            assert!(
+                (1..=254).contains(&parts[2]) && (1..=253).contains(&parts[3]),
+                "{ip}"
+            );
         }
     }
 

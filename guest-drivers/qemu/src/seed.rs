@@ -31,6 +31,17 @@ pub struct Seed {
     pub user: String,
     /// The machine's SSH public key (OpenSSH format).
     pub ssh_public_key: String,
+    /// The VM's second NIC on the user's shared network, if any.
+    pub shared: Option<SharedNic>,
+}
+
+/// A NIC on the shared network: its MAC address and its static address (`A.B.C.D/NN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedNic {
+    /// `52:54:00:xx:xx:xx`.
+    pub mac: String,
+    /// The address with its prefix length, e.g. `10.77.1.2/16`.
+    pub address: String,
 }
 
 fn bad(what: String) -> Error {
@@ -100,6 +111,24 @@ impl Seed {
                 self.instance_id
             )));
         }
+        if let Some(nic) = &self.shared {
+            let mac_ok = nic.mac.len() == 17
+                && nic.mac.chars().enumerate().all(|(i, c)| {
+                    if i % 3 == 2 {
+                        c == ':'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                });
+            let addr_ok = nic.address.len() <= 18
+                && nic
+                    .address
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == '/');
+            if !mac_ok || !addr_ok {
+                return Err(bad(format!("bad shared NIC {nic:?}")));
+            }
+        }
         if !is_public_key(self.ssh_public_key.trim()) {
             return Err(bad(
                 "the SSH public key is not one OpenSSH public key line".into()
@@ -126,11 +155,34 @@ impl Seed {
                  shell: /bin/sh\n    \
                  lock_passwd: true\n    \
                  ssh_authorized_keys:\n      \
-                   - {key}\n",
+                   - {key}\n{shared}",
             host = q(&self.hostname),
             user = q(&self.user),
             key = q(self.ssh_public_key.trim()),
+            shared = self.shared_config(),
         ))
+    }
+
+    /// The shared NIC's configuration: a systemd-networkd file matching its MAC with the
+    /// static address (before the image's DHCP-on-every-NIC file), applied at once.
+    fn shared_config(&self) -> String {
+        let Some(nic) = &self.shared else {
+            return String::new();
+        };
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let unit = format!(
+            "[Match]\nMACAddress={}\n\n[Network]\nAddress={}\nLinkLocalAddressing=no\n",
+            nic.mac, nic.address
+        );
+        let apply = format!(
+            "networkctl reload; for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {} ] && networkctl reconfigure ${{i##*/}}; done; true",
+            nic.mac
+        );
+        format!(
+            "write_files:\n  - path: /etc/systemd/network/05-dmw-shared.network\n    content: {}\nruncmd:\n  - [sh, -c, {}]\n",
+            q(&unit),
+            q(&apply)
+        )
     }
 
     /// The `meta-data` file.
@@ -196,6 +248,7 @@ mod tests {
             hostname: "vm1".into(),
             user: "docker".into(),
             ssh_public_key: KEY.into(),
+            shared: None,
         }
     }
 
@@ -238,6 +291,23 @@ mod tests {
         assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
         assert!(user_data.contains("- \"ssh-ed25519 AAAA"), "{user_data}");
         assert!(user_data.contains("name: \"docker\""), "{user_data}");
+    }
+
+    #[test]
+    fn a_shared_nic_gets_its_address_by_mac() {
+        let mut s = seed();
+        s.shared = Some(SharedNic {
+            mac: "52:54:00:77:01:02".into(),
+            address: "10.77.1.2/16".into(),
+        });
+        let text = s.user_data().expect("user-data");
+        assert!(text.contains("MACAddress=52:54:00:77:01:02"), "{text}");
+        assert!(text.contains("Address=10.77.1.2/16"), "{text}");
+        s.shared = Some(SharedNic {
+            mac: "52:54:00:77:01:0\n".into(),
+            address: "10.77.1.2/16".into(),
+        });
+        assert!(s.user_data().is_err());
     }
 
     #[test]
