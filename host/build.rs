@@ -14,6 +14,7 @@ const GUESTS: &[&str] = &[
     "dmw_driver_digitalocean",
     "dmw_driver_openstack",
     "dmw_driver_amazonec2",
+    "dmw_driver_qemu",
     "dmw_recipe_debian",
     "dmw_recipe_rhel",
     "dmw_recipe_el6",
@@ -45,6 +46,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
     ),
     ("DMW_TEST_KEYS_DRIVER", "dmw_test_keys_driver"),
     ("DMW_TEST_HTTP_PROBE_DRIVER", "dmw_test_http_probe_driver"),
+    (
+        "DMW_TEST_HOSTILE_PROCESS_DRIVER",
+        "dmw_test_hostile_process_driver",
+    ),
     (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",

@@ -116,6 +116,8 @@ impl App {
             })?;
             offer.http = Some(Arc::new(sender));
         }
+        offer.machine_dir = Some(self.store.machine(&record.name));
+        offer.image_cache = Some(self.store.images_dir());
         if record.generated_key
             && let Ok(public) =
                 std::fs::read_to_string(self.store.machine(&record.name).ssh_public_key())
@@ -125,8 +127,29 @@ impl App {
         self.runtime()?.driver(&component, &grant, offer).await
     }
 
-    /// Instantiate a driver from a source with empty state (for `create`).
+    /// Instantiate a driver from a source with empty state (for `create`), for no machine
+    /// yet (enough for its flags): `process` and `files` answer `denied`.
     pub async fn new_driver(&self, source: &Source, report: Arc<Reporter>) -> Result<Driver> {
+        self.fresh_driver(source, report, None).await
+    }
+
+    /// Instantiate a driver from a source with empty state for machine `name`, whose
+    /// directory was claimed (`create`): lent `process` and `files` when granted.
+    pub async fn new_machine_driver(
+        &self,
+        source: &Source,
+        report: Arc<Reporter>,
+        name: &str,
+    ) -> Result<Driver> {
+        self.fresh_driver(source, report, Some(name)).await
+    }
+
+    async fn fresh_driver(
+        &self,
+        source: &Source,
+        report: Arc<Reporter>,
+        machine: Option<&str>,
+    ) -> Result<Driver> {
         let (component, grant) = self.runtime()?.load_granted(source, Kind::Driver)?;
         let label = match source {
             Source::Builtin(b) => b.name.to_string(),
@@ -135,7 +158,11 @@ impl App {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "driver".into()),
         };
-        let offer = Offer::new(&label, report, BTreeMap::new());
+        let mut offer = Offer::new(&label, report, BTreeMap::new());
+        if let Some(name) = machine {
+            offer.machine_dir = Some(self.store.machine(name));
+            offer.image_cache = Some(self.store.images_dir());
+        }
         let mut driver = self.runtime()?.driver(&component, &grant, offer).await?;
         let info = driver.info().await?;
         driver.rename(&info.name);

@@ -24,5 +24,5 @@ mod states;
 mod swarm;
 mod template_driver;
 mod transfer;
-mod vm_boot;
+mod vm_driver;
 mod wit_versions;

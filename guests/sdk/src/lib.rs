@@ -20,6 +20,7 @@
 pub mod cmd;
 pub mod driver;
 pub mod engine;
+pub mod files;
 pub mod flags;
 pub mod host;
 pub mod http;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod mock;
 pub mod permissions;
 pub mod sigv4;
+pub mod process;
 pub mod store;
 
 /// Guest bindings for the host interfaces of `dmw:plugin@0.1.1` (imports only).
@@ -46,6 +48,8 @@ pub mod bindings {
                 import dmw:plugin/ssh@0.1.1;
                 import dmw:plugin/certs@0.1.1;
                 import dmw:plugin/keys@0.1.1;
+                import dmw:plugin/process@0.1.1;
+                import dmw:plugin/files@0.1.1;
             }
         ",
         world: "dmw:guest-sdk/imports",
@@ -83,6 +87,8 @@ macro_rules! generate {
                 "dmw:plugin/store@0.1.1": ::dmw_guest::bindings::dmw::plugin::store,
                 "dmw:plugin/ssh@0.1.1": ::dmw_guest::bindings::dmw::plugin::ssh,
                 "dmw:plugin/keys@0.1.1": ::dmw_guest::bindings::dmw::plugin::keys,
+                "dmw:plugin/process@0.1.1": ::dmw_guest::bindings::dmw::plugin::process,
+                "dmw:plugin/files@0.1.1": ::dmw_guest::bindings::dmw::plugin::files,
             },
         });
     };

@@ -10,9 +10,11 @@
 //! itself, instead of acting.
 
 pub mod certs;
+pub mod files;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod process;
 pub mod ssh;
 pub mod store;
 
@@ -62,6 +64,13 @@ pub struct Offer {
     pub public_key: Arc<OnceLock<String>>,
     /// The HTTP sender for the machine (`http`): its allowed hosts and TLS settings.
     pub http: Option<Arc<http::Sender>>,
+    /// The directory of the one machine the command works on, once it exists (`process`
+    /// keeps its records there, `files` lends its `driver/` directory).
+    pub machine_dir: Option<crate::store::MachineDir>,
+    /// Where `dmw image build` keeps images (`files` lists them).
+    pub image_cache: Option<std::path::PathBuf>,
+    /// The local programs the plugin declared (set by the runtime from its grant; `process`).
+    pub programs: Vec<String>,
 }
 
 impl Offer {
@@ -75,6 +84,9 @@ impl Offer {
             certs: None,
             public_key: Arc::default(),
             http: None,
+            machine_dir: None,
+            image_cache: None,
+            programs: Vec::new(),
         }
     }
 }

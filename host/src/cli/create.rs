@@ -144,6 +144,20 @@ fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
         .collect()
 }
 
+/// What `dmw create` says when no driver was given and QEMU (the default) is missing.
+const NO_QEMU: &str = "no --driver given, and the default driver, qemu (a local VM), needs qemu-system-x86_64 and qemu-img, which are not installed: install them (Debian/Ubuntu: `sudo apt-get install qemu-system-x86 qemu-utils`), or pass a driver, e.g. --driver generic --generic-ip-address HOST for a machine you already have. Nothing was created";
+
+/// The driver `create` uses when none is given: `qemu` when its programs are installed
+/// (none otherwise: create then says what to install). Not for `--help` alone.
+fn default_driver(args: &[String]) -> Option<String> {
+    let programs = ["qemu-system-x86_64", "qemu-img"];
+    programs
+        .iter()
+        .all(|p| crate::capabilities::process::which(p).is_some())
+        .then(|| "qemu".to_string())
+        .filter(|_| !args.is_empty())
+}
+
 /// A driver installed under `name` (`dmw plugin install`): its file, which must be the very
 /// one approved (same sha256), whatever it asks for.
 fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
@@ -243,7 +257,7 @@ fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliE
 /// Run `dmw create`.
 pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let report = Arc::new(Reporter::new(app.debug));
-    let driver_name = driver_arg(&a.args);
+    let driver_name = driver_arg(&a.args).or_else(|| default_driver(&a.args));
     let mut loaded = None;
     let mut flags = Vec::new();
     if let Some(d) = &driver_name {
@@ -293,12 +307,11 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         return Err(CliError::new("Error: No machine name specified"));
     };
     crate::names::validate(&name).map_err(|e| create_error(&name, "validate name", e))?;
-    let Some((driver_source, driver)) = loaded else {
-        return Err(create_error(
-            &name,
-            "load driver",
-            "no driver given: pass --driver generic (or a path to a .wasm driver)",
-        ));
+    let Some((driver_source, flags_driver)) = loaded else {
+        return Err(CliError {
+            code: 3,
+            ..create_error(&name, "load driver", NO_QEMU)
+        });
     };
     if app.store.exists(&name) {
         return Err(create_error(
@@ -334,6 +347,21 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         provision::check_tls_san(&san)
             .map_err(|e| create_error(&name, "read TLS flags", format!("{e:#}")))?;
     }
+    // Values read from the user's files and the HTTP settings, before anything is claimed.
+    let driver_flags = read_file_flags(flag_values(&m, &flags), &flags_driver.declaration().files)
+        .map_err(|e| create_error(&name, "read driver flags", e))?;
+    let http = if flags_driver.granted("http") {
+        let settings = crate::capabilities::http::HttpSettings::resolve(
+            flags_driver.declaration(),
+            &driver_flags,
+        )
+        .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
+        let sender = crate::capabilities::http::Sender::new(settings.clone())
+            .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
+        Some((settings, Arc::new(sender)))
+    } else {
+        None
+    };
     let dir = app
         .store
         .claim(&name)
@@ -341,24 +369,25 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let _lock = app.store.lock(&name)?;
     let log = crate::store::MachineDir::at(&dir).provision_log();
     let report = Arc::new(Reporter::new(app.debug).with_log_file(&log));
-    for secret in secret_values(&m, &flags, &driver.declaration().secrets) {
+    for secret in secret_values(&m, &flags, &flags_driver.declaration().secrets) {
         report.redact(&secret);
     }
-    let mut driver = driver;
-    driver.set_report(report.clone());
-    let driver_flags = read_file_flags(flag_values(&m, &flags), &driver.declaration().files)
-        .map_err(|e| create_error(&name, "read driver flags", e))?;
-    let http = if driver.granted("http") {
-        let settings =
-            crate::capabilities::http::HttpSettings::resolve(driver.declaration(), &driver_flags)
-                .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        let sender = crate::capabilities::http::Sender::new(settings.clone())
-            .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        driver.set_http(Arc::new(sender));
-        Some(settings)
-    } else {
-        None
+    // The driver that creates the machine is a fresh instance for it: lent the machine's
+    // directory (`process`, `files`) when granted, which the one asked for flags was not.
+    let mut driver = match app
+        .new_machine_driver(&driver_source, report.clone(), &name)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = app.store.remove(&name);
+            return Err(create_error(&name, "load driver", format!("{e:#}")));
+        }
     };
+    let http = http.map(|(settings, sender)| {
+        driver.set_http(sender);
+        settings
+    });
     let req = CreateRequest {
         name: name.clone(),
         driver_source,

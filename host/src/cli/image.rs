@@ -30,6 +30,9 @@ struct BuildArgs {
     /// Package mirror
     #[arg(long, default_value = image::DEFAULT_MIRROR, value_name = "URL")]
     mirror: String,
+    /// Also install this Debian package in the image (repeatable; e.g. docker.io)
+    #[arg(long = "package", value_name = "NAME")]
+    packages: Vec<String>,
     /// Also copy the image's files (disk.qcow2, vmlinuz, initrd.img) into this directory
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     output: Option<PathBuf>,
@@ -46,8 +49,9 @@ fn build(app: &App, b: BuildArgs) -> CliResult {
     let spec = ImageSpec {
         suite: b.suite,
         mirror: b.mirror,
+        packages: b.packages,
     };
-    let cache = app.store.root().join("cache").join("images");
+    let cache = app.store.images_dir();
     let built = image::build(&spec, &cache, &mut |line| eprintln!("image: {line}"))
         .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
     let dir = match b.output {

@@ -142,6 +142,18 @@ async fn remove_one(
             "the driver could not remove \"{name}\" ({e:#}); removing the local record as asked (-f)"
         ));
     }
+    // Processes the host started for the driver (`process`) end with the machine, whatever
+    // the driver did: nothing it started outlives `rm`.
+    if let Err(e) = crate::capabilities::process::kill_all(&app.store.machine(name)) {
+        if !force {
+            return Err(format!(
+                "Error removing host \"{name}\": a process started for it may still run: {e:#}\nUse -f to remove the local record anyway."
+            ));
+        }
+        report.warn(&format!(
+            "a process started for \"{name}\" may still run ({e:#}); removing the local record as asked (-f)"
+        ));
+    }
     app.store
         .remove(name)
         .map_err(|e| format!("Error removing host \"{name}\": {e:#}"))?;

@@ -33,6 +33,6 @@ pub mod v0_1 {
         });
     }
 
-    pub use driver::dmw::plugin::{log, ssh, store, types};
+    pub use driver::dmw::plugin::{files, log, process, ssh, store, types};
     pub use recipe::dmw::plugin::certs;
 }

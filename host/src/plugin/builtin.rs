@@ -31,6 +31,10 @@ pub const DRIVERS: &[Builtin] = &[
         name: "amazonec2",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_amazonec2.wasm")),
     },
+    Builtin {
+        name: "qemu",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/dmw_driver_qemu.wasm")),
+    },
 ];
 
 /// A built-in recipe, embedded from OUT_DIR.

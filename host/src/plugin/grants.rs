@@ -34,6 +34,8 @@ pub const PROVIDED: &[Capability] = &[
     capabilities::certs::CAPABILITY,
     capabilities::keys::CAPABILITY,
     capabilities::http::CAPABILITY,
+    capabilities::process::CAPABILITY,
+    capabilities::files::CAPABILITY,
 ];
 
 /// The names of the capabilities this dmw provides.
@@ -59,7 +61,7 @@ pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
 pub struct Grant {
     /// The capabilities granted (beyond `log` and `store`, which every plugin has).
     pub capabilities: Vec<String>,
-    /// What the plugin declared (its HTTP hosts, secret flags, TLS flags), as granted.
+    /// What the plugin declared (its HTTP hosts, programs, secret flags, TLS flags), as granted.
     pub declaration: Declaration,
 }
 

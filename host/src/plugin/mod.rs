@@ -560,12 +560,33 @@ impl Runtime {
             .collect()
     }
 
-    fn new_store(&self, grant: &grants::Grant, offer: Offer) -> Store<HostState> {
+    fn new_store(&self, grant: &grants::Grant, mut offer: Offer) -> Result<Store<HostState>> {
+        offer.programs = grant.declaration.programs.clone();
+        let lent = grants::lend(grant, &offer);
+        let mut wasi = WasiCtx::builder();
+        // WASI grants nothing but, to a plugin lent `files`, its own directory.
+        if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
+            let dir = files.dir();
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .with_context(|| {
+                    format!("cannot create the plugin's directory {}", dir.display())
+                })?;
+            wasi.preopened_dir(
+                dir,
+                crate::capabilities::files::GUEST_DIR,
+                wasmtime_wasi::FsPerms::ReadWrite,
+            )
+            .map_err(|e| anyhow!("cannot lend the plugin's directory {}: {e}", dir.display()))?;
+        }
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: PluginLimiter::new(MEMORY_LIMIT, MAX_TABLE_ELEMENTS),
-            lent: grants::lend(grant, &offer),
+            lent,
             public_key: offer.public_key.clone(),
             declaration: grant.declaration.clone(),
             granted: grant.capabilities.clone(),
@@ -619,7 +640,7 @@ impl Runtime {
                 Err(message) => Err(wasmtime::Error::msg(message)),
             }
         });
-        store
+        Ok(store)
     }
 
     /// Lower the host-call cap (tests).
@@ -669,7 +690,7 @@ impl Runtime {
         Store<HostState>,
         wasmtime::component::InstancePre<HostState>,
     )> {
-        let store = self.new_store(grant, offer);
+        let store = self.new_store(grant, offer)?;
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -1044,7 +1065,9 @@ mod runtime_tests {
         let mut runtime = Runtime::new(dir.path()).expect("runtime");
         runtime.set_max_host_calls(u64::MAX);
         let ctx = Offer::new("looper", Arc::new(Reporter::quiet(false)), BTreeMap::new());
-        let mut store = runtime.new_store(&grants::Grant::default(), ctx);
+        let mut store = runtime
+            .new_store(&grants::Grant::default(), ctx)
+            .expect("store");
         let module =
             wasmtime::Module::new(runtime.engine(), START_LOOPS_ON_HOST_CALLS).expect("module");
         let mut linker: wasmtime::Linker<HostState> = wasmtime::Linker::new(runtime.engine());
@@ -1327,6 +1350,53 @@ mod runtime_tests {
                 .is_none(),
             "not lent without the grant"
         );
+    }
+
+    #[tokio::test]
+    async fn process_and_files_are_lent_only_when_granted_and_for_a_machine() {
+        use crate::capabilities::{files::FilesCtx, process::ProcessCtx};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let source = Source::Builtin(builtin::driver("qemu").expect("qemu is built in"));
+        let (component, grant) = runtime.load_granted(&source, Kind::Driver).expect("load");
+        assert!(grant.has("process") && grant.has("files") && grant.has("keys"));
+        assert_eq!(grant.declaration.programs, vec!["qemu-system-x86_64", "qemu-img"]);
+        let machine = crate::store::MachineDir::at(dir.path().join("machines/vm1"));
+        let offer = |with_machine: bool| {
+            let mut o = Offer::new("qemu", Arc::new(Reporter::quiet(false)), BTreeMap::new());
+            if with_machine {
+                o.machine_dir = Some(machine.clone());
+            }
+            o
+        };
+        // The instance `create` asks for flags: no machine yet, nothing lent.
+        let d = runtime
+            .driver(&component, &grant, offer(false))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_none() && lent.get::<FilesCtx>().is_none());
+        assert!(!machine.driver_dir().exists());
+        // For a machine: both lent, the directory made (0700) for the preopen.
+        let d = runtime
+            .driver(&component, &grant, offer(true))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_some() && lent.get::<FilesCtx>().is_some());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(machine.driver_dir())
+            .expect("made")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Not granted: not lent, even for a machine.
+        let d = runtime
+            .driver(&component, &grants::Grant::default(), offer(true))
+            .await
+            .expect("d");
+        let lent = &d.store_data().lent;
+        assert!(lent.get::<ProcessCtx>().is_none() && lent.get::<FilesCtx>().is_none());
     }
 
     #[tokio::test]

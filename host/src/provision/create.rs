@@ -96,6 +96,12 @@ pub async fn create(
             // Nothing was made at the provider: nothing is kept, so the corrected command
             // can run again with the same name (Docker Machine saved only after its checks).
             report.error(&f.to_string());
+            // Nothing the driver started through `process` (before its `create`) outlives it.
+            if let Err(e) = crate::capabilities::process::kill_all(&app.store.machine(&req.name)) {
+                report.warn(&format!(
+                    "a process started for the machine may still run: {e:#}"
+                ));
+            }
             if let Err(e) = app.store.remove(&req.name) {
                 report.warn(&format!("cannot remove the machine's directory: {e:#}"));
             }
@@ -126,9 +132,8 @@ impl Run<'_> {
         self.configure_driver(driver, req).await?;
         let choice = machine_key::KeyChoice {
             driver: &self.record.driver.name,
-            // A built-in driver granted `keys` registers a key the host makes for the
-            // machine (a cloud's), never the user's default key.
-            builtin: matches!(req.driver_source, Source::Builtin(_)) && !driver.granted("keys"),
+            builtin: matches!(req.driver_source, Source::Builtin(_)),
+            keys: driver.granted("keys"),
             typed: &req.typed_values,
             store_root: self.app.store.root(),
         };

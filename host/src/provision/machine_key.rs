@@ -27,6 +27,10 @@ pub struct KeyChoice<'a> {
     pub driver: &'a str,
     /// Whether the driver is built into dmw (trusted with the `~/.ssh` default).
     pub builtin: bool,
+    /// Whether the driver was granted `keys` (it registers the machine's public key itself,
+    /// e.g. in a VM's first-boot seed): it gets a key pair made for the machine, never the
+    /// user's default key.
+    pub keys: bool,
     /// Values the user gave the driver's flags (command line or environment).
     pub typed: &'a [String],
     /// dmw's store, whose files (CA key, other machines' keys) are never a machine's key.
@@ -37,7 +41,7 @@ pub struct KeyChoice<'a> {
 pub fn choose(key_path: Option<&str>, c: &KeyChoice<'_>) -> Result<MachineKey> {
     match key_path.filter(|p| !p.is_empty()) {
         Some(p) => user_file(p, c).map(MachineKey::UserFile),
-        None if c.builtin => default_user_key().map(MachineKey::UserFile),
+        None if c.builtin && !c.keys => default_user_key().map(MachineKey::UserFile),
         None => Ok(MachineKey::Generated),
     }
 }
@@ -140,6 +144,7 @@ mod tests {
         let c = KeyChoice {
             driver: "acme",
             builtin: false,
+            keys: false,
             typed: &typed,
             store_root: &store,
         };
@@ -158,6 +163,7 @@ mod tests {
         let c = KeyChoice {
             driver: "acme",
             builtin: false,
+            keys: false,
             typed: &[],
             store_root: &store,
         };
@@ -182,6 +188,7 @@ mod tests {
             let c = KeyChoice {
                 driver: "acme",
                 builtin: true,
+                keys: false,
                 typed: &typed,
                 store_root: &store,
             };
@@ -196,6 +203,7 @@ mod tests {
         let c = KeyChoice {
             driver: "acme",
             builtin: false,
+            keys: false,
             typed: &[],
             store_root: tmp.path(),
         };

@@ -31,6 +31,12 @@ pub const LOG_FILE: &str = "provision.log";
 /// The ssh_config written next to the machine's key for sshfs (kept: sshfs reconnects with it).
 pub const SSHFS_CONFIG_FILE: &str = "sshfs_config";
 
+/// The driver's own directory in a machine directory (the `files` capability's preopen).
+pub const DRIVER_DIR: &str = "driver";
+/// The processes the host started for the machine's driver (`process` capability): pid
+/// and start time by handle; host-owned, outside the driver's directory.
+pub const PROCESSES_FILE: &str = "processes.json";
+
 /// The client TLS files of a `DOCKER_CERT_PATH`, with the mode each is written with.
 pub const CLIENT_TLS_FILES: [(&str, u32); 3] =
     [(CA_CERT, 0o644), (CLIENT_CERT, 0o644), (CLIENT_KEY, 0o600)];
@@ -83,6 +89,16 @@ impl MachineDir {
         self.0.join(SSHFS_CONFIG_FILE)
     }
 
+    /// The driver's own directory, `driver/` (lent to a driver granted `files`).
+    pub fn driver_dir(&self) -> PathBuf {
+        self.0.join(DRIVER_DIR)
+    }
+
+    /// The host's record of the processes started for the driver, `processes.json`.
+    pub fn processes(&self) -> PathBuf {
+        self.0.join(PROCESSES_FILE)
+    }
+
     /// The CA certificate, `ca.pem`.
     pub fn ca_cert(&self) -> PathBuf {
         self.0.join(CA_CERT)
@@ -132,6 +148,16 @@ impl CertsDir {
     /// The directory itself.
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The driver's own directory, `driver/` (lent to a driver granted `files`).
+    pub fn driver_dir(&self) -> PathBuf {
+        self.0.join(DRIVER_DIR)
+    }
+
+    /// The host's record of the processes started for the driver, `processes.json`.
+    pub fn processes(&self) -> PathBuf {
+        self.0.join(PROCESSES_FILE)
     }
 
     /// The CA certificate, `ca.pem`.

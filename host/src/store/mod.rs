@@ -103,6 +103,11 @@ impl Store {
         self.root.join(layout::CACHE_DIR)
     }
 
+    /// Images made by `dmw image build`, one directory each.
+    pub fn images_dir(&self) -> PathBuf {
+        self.cache_dir().join("images")
+    }
+
     /// The user's plugin approvals (`dmw plugin install`), pinned by sha256.
     pub fn grants_file(&self) -> PathBuf {
         self.root.join("plugins").join("grants.json")

@@ -81,6 +81,9 @@ pub struct ImageSpec {
     pub suite: String,
     /// The package mirror URL (`http://deb.debian.org/debian`).
     pub mirror: String,
+    /// Extra Debian packages installed with the VM packages (`--package`, e.g. `docker.io`
+    /// for machines that must not download the engine).
+    pub packages: Vec<String>,
 }
 
 impl Default for ImageSpec {
@@ -88,6 +91,7 @@ impl Default for ImageSpec {
         ImageSpec {
             suite: DEFAULT_SUITE.into(),
             mirror: DEFAULT_MIRROR.into(),
+            packages: Vec::new(),
         }
     }
 }
@@ -133,6 +137,20 @@ impl ImageSpec {
         if !scheme_ok || !chars_ok || m.len() > 512 {
             bail!("the mirror {m:?} is not an http(s) URL");
         }
+        if self.packages.len() > 32 {
+            bail!("at most 32 extra packages");
+        }
+        for p in &self.packages {
+            // Debian's rule for package names (policy 5.6.1).
+            let ok = p.len() >= 2
+                && p.len() <= 64
+                && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+            if !ok {
+                bail!("{p:?} is not a Debian package name");
+            }
+        }
         Ok(())
     }
 
@@ -143,6 +161,13 @@ impl ImageSpec {
             "builder {BUILDER_VERSION}\nsuite {}\nmirror {}\npackages {BASE_PACKAGES:?} {VM_PACKAGES:?}\nmasked {MASKED_UNITS:?}\nsize {DISK_SIZE}\n",
             self.suite, self.mirror
         );
+        // Extra packages join the inputs only when there are any: the default image keeps
+        // its key (and its cache entry).
+        let inputs = if self.packages.is_empty() {
+            inputs
+        } else {
+            format!("{inputs}extra {:?}\n", self.packages)
+        };
         let hash = hex::encode(Sha256::digest(inputs.as_bytes()));
         format!("{}-{}", self.suite, &hash[..16])
     }
@@ -253,9 +278,14 @@ fn build_into(
     })?;
     progress(&format!(
         "installing {} (a few minutes)",
-        VM_PACKAGES.join(", ")
+        VM_PACKAGES
+            .iter()
+            .copied()
+            .chain(spec.packages.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
-    install_vm_packages(&rootfs)?;
+    install_vm_packages(&rootfs, &spec.packages)?;
     progress("configuring the root file system (fstab, DHCP, cloud-init NoCloud)");
     configure(&rootfs)?;
     progress("copying the kernel and initramfs");
@@ -289,19 +319,20 @@ fn build_into(
     fs::write(
         out.join("inputs.txt"),
         format!(
-            "builder {BUILDER_VERSION}\nsuite {}\nmirror {}\npackages {} {}\n",
+            "builder {BUILDER_VERSION}\nsuite {}\nmirror {}\npackages {} {} {}\n",
             spec.suite,
             spec.mirror,
             BASE_PACKAGES.join(" "),
-            VM_PACKAGES.join(" ")
+            VM_PACKAGES.join(" "),
+            spec.packages.join(" ")
         ),
     )?;
     Ok(())
 }
 
-/// Install [`VM_PACKAGES`] with apt in the chroot (nothing mounted; services kept from
-/// starting by policy-rc.d; the host's resolv.conf lent for the downloads).
-fn install_vm_packages(root: &Path) -> Result<()> {
+/// Install [`VM_PACKAGES`] and `extra` with apt in the chroot (nothing mounted; services
+/// kept from starting by policy-rc.d; the host's resolv.conf lent for the downloads).
+fn install_vm_packages(root: &Path, extra: &[String]) -> Result<()> {
     let resolv = root.join("etc/resolv.conf");
     write(
         &resolv,
@@ -313,6 +344,7 @@ fn install_vm_packages(root: &Path) -> Result<()> {
     chroot(root, &["apt-get", "-q", "update"])?;
     let mut args = vec!["apt-get", "-q", "install", "-y", "--no-install-recommends"];
     args.extend_from_slice(VM_PACKAGES);
+    args.extend(extra.iter().map(String::as_str));
     chroot(root, &args)?;
     fs::remove_file(&policy)?;
     // systemd-resolved's stub, as its package would have linked it.
@@ -508,10 +540,19 @@ mod tests {
             ImageSpec {
                 suite: suite.into(),
                 mirror: mirror.into(),
+                packages: vec![],
             }
             .validate()
             .is_err()
         };
+        let with = |p: &str| ImageSpec {
+            packages: vec![p.into()],
+            ..ImageSpec::default()
+        };
+        assert!(with("docker.io").validate().is_ok());
+        assert!(with("x;rm").validate().is_err());
+        assert!(with("-y").validate().is_err());
+        assert_ne!(with("docker.io").key(), ImageSpec::default().key());
         assert!(!bad("bookworm", DEFAULT_MIRROR));
         assert!(bad("../x", DEFAULT_MIRROR));
         assert!(bad("", DEFAULT_MIRROR));

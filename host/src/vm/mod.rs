@@ -1,7 +1,6 @@
-//! Local virtual machines (the QEMU driver's host side): images built from a package
-//! mirror, first-boot configuration for cloud images, and booting them under QEMU.
+//! Local virtual machines, the host's part: images built from a package mirror
+//! (`dmw image build`) and the QMP client the `files` capability lends to the qemu driver
+//! (guest-drivers/qemu, which boots them through the `process` capability).
 
-pub mod accel;
 pub mod image;
-pub mod qemu;
-pub mod seed;
+pub mod qmp;

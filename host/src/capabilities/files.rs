@@ -1,0 +1,256 @@
+//! `files`: the plugin's own directory for the machine being worked on
+//! (`machines/NAME/driver/`), lent as the WASI preopen [`GUEST_DIR`] (wasmtime-wasi over
+//! cap-std: paths cannot leave it, `..` and symlinks included), and through wit/files.wit
+//! what WASI cannot do there: QMP over a unix socket in that directory, and the list of
+//! images `dmw image build` made.
+//!
+//! QMP lives here, not in a capability of its own: the socket is a file of the plugin's
+//! directory (QEMU, started through `process`, creates it there), and the rule is the
+//! same — only inside that directory. A driver granted `files` but not `process` can talk
+//! only to a socket something else put in its directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+
+use super::{Capability, Granted, Lend, Lent, Offer, project};
+use crate::plugin::HostState;
+use crate::plugin::bindings::v0_1::driver::dmw::plugin::files::{self as wit, Host};
+use crate::plugin::bindings::v0_1::types::Error;
+
+/// The `files` capability (declared by the driver, granted by the user).
+pub const CAPABILITY: Capability = Capability {
+    name: "files",
+    link: add_to_linker,
+    lend,
+};
+
+/// Where the plugin sees its directory.
+pub const GUEST_DIR: &str = "/files";
+
+/// Longest a QMP exchange may take.
+const MAX_QMP: Duration = Duration::from_secs(120);
+
+/// Most images listed.
+const MAX_IMAGES: usize = 32;
+
+/// What `files` lends for one machine.
+pub struct FilesCtx {
+    /// The machine's name, for messages.
+    machine: String,
+    /// The plugin's directory (`machines/NAME/driver`), made by the host before lending.
+    dir: PathBuf,
+    /// Where `dmw image build` keeps its images.
+    image_cache: Option<PathBuf>,
+}
+
+impl FilesCtx {
+    /// The host directory to preopen as [`GUEST_DIR`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Link `files` through [`FilesCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<FilesCtx>>(linker, project::<FilesCtx>)
+}
+
+/// Lent only when the command works on one machine (its directory is known).
+fn lend(offer: &Offer, lent: &mut Lent) {
+    if let Some(dir) = &offer.machine_dir {
+        lent.insert(FilesCtx {
+            machine: dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir: dir.driver_dir(),
+            image_cache: offer.image_cache.clone(),
+        });
+    }
+}
+
+/// A socket name: a plain file name (`[A-Za-z0-9._-]`, at most 64, not `.` or `..`).
+fn check_socket_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Denied(format!(
+            "QMP socket {:?} is not a file name in the plugin's own directory",
+            crate::sanitize::plugin_text(name, 80)
+        )))
+    }
+}
+
+/// Connect to the unix socket `name` directly in `dir`, never through a symlink: the file
+/// is opened `O_PATH | O_NOFOLLOW`, checked to be a socket, and connected to through
+/// `/proc/self/fd/N` (which also lifts the 108-byte limit of socket paths).
+async fn connect_in(dir: &Path, name: &str) -> Result<tokio::net::UnixStream, Error> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    check_socket_name(name)?;
+    let path = dir.join(name);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidInput("bad socket path".into()))?;
+    // SAFETY: a valid C string; the returned descriptor is owned below.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::Failed(format!(
+            "no QMP socket {name} in the plugin's directory: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: fstat writes into a zeroed stat owned here.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0
+        || st.st_mode & libc::S_IFMT != libc::S_IFSOCK
+    {
+        return Err(Error::Denied(format!(
+            "{name} in the plugin's directory is not a unix socket (a symlink or another file)"
+        )));
+    }
+    let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let stream = tokio::net::UnixStream::connect(&via)
+        .await
+        .map_err(|e| Error::Failed(format!("cannot connect to the QMP socket {name}: {e}")))?;
+    drop(fd);
+    Ok(stream)
+}
+
+/// The built images under `cache` (directories with a disk.qcow2), newest first.
+pub fn built_images(cache: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.join(crate::vm::image::DISK_FILE).is_file())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
+    found.into_iter().take(MAX_IMAGES).map(|(_, p)| p).collect()
+}
+
+impl Host for Granted<'_, FilesCtx> {
+    async fn qmp(
+        &mut self,
+        socket: String,
+        command: String,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("files")));
+        };
+        let limit = Duration::from_millis(u64::from(timeout_ms)).min(MAX_QMP);
+        let exchange = async {
+            let stream = connect_in(&ctx.dir, &socket).await?;
+            crate::vm::qmp::command(stream, &command)
+                .await
+                .map_err(|e| Error::Failed(format!("machine {}: QMP: {e:#}", ctx.machine)))
+        };
+        Ok(match tokio::time::timeout(limit, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Failed(format!(
+                "machine {}: QEMU did not answer on QMP within {} ms",
+                ctx.machine,
+                limit.as_millis()
+            ))),
+        })
+    }
+
+    async fn built_images(&mut self) -> wasmtime::Result<Vec<String>> {
+        let Some(ctx) = &self.ctx else {
+            return Err(wasmtime::Error::msg(format!(
+                "plugin {} has no files access here",
+                self.plugin
+            )));
+        };
+        Ok(ctx
+            .image_cache
+            .as_deref()
+            .map(built_images)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn qmp_sockets_only_in_the_plugins_directory() {
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = root.path().join("driver");
+        std::fs::create_dir(&dir).expect("dir");
+        let outside = root.path().join("outside.sock");
+        let _outside = std::os::unix::net::UnixListener::bind(&outside).expect("bind");
+        let _inside = std::os::unix::net::UnixListener::bind(dir.join("qmp.sock")).expect("bind");
+        std::os::unix::fs::symlink(&outside, dir.join("link.sock")).expect("symlink");
+        std::fs::write(dir.join("plain"), "x").expect("file");
+        assert!(connect_in(&dir, "qmp.sock").await.is_ok());
+        for bad in ["../outside.sock", "/tmp/x.sock", "..", "", "a/b"] {
+            assert!(
+                matches!(connect_in(&dir, bad).await, Err(Error::Denied(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            connect_in(&dir, "link.sock").await,
+            Err(Error::Failed(_) | Error::Denied(_))
+        ));
+        assert!(matches!(
+            connect_in(&dir, "plain").await,
+            Err(Error::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn built_images_are_listed_newest_first() {
+        let cache = tempfile::tempdir().expect("tmp");
+        for (name, disk) in [
+            ("old", true),
+            ("none", false),
+            (".tmp-x", true),
+            ("new", true),
+        ] {
+            let d = cache.path().join(name);
+            std::fs::create_dir(&d).expect("dir");
+            if disk {
+                std::fs::write(d.join(crate::vm::image::DISK_FILE), "q").expect("disk");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let found = built_images(cache.path());
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, vec!["new", "old"]);
+    }
+}

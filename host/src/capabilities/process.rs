@@ -1,0 +1,605 @@
+//! `process`: local programs the plugin declared, run by the host for the machine being
+//! worked on (see wit/process.wit).
+//!
+//! - A program is named by the plugin and must be one of its declared `program` entries:
+//!   a bare name is looked up in the host's PATH, a declared absolute path is used as is.
+//!   Anything else is `denied`.
+//! - No shell: the arguments are handed to `execve` as they are (each checked: no NUL,
+//!   bounded length and count). The environment is cleared but for PATH and LANG; the
+//!   working directory is the plugin's own directory of the machine (`machines/NAME/driver`).
+//! - `run` waits with a timeout (capped) and caps the output it keeps.
+//! - `spawn` starts a detached process (own session, stdin empty, output to `HANDLE.log`
+//!   in the plugin's directory) and records its pid and start time (from /proc/PID/stat)
+//!   under the plugin's handle name in `machines/NAME/processes.json`, a host-owned file
+//!   outside the plugin's directory. The plugin refers to processes only by handle: it can
+//!   ask about, signal and kill only processes the host started for this machine, and a
+//!   reused pid (another start time) is never signalled.
+//! - `free-port`: a port on 127.0.0.1 that was free a moment ago (the plugin has no sockets).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use wasmtime::component::Linker;
+
+use super::{Capability, Granted, Lend, Lent, Offer, project};
+use crate::plugin::HostState;
+use crate::plugin::bindings::v0_1::driver::dmw::plugin::process::{self as wit, Host, Signal};
+use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
+use crate::store::MachineDir;
+
+/// The `process` capability (declared by the driver with its programs, granted by the user).
+pub const CAPABILITY: Capability = Capability {
+    name: "process",
+    link: add_to_linker,
+    lend,
+};
+
+/// Most arguments one program gets.
+const MAX_ARGS: usize = 256;
+/// Longest argument (bytes).
+const MAX_ARG: usize = 4096;
+/// Longest program name (bytes).
+const MAX_PROGRAM: usize = 253;
+/// Longest handle name.
+const MAX_HANDLE: usize = 32;
+/// Most processes recorded for one machine.
+const MAX_HANDLES: usize = 16;
+/// Output kept per stream of `run`.
+pub const OUTPUT_CAP: usize = 1 << 20;
+/// Longest `run` may wait.
+const MAX_RUN: Duration = Duration::from_secs(30 * 60);
+/// Longest one `wait` may wait.
+const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+/// How long `kill` waits for a killed process to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// The environment variables a program gets from dmw's own environment (nothing else).
+const KEPT_ENV: &[&str] = &["PATH", "LANG"];
+
+/// What `process` works with for one machine.
+pub struct ProcessCtx {
+    /// The machine's name, for messages.
+    machine: String,
+    /// The machine's directory (holds the host-owned `processes.json`).
+    dir: MachineDir,
+    /// The programs the plugin declared.
+    programs: Vec<String>,
+}
+
+/// Link `process` through [`ProcessCtx`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, Lend<ProcessCtx>>(linker, project::<ProcessCtx>)
+}
+
+/// Lent only when the command works on one machine (its directory is known).
+fn lend(offer: &Offer, lent: &mut Lent) {
+    if let Some(dir) = &offer.machine_dir {
+        lent.insert(ProcessCtx {
+            machine: dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir: dir.clone(),
+            programs: offer.programs.clone(),
+        });
+    }
+}
+
+/// One process the host started, as recorded in `processes.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (clock ticks since boot, /proc/PID/stat field 22).
+    pub start_time: u64,
+    /// The program, as resolved.
+    pub program: PathBuf,
+}
+
+impl Started {
+    /// Whether it still runs: the same process (pid and start time match), not a zombie.
+    pub fn is_running(&self) -> bool {
+        matches!(proc_stat(self.pid), Some((state, start)) if state != 'Z' && state != 'X' && start == self.start_time)
+    }
+}
+
+/// The processes recorded in a machine's directory (none when the file is missing).
+pub fn recorded(dir: &MachineDir) -> Result<BTreeMap<String, Started>> {
+    match std::fs::read(dir.processes()) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is damaged", dir.processes().display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.processes().display())),
+    }
+}
+
+fn save(dir: &MachineDir, map: &BTreeMap<String, Started>) -> Result<()> {
+    let json = serde_json::to_vec_pretty(map).context("cannot encode the process records")?;
+    crate::store::write_private(&dir.processes(), &json)
+}
+
+/// Kill every process recorded for a machine (`rm` of a machine whose driver left some
+/// running, e.g. because it failed): SIGKILL, then wait until gone.
+pub fn kill_all(dir: &MachineDir) -> Result<()> {
+    for (handle, p) in recorded(dir)? {
+        kill_started(&p).with_context(|| format!("cannot kill process {handle}"))?;
+    }
+    Ok(())
+}
+
+/// SIGKILL a recorded process (if it still is the same process) and wait until it is gone.
+fn kill_started(p: &Started) -> Result<()> {
+    if !p.is_running() {
+        return Ok(());
+    }
+    send(p, libc::SIGKILL)?;
+    let deadline = Instant::now() + KILL_WAIT;
+    while p.is_running() {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "pid {} still runs {}s after SIGKILL",
+                p.pid,
+                KILL_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn send(p: &Started, sig: libc::c_int) -> Result<()> {
+    let pid = libc::pid_t::try_from(p.pid).context("bad pid")?;
+    // SAFETY: kill has no memory preconditions; the caller checked pid and start time.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(e).with_context(|| format!("cannot signal pid {pid}"));
+        }
+    }
+    Ok(())
+}
+
+/// The state letter and start time of a process, from /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // Field 22 of the whole line is the 20th after the name (state is the 3rd field).
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// A handle name: `[a-z0-9-]`, 1 to 32 characters.
+fn check_handle(handle: &str) -> Result<(), Error> {
+    let ok = !handle.is_empty()
+        && handle.len() <= MAX_HANDLE
+        && handle
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "process handle {:?} is not [a-z0-9-], 1 to {MAX_HANDLE} characters",
+            crate::sanitize::plugin_text(handle, 40)
+        )))
+    }
+}
+
+fn check_args(args: &[String]) -> Result<(), Error> {
+    if args.len() > MAX_ARGS {
+        return Err(Error::InvalidInput(format!(
+            "{} arguments: at most {MAX_ARGS}",
+            args.len()
+        )));
+    }
+    for a in args {
+        if a.len() > MAX_ARG || a.contains('\0') {
+            return Err(Error::InvalidInput(format!(
+                "an argument is longer than {MAX_ARG} bytes or holds a NUL byte: {:?}",
+                crate::sanitize::plugin_text(a, 60)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The executable `name` in the directories of `path` (a PATH value).
+pub fn which_in(name: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The executable `name` in the host's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    which_in(name, &std::env::var("PATH").unwrap_or_default())
+}
+
+impl ProcessCtx {
+    /// The program to run for the plugin's `program`: declared, then found.
+    fn resolve(&self, plugin: &str, program: &str) -> Result<PathBuf, Error> {
+        if program.is_empty() || program.len() > MAX_PROGRAM || program.contains('\0') {
+            return Err(Error::InvalidInput("bad program name".into()));
+        }
+        if !self.programs.iter().any(|p| p == program) {
+            return Err(Error::Denied(format!(
+                "plugin {plugin} did not declare the program {:?} (it declared: {})",
+                crate::sanitize::plugin_text(program, 80),
+                if self.programs.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.programs.join(", ")
+                }
+            )));
+        }
+        let found = if program.contains('/') {
+            let p = PathBuf::from(program);
+            (p.is_absolute() && p.is_file()).then_some(p)
+        } else {
+            which(program)
+        };
+        found.ok_or_else(|| {
+            Error::Failed(format!(
+                "{program} is not installed on this computer (not found in PATH); install it{}",
+                install_hint(program)
+            ))
+        })
+    }
+
+    /// The plugin's directory (created 0700 when missing): the programs' working directory.
+    fn work_dir(&self) -> Result<PathBuf, Error> {
+        let work = self.dir.driver_dir();
+        std::fs::create_dir_all(&work)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
+        Ok(work)
+    }
+
+    fn command(&self, program: &Path, args: &[String], work: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args).current_dir(work).env_clear();
+        for var in KEPT_ENV {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn records(&self) -> Result<BTreeMap<String, Started>, Error> {
+        recorded(&self.dir).map_err(|e| Error::Failed(format!("{e:#}")))
+    }
+
+    fn started(&self, handle: &str) -> Result<Option<Started>, Error> {
+        check_handle(handle)?;
+        Ok(self.records()?.remove(handle))
+    }
+
+    fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Failed(format!("machine {}: {what}: {e}", self.machine))
+    }
+}
+
+/// The Debian package to install for a program dmw's drivers use.
+pub fn install_hint(program: &str) -> &'static str {
+    match program {
+        "qemu-system-x86_64" => " (Debian: apt-get install qemu-system-x86)",
+        "qemu-img" => " (Debian: apt-get install qemu-utils)",
+        _ => "",
+    }
+}
+
+/// Read at most `cap` bytes of `reader` (the rest is read and dropped, so the writer
+/// never blocks on a full pipe).
+async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+fn timeout_of(ms: u32, max: Duration) -> Duration {
+    Duration::from_millis(u64::from(ms)).min(max)
+}
+
+impl Host for Granted<'_, ProcessCtx> {
+    async fn run(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<ExecOutput, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let path = match ctx.resolve(self.plugin, &program) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = check_args(&args) {
+            return Ok(Err(e));
+        }
+        let work = match ctx.work_dir() {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut cmd = tokio::process::Command::from(ctx.command(&path, &args, &work));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(ctx.failed(&format!("cannot run {program}"), e))),
+        };
+        let out = child.stdout.take().map(|o| read_capped(o, OUTPUT_CAP));
+        let err = child.stderr.take().map(|e| read_capped(e, OUTPUT_CAP));
+        let outputs = tokio::spawn(async move {
+            let (o, e) = match (out, err) {
+                (Some(o), Some(e)) => tokio::join!(o, e),
+                _ => (Vec::new(), Vec::new()),
+            };
+            (o, e)
+        });
+        let limit = timeout_of(timeout_ms, MAX_RUN);
+        let (exit_code, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(Ok(status)) => (status.code().unwrap_or(-1), false),
+            Ok(Err(e)) => return Ok(Err(ctx.failed(&format!("waiting for {program}"), e))),
+            Err(_) => {
+                // The whole process group: a program's own children go with it.
+                if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
+                    // SAFETY: kill has no memory preconditions; the group is the child's own.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                }
+                let _ = child.kill().await;
+                (-1, true)
+            }
+        };
+        // Output still open after the program ended (a grandchild holding the pipe) is
+        // not waited for long.
+        let (stdout, mut stderr) = tokio::time::timeout(Duration::from_secs(5), outputs)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        if timed_out {
+            stderr.extend_from_slice(
+                format!("\ntimed out after {} ms", limit.as_millis()).as_bytes(),
+            );
+        }
+        Ok(Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        }))
+    }
+
+    async fn spawn(
+        &mut self,
+        handle: String,
+        program: String,
+        args: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let spawned = (|| {
+            check_handle(&handle)?;
+            let path = ctx.resolve(self.plugin, &program)?;
+            check_args(&args)?;
+            let mut map = ctx.records()?;
+            if let Some(p) = map.get(&handle)
+                && p.is_running()
+            {
+                return Err(Error::InvalidInput(format!(
+                    "process {handle} still runs (pid {})",
+                    p.pid
+                )));
+            }
+            map.retain(|_, p| p.is_running());
+            if map.len() >= MAX_HANDLES {
+                return Err(Error::InvalidInput(format!(
+                    "{MAX_HANDLES} processes already run for this machine"
+                )));
+            }
+            let work = ctx.work_dir()?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(work.join(format!("{handle}.log")))
+                .map_err(|e| ctx.failed("cannot open the process log", e))?;
+            let log2 = log
+                .try_clone()
+                .map_err(|e| ctx.failed("cannot open the process log", e))?;
+            let mut cmd = ctx.command(&path, &args, &work);
+            cmd.stdout(log).stderr(log2);
+            // Its own session: no terminal, and dmw's Ctrl-C does not reach it.
+            // SAFETY: setsid is async-signal-safe and touches no memory.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| ctx.failed(&format!("cannot start {program}"), e))?;
+            let pid = child.id();
+            let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+            // Reap it if it ends while dmw still runs (no zombie); after dmw exits, init does.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            map.insert(
+                handle.clone(),
+                Started {
+                    pid,
+                    start_time,
+                    program: path,
+                },
+            );
+            save(&ctx.dir, &map).map_err(|e| ctx.failed("cannot record the process", e))?;
+            Ok(pid)
+        })();
+        Ok(spawned)
+    }
+
+    async fn running(&mut self, handle: String) -> wasmtime::Result<Result<bool, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        Ok(ctx
+            .started(&handle)
+            .map(|p| p.is_some_and(|p| p.is_running())))
+    }
+
+    async fn send_signal(
+        &mut self,
+        handle: String,
+        sig: Signal,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let number = match sig {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Int => libc::SIGINT,
+            Signal::Hup => libc::SIGHUP,
+        };
+        Ok(match ctx.started(&handle) {
+            Ok(Some(p)) if p.is_running() => {
+                send(&p, number).map_err(|e| ctx.failed(&format!("signal {handle}"), e))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        handle: String,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let p = match ctx.started(&handle) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(Ok(true)),
+            Err(e) => return Ok(Err(e)),
+        };
+        let deadline = Instant::now() + timeout_of(timeout_ms, MAX_WAIT);
+        while p.is_running() {
+            if Instant::now() >= deadline {
+                return Ok(Ok(false));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Ok(true))
+    }
+
+    async fn kill(&mut self, handle: String) -> wasmtime::Result<Result<(), Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let done = (|| {
+            check_handle(&handle)?;
+            let mut map = ctx.records()?;
+            let Some(p) = map.remove(&handle) else {
+                return Ok(());
+            };
+            kill_started(&p).map_err(|e| ctx.failed(&format!("kill {handle}"), e))?;
+            save(&ctx.dir, &map).map_err(|e| ctx.failed("cannot record the process", e))
+        })();
+        Ok(done)
+    }
+
+    async fn free_port(&mut self) -> wasmtime::Result<Result<u16, Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("process")));
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| ctx.failed("cannot find a free port on 127.0.0.1", e));
+        Ok(port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_reads_our_own_process() {
+        let (state, start) = proc_stat(std::process::id()).expect("own stat");
+        assert!(state == 'R' || state == 'S');
+        assert!(start > 0);
+        assert!(proc_stat(u32::MAX).is_none());
+        let reused = Started {
+            pid: std::process::id(),
+            start_time: 1, // not ours: a reused pid
+            program: PathBuf::from("/bin/true"),
+        };
+        assert!(!reused.is_running());
+        kill_started(&reused).expect("a process that is not ours is left alone");
+    }
+
+    #[test]
+    fn handles_and_args_are_checked() {
+        for ok in ["qemu", "vm-1", "a"] {
+            assert!(check_handle(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "A", "a b", "a/b", &"x".repeat(33)] {
+            assert!(check_handle(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_args(&["-m".into(), "1024".into()]).is_ok());
+        assert!(check_args(&["a\0b".into()]).is_err());
+        assert!(check_args(&vec![String::new(); MAX_ARGS + 1]).is_err());
+        assert!(check_args(&["x".repeat(MAX_ARG + 1)]).is_err());
+    }
+
+    #[test]
+    fn only_declared_programs_resolve() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ctx = ProcessCtx {
+            machine: "m".into(),
+            dir: MachineDir::at(dir.path()),
+            programs: vec!["sh".into(), "/bin/true".into()],
+        };
+        assert!(ctx.resolve("p", "sh").is_ok());
+        assert!(ctx.resolve("p", "/bin/true").is_ok());
+        assert!(matches!(ctx.resolve("p", "ls"), Err(Error::Denied(_))));
+        assert!(matches!(ctx.resolve("p", "/bin/sh"), Err(Error::Denied(_))));
+        assert!(matches!(ctx.resolve("p", "true"), Err(Error::Denied(_))));
+    }
+}

@@ -1,0 +1,319 @@
+//! The qemu driver (the default driver) end to end, and the containment of the `process`
+//! and `files` capabilities it uses.
+//!
+//! - `vm_lifecycle_with_the_default_driver` (root): the image `dmw image build` makes with
+//!   Debian's docker.io preinstalled (built once, cached under
+//!   /var/cache/dmw-testbed/images by its inputs: the machine needs nothing from the
+//!   network), `dmw create vm1` with no `--driver` (the qemu driver boots it under TCG
+//!   here, the recipe finds docker.io with `--engine-install-method distro`), then
+//!   `eval "$(dmw env vm1)"` + `docker run`, stop, start (same URL, the same certificates
+//!   still valid), restart, kill, start, rm: no QEMU process and no file left, also when
+//!   the test fails (a guard kills and removes).
+//! - `two_vms_created_at_once` (root): two creates in parallel on the same image with
+//!   `--qemu-network shared`, each with its own ports and QEMU; both engines run
+//!   containers; each reaches the other on the shared network; one `rm` removes both.
+//! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
+//!   install, exits 3 and creates nothing.
+//! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
+//!   fixture tests/plugins/hostile-process-driver, approved for `process` (printenv, ln)
+//!   and `files`, tries every way out and reports what worked.
+
+use std::path::Path;
+use std::time::Instant;
+
+use dmw::vm::image::{self, ImageSpec};
+use dmw_testbed::require_root_or_skip;
+
+use crate::support::{Dmw, docker_run_ok};
+
+/// The hostile process driver (tests/plugins/hostile-process-driver).
+const HOSTILE_PROCESS: &str = env!("DMW_TEST_HOSTILE_PROCESS_DRIVER");
+
+/// Processes (not zombies) whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The QEMU processes of a test's machines (their command line names the machine: `-name
+/// dmw-NAME`; their working directory is in the test's store).
+fn qemus_in(store: &Path) -> Vec<u32> {
+    let store = store.display().to_string();
+    processes_mentioning("qemu-system-x86_64")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&store))
+        })
+        .collect()
+}
+
+/// Removes the machine when dropped and kills any QEMU left in the test's store (a failing
+/// test leaves nothing running).
+struct Guard<'a> {
+    dmw: &'a Dmw,
+    name: &'a str,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = self.dmw.run(&["rm", "-f", "-y", self.name]);
+        for pid in qemus_in(&self.dmw.storage) {
+            // SAFETY: kill has no memory preconditions; the pid is a QEMU of this test.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+fn status(dmw: &Dmw, name: &str) -> String {
+    dmw.run(&["status", name]).stdout.trim().to_string()
+}
+
+#[test]
+fn vm_lifecycle_with_the_default_driver() {
+    if !require_root_or_skip("vm_lifecycle_with_the_default_driver") {
+        return;
+    }
+    let cache = Path::new(dmw_testbed::CACHE_DIR).join("images");
+    let spec = ImageSpec {
+        packages: vec!["docker.io".into(), "apparmor".into()],
+        ..ImageSpec::default()
+    };
+    let started = Instant::now();
+    let built = image::build(&spec, &cache, &mut |line| eprintln!("vm_driver: {line}"))
+        .expect("build the image");
+    eprintln!("vm_driver: image ready in {:.1?}", started.elapsed());
+
+    let dmw = Dmw::new();
+    let name = "vm1";
+    let _guard = Guard { dmw: &dmw, name };
+    let image_dir = built.dir.display().to_string();
+    let t = Instant::now();
+    // No --driver: the default, qemu.
+    dmw.ok(&[
+        "create",
+        "--qemu-image",
+        &image_dir,
+        "--engine-install-method",
+        "distro",
+        name,
+    ]);
+    eprintln!("vm_driver: create to a running engine {:.1?}", t.elapsed());
+    let record =
+        std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record");
+    assert!(record.contains("builtin:qemu"), "{record}");
+    assert_eq!(status(&dmw, name), "Running");
+    docker_run_ok(&dmw, name);
+    let url = dmw.ok(&["url", name]);
+    assert!(url.trim().starts_with("tcp://127.0.0.1:"), "{url}");
+    let server_cert = std::fs::read(dmw.machine_dir(name).join("server.pem")).expect("cert");
+
+    let t = Instant::now();
+    dmw.ok(&["stop", name]);
+    eprintln!("vm_driver: stop {:.1?}", t.elapsed());
+    assert_eq!(status(&dmw, name), "Stopped");
+    assert!(
+        qemus_in(&dmw.storage).is_empty(),
+        "QEMU still runs after stop"
+    );
+
+    let t = Instant::now();
+    dmw.ok(&["start", name]);
+    eprintln!("vm_driver: start to a running engine {:.1?}", t.elapsed());
+    assert_eq!(dmw.ok(&["url", name]), url, "same URL after start");
+    assert_eq!(
+        std::fs::read(dmw.machine_dir(name).join("server.pem")).expect("cert"),
+        server_cert,
+        "the same certificate"
+    );
+    // The client verifies the engine with the same CA and certificates.
+    docker_run_ok(&dmw, name);
+
+    let t = Instant::now();
+    dmw.ok(&["restart", name]);
+    eprintln!("vm_driver: restart {:.1?}", t.elapsed());
+    assert_eq!(status(&dmw, name), "Running");
+
+    dmw.ok(&["kill", name]);
+    assert_eq!(status(&dmw, name), "Stopped");
+    assert!(
+        qemus_in(&dmw.storage).is_empty(),
+        "QEMU still runs after kill"
+    );
+    dmw.ok(&["start", name]);
+    docker_run_ok(&dmw, name);
+
+    dmw.ok(&["rm", "-y", name]);
+    assert!(
+        qemus_in(&dmw.storage).is_empty(),
+        "QEMU still runs after rm"
+    );
+    assert!(
+        !dmw.machine_dir(name).exists(),
+        "the machine's files are left"
+    );
+}
+
+#[test]
+fn no_qemu_no_default_driver() {
+    let dmw = Dmw::new();
+    let empty = tempfile::tempdir().expect("tmp");
+    let r: crate::support::Run = dmw
+        .command(&["create", "vm0"])
+        .env("PATH", empty.path())
+        .env_remove("DMW_DRIVER")
+        .env_remove("MACHINE_DRIVER")
+        .output()
+        .expect("run dmw")
+        .into();
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("qemu-system-x86 qemu-utils")
+            && r.stderr.contains("--driver generic")
+            && r.stderr.contains("machine \"vm0\""),
+        "{r:?}"
+    );
+    assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
+}
+
+#[test]
+fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
+    let dmw = Dmw::new();
+    // Used by path it may not even start: it asks for more than the default grant.
+    let r = dmw.run(&["create", "-d", HOSTILE_PROCESS, "h0"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("capability process") && r.stderr.contains("local program printenv"),
+        "{r:?}"
+    );
+    dmw.ok(&["plugin", "install", "--yes", HOSTILE_PROCESS]);
+    let r = dmw
+        .command(&["create", "-d", HOSTILE_PROCESS, "h1"])
+        .env("DMW_SECRET_OF_THE_USER", "s3cr3t")
+        .output()
+        .expect("run dmw");
+    let r: crate::support::Run = r.into();
+    assert_eq!(r.code, 3, "the check fails with its report: {r:?}");
+    assert!(
+        r.stderr.contains("HOSTILE-CONTAINED") && !r.stderr.contains("HOSTILE-BREACH"),
+        "{r:?}"
+    );
+    assert!(!dmw.machine_dir("h1").exists(), "nothing is kept");
+    // The `sleep 3600` it left running when its check failed was ended with the machine.
+    let store = dmw.storage.display().to_string();
+    let left: Vec<u32> = processes_mentioning("3600")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&store))
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the driver's process outlived it: {left:?}"
+    );
+}
+
+#[test]
+fn two_vms_created_at_once_on_a_shared_network() {
+    if !require_root_or_skip("two_vms_created_at_once_on_a_shared_network") {
+        return;
+    }
+    let cache = Path::new(dmw_testbed::CACHE_DIR).join("images");
+    let spec = ImageSpec {
+        packages: vec!["docker.io".into(), "apparmor".into()],
+        ..ImageSpec::default()
+    };
+    let built = image::build(&spec, &cache, &mut |line| eprintln!("vm_driver: {line}"))
+        .expect("build the image");
+    let image_dir = built.dir.display().to_string();
+    let dmw = Dmw::new();
+    let _guards = [
+        Guard {
+            dmw: &dmw,
+            name: "va",
+        },
+        Guard {
+            dmw: &dmw,
+            name: "vb",
+        },
+    ];
+    let t = Instant::now();
+    let runs: Vec<crate::support::Run> = std::thread::scope(|s| {
+        let jobs: Vec<_> = ["va", "vb"]
+            .into_iter()
+            .map(|name| {
+                let (dmw, image_dir) = (&dmw, &image_dir);
+                s.spawn(move || {
+                    dmw.run(&[
+                        "create",
+                        "--qemu-image",
+                        image_dir,
+                        "--qemu-network",
+                        "shared",
+                        "--engine-install-method",
+                        "distro",
+                        name,
+                    ])
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().expect("create thread"))
+            .collect()
+    });
+    eprintln!("vm_driver: two creates at once {:.1?}", t.elapsed());
+    for r in &runs {
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    // Each has its own ports (and so its own URL), and both engines work.
+    let urls: Vec<String> = ["va", "vb"].iter().map(|n| dmw.ok(&["url", n])).collect();
+    assert_ne!(urls[0], urls[1]);
+    for name in ["va", "vb"] {
+        docker_run_ok(&dmw, name);
+    }
+    assert_eq!(qemus_in(&dmw.storage).len(), 2, "one QEMU per machine");
+    // On the shared network they reach each other: each reads the other's SSH banner.
+    let address = |name: &str| {
+        let record = std::fs::read(dmw.machine_dir(name).join("config.json")).expect("record");
+        let v: serde_json::Value = serde_json::from_slice(&record).expect("json");
+        let a = v["driver_state"]["shared-address"]
+            .as_str()
+            .expect("a shared address")
+            .to_string();
+        a.split('/').next().unwrap_or_default().to_string()
+    };
+    for (from, to) in [("va", "vb"), ("vb", "va")] {
+        let ip = address(to);
+        let banner = dmw.run(&[
+            "ssh",
+            from,
+            &format!("bash -c 'exec 3<>/dev/tcp/{ip}/22 && head -c 7 <&3'"),
+        ]);
+        assert!(
+            banner.stdout.contains("SSH-2.0"),
+            "{from} does not reach {to} at {ip}: {banner:?}"
+        );
+    }
+    dmw.ok(&["rm", "-y", "va", "vb"]);
+    assert!(
+        qemus_in(&dmw.storage).is_empty(),
+        "QEMU still runs after rm"
+    );
+}

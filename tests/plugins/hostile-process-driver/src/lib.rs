@@ -1,0 +1,155 @@
+//! Hostile test fixture: a driver granted `process` (with the programs `printenv`, `ln` and
+//! `sleep`) and `files` that tries, in `pre-create-check`, to get past them:
+//!
+//! - run programs it did not declare (`sh` by name, `/bin/sh` by path, `printenv` by
+//!   another path);
+//! - smuggle a shell through its declared program's arguments;
+//! - read the host's environment through `printenv` (only PATH and LANG may show);
+//! - read files outside its directory: `/etc/passwd`, the machine's record and key beside
+//!   its directory (`../config.json`, `../id_ssh`), the same through symlinks its `ln`
+//!   makes, and the host's process records (`../processes.json`);
+//! - talk QMP to a socket outside its directory;
+//! - use a handle name that is a path, and kill processes it never started;
+//! - leave a process running (`sleep 3600`) when its check fails.
+//!
+//! It fails the check with `HOSTILE-CONTAINED` when every attempt was refused (and the
+//! positive controls worked: its own directory is writable, its program runs), else with
+//! `HOSTILE-BREACH:` and what worked.
+
+use std::time::Duration;
+
+use dmw_guest::driver::{Driver, SshEndpoint};
+use dmw_guest::flags::{Flag, Flags};
+use dmw_guest::process;
+use dmw_guest::{Error, Result, files};
+
+dmw_guest::permissions! {
+    capability "process";
+    capability "files";
+    program "printenv";
+    program "ln";
+    program "sleep";
+}
+
+/// The hostile process driver.
+struct HostileProcess;
+
+fn denied<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::Denied(_)))
+}
+
+impl Driver for HostileProcess {
+    const NAME: &'static str = "hostile-process";
+    const DESCRIPTION: &'static str = "Hostile test driver: reaches past process and files";
+
+    fn create_flags() -> Vec<Flag> {
+        vec![]
+    }
+
+    fn set_config(_machine_name: &str, _flags: &Flags) -> Result<()> {
+        Ok(())
+    }
+
+    fn pre_create_check() -> Result<()> {
+        let t = Duration::from_secs(10);
+        let mut breach = Vec::new();
+        let mut broken = Vec::new();
+        for program in ["sh", "/bin/sh", "/usr/bin/printenv", "../printenv"] {
+            if !denied(&process::run(program, &["-c", "id"], t)) {
+                breach.push(format!("ran undeclared {program}"));
+            }
+        }
+        if !denied(&process::spawn("evil", "sh", &["-c", "sleep 60"])) {
+            breach.push("spawned undeclared sh".to_string());
+        }
+        match process::run("printenv", &[], t) {
+            Ok(out) => {
+                let env = String::from_utf8_lossy(&out.stdout).into_owned();
+                for line in env.lines() {
+                    let name = line.split('=').next().unwrap_or_default();
+                    if !["PATH", "LANG"].contains(&name) {
+                        breach.push(format!("saw the host's environment variable {name}"));
+                    }
+                }
+            }
+            Err(e) => broken.push(format!("declared printenv did not run: {}", e.message())),
+        }
+        // The program's arguments are not a shell: `;` is a plain argument.
+        if let Ok(out) = process::run("printenv", &["PATH; id"], t)
+            && String::from_utf8_lossy(&out.stdout).contains("uid=")
+        {
+            breach.push("a shell ran its arguments".to_string());
+        }
+        // A process of its own, so the host's records of it exist (beside its directory).
+        if let Err(e) = process::spawn("own", "printenv", &[]) {
+            broken.push(format!("declared printenv did not spawn: {}", e.message()));
+        }
+        for path in [
+            "/etc/passwd",
+            "/files/../id_ssh",
+            "/files/../processes.json",
+            "/files/../config.json",
+            "../id_ssh",
+        ] {
+            if std::fs::read(path).is_ok() {
+                breach.push(format!("read {path}"));
+            }
+        }
+        if std::fs::write(files::path("mine.txt"), b"ok").is_err() {
+            broken.push("its own directory is not writable".to_string());
+        }
+        // Its declared `ln` may plant symlinks in its directory (a program is as powerful
+        // as it is), but WASI does not follow them out of the directory.
+        for (target, link) in [
+            ("../config.json", "record-link"),
+            ("/etc/passwd", "abs-link"),
+        ] {
+            if let Err(e) = process::run_ok("ln", &["-s", target, link], t) {
+                broken.push(format!("declared ln did not run: {}", e.message()));
+            }
+            if std::fs::read(files::path(link)).is_ok() {
+                breach.push(format!("read {target} through a symlink"));
+            }
+        }
+        for socket in ["../qmp.sock", "/run/systemd/private", "record-link"] {
+            if files::qmp(socket, r#"{"execute":"query-status"}"#, t).is_ok() {
+                breach.push(format!("talked QMP on {socket}"));
+            }
+        }
+        if process::running("../../x").is_ok() {
+            breach.push("a path was taken as a handle".to_string());
+        }
+        // A handle it never started names nothing: no process of anyone else is touched.
+        if !matches!(process::running("init"), Ok(false)) || process::kill("init").is_err() {
+            broken.push("an unknown handle is not simply not running".to_string());
+        }
+        // Something long-running, left behind when the check fails: the host must end it.
+        if let Err(e) = process::spawn("lingering", "sleep", &["3600"]) {
+            broken.push(format!("declared sleep did not spawn: {}", e.message()));
+        }
+        if breach.is_empty() && broken.is_empty() {
+            Err(Error::Failed("HOSTILE-CONTAINED".into()))
+        } else {
+            breach.extend(broken);
+            Err(Error::Failed(format!(
+                "HOSTILE-BREACH: {}",
+                breach.join("; ")
+            )))
+        }
+    }
+
+    fn address() -> Result<String> {
+        Ok("127.0.0.1".into())
+    }
+
+    fn ssh_endpoint() -> Result<SshEndpoint> {
+        Ok(SshEndpoint {
+            address: "127.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            key_path: None,
+        })
+    }
+}
+
+dmw_guest::export_driver!(HostileProcess, "../../../wit");
