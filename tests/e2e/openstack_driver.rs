@@ -244,6 +244,55 @@ fn openstack_driver_by_path_end_to_end() {
     );
 }
 
+#[test]
+fn openstack_services_on_other_hosts_come_from_the_keystone_catalog() {
+    if !dmw_testbed::require_root_or_skip(
+        "openstack_services_on_other_hosts_come_from_the_keystone_catalog",
+    ) {
+        return;
+    }
+    // Keystone on 127.0.0.1, Nova, Glance and Neutron on 127.0.0.2 (only in the catalog).
+    let cloud = OpenStack::start(Config {
+        services_on: Some("127.0.0.2".into()),
+        ..Config::default()
+    });
+    let services = cloud.services.as_ref().expect("services listener");
+    let dmw = Dmw::new();
+    ok(
+        &dmw.run(&["plugin", "install", "--yes", DRIVER]),
+        "plugin install",
+    );
+    let r = create(&dmw, &cloud, "cat1", &[]);
+    ok(&r, "create cat1");
+    let log = std::fs::read_to_string(dmw.machine_dir("cat1").join("provision.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "the Keystone service catalog allows {}",
+            services.url
+        )),
+        "{log}"
+    );
+    let on_services = services.request_lines();
+    assert!(
+        on_services
+            .iter()
+            .any(|l| l.starts_with("POST /compute/v2.1/servers "))
+            && on_services.iter().any(|l| l.contains("/image/v2/images"))
+            && on_services.iter().all(|l| !l.contains("/identity/")),
+        "{on_services:?}"
+    );
+    let on_keystone = cloud.http.request_lines();
+    assert!(
+        on_keystone.iter().all(|l| l.contains("/identity/")),
+        "{on_keystone:?}"
+    );
+    // Later commands authenticate again and reach the services the same way.
+    ok(&dmw.run(&["stop", "cat1"]), "stop cat1");
+    assert_eq!(state(&dmw, "cat1"), "Stopped");
+    ok(&dmw.run(&["rm", "-y", "cat1"]), "rm cat1");
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
+}
+
 /// A create that failed: exit `code`, Docker Machine's first line naming the machine and
 /// `step`, and each of `needles` (the provider's own words, what to do next).
 fn failed(r: &Run, name: &str, step: &str, code: i32, needles: &[&str]) {

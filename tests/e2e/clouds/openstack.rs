@@ -4,7 +4,10 @@
 //! servers are real testbed hosts (see fleet.rs).
 //!
 //! Layout on one port, like devstack: `/identity` (Keystone), `/compute` (Nova),
-//! `/image` (Glance), `/network` (Neutron); the catalog points at these.
+//! `/image` (Glance), `/network` (Neutron); the catalog points at these. With
+//! `Config::services_on` the same API is served on a second listener on that address too,
+//! and the catalog puts Nova, Glance and Neutron there (a cloud whose services live on
+//! other hosts than Keystone).
 //!
 //! Address model: every server gets one port on the `private` network whose fixed IP is
 //! the testbed host's own (reachable) address. Floating IPs come from the external
@@ -61,6 +64,9 @@ pub struct Config {
     pub boot_fault: Option<String>,
     /// How many key pair imports are answered 429 (with `Retry-After: 1`) first.
     pub throttle_keypairs: usize,
+    /// When set (a loopback address such as 127.0.0.2), Nova, Glance and Neutron are
+    /// advertised in the catalog on a second listener on this address.
+    pub services_on: Option<String>,
 }
 
 impl Default for Config {
@@ -78,6 +84,7 @@ impl Default for Config {
             max_servers: 10,
             boot_fault: None,
             throttle_keypairs: 0,
+            services_on: None,
         }
     }
 }
@@ -141,6 +148,8 @@ struct State {
 
 struct Inner {
     cfg: Config,
+    /// `http://IP:PORT` of the services' listener (`Config::services_on`).
+    services_url: Mutex<Option<String>>,
     throttled: AtomicU64,
     fleet: Arc<Fleet>,
     state: Mutex<State>,
@@ -151,6 +160,8 @@ struct Inner {
 pub struct OpenStack {
     /// The HTTP server (its requests are recorded).
     pub http: Server,
+    /// The services' second listener (`Config::services_on`).
+    pub services: Option<Server>,
     inner: Arc<Inner>,
 }
 
@@ -162,8 +173,10 @@ impl OpenStack {
 
     /// Starts the cloud on 127.0.0.1, booting its servers in `fleet`.
     pub fn with_fleet(cfg: Config, fleet: Arc<Fleet>) -> OpenStack {
+        let services_on = cfg.services_on.clone();
         let inner = Arc::new(Inner {
             cfg,
+            services_url: Mutex::new(None),
             throttled: AtomicU64::new(0),
             fleet,
             state: Mutex::new(State::default()),
@@ -171,8 +184,13 @@ impl OpenStack {
         });
         let h = inner.clone();
         let handler: Handler = Arc::new(move |req: &Request| h.handle(req));
+        let services = services_on.map(|ip| Server::start_on(&ip, handler.clone()));
+        if let Some(s) = &services {
+            *inner.services_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.url.clone());
+        }
         OpenStack {
             http: Server::start(handler),
+            services,
             inner,
         }
     }
@@ -475,8 +493,16 @@ impl Inner {
             "issued_at": "2026-01-01T00:00:00.000000Z",
         });
         if project.is_some() {
+            let services = self
+                .services_url
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let ep = |kind: &str, path: &str| {
-                let url = format!("{base}/{path}");
+                let url = match (&services, kind) {
+                    (Some(s), "compute" | "image" | "network") => format!("{s}/{path}"),
+                    _ => format!("{base}/{path}"),
+                };
                 let endpoints: Vec<Value> = ["public", "internal", "admin"]
                     .iter()
                     .map(|i| {

@@ -109,7 +109,12 @@ pub struct Server {
 impl Server {
     /// Serves `handler` on 127.0.0.1 (an ephemeral port).
     pub fn start(handler: Handler) -> Server {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the cloud test server");
+        Server::start_on("127.0.0.1", handler)
+    }
+
+    /// Serves `handler` on `ip` (a loopback address; an ephemeral port).
+    pub fn start_on(ip: &str, handler: Handler) -> Server {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the cloud test server");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");

@@ -1,5 +1,6 @@
 //! The allow-list of the `http` capability: host patterns, resolved from the plugin's
-//! declaration and flag values, and the check of a request's host against them.
+//! declaration and flag values, the endpoints learnt from a Keystone service catalog, and
+//! the check of a request's host against them.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,6 +25,114 @@ pub struct HttpSettings {
     /// TLS verification is off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// Where the plugin's Keystone tokens come from and which of their catalog endpoints
+    /// become allowed hosts (declared with `http-keystone-catalog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystone: Option<KeystoneCatalog>,
+}
+
+/// The Keystone whose token answers add allowed hosts: its auth URL's origin, and the
+/// region and interface the user chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeystoneCatalog {
+    /// The origin of the auth URL (`scheme://host:port`, port always written).
+    pub auth: String,
+    /// Only endpoints of this region (its id or name); none: every region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Only endpoints of this interface: `public`, `internal` or `admin`.
+    pub interface: String,
+}
+
+/// Most origins taken from one service catalog.
+pub const MAX_CATALOG_ORIGINS: usize = 32;
+/// Most catalog endpoints looked at.
+const MAX_CATALOG_ENDPOINTS: usize = 1024;
+/// Longest catalog endpoint URL taken.
+pub const MAX_CATALOG_URL: usize = 2048;
+
+/// `scheme://host:port` of an http(s) URL (host in lower case, IPv6 in brackets, the
+/// scheme's default port written out).
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = match uri.scheme_str()? {
+        s @ ("http" | "https") => s,
+        _ => return None,
+    };
+    let host = uri.host().filter(|h| !h.is_empty())?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some(format!("{scheme}://{host}:{port}"))
+}
+
+/// `scheme://host:port` of a request target (host as [`allowed`] takes it: no brackets).
+pub fn origin(scheme: &str, host: &str, port: u16) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+impl KeystoneCatalog {
+    /// Whether a request (method, final URL) and its answer status are a token issued by
+    /// this Keystone: `POST …/auth/tokens` on the auth URL's origin, answered 201.
+    pub fn is_token_answer(&self, method: &http::Method, uri: &Uri, status: u16) -> bool {
+        status == 201
+            && method == http::Method::POST
+            && uri.path().trim_end_matches('/').ends_with("/auth/tokens")
+            && origin_of(&uri.to_string()).as_deref() == Some(self.auth.as_str())
+    }
+
+    /// The origins of the endpoints in a token answer's `token.catalog` whose interface (and
+    /// region, when set) match, at most [`MAX_CATALOG_ORIGINS`], each with the service type
+    /// that named it first; endpoints with a URL that is not http(s), longer than
+    /// [`MAX_CATALOG_URL`] or whose host is not a host name or IP address are skipped.
+    pub fn origins(&self, body: &[u8]) -> Vec<(String, String)> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        let endpoints = v["token"]["catalog"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|service| {
+                let kind = service["type"].as_str().unwrap_or("?");
+                service["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |ep| (kind, ep))
+            })
+            .take(MAX_CATALOG_ENDPOINTS);
+        for (kind, ep) in endpoints {
+            let region_ok = match &self.region {
+                None => true,
+                Some(r) => [&ep["region_id"], &ep["region"]]
+                    .iter()
+                    .any(|v| v.as_str() == Some(r.as_str())),
+            };
+            if !region_ok || ep["interface"].as_str() != Some(self.interface.as_str()) {
+                continue;
+            }
+            let Some(url) = ep["url"].as_str().filter(|u| u.len() <= MAX_CATALOG_URL) else {
+                continue;
+            };
+            let Some(o) = origin_of(url) else { continue };
+            let host = o.split_once("://").map(|(_, h)| h).unwrap_or_default();
+            if check_pattern(host).is_err() || out.iter().any(|(have, _)| *have == o) {
+                continue;
+            }
+            if out.len() >= MAX_CATALOG_ORIGINS {
+                break;
+            }
+            out.push((o, kind.chars().take(64).collect()));
+        }
+        out
+    }
 }
 
 impl HttpSettings {
@@ -81,11 +190,42 @@ impl HttpSettings {
             None => false,
             Some(v) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
         };
+        let keystone = match &d.http_keystone_catalog {
+            None => None,
+            Some(k) => match value(&k.auth_url) {
+                None => None,
+                Some(url) => Some(KeystoneCatalog {
+                    auth: origin_of(&url).ok_or_else(|| {
+                        anyhow!(
+                            "--{} {url:?} is not an http:// or https:// URL with a host",
+                            k.auth_url
+                        )
+                    })?,
+                    region: value(&k.region),
+                    interface: interface_of(&k.interface, value(&k.interface))?,
+                }),
+            },
+        };
         Ok(HttpSettings {
             hosts,
             cacert,
             insecure,
+            keystone,
         })
+    }
+}
+
+/// The Keystone interface named by the value of `--flag`: `public` (also when unset),
+/// `internal`, `admin`, or Docker Machine's `publicURL`, `internalURL`, `adminURL`.
+fn interface_of(flag: &str, value: Option<String>) -> Result<String> {
+    let Some(v) = value else {
+        return Ok("public".into());
+    };
+    let lower = v.to_ascii_lowercase();
+    let name = lower.strip_suffix("url").unwrap_or(&lower);
+    match name {
+        "public" | "internal" | "admin" => Ok(name.to_string()),
+        _ => bail!("--{flag} must be publicURL, internalURL or adminURL, got {v:?}"),
     }
 }
 
@@ -270,5 +410,148 @@ mod tests {
             ..Declaration::default()
         };
         assert!(HttpSettings::resolve(&star, &[]).is_err());
+    }
+
+    fn keystone(region: Option<&str>, interface: &str) -> KeystoneCatalog {
+        KeystoneCatalog {
+            auth: "https://keystone.test:5000".into(),
+            region: region.map(String::from),
+            interface: interface.into(),
+        }
+    }
+
+    const CATALOG: &str = r#"{"token": {"catalog": [
+        {"type": "compute", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "https://Nova.test:8774/v2.1"},
+            {"interface": "internal", "region_id": "RegionOne", "url": "http://10.0.0.5:8774/v2.1"},
+            {"interface": "public", "region": "RegionTwo", "url": "https://nova.two.test/v2.1"}]},
+        {"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "https://nova.test:8774/image"},
+            {"interface": "public", "region_id": "RegionOne", "url": "ftp://files.test/"},
+            {"interface": "public", "region_id": "RegionOne", "url": "https://bad host/"},
+            {"interface": "public", "region_id": "RegionOne"},
+            {"interface": "public", "region_id": "RegionOne", "url": "https://[::1]:9292"}]},
+        {"type": "network", "endpoints": "not a list"}
+    ]}}"#;
+
+    #[test]
+    fn catalog_endpoints_of_the_chosen_region_and_interface() {
+        let one = keystone(Some("RegionOne"), "public");
+        assert_eq!(
+            one.origins(CATALOG.as_bytes()),
+            vec![
+                ("https://nova.test:8774".to_string(), "compute".to_string()),
+                ("https://[::1]:9292".to_string(), "image".to_string()),
+            ]
+        );
+        let two = keystone(Some("RegionTwo"), "public");
+        assert_eq!(
+            two.origins(CATALOG.as_bytes()),
+            vec![(
+                "https://nova.two.test:443".to_string(),
+                "compute".to_string()
+            )]
+        );
+        let internal = keystone(None, "internal");
+        assert_eq!(
+            internal.origins(CATALOG.as_bytes()),
+            vec![("http://10.0.0.5:8774".to_string(), "compute".to_string())]
+        );
+        assert_eq!(
+            keystone(None, "public").origins(CATALOG.as_bytes()).len(),
+            3
+        );
+        assert!(one.origins(b"not json").is_empty());
+        assert!(one.origins(br#"{"token": {}}"#).is_empty());
+    }
+
+    #[test]
+    fn catalog_is_bounded() {
+        let long = format!("https://long.test/{}", "x".repeat(MAX_CATALOG_URL));
+        let mut eps: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"interface": "public", "url": "https://h{i}.test"}}"#))
+            .collect();
+        eps.insert(0, format!(r#"{{"interface": "public", "url": "{long}"}}"#));
+        let body = format!(
+            r#"{{"token": {{"catalog": [{{"type": "x", "endpoints": [{}]}}]}}}}"#,
+            eps.join(",")
+        );
+        let got = keystone(None, "public").origins(body.as_bytes());
+        assert_eq!(got.len(), MAX_CATALOG_ORIGINS);
+        assert_eq!(got[0].0, "https://h0.test:443");
+    }
+
+    #[test]
+    fn token_answers_only_from_the_auth_urls_origin() {
+        let k = keystone(None, "public");
+        let post = http::Method::POST;
+        let uri = |u: &str| u.parse::<Uri>().expect("uri");
+        assert!(k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            200
+        ));
+        assert!(!k.is_token_answer(
+            &http::Method::GET,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(&post, &uri("http://keystone.test:5000/v3/auth/tokens"), 201));
+        assert!(!k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5001/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(&post, &uri("https://keystone.test:5000/v3/servers"), 201));
+        let d = Declaration {
+            capabilities: vec!["http".into()],
+            http_keystone_catalog: Some(crate::plugin::declaration::KeystoneCatalogFlags {
+                auth_url: "os-auth-url".into(),
+                region: "os-region".into(),
+                interface: "os-endpoint-type".into(),
+            }),
+            ..Declaration::default()
+        };
+        let flag = |n: &str, v: &str| FlagValue {
+            name: n.into(),
+            values: vec![v.into()],
+        };
+        let s = HttpSettings::resolve(
+            &d,
+            &[
+                flag("os-auth-url", "HTTPS://Keystone.test/v3"),
+                flag("os-endpoint-type", "internalURL"),
+            ],
+        )
+        .expect("resolve");
+        assert_eq!(
+            s.keystone,
+            Some(KeystoneCatalog {
+                auth: "https://keystone.test:443".into(),
+                region: None,
+                interface: "internal".into(),
+            })
+        );
+        assert!(
+            HttpSettings::resolve(&d, &[])
+                .expect("none")
+                .keystone
+                .is_none()
+        );
+        assert!(
+            HttpSettings::resolve(
+                &d,
+                &[
+                    flag("os-auth-url", "https://k.test"),
+                    flag("os-endpoint-type", "privateURL")
+                ]
+            )
+            .is_err()
+        );
     }
 }

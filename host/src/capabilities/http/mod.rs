@@ -25,7 +25,7 @@ mod log;
 mod proxy;
 mod send;
 
-pub use allow::{HttpSettings, allowed, check_pattern};
+pub use allow::{HttpSettings, KeystoneCatalog, allowed, check_pattern};
 pub use log::{loggable_headers, loggable_url};
 pub use proxy::{Proxy, ProxyConfig};
 pub use send::{Sender, retry_after};
@@ -171,10 +171,11 @@ impl WasiHttpHooks for HttpCtx {
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        let Some(sender) = self.sender.clone().filter(|s| {
-            (scheme == "http" || scheme == "https")
-                && allowed(&s.settings.hosts, &scheme, &host, port)
-        }) else {
+        let Some(sender) = self
+            .sender
+            .clone()
+            .filter(|s| s.allows(&scheme, &host, port))
+        else {
             report.warn(&format!(
                 "plugin {plugin}: dmw denied {} {} (host {host} is not in the plugin's http-host list; no connection was opened)",
                 request.method(),

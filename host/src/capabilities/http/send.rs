@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::allow::{HttpSettings, allowed};
+use super::allow::{HttpSettings, allowed, origin};
 use super::log::{SECRET_HEADERS, loggable_headers, loggable_url};
 use super::proxy::{ProxyConfig, tunnel};
 use super::*;
@@ -24,6 +24,9 @@ pub struct Sender {
     proxy: ProxyConfig,
     /// Whether the insecure-mode warning was shown (once per command).
     warned: std::sync::atomic::AtomicBool,
+    /// Origins (`scheme://host:port`) learnt from the latest Keystone token answer of this
+    /// command (`HttpSettings::keystone`); never persisted: each command authenticates.
+    catalog: std::sync::Mutex<Vec<String>>,
 }
 
 impl Sender {
@@ -36,7 +39,61 @@ impl Sender {
             tls: Arc::new(tls),
             proxy: ProxyConfig::from_env(|k| std::env::var(k).ok()),
             warned: std::sync::atomic::AtomicBool::new(false),
+            catalog: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Whether a request to `host` (lower case, IPv6 without brackets) at `port` over
+    /// `scheme` may be sent: one of the declared patterns, or an origin of the Keystone
+    /// service catalog learnt in this command.
+    pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if !(scheme == "http" || scheme == "https") {
+            return false;
+        }
+        allowed(&self.settings.hosts, scheme, host, port)
+            || self
+                .catalog
+                .lock()
+                .map(|c| c.contains(&origin(scheme, host, port)))
+                .unwrap_or(false)
+    }
+
+    /// The origins learnt from the Keystone service catalog so far.
+    pub fn catalog_origins(&self) -> Vec<String> {
+        self.catalog.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// After an answer: when it is a token issued by the declared Keystone, allow the
+    /// origins of its catalog's endpoints that match the region and interface (replacing
+    /// those of an earlier token), each logged at debug level.
+    fn learn_catalog(
+        &self,
+        report: &Reporter,
+        plugin: &str,
+        method: &Method,
+        uri: &Uri,
+        resp: &Response<Bytes>,
+    ) {
+        let Some(k) = &self.settings.keystone else {
+            return;
+        };
+        if !k.is_token_answer(method, uri, resp.status().as_u16()) {
+            return;
+        }
+        let found = k.origins(resp.body());
+        for (o, kind) in &found {
+            report.debug(&format!(
+                "plugin {plugin}: the Keystone service catalog allows {o} ({kind}, {} interface{})",
+                k.interface,
+                k.region
+                    .as_deref()
+                    .map(|r| format!(", region {}", crate::sanitize::plugin_text(r, 64)))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Ok(mut c) = self.catalog.lock() {
+            *c = found.into_iter().map(|(o, _)| o).collect();
+        }
     }
 
     /// The settings it was made from.
@@ -272,9 +329,7 @@ pub(super) async fn send(
             let port = next
                 .port_u16()
                 .unwrap_or(if scheme == "https" { 443 } else { 80 });
-            if !(scheme == "http" || scheme == "https")
-                || !allowed(&sender.settings.hosts, scheme, &host, port)
-            {
+            if !sender.allows(scheme, &host, port) {
                 report.warn(&format!(
                     "plugin {plugin}: dmw denied the redirect from {shown} to {} (host {host} is not in the plugin's http-host list; no connection was opened)",
                     loggable_url(&next)
@@ -298,6 +353,7 @@ pub(super) async fn send(
             uri = next;
             continue;
         }
+        sender.learn_catalog(report, plugin, &method, &uri, &resp);
         return Ok(resp);
     }
 }
