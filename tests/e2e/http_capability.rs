@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Dmw, Run, files_containing};
+use crate::support::{Dmw, Run, assert_secret_only_in_record};
 
 /// The probe driver (tests/plugins/http-probe-driver).
 const PROBE: &str = env!("DMW_TEST_HTTP_PROBE_DRIVER");
@@ -234,7 +234,13 @@ fn approved() -> Dmw {
     dmw
 }
 
-fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> Run {
+/// The arguments of a probe create of `name` fetching `fetch`.
+fn create_args<'a>(
+    name: &'a str,
+    api: &'a str,
+    fetch: &[&'a str],
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "create",
         "-d",
@@ -248,7 +254,11 @@ fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> R
     }
     args.extend(extra);
     args.push(name);
-    run(dmw, &args)
+    args
+}
+
+fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> Run {
+    run(dmw, &create_args(name, api, fetch, extra))
 }
 
 #[test]
@@ -293,20 +303,7 @@ fn allowed_host_answers_and_other_hosts_get_no_connection() {
         !r.stdout.contains(token) && !r.stderr.contains(token),
         "{r:?}"
     );
-    let holders = files_containing(&dmw.storage, token);
-    let record = dmw.machine_dir("ok").join("config.json");
-    assert_eq!(holders, vec![record.clone()], "{holders:?}");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "ok"]);
-    assert!(
-        !inspect.contains(token) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "ok", token);
     let log = std::fs::read_to_string(dmw.machine_dir("ok").join("provision.log")).expect("log");
     assert!(
         log.contains(&format!("GET {api}/v2/things?page=1 → 200")),
@@ -460,21 +457,8 @@ fn proxies_from_the_environment_are_used() {
     let api = format!("http://127.0.0.1:{}", plain.port);
     let denied = Server::start("127.0.0.2", ok_answer(), None);
     let proxied = |name: &str, api: &str, fetch: &[&str], extra: &[&str], no_proxy: &str| {
-        let mut args = vec![
-            "create",
-            "-d",
-            "probe",
-            "--no-docker-context",
-            "--probe-api-url",
-            api,
-        ];
-        for f in fetch {
-            args.extend(["--probe-fetch", f]);
-        }
-        args.extend(extra);
-        args.push(name);
         let r: Run = dmw
-            .command(&args)
+            .command(&create_args(name, api, fetch, extra))
             .env("DMW_SSH_TIMEOUT", "0")
             .env("HTTP_PROXY", &proxy)
             .env("HTTPS_PROXY", &proxy)

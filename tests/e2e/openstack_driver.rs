@@ -4,10 +4,10 @@
 //! machine's fixed IP and again with a floating IP from a pool; after `rm` nothing the
 //! driver made is left at the cloud, and the password is only in the 0600 record.
 
-use std::os::unix::fs::PermissionsExt;
-
 use crate::clouds::openstack::{Config, OpenStack};
-use crate::support::{Dmw, Run, docker_run_ok, files_containing, ls_row};
+use crate::support::{
+    Dmw, Run, assert_secret_only_in_record, docker_run_ok, files_containing, ls_row,
+};
 
 /// The OpenStack driver's component, built with the guests (also built into dmw).
 const DRIVER: &str = env!("DMW_TEST_OPENSTACK_DRIVER");
@@ -111,19 +111,7 @@ fn openstack_driver_by_path_end_to_end() {
     assert_eq!(state(&dmw, "os1"), "Running");
 
     // The password: only in the machine's record (0600), in no output, log or other file.
-    let holders = files_containing(&dmw.storage, &password);
-    let record = dmw.machine_dir("os1").join("config.json");
-    assert_eq!(holders, vec![record.clone()], "{holders:?}");
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "os1"]);
-    assert!(
-        !inspect.contains(&password) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "os1", &password);
 
     for (op, want, status) in [
         ("stop", "Stopped", "SHUTOFF"),
@@ -204,8 +192,7 @@ fn openstack_driver_by_path_end_to_end() {
         server.config_drive && server.availability_zone == "nova",
         "{server:?}"
     );
-    let holders = files_containing(&dmw.storage, &ac_secret);
-    assert_eq!(holders, vec![dmw.machine_dir("os2").join("config.json")]);
+    assert_secret_only_in_record(&dmw, "os2", &ac_secret);
     let fips = cloud.floating_ips();
     assert_eq!(fips.len(), 1, "{fips:?}");
     let floating = fips[0].address.to_string();

@@ -4,7 +4,7 @@
 //! host is left; the access token appears nowhere but in the 0600 machine record.
 
 use super::digitalocean::{Config, DigitalOcean};
-use crate::support::{Dmw, docker_run_ok, files_containing, ls_row};
+use crate::support::{Dmw, assert_secret_only_in_record, docker_run_ok, ls_row};
 
 fn state(dmw: &Dmw, name: &str) -> String {
     let ls = dmw.ok(&["ls"]);
@@ -102,19 +102,7 @@ fn digitalocean_chain() {
 
     // The token: nowhere in output or logs, only in the 0600 record (shown <redacted>).
     assert!(!stdout.contains(&token) && !stderr.contains(&token));
-    let record = dmw.machine_dir("do1").join("config.json");
-    assert_eq!(files_containing(&dmw.storage, &token), vec![record.clone()]);
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "do1"]);
-    assert!(
-        !inspect.contains(&token) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "do1", &token);
     let log = std::fs::read_to_string(dmw.machine_dir("do1").join("provision.log")).expect("log");
     assert!(
         log.contains(&format!("POST {api}/v2/droplets → 202")),

@@ -1,6 +1,7 @@
-//! A tiny threaded HTTP/1.1 JSON server on 127.0.0.1 for the cloud test servers: each
-//! connection gets its own thread, the handler maps a parsed [`Request`] to a [`Response`],
-//! every request is recorded for assertions, and dropping the server stops it.
+//! The tests' one tiny threaded HTTP/1.1 server (the cloud test servers, and the file
+//! server of tests/e2e/http.rs): each connection gets its own thread, the handler maps a
+//! parsed [`Request`] to a [`Response`] (JSON or raw bytes), every request is recorded for
+//! assertions, and dropping the server stops it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -64,8 +65,10 @@ pub struct Response {
     pub status: u16,
     /// Extra headers (Content-Type and Content-Length are added).
     pub headers: Vec<(String, String)>,
-    /// JSON body, or none (empty body).
+    /// JSON body, or none (empty body, or `raw`).
     pub body: Option<Value>,
+    /// Raw body bytes (served without a Content-Type), when not JSON.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Response {
@@ -75,6 +78,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Some(body),
+            raw: None,
         }
     }
 
@@ -84,6 +88,17 @@ impl Response {
             status,
             headers: Vec::new(),
             body: None,
+            raw: None,
+        }
+    }
+
+    /// A response with raw bytes as its body.
+    pub fn bytes(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: None,
+            raw: Some(body),
         }
     }
 
@@ -92,6 +107,13 @@ impl Response {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
+}
+
+/// Decodes standard base64 (padded; whitespace ignored); None when it is not valid base64.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let s: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 /// The request handler a cloud server provides.
@@ -301,11 +323,11 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let body = resp
-            .body
-            .as_ref()
-            .map(|v| serde_json::to_vec(v).unwrap_or_default())
-            .unwrap_or_default();
+        let body = match (&resp.body, &resp.raw) {
+            (Some(v), _) => serde_json::to_vec(v).unwrap_or_default(),
+            (None, Some(raw)) => raw.clone(),
+            (None, None) => Vec::new(),
+        };
         let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
         if resp.body.is_some() {
             head.push_str("Content-Type: application/json\r\n");
@@ -319,10 +341,13 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
         }
         head.push_str("\r\n");
         let status = resp.status;
+        let head_only = req.method == "HEAD";
         if let Ok(mut l) = log.lock() {
             l.push((req, status));
         }
-        if conn.write_all(head.as_bytes()).is_err() || conn.write_all(&body).is_err() {
+        if conn.write_all(head.as_bytes()).is_err()
+            || (!head_only && conn.write_all(&body).is_err())
+        {
             return;
         }
         if close {
