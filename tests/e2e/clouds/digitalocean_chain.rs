@@ -120,16 +120,21 @@ fn digitalocean_errors_are_clear_and_leave_nothing() {
     let dmw = Dmw::new();
     let api = cloud.url();
     // Bad credentials: the provider's words, the step, nothing made or kept.
-    let r = dmw.run(&[
-        "create",
-        "-d",
-        "digitalocean",
-        "--digitalocean-api-url",
-        &api,
-        "--digitalocean-access-token",
-        "wrong-token",
-        "bad",
-    ]);
+    let create = |token: &str, extra: &[&str], name: &str| {
+        let mut args = vec![
+            "create",
+            "-d",
+            "digitalocean",
+            "--digitalocean-api-url",
+            &api,
+            "--digitalocean-access-token",
+            token,
+        ];
+        args.extend(extra);
+        args.push(name);
+        dmw.run(&args)
+    };
+    let r = create("wrong-token", &[], "bad");
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("Error creating machine \"bad\"")
@@ -144,18 +149,7 @@ fn digitalocean_errors_are_clear_and_leave_nothing() {
     assert!(!dmw.machine_dir("bad").exists());
     // An invalid size: the key uploaded first is deleted by rm.
     let token = cloud.config().token.clone();
-    let r = dmw.run(&[
-        "create",
-        "-d",
-        "digitalocean",
-        "--digitalocean-api-url",
-        &api,
-        "--digitalocean-access-token",
-        &token,
-        "--digitalocean-size",
-        "s-64vcpu-huge",
-        "big",
-    ]);
+    let r = create(&token, &["--digitalocean-size", "s-64vcpu-huge"], "big");
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("create machine failed")
