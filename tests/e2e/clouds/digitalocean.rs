@@ -168,13 +168,7 @@ impl DigitalOcean {
                 .map(|k| format!("ssh key {} ({})", k.id, k.name)),
         );
         drop(st);
-        out.extend(
-            self.inner
-                .fleet
-                .ids()
-                .into_iter()
-                .map(|i| format!("testbed host of droplet {i}")),
-        );
+        out.extend(self.inner.fleet.leftovers("droplet "));
         out
     }
 }
@@ -319,7 +313,7 @@ impl Inner {
             return not_found();
         };
         let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        let base = format!("{}/v2", base_url(req));
+        let base = format!("{}/v2", req.base_url());
         match (req.method.as_str(), parts.as_slice()) {
             ("GET", ["regions"]) => paginate(
                 req,
@@ -626,10 +620,6 @@ impl Inner {
         });
         Response::json(201, json!({"action": shown}))
     }
-}
-
-fn base_url(req: &Request) -> String {
-    format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))
 }
 
 fn key_json(k: &Key) -> Value {

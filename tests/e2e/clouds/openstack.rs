@@ -236,13 +236,7 @@ impl OpenStack {
                 .map(|f| format!("floating ip {} ({})", f.id, f.address)),
         );
         drop(st);
-        out.extend(
-            self.inner
-                .fleet
-                .ids()
-                .into_iter()
-                .map(|i| format!("testbed host of {i}")),
-        );
+        out.extend(self.inner.fleet.leftovers(""));
         out
     }
 }
@@ -335,10 +329,6 @@ impl Inner {
         )
     }
 
-    fn base(&self, req: &Request) -> String {
-        format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))
-    }
-
     fn handle(self: &Arc<Self>, req: &Request) -> Response {
         let path = req.path.trim_end_matches('/').to_string();
         let (service, rest) = match path.strip_prefix('/') {
@@ -379,7 +369,7 @@ impl Inner {
     }
 
     fn keystone(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         match (req.method.as_str(), rest) {
             ("GET", "") => Response::json(
                 300,
@@ -514,7 +504,7 @@ impl Inner {
     }
 
     fn nova(self: &Arc<Self>, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         if req.method == "GET" && rest.is_empty() {
             return Response::json(200, json!({"versions": [self.nova_version(&base)]}));
         }
@@ -1089,7 +1079,7 @@ impl Inner {
     }
 
     fn glance(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         match (req.method.as_str(), rest) {
             ("GET", "") => {
                 return Response::json(
@@ -1241,7 +1231,7 @@ impl Inner {
     }
 
     fn neutron(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         if req.method == "GET" && rest.is_empty() {
             return Response::json(
                 200,

@@ -52,6 +52,11 @@ impl Request {
         serde_json::from_slice(&self.body).ok()
     }
 
+    /// `http://HOST` as the client addressed the server (its Host header), for links.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.header("host").unwrap_or("127.0.0.1"))
+    }
+
     /// The body as (lossy) text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

@@ -66,6 +66,22 @@ pub fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{host}:{port}"))
 }
 
+/// `(scheme, host, port)` of a request's URL as [`allowed`] takes them: the host in lower
+/// case without IPv6 brackets, the scheme's default port when none is written.
+pub fn target(uri: &Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("").to_string();
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    (scheme, host, port)
+}
+
 /// `scheme://host:port` of a request target (host as [`allowed`] takes it: no brackets).
 pub fn origin(scheme: &str, host: &str, port: u16) -> String {
     let host = host.trim_end_matches('.').to_ascii_lowercase();

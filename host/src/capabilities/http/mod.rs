@@ -161,16 +161,7 @@ impl WasiHttpHooks for HttpCtx {
         let plugin = self.plugin.clone();
         let report = self.report.clone();
         let uri = request.uri().clone();
-        let scheme = uri.scheme_str().unwrap_or("").to_string();
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let (scheme, host, port) = allow::target(&uri);
         let Some(sender) = self
             .sender
             .clone()

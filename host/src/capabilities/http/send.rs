@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::allow::{HttpSettings, allowed, origin};
+use super::allow::{HttpSettings, allowed, origin, target};
 use super::log::{SECRET_HEADERS, loggable_headers, loggable_url};
 use super::proxy::{ProxyConfig, tunnel};
 use super::*;
@@ -319,17 +319,8 @@ pub(super) async fn send(
                     "{shown} redirected to an invalid location"
                 )))
             })?;
-            let scheme = next.scheme_str().unwrap_or("");
-            let host = next
-                .host()
-                .unwrap_or("")
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase();
-            let port = next
-                .port_u16()
-                .unwrap_or(if scheme == "https" { 443 } else { 80 });
-            if !sender.allows(scheme, &host, port) {
+            let (scheme, host, port) = target(&next);
+            if !sender.allows(&scheme, &host, port) {
                 report.warn(&format!(
                     "plugin {plugin}: dmw denied the redirect from {shown} to {} (host {host} is not in the plugin's http-host list; no connection was opened)",
                     loggable_url(&next)
