@@ -677,7 +677,14 @@ fn keystone_catalog_endpoints_of_the_chosen_region_and_interface_are_allowed() {
             r.stderr.contains("dmw denied the request to 127.0.0."),
             "{name}: {r:?}"
         );
+        assert!(
+            r.stdout.contains(
+                "nor, for this region and interface, in the Keystone service catalog; no connection was opened"
+            ),
+            "{name}: {r:?}"
+        );
     }
+    assert_eq!(internal.connections(), 0);
     // The internal interface when the user asks for it (Docker Machine's spelling).
     let internal_url = format!("http://127.0.0.4:{}/v2.1", internal.port);
     let r = create(

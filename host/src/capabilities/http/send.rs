@@ -58,6 +58,15 @@ impl Sender {
                 .unwrap_or(false)
     }
 
+    /// What a denial adds when the plugin declared a Keystone catalog.
+    pub fn catalog_note(&self) -> &'static str {
+        if self.settings.keystone.is_some() {
+            " nor, for this region and interface, in the Keystone service catalog"
+        } else {
+            ""
+        }
+    }
+
     /// The origins learnt from the Keystone service catalog so far.
     pub fn catalog_origins(&self) -> Vec<String> {
         self.catalog.lock().map(|c| c.clone()).unwrap_or_default()
@@ -322,8 +331,9 @@ pub(super) async fn send(
             let (scheme, host, port) = target(&next);
             if !sender.allows(&scheme, &host, port) {
                 report.warn(&format!(
-                    "plugin {plugin}: dmw denied the redirect from {shown} to {} (host {host} is not in the plugin's http-host list; no connection was opened)",
-                    loggable_url(&next)
+                    "plugin {plugin}: dmw denied the redirect from {shown} to {} (host {host} is not in the plugin's http-host list{}; no connection was opened)",
+                    loggable_url(&next),
+                    sender.catalog_note()
                 ));
                 return Err(wasmtime_wasi_http::Error::InternalError(Some(format!(
                     "{DENIED_REDIRECT_PREFIX}{host} (redirect from {shown})"
