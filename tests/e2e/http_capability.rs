@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Dmw, Run, files_containing};
+use crate::support::{Dmw, Run, assert_secret_only_in_record};
 
 /// The probe driver (tests/plugins/http-probe-driver).
 const PROBE: &str = env!("DMW_TEST_HTTP_PROBE_DRIVER");
@@ -224,14 +224,23 @@ fn approved() -> Dmw {
     assert!(
         text.contains("secrets:     --probe-token")
             && text.contains("http hosts:  {probe-api-url}")
-            && text.contains("CA bundle from --probe-cacert"),
+            && text.contains("CA bundle from --probe-cacert")
+            && text.contains(
+                "the Keystone service catalog endpoints of --probe-api-url for the region --probe-region and interface --probe-endpoint-type"
+            ),
         "{text}"
     );
     dmw.ok(&["plugin", "install", "--yes", &path]);
     dmw
 }
 
-fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> Run {
+/// The arguments of a probe create of `name` fetching `fetch`.
+fn create_args<'a>(
+    name: &'a str,
+    api: &'a str,
+    fetch: &[&'a str],
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "create",
         "-d",
@@ -245,7 +254,11 @@ fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> R
     }
     args.extend(extra);
     args.push(name);
-    run(dmw, &args)
+    args
+}
+
+fn create(dmw: &Dmw, name: &str, api: &str, fetch: &[&str], extra: &[&str]) -> Run {
+    run(dmw, &create_args(name, api, fetch, extra))
 }
 
 #[test]
@@ -290,20 +303,7 @@ fn allowed_host_answers_and_other_hosts_get_no_connection() {
         !r.stdout.contains(token) && !r.stderr.contains(token),
         "{r:?}"
     );
-    let holders = files_containing(&dmw.storage, token);
-    let record = dmw.machine_dir("ok").join("config.json");
-    assert_eq!(holders, vec![record.clone()], "{holders:?}");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "ok"]);
-    assert!(
-        !inspect.contains(token) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "ok", token);
     let log = std::fs::read_to_string(dmw.machine_dir("ok").join("provision.log")).expect("log");
     assert!(
         log.contains(&format!("GET {api}/v2/things?page=1 → 200")),
@@ -457,21 +457,8 @@ fn proxies_from_the_environment_are_used() {
     let api = format!("http://127.0.0.1:{}", plain.port);
     let denied = Server::start("127.0.0.2", ok_answer(), None);
     let proxied = |name: &str, api: &str, fetch: &[&str], extra: &[&str], no_proxy: &str| {
-        let mut args = vec![
-            "create",
-            "-d",
-            "probe",
-            "--no-docker-context",
-            "--probe-api-url",
-            api,
-        ];
-        for f in fetch {
-            args.extend(["--probe-fetch", f]);
-        }
-        args.extend(extra);
-        args.push(name);
         let r: Run = dmw
-            .command(&args)
+            .command(&create_args(name, api, fetch, extra))
             .env("DMW_SSH_TIMEOUT", "0")
             .env("HTTP_PROXY", &proxy)
             .env("HTTPS_PROXY", &proxy)
@@ -582,4 +569,134 @@ fn slow_and_oversized_answers_fail_clearly() {
     let api = format!("http://127.0.0.1:{}", big.port);
     let r = create(&dmw, "big", &api, &[&format!("{api}/big")], &[]);
     assert!(r.stderr.contains("larger than 16 MiB"), "{r:?}");
+}
+
+/// A Keystone token answer (201) whose catalog lists `endpoints` (interface, region, URL).
+fn token_answer(endpoints: Vec<(&'static str, &'static str, String)>) -> Arc<Answer> {
+    Arc::new(move |head: &str, _| {
+        if head.starts_with("POST /v3/auth/tokens ") {
+            let eps: Vec<String> = endpoints
+                .iter()
+                .map(|(i, r, u)| {
+                    format!(r#"{{"interface": "{i}", "region_id": "{r}", "url": "{u}"}}"#)
+                })
+                .collect();
+            let body = format!(
+                r#"{{"token": {{"catalog": [{{"type": "compute", "endpoints": [{}]}}]}}}}"#,
+                eps.join(", ")
+            );
+            reply(
+                "201 Created",
+                "X-Subject-Token: t0k3n-from-keystone\r\n",
+                &body,
+            )
+        } else {
+            reply("200 OK", "", "keystone")
+        }
+    })
+}
+
+#[test]
+fn keystone_catalog_endpoints_of_the_chosen_region_and_interface_are_allowed() {
+    let dmw = approved();
+    let nova = Server::start("127.0.0.2", ok_answer(), None);
+    let other_region = Server::start("127.0.0.3", ok_answer(), None);
+    let internal = Server::start("127.0.0.4", ok_answer(), None);
+    let not_listed = Server::start("127.0.0.5", ok_answer(), None);
+    let keystone = Server::start(
+        "127.0.0.1",
+        token_answer(vec![
+            (
+                "public",
+                "RegionOne",
+                format!("http://127.0.0.2:{}/v2.1", nova.port),
+            ),
+            (
+                "public",
+                "RegionTwo",
+                format!("http://127.0.0.3:{}/v2.1", other_region.port),
+            ),
+            (
+                "internal",
+                "RegionOne",
+                format!("http://127.0.0.4:{}/v2.1", internal.port),
+            ),
+        ]),
+        None,
+    );
+    let api = format!("http://127.0.0.1:{}/v3", keystone.port);
+    let tokens = format!("{api}/auth/tokens");
+    let region = ["--probe-region", "RegionOne", "--probe-post"];
+
+    // Before a token: the catalog host is not allowed.
+    let nova_url = format!("http://127.0.0.2:{}/v2.1/servers", nova.port);
+    let r = create(&dmw, "early", &api, &[&nova_url], &region);
+    assert!(
+        r.stderr.contains("dmw denied the request to 127.0.0.2"),
+        "{r:?}"
+    );
+    assert_eq!(nova.connections(), 0);
+
+    // After the token answer: the public RegionOne endpoint answers.
+    let r = create(&dmw, "catalog", &api, &[&tokens, &nova_url], &region);
+    assert!(r.stderr.contains("wait for SSH failed"), "{r:?}");
+    assert!(
+        r.stdout.contains("answered 201")
+            && r.stdout
+                .contains("answered 200: hello from the allowed host"),
+        "{r:?}"
+    );
+    assert_eq!(nova.seen().len(), 1);
+    let log =
+        std::fs::read_to_string(dmw.machine_dir("catalog").join("provision.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "the Keystone service catalog allows http://127.0.0.2:{} (compute, public interface, region RegionOne)",
+            nova.port
+        )),
+        "{log}"
+    );
+
+    // Another region, another interface, a host not in the catalog, another port of the
+    // catalog's host: denied after the token too, and no connection.
+    for (name, url) in [
+        (
+            "region",
+            format!("http://127.0.0.3:{}/v2.1", other_region.port),
+        ),
+        (
+            "interface",
+            format!("http://127.0.0.4:{}/v2.1", internal.port),
+        ),
+        ("unlisted", format!("http://127.0.0.5:{}/", not_listed.port)),
+        ("port", format!("http://127.0.0.2:{}/", not_listed.port)),
+    ] {
+        let r = create(&dmw, name, &api, &[&tokens, &url], &region);
+        assert_eq!(r.code, 1, "{name}: {r:?}");
+        assert!(
+            r.stderr.contains("dmw denied the request to 127.0.0."),
+            "{name}: {r:?}"
+        );
+        assert!(
+            r.stdout.contains(
+                "nor, for this region and interface, in the Keystone service catalog; no connection was opened"
+            ),
+            "{name}: {r:?}"
+        );
+    }
+    assert_eq!(internal.connections(), 0);
+    // The internal interface when the user asks for it (Docker Machine's spelling).
+    let internal_url = format!("http://127.0.0.4:{}/v2.1", internal.port);
+    let r = create(
+        &dmw,
+        "internal",
+        &api,
+        &[&tokens, &internal_url],
+        &["--probe-endpoint-type", "internalURL", "--probe-post"],
+    );
+    assert!(r.stdout.contains("answered 200"), "{r:?}");
+    assert_eq!(internal.seen().len(), 1);
+
+    assert_eq!(other_region.connections(), 0);
+    assert_eq!(not_listed.connections(), 0);
 }

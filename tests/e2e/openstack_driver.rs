@@ -4,10 +4,10 @@
 //! machine's fixed IP and again with a floating IP from a pool; after `rm` nothing the
 //! driver made is left at the cloud, and the password is only in the 0600 record.
 
-use std::os::unix::fs::PermissionsExt;
-
 use crate::clouds::openstack::{Config, OpenStack};
-use crate::support::{Dmw, Run, docker_run_ok, files_containing, ls_row};
+use crate::support::{
+    Dmw, Run, assert_secret_only_in_record, docker_run_ok, files_containing, ls_row,
+};
 
 /// The OpenStack driver's component, built with the guests (also built into dmw).
 const DRIVER: &str = env!("DMW_TEST_OPENSTACK_DRIVER");
@@ -111,19 +111,7 @@ fn openstack_driver_by_path_end_to_end() {
     assert_eq!(state(&dmw, "os1"), "Running");
 
     // The password: only in the machine's record (0600), in no output, log or other file.
-    let holders = files_containing(&dmw.storage, &password);
-    let record = dmw.machine_dir("os1").join("config.json");
-    assert_eq!(holders, vec![record.clone()], "{holders:?}");
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "os1"]);
-    assert!(
-        !inspect.contains(&password) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "os1", &password);
 
     for (op, want, status) in [
         ("stop", "Stopped", "SHUTOFF"),
@@ -204,8 +192,7 @@ fn openstack_driver_by_path_end_to_end() {
         server.config_drive && server.availability_zone == "nova",
         "{server:?}"
     );
-    let holders = files_containing(&dmw.storage, &ac_secret);
-    assert_eq!(holders, vec![dmw.machine_dir("os2").join("config.json")]);
+    assert_secret_only_in_record(&dmw, "os2", &ac_secret);
     let fips = cloud.floating_ips();
     assert_eq!(fips.len(), 1, "{fips:?}");
     let floating = fips[0].address.to_string();
@@ -242,6 +229,55 @@ fn openstack_driver_by_path_end_to_end() {
             .all(|l| !l.contains("/v2.0/tenants") && !l.contains("/images/detail")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn openstack_services_on_other_hosts_come_from_the_keystone_catalog() {
+    if !dmw_testbed::require_root_or_skip(
+        "openstack_services_on_other_hosts_come_from_the_keystone_catalog",
+    ) {
+        return;
+    }
+    // Keystone on 127.0.0.1, Nova, Glance and Neutron on 127.0.0.2 (only in the catalog).
+    let cloud = OpenStack::start(Config {
+        services_on: Some("127.0.0.2".into()),
+        ..Config::default()
+    });
+    let services = cloud.services.as_ref().expect("services listener");
+    let dmw = Dmw::new();
+    ok(
+        &dmw.run(&["plugin", "install", "--yes", DRIVER]),
+        "plugin install",
+    );
+    let r = create(&dmw, &cloud, "cat1", &[]);
+    ok(&r, "create cat1");
+    let log = std::fs::read_to_string(dmw.machine_dir("cat1").join("provision.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "the Keystone service catalog allows {}",
+            services.url
+        )),
+        "{log}"
+    );
+    let on_services = services.request_lines();
+    assert!(
+        on_services
+            .iter()
+            .any(|l| l.starts_with("POST /compute/v2.1/servers "))
+            && on_services.iter().any(|l| l.contains("/image/v2/images"))
+            && on_services.iter().all(|l| !l.contains("/identity/")),
+        "{on_services:?}"
+    );
+    let on_keystone = cloud.http.request_lines();
+    assert!(
+        on_keystone.iter().all(|l| l.contains("/identity/")),
+        "{on_keystone:?}"
+    );
+    // Later commands authenticate again and reach the services the same way.
+    ok(&dmw.run(&["stop", "cat1"]), "stop cat1");
+    assert_eq!(state(&dmw, "cat1"), "Stopped");
+    ok(&dmw.run(&["rm", "-y", "cat1"]), "rm cat1");
+    assert_eq!(cloud.leftovers(), Vec::<String>::new());
 }
 
 /// A create that failed: exit `code`, Docker Machine's first line naming the machine and

@@ -198,6 +198,29 @@ pub fn ls_row(ls: &str, name: &str) -> Option<Vec<String>> {
         })
 }
 
+/// Assert that of every file in the store, only machine `name`'s record holds `secret`,
+/// with mode 0600, and that `dmw inspect name` shows `<redacted>` instead of it.
+pub fn assert_secret_only_in_record(dmw: &Dmw, name: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let record = dmw.machine_dir(name).join("config.json");
+    let holders = files_containing(&dmw.storage, secret);
+    assert_eq!(
+        holders,
+        vec![record.clone()],
+        "files holding the secret: {holders:?}"
+    );
+    let mode = std::fs::metadata(&record)
+        .expect("record")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode of {}", record.display());
+    let inspect = dmw.ok(&["inspect", name]);
+    assert!(
+        !inspect.contains(secret) && inspect.contains("<redacted>"),
+        "{inspect}"
+    );
+}
+
 /// Every file under `dir` (recursively) whose bytes contain `needle`.
 pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -80,6 +80,18 @@ fn send(req: Request, what: &str) -> Result<Response> {
     http::send(req).map_err(|e| Error::from(e).context(what))
 }
 
+/// GET `path`: a 404 is `missing()` (invalid input), any other failure the API's words.
+fn get_found(path: &str, what: &str, missing: impl FnOnce() -> String) -> Result<Response> {
+    let resp = send(Request::get(&url(path)?), what)?;
+    if resp.status == 404 {
+        return Err(Error::InvalidInput(missing()));
+    }
+    if !resp.is_success() {
+        return Err(http::error_for(&resp, what));
+    }
+    Ok(resp)
+}
+
 /// `API_URL/v2/path`.
 fn url(path: &str) -> Result<String> {
     Ok(format!("{}/v2/{path}", store::require(API)?))
@@ -314,16 +326,11 @@ impl Driver for DigitalOcean {
         // The key: an existing account key, or the machine's own public key uploaded.
         let key_ref = match store::get(FINGERPRINT) {
             Some(fp) => {
-                let what = format!("find the SSH key {fp}");
-                let resp = send(Request::get(&url(&format!("account/keys/{fp}"))?), &what)?;
-                if resp.status == 404 {
-                    return Err(Error::InvalidInput(format!(
-                        "Digital Ocean SSH key with fingerprint {fp} doesn't exist"
-                    )));
-                }
-                if !resp.is_success() {
-                    return Err(http::error_for(&resp, &what));
-                }
+                get_found(
+                    &format!("account/keys/{fp}"),
+                    &format!("find the SSH key {fp}"),
+                    || format!("Digital Ocean SSH key with fingerprint {fp} doesn't exist"),
+                )?;
                 json!(fp)
             }
             None => {
@@ -412,15 +419,9 @@ impl Driver for DigitalOcean {
     fn state() -> Result<MachineState> {
         let id = droplet_id()?;
         let what = format!("get droplet {id}");
-        let resp = send(Request::get(&url(&format!("droplets/{id}"))?), &what)?;
-        if resp.status == 404 {
-            return Err(Error::InvalidInput(format!(
-                "droplet {id} does not exist at DigitalOcean any more"
-            )));
-        }
-        if !resp.is_success() {
-            return Err(http::error_for(&resp, &what));
-        }
+        let resp = get_found(&format!("droplets/{id}"), &what, || {
+            format!("droplet {id} does not exist at DigitalOcean any more")
+        })?;
         let body: Value = resp.json()?;
         Ok(match field(&body, "/droplet/status", &what)?.as_str() {
             Some("new") => MachineState::Starting,

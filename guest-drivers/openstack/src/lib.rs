@@ -58,6 +58,7 @@ dmw_guest::permissions! {
     env_var "OS_INSECURE";
     http_cacert "openstack-cacert";
     http_insecure "openstack-insecure";
+    http_keystone_catalog "openstack-auth-url" "openstack-region" "openstack-endpoint-type";
 }
 
 pub mod api;

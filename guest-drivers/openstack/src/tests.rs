@@ -259,6 +259,18 @@ fn setup(extra: &[(&str, &str)], script: Script) -> Rc<RefCell<Script>> {
     cloud(script)
 }
 
+/// `e` names the machine and the Keystone step, says each of `words`, never the password.
+fn keystone_failure_says(e: &Error, words: &[&str]) {
+    let m = e.message();
+    for w in ["machine m1", "authenticate at Keystone"]
+        .iter()
+        .chain(words)
+    {
+        assert!(m.contains(w), "{w:?} not in {m}");
+    }
+    assert!(!m.contains(PASSWORD), "{m}");
+}
+
 #[test]
 fn create_imports_the_key_boots_and_records_every_id() {
     setup(
@@ -524,15 +536,7 @@ fn bad_credentials_give_keystones_words_and_never_the_password() {
     );
     let e = OpenStack::pre_create_check().expect_err("401");
     assert!(matches!(e, Error::Denied(_)), "{e:?}");
-    let m = e.message();
-    assert!(
-        m.contains("machine m1")
-            && m.contains("authenticate at Keystone")
-            && m.contains("401")
-            && m.contains("requires authentication"),
-        "{m}"
-    );
-    assert!(!m.contains(PASSWORD));
+    keystone_failure_says(&e, &["401", "requires authentication"]);
 }
 
 #[test]
@@ -796,15 +800,10 @@ fn an_api_that_times_out_names_the_machine_the_step_and_the_url() {
     });
     let e = OpenStack::pre_create_check().expect_err("timeout");
     assert!(matches!(e, Error::Unreachable(_)), "{e:?}");
-    let m = e.message();
-    assert!(
-        m.contains("machine m1")
-            && m.contains("authenticate at Keystone")
-            && m.contains("http://keystone.test:5000/v3/auth/tokens")
-            && m.contains("timed out"),
-        "{m}"
+    keystone_failure_says(
+        &e,
+        &["http://keystone.test:5000/v3/auth/tokens", "timed out"],
     );
-    assert!(!m.contains(PASSWORD));
     // Every request carries the driver's own time limit.
     assert_eq!(
         mock::http_requests()[0].timeout,

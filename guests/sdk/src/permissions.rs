@@ -39,7 +39,9 @@ pub const fn bytes<const N: usize>(text: &str) -> [u8; N] {
 /// grant, and its secret flags, foreign environment variables and TLS flags; entries come
 /// in this order: `capability "NAME";`, `http_host "PATTERN";`, `program "NAME";`,
 /// `secret "FLAG";`, `file "FLAG";`, `env_var "NAME";`, `http_cacert "FLAG";`,
-/// `http_insecure "FLAG";`.
+/// `http_insecure "FLAG";`, `http_keystone_catalog "AUTH-URL-FLAG" "REGION-FLAG"
+/// "INTERFACE-FLAG";` (the Keystone service catalog endpoints for that region and interface
+/// are allowed hosts too).
 #[macro_export]
 macro_rules! permissions {
     (
@@ -51,6 +53,7 @@ macro_rules! permissions {
         $(env_var $e:literal;)*
         $(http_cacert $ca:literal;)?
         $(http_insecure $i:literal;)?
+        $(http_keystone_catalog $ka:literal $kr:literal $ki:literal;)?
     ) => {
         const _: () = {
             const TEXT: &str = concat!(
@@ -63,6 +66,7 @@ macro_rules! permissions {
                 $("env-var ", $e, "\n",)*
                 $("http-cacert ", $ca, "\n",)?
                 $("http-insecure ", $i, "\n",)?
+                $("http-keystone-catalog ", $ka, " ", $kr, " ", $ki, "\n",)?
             );
             // Only components carry it (a native test build has no use for the section).
             #[cfg(target_arch = "wasm32")]

@@ -9,7 +9,10 @@
 //! `http-cacert FLAG` (the flag naming a CA bundle for its HTTP requests) and
 //! `http-insecure FLAG` (the boolean flag that turns TLS verification off), `file FLAG`
 //! (the flag's value is a local file the host reads, at most 64 KiB, and passes to the
-//! driver as the value: a plugin cannot read files, e.g. cloud-init user data). Entries added
+//! driver as the value: a plugin cannot read files, e.g. cloud-init user data),
+//! `http-keystone-catalog AUTH-URL-FLAG REGION-FLAG INTERFACE-FLAG` (the hosts of the
+//! Keystone service catalog endpoints for that region and interface, learnt from the token
+//! answer of the auth URL's host, are allowed too: `capabilities::http`). Entries added
 //! later keep the header `dmw-permissions 1`: an older section still parses, and a section
 //! that uses them is refused by an older dmw as an unknown entry. A plugin without the
 //! section declares nothing.
@@ -53,6 +56,22 @@ pub struct Declaration {
     /// The boolean flag that turns TLS verification off for its HTTP requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_insecure: Option<String>,
+    /// The flags naming a Keystone auth URL, region and interface whose service catalog
+    /// endpoints it may reach too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_keystone_catalog: Option<KeystoneCatalogFlags>,
+}
+
+/// The `http-keystone-catalog` entry: the flags whose values choose the catalog endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeystoneCatalogFlags {
+    /// The flag with the Keystone auth URL (its host is where the token is asked for).
+    pub auth_url: String,
+    /// The flag with the region (unset: every region).
+    pub region: String,
+    /// The flag with the interface (`public`, `internal`, `admin`, or Docker Machine's
+    /// `publicURL`…; unset: public).
+    pub interface: String,
 }
 
 /// Whether `name` is a flag name (`[a-z0-9-]`, not starting or ending with `-`).
@@ -103,6 +122,33 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
     for line in lines {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         let value = value.trim();
+        if key == "http-keystone-catalog" {
+            let names: Vec<&str> = value.split_whitespace().collect();
+            let [auth_url, region, interface] = names[..] else {
+                bail!(
+                    "its {SECTION} entry {line:?} does not name three flags (auth URL, region, interface)"
+                )
+            };
+            if ![auth_url, region, interface]
+                .iter()
+                .all(|n| is_flag_name(n))
+            {
+                bail!("its {SECTION} entry {line:?} does not name flags (a-z, 0-9, -)");
+            }
+            let flags = KeystoneCatalogFlags {
+                auth_url: auth_url.to_string(),
+                region: region.to_string(),
+                interface: interface.to_string(),
+            };
+            if d.http_keystone_catalog
+                .as_ref()
+                .is_some_and(|f| *f != flags)
+            {
+                bail!("its {SECTION} section has more than one {key} entry");
+            }
+            d.http_keystone_catalog = Some(flags);
+            continue;
+        }
         let ok =
             !value.is_empty() && value.len() <= 253 && value.chars().all(|c| c.is_ascii_graphic());
         if !ok {
@@ -239,6 +285,28 @@ mod tests {
         let d = read(&component).expect("read");
         assert_eq!(d.capabilities, vec!["keys"]);
         assert_eq!(d.http_hosts, vec!["{acme-url}"]);
+        let k = parse(
+            b"dmw-permissions 1\nhttp-keystone-catalog os-auth-url os-region os-endpoint-type\n",
+        )
+        .expect("keystone");
+        assert_eq!(
+            k.http_keystone_catalog,
+            Some(KeystoneCatalogFlags {
+                auth_url: "os-auth-url".into(),
+                region: "os-region".into(),
+                interface: "os-endpoint-type".into(),
+            })
+        );
+        for bad in [
+            "http-keystone-catalog os-auth-url os-region",
+            "http-keystone-catalog A B C",
+            "http-keystone-catalog a b c d",
+        ] {
+            assert!(
+                parse(format!("dmw-permissions 1\n{bad}\n").as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -158,6 +158,12 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .map(|c| format!("capability {c}"))
         .collect();
     asks.extend(d.http_hosts.iter().map(|h| format!("HTTP host {h}")));
+    asks.extend(d.http_keystone_catalog.iter().map(|k| {
+        format!(
+            "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}})",
+            k.auth_url, k.region, k.interface
+        )
+    }));
     asks.extend(d.programs.iter().map(|p| format!("local program {p}")));
     asks.extend(
         d.env_vars
@@ -260,6 +266,8 @@ fn covers(approved: &Declaration, d: &Declaration) -> bool {
     let all = |have: &[String], want: &[String]| want.iter().all(|w| have.contains(w));
     all(&approved.capabilities, &d.capabilities)
         && all(&approved.http_hosts, &d.http_hosts)
+        && (d.http_keystone_catalog.is_none()
+            || approved.http_keystone_catalog == d.http_keystone_catalog)
         && all(&approved.programs, &d.programs)
         && all(&approved.env_vars, &d.env_vars)
 }

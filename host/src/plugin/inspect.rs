@@ -147,6 +147,13 @@ pub fn render(i: &Inspection) -> String {
                 .join(" ")
         }
     };
+    let mut hosts = d.http_hosts.clone();
+    if let Some(k) = &d.http_keystone_catalog {
+        hosts.push(format!(
+            "the Keystone service catalog endpoints of --{} for the region --{} and interface --{} (default public)",
+            k.auth_url, k.region, k.interface
+        ));
+    }
     let tls = match (&d.http_cacert, &d.http_insecure) {
         (None, None) => "system roots only".to_string(),
         (ca, insecure) => [
@@ -176,7 +183,7 @@ pub fn render(i: &Inspection) -> String {
         },
         flag_list(&d.secrets),
         flag_list(&d.files),
-        list(&d.http_hosts),
+        list(&hosts),
         tls,
         if i.flags.is_empty() {
             "none".to_string()

@@ -11,7 +11,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use super::openstack_fidelity::venv_python;
+use super::venv_python;
 use crate::support::{Dmw, Run, files_containing};
 
 /// A network namespace with loopback, a default route into a dead-end veth pair and an

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use super::fleet::Fleet;
-use super::server::{Handler, Request, Response, Server};
+use super::server::{Handler, Request, Response, Server, base64_decode};
 
 /// The account's settings.
 #[derive(Clone, Debug)]
@@ -168,13 +168,7 @@ impl DigitalOcean {
                 .map(|k| format!("ssh key {} ({})", k.id, k.name)),
         );
         drop(st);
-        out.extend(
-            self.inner
-                .fleet
-                .ids()
-                .into_iter()
-                .map(|i| format!("testbed host of droplet {i}")),
-        );
+        out.extend(self.inner.fleet.leftovers("droplet "));
         out
     }
 }
@@ -259,86 +253,13 @@ pub fn fingerprint(public_key: &str) -> Option<String> {
     let b64 = public_key.split_whitespace().nth(1)?;
     let blob = base64_decode(b64)?;
     Some(
-        md5(&blob)
+        md5::compute(&blob)
+            .0
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":"),
     )
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => continue,
-            _ => return None,
-        };
-        buf = (buf << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-/// MD5 (RFC 1321), for key fingerprints.
-fn md5(data: &[u8]) -> [u8; 16] {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    let k: Vec<u32> = (0..64)
-        .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
-        .collect();
-    let (mut a0, mut b0, mut c0, mut d0) =
-        (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_le_bytes());
-    for chunk in msg.chunks(64) {
-        let m: Vec<u32> = chunk
-            .chunks(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        for i in 0..64 {
-            let (f, g) = match i {
-                0..=15 => ((b & c) | (!b & d), i),
-                16..=31 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                32..=47 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(f.rotate_left(S[i]));
-        }
-        a0 = a0.wrapping_add(a);
-        b0 = b0.wrapping_add(b);
-        c0 = c0.wrapping_add(c);
-        d0 = d0.wrapping_add(d);
-    }
-    let mut out = [0u8; 16];
-    for (i, v) in [a0, b0, c0, d0].iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    out
 }
 
 /// Whether a droplet name matches the API's pattern `^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$`.
@@ -392,7 +313,7 @@ impl Inner {
             return not_found();
         };
         let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        let base = format!("{}/v2", base_url(req));
+        let base = format!("{}/v2", req.base_url());
         match (req.method.as_str(), parts.as_slice()) {
             ("GET", ["regions"]) => paginate(
                 req,
@@ -701,10 +622,6 @@ impl Inner {
     }
 }
 
-fn base_url(req: &Request) -> String {
-    format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))
-}
-
 fn key_json(k: &Key) -> Value {
     json!({"id": k.id, "fingerprint": k.fingerprint, "public_key": k.public_key, "name": k.name})
 }
@@ -795,12 +712,12 @@ mod tests {
 
     #[test]
     fn md5_and_fingerprints() {
-        let hex = |b: [u8; 16]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        // As `ssh-keygen -l -E md5` prints it.
         assert_eq!(
-            hex(md5(b"The quick brown fox jumps over the lazy dog")),
-            "9e107d9d372bb6826bd81d3542a419d6"
+            fingerprint(crate::clouds::CHECK_PUBLIC_KEY).as_deref(),
+            Some("e9:ac:ef:74:5f:9f:fb:6c:9a:9c:33:0a:2a:c3:37:fc")
         );
+        assert_eq!(fingerprint("ssh-ed25519 not*base64"), None);
         assert!(valid_name("web-01.example") && !valid_name("-x") && !valid_name("a_b"));
     }
 }

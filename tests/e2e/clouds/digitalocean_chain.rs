@@ -4,7 +4,7 @@
 //! host is left; the access token appears nowhere but in the 0600 machine record.
 
 use super::digitalocean::{Config, DigitalOcean};
-use crate::support::{Dmw, docker_run_ok, files_containing, ls_row};
+use crate::support::{Dmw, assert_secret_only_in_record, docker_run_ok, ls_row};
 
 fn state(dmw: &Dmw, name: &str) -> String {
     let ls = dmw.ok(&["ls"]);
@@ -102,19 +102,7 @@ fn digitalocean_chain() {
 
     // The token: nowhere in output or logs, only in the 0600 record (shown <redacted>).
     assert!(!stdout.contains(&token) && !stderr.contains(&token));
-    let record = dmw.machine_dir("do1").join("config.json");
-    assert_eq!(files_containing(&dmw.storage, &token), vec![record.clone()]);
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&record)
-        .expect("record")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let inspect = dmw.ok(&["inspect", "do1"]);
-    assert!(
-        !inspect.contains(&token) && inspect.contains("<redacted>"),
-        "{inspect}"
-    );
+    assert_secret_only_in_record(&dmw, "do1", &token);
     let log = std::fs::read_to_string(dmw.machine_dir("do1").join("provision.log")).expect("log");
     assert!(
         log.contains(&format!("POST {api}/v2/droplets → 202")),
@@ -132,16 +120,21 @@ fn digitalocean_errors_are_clear_and_leave_nothing() {
     let dmw = Dmw::new();
     let api = cloud.url();
     // Bad credentials: the provider's words, the step, nothing made or kept.
-    let r = dmw.run(&[
-        "create",
-        "-d",
-        "digitalocean",
-        "--digitalocean-api-url",
-        &api,
-        "--digitalocean-access-token",
-        "wrong-token",
-        "bad",
-    ]);
+    let create = |token: &str, extra: &[&str], name: &str| {
+        let mut args = vec![
+            "create",
+            "-d",
+            "digitalocean",
+            "--digitalocean-api-url",
+            &api,
+            "--digitalocean-access-token",
+            token,
+        ];
+        args.extend(extra);
+        args.push(name);
+        dmw.run(&args)
+    };
+    let r = create("wrong-token", &[], "bad");
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("Error creating machine \"bad\"")
@@ -156,18 +149,7 @@ fn digitalocean_errors_are_clear_and_leave_nothing() {
     assert!(!dmw.machine_dir("bad").exists());
     // An invalid size: the key uploaded first is deleted by rm.
     let token = cloud.config().token.clone();
-    let r = dmw.run(&[
-        "create",
-        "-d",
-        "digitalocean",
-        "--digitalocean-api-url",
-        &api,
-        "--digitalocean-access-token",
-        &token,
-        "--digitalocean-size",
-        "s-64vcpu-huge",
-        "big",
-    ]);
+    let r = create(&token, &["--digitalocean-size", "s-64vcpu-huge"], "big");
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("create machine failed")

@@ -3,10 +3,8 @@
 //! security group, runs an instance (a testbed host), waits with boto3's own waiters for
 //! running, stopped, running and terminated, and cleans up.
 
-use std::process::Command;
-
 use super::ec2::{Config, Ec2};
-use super::openstack_fidelity::venv_python;
+use super::run_check;
 
 #[test]
 fn ec2_fidelity() {
@@ -14,30 +12,17 @@ fn ec2_fidelity() {
         return;
     }
     let cloud = Ec2::start(Config::default());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/e2e/clouds/ec2_check.py"
-    );
-    let out = Command::new(venv_python())
-        .arg(script)
-        .env("CHECK_ENDPOINT", cloud.url())
-        .env("CHECK_ACCESS_KEY", &cloud.config().access_key)
-        .env("CHECK_SECRET_KEY", &cloud.config().secret_key)
-        .env(
-            "CHECK_PUBLIC_KEY",
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/MUJYFxX7GWTf6uaKkfjshLLoe3NPVIJNznmhQEUix fidelity",
-        )
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap_or_else(|e| panic!("run {} (made by scripts/setup): {e}", venv_python()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("check: all passed"),
-        "boto3 against the local EC2 failed:\n{stdout}\n{stderr}\nrequests:\n{}",
-        cloud.http.request_lines().join("\n")
+    run_check(
+        "boto3",
+        "ec2_check.py",
+        &cloud.http,
+        &[
+            ("CHECK_ENDPOINT", &cloud.url()),
+            ("CHECK_ACCESS_KEY", &cloud.config().access_key),
+            ("CHECK_SECRET_KEY", &cloud.config().secret_key),
+        ],
+        &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"],
+        &[],
     );
     let requests = cloud.http.requests();
     assert!(

@@ -160,6 +160,14 @@ impl Fleet {
         ids
     }
 
+    /// One line per instance that still has a host: "testbed host of {what}{id}".
+    pub fn leftovers(&self, what: &str) -> Vec<String> {
+        self.ids()
+            .into_iter()
+            .map(|i| format!("testbed host of {what}{i}"))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instance>> {
         self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }

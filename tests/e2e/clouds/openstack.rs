@@ -4,7 +4,10 @@
 //! servers are real testbed hosts (see fleet.rs).
 //!
 //! Layout on one port, like devstack: `/identity` (Keystone), `/compute` (Nova),
-//! `/image` (Glance), `/network` (Neutron); the catalog points at these.
+//! `/image` (Glance), `/network` (Neutron); the catalog points at these. With
+//! `Config::services_on` the same API is served on a second listener on that address too,
+//! and the catalog puts Nova, Glance and Neutron there (a cloud whose services live on
+//! other hosts than Keystone).
 //!
 //! Address model: every server gets one port on the `private` network whose fixed IP is
 //! the testbed host's own (reachable) address. Floating IPs come from the external
@@ -24,7 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::fleet::Fleet;
-use super::server::{Handler, Request, Response, Server};
+use super::server::{Handler, Request, Response, Server, base64_decode};
 
 /// Nova's microversion range served.
 const NOVA_MIN: (u32, u32) = (2, 1);
@@ -61,6 +64,9 @@ pub struct Config {
     pub boot_fault: Option<String>,
     /// How many key pair imports are answered 429 (with `Retry-After: 1`) first.
     pub throttle_keypairs: usize,
+    /// When set (a loopback address such as 127.0.0.2), Nova, Glance and Neutron are
+    /// advertised in the catalog on a second listener on this address.
+    pub services_on: Option<String>,
 }
 
 impl Default for Config {
@@ -78,6 +84,7 @@ impl Default for Config {
             max_servers: 10,
             boot_fault: None,
             throttle_keypairs: 0,
+            services_on: None,
         }
     }
 }
@@ -141,6 +148,8 @@ struct State {
 
 struct Inner {
     cfg: Config,
+    /// `http://IP:PORT` of the services' listener (`Config::services_on`).
+    services_url: Mutex<Option<String>>,
     throttled: AtomicU64,
     fleet: Arc<Fleet>,
     state: Mutex<State>,
@@ -151,6 +160,8 @@ struct Inner {
 pub struct OpenStack {
     /// The HTTP server (its requests are recorded).
     pub http: Server,
+    /// The services' second listener (`Config::services_on`).
+    pub services: Option<Server>,
     inner: Arc<Inner>,
 }
 
@@ -162,8 +173,10 @@ impl OpenStack {
 
     /// Starts the cloud on 127.0.0.1, booting its servers in `fleet`.
     pub fn with_fleet(cfg: Config, fleet: Arc<Fleet>) -> OpenStack {
+        let services_on = cfg.services_on.clone();
         let inner = Arc::new(Inner {
             cfg,
+            services_url: Mutex::new(None),
             throttled: AtomicU64::new(0),
             fleet,
             state: Mutex::new(State::default()),
@@ -171,8 +184,13 @@ impl OpenStack {
         });
         let h = inner.clone();
         let handler: Handler = Arc::new(move |req: &Request| h.handle(req));
+        let services = services_on.map(|ip| Server::start_on(&ip, handler.clone()));
+        if let Some(s) = &services {
+            *inner.services_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.url.clone());
+        }
         OpenStack {
             http: Server::start(handler),
+            services,
             inner,
         }
     }
@@ -218,13 +236,7 @@ impl OpenStack {
                 .map(|f| format!("floating ip {} ({})", f.id, f.address)),
         );
         drop(st);
-        out.extend(
-            self.inner
-                .fleet
-                .ids()
-                .into_iter()
-                .map(|i| format!("testbed host of {i}")),
-        );
+        out.extend(self.inner.fleet.leftovers(""));
         out
     }
 }
@@ -298,31 +310,6 @@ fn fingerprint(public_key: &str) -> String {
         .join(":")
 }
 
-/// Decodes standard base64 (with padding); None when it is not valid base64.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for chunk in s.chunks(4) {
-        let pad = chunk.iter().rev().take_while(|&&b| b == b'=').count();
-        if pad > 2 {
-            return None;
-        }
-        let mut n: u32 = 0;
-        for &b in &chunk[..4 - pad] {
-            let v = ALPHABET.iter().position(|&a| a == b)? as u32;
-            n = (n << 6) | v;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
-}
-
 fn parse_version(v: &str) -> Option<(u32, u32)> {
     let (a, b) = v.trim().split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -340,10 +327,6 @@ impl Inner {
             n & 0xffff,
             n & 0xfff
         )
-    }
-
-    fn base(&self, req: &Request) -> String {
-        format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))
     }
 
     fn handle(self: &Arc<Self>, req: &Request) -> Response {
@@ -386,7 +369,7 @@ impl Inner {
     }
 
     fn keystone(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         match (req.method.as_str(), rest) {
             ("GET", "") => Response::json(
                 300,
@@ -475,8 +458,16 @@ impl Inner {
             "issued_at": "2026-01-01T00:00:00.000000Z",
         });
         if project.is_some() {
+            let services = self
+                .services_url
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let ep = |kind: &str, path: &str| {
-                let url = format!("{base}/{path}");
+                let url = match (&services, kind) {
+                    (Some(s), "compute" | "image" | "network") => format!("{s}/{path}"),
+                    _ => format!("{base}/{path}"),
+                };
                 let endpoints: Vec<Value> = ["public", "internal", "admin"]
                     .iter()
                     .map(|i| {
@@ -513,7 +504,7 @@ impl Inner {
     }
 
     fn nova(self: &Arc<Self>, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         if req.method == "GET" && rest.is_empty() {
             return Response::json(200, json!({"versions": [self.nova_version(&base)]}));
         }
@@ -1088,7 +1079,7 @@ impl Inner {
     }
 
     fn glance(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         match (req.method.as_str(), rest) {
             ("GET", "") => {
                 return Response::json(
@@ -1240,7 +1231,7 @@ impl Inner {
     }
 
     fn neutron(&self, req: &Request, rest: &str) -> Response {
-        let base = self.base(req);
+        let base = req.base_url();
         if req.method == "GET" && rest.is_empty() {
             return Response::json(
                 200,

@@ -1,6 +1,7 @@
-//! A tiny threaded HTTP/1.1 JSON server on 127.0.0.1 for the cloud test servers: each
-//! connection gets its own thread, the handler maps a parsed [`Request`] to a [`Response`],
-//! every request is recorded for assertions, and dropping the server stops it.
+//! The tests' one tiny threaded HTTP/1.1 server (the cloud test servers, and the file
+//! server of tests/e2e/http.rs): each connection gets its own thread, the handler maps a
+//! parsed [`Request`] to a [`Response`] (JSON or raw bytes), every request is recorded for
+//! assertions, and dropping the server stops it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -51,6 +52,11 @@ impl Request {
         serde_json::from_slice(&self.body).ok()
     }
 
+    /// `http://HOST` as the client addressed the server (its Host header), for links.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.header("host").unwrap_or("127.0.0.1"))
+    }
+
     /// The body as (lossy) text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -64,8 +70,10 @@ pub struct Response {
     pub status: u16,
     /// Extra headers (Content-Type and Content-Length are added).
     pub headers: Vec<(String, String)>,
-    /// JSON body, or none (empty body).
+    /// JSON body, or none (empty body, or `raw`).
     pub body: Option<Value>,
+    /// Raw body bytes (served without a Content-Type), when not JSON.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Response {
@@ -75,6 +83,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Some(body),
+            raw: None,
         }
     }
 
@@ -84,12 +93,23 @@ impl Response {
             status,
             headers: Vec::new(),
             body: None,
+            raw: None,
+        }
+    }
+
+    /// A response with raw bytes as its body.
+    pub fn bytes(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: None,
+            raw: Some(body),
         }
     }
 
     /// A response whose body is `text` sent as it is, with `content_type` (e.g. XML).
     pub fn text(status: u16, content_type: &str, text: String) -> Response {
-        Response::json(status, Value::String(text)).with_header("Content-Type", content_type)
+        Response::bytes(status, text.into_bytes()).with_header("Content-Type", content_type)
     }
 
     /// Adds a header.
@@ -97,6 +117,13 @@ impl Response {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
+}
+
+/// Decodes standard base64 (padded; whitespace ignored); None when it is not valid base64.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let s: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 /// The request handler a cloud server provides.
@@ -114,7 +141,12 @@ pub struct Server {
 impl Server {
     /// Serves `handler` on 127.0.0.1 (an ephemeral port).
     pub fn start(handler: Handler) -> Server {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the cloud test server");
+        Server::start_on("127.0.0.1", handler)
+    }
+
+    /// Serves `handler` on `ip` (a loopback address; an ephemeral port).
+    pub fn start_on(ip: &str, handler: Handler) -> Server {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the cloud test server");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
@@ -301,22 +333,13 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let body = resp
-            .body
-            .as_ref()
-            .map(|v| serde_json::to_vec(v).unwrap_or_default())
-            .unwrap_or_default();
-        // A string body with the handler's own Content-Type (Response::text) goes as it is.
-        let raw = resp
-            .headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-        let body = match (&resp.body, raw) {
-            (Some(Value::String(text)), true) => text.clone().into_bytes(),
-            _ => body,
+        let body = match (&resp.body, &resp.raw) {
+            (Some(v), _) => serde_json::to_vec(v).unwrap_or_default(),
+            (None, Some(raw)) => raw.clone(),
+            (None, None) => Vec::new(),
         };
         let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-        if resp.body.is_some() && !raw {
+        if resp.body.is_some() {
             head.push_str("Content-Type: application/json\r\n");
         }
         for (k, v) in &resp.headers {
@@ -328,10 +351,13 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
         }
         head.push_str("\r\n");
         let status = resp.status;
+        let head_only = req.method == "HEAD";
         if let Ok(mut l) = log.lock() {
             l.push((req, status));
         }
-        if conn.write_all(head.as_bytes()).is_err() || conn.write_all(&body).is_err() {
+        if conn.write_all(head.as_bytes()).is_err()
+            || (!head_only && conn.write_all(&body).is_err())
+        {
             return;
         }
         if close {

@@ -1,7 +1,9 @@
 //! Test fixture for the `http` capability: a driver that declares `http` with one allowed
 //! host, the host of `--probe-api-url`, and in `create` fetches every `--probe-fetch` URL
 //! (GET, or POST with `--probe-post`) through `dmw_guest::http`, sending `--probe-token` as
-//! a bearer token, with `--probe-timeout` as the request's own time limit. Each answer is logged and stored (`fetched-N` = `STATUS BODY`); the
+//! a bearer token, with `--probe-timeout` as the request's own time limit. It also declares
+//! the Keystone catalog of `--probe-api-url` (region `--probe-region`, interface
+//! `--probe-endpoint-type`), so a token answer fetched from that host allows its endpoints. Each answer is logged and stored (`fetched-N` = `STATUS BODY`); the
 //! first failure fails `create` with the SDK's error (which names a denied host).
 //! Its machine is `127.0.0.1:1` (nothing listens), so a create that fetched everything
 //! stops at the SSH wait.
@@ -12,6 +14,7 @@ dmw_guest::permissions! {
     secret "probe-token";
     http_cacert "probe-cacert";
     http_insecure "probe-insecure";
+    http_keystone_catalog "probe-api-url" "probe-region" "probe-endpoint-type";
 }
 
 use dmw_guest::driver::{Driver, MachineState, SshEndpoint};
@@ -37,6 +40,8 @@ impl Driver for Probe {
             Flag::text("probe-token", "A bearer token (secret)").env("PROBE_TOKEN"),
             Flag::text("probe-cacert", "A CA bundle for TLS"),
             Flag::boolean("probe-insecure", "Do not verify TLS certificates"),
+            Flag::text("probe-region", "Keystone catalog region"),
+            Flag::text("probe-endpoint-type", "Keystone catalog interface"),
             Flag::integer(
                 "probe-timeout",
                 "Seconds to wait for an answer (the request's own limit)",

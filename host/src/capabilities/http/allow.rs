@@ -1,0 +1,573 @@
+//! The allow-list of the `http` capability: host patterns, resolved from the plugin's
+//! declaration and flag values, the endpoints learnt from a Keystone service catalog, and
+//! the check of a request's host against them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use http::Uri;
+use serde::{Deserialize, Serialize};
+
+use super::MAX_PATTERNS;
+use crate::plugin::declaration::Declaration;
+use crate::plugin::driver::FlagValue;
+
+/// What the `http` capability needs for one machine, kept in its record: the allowed host
+/// patterns (flags resolved) and the TLS settings from the plugin's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSettings {
+    /// Allowed hosts: `host`, `host:port`, `*.domain`, `*.domain:port`, IP literals.
+    pub hosts: Vec<String>,
+    /// A CA bundle file trusted besides the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
+    /// TLS verification is off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// Where the plugin's Keystone tokens come from and which of their catalog endpoints
+    /// become allowed hosts (declared with `http-keystone-catalog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystone: Option<KeystoneCatalog>,
+}
+
+/// The Keystone whose token answers add allowed hosts: its auth URL's origin, and the
+/// region and interface the user chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeystoneCatalog {
+    /// The origin of the auth URL (`scheme://host:port`, port always written).
+    pub auth: String,
+    /// Only endpoints of this region (its id or name); none: every region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Only endpoints of this interface: `public`, `internal` or `admin`.
+    pub interface: String,
+}
+
+/// Most origins taken from one service catalog.
+pub const MAX_CATALOG_ORIGINS: usize = 32;
+/// Most catalog endpoints looked at.
+const MAX_CATALOG_ENDPOINTS: usize = 1024;
+/// Longest catalog endpoint URL taken.
+pub const MAX_CATALOG_URL: usize = 2048;
+
+/// `scheme://host:port` of an http(s) URL (host in lower case, IPv6 in brackets, the
+/// scheme's default port written out).
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = match uri.scheme_str()? {
+        s @ ("http" | "https") => s,
+        _ => return None,
+    };
+    let host = uri.host().filter(|h| !h.is_empty())?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some(format!("{scheme}://{host}:{port}"))
+}
+
+/// `(scheme, host, port)` of a request's URL as [`allowed`] takes them: the host in lower
+/// case without IPv6 brackets, the scheme's default port when none is written.
+pub fn target(uri: &Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("").to_string();
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    (scheme, host, port)
+}
+
+/// `scheme://host:port` of a request target (host as [`allowed`] takes it: no brackets).
+pub fn origin(scheme: &str, host: &str, port: u16) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+impl KeystoneCatalog {
+    /// Whether a request (method, final URL) and its answer status are a token issued by
+    /// this Keystone: `POST …/auth/tokens` on the auth URL's origin, answered 201.
+    pub fn is_token_answer(&self, method: &http::Method, uri: &Uri, status: u16) -> bool {
+        status == 201
+            && method == http::Method::POST
+            && uri.path().trim_end_matches('/').ends_with("/auth/tokens")
+            && origin_of(&uri.to_string()).as_deref() == Some(self.auth.as_str())
+    }
+
+    /// The origins of the endpoints in a token answer's `token.catalog` whose interface (and
+    /// region, when set) match, at most [`MAX_CATALOG_ORIGINS`], each with the service type
+    /// that named it first; endpoints with a URL that is not http(s), longer than
+    /// [`MAX_CATALOG_URL`] or whose host is not a host name or IP address are skipped.
+    pub fn origins(&self, body: &[u8]) -> Vec<(String, String)> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        let endpoints = v["token"]["catalog"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|service| {
+                let kind = service["type"].as_str().unwrap_or("?");
+                service["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |ep| (kind, ep))
+            })
+            .take(MAX_CATALOG_ENDPOINTS);
+        for (kind, ep) in endpoints {
+            let region_ok = match &self.region {
+                None => true,
+                Some(r) => [&ep["region_id"], &ep["region"]]
+                    .iter()
+                    .any(|v| v.as_str() == Some(r.as_str())),
+            };
+            if !region_ok || ep["interface"].as_str() != Some(self.interface.as_str()) {
+                continue;
+            }
+            let Some(url) = ep["url"].as_str().filter(|u| u.len() <= MAX_CATALOG_URL) else {
+                continue;
+            };
+            let Some(o) = origin_of(url) else { continue };
+            let host = o.split_once("://").map(|(_, h)| h).unwrap_or_default();
+            if check_pattern(host).is_err() || out.iter().any(|(have, _)| *have == o) {
+                continue;
+            }
+            if out.len() >= MAX_CATALOG_ORIGINS {
+                break;
+            }
+            out.push((o, kind.chars().take(64).collect()));
+        }
+        out
+    }
+}
+
+impl HttpSettings {
+    /// Resolve a declaration's patterns and TLS flags with the flag values of a create:
+    /// `{flag}` becomes the host (and port, when the value names one) of that flag's value;
+    /// a pattern whose flag has no value allows nothing.
+    pub fn resolve(d: &Declaration, flags: &[FlagValue]) -> Result<HttpSettings> {
+        let value = |name: &str| {
+            flags
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.values.last())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut hosts = Vec::new();
+        for pattern in &d.http_hosts {
+            // `{flag}:*`: the host of the flag's value on any port (a cloud whose services
+            // listen on several ports of the same host, as OpenStack's often do).
+            let (flag_part, any_port) = match pattern.strip_suffix(":*") {
+                Some(p) => (p, true),
+                None => (pattern.as_str(), false),
+            };
+            let resolved = if let Some(flag) = flag_part
+                .strip_prefix('{')
+                .and_then(|p| p.strip_suffix('}'))
+            {
+                let Some(v) = value(flag) else { continue };
+                let authority = authority_of(&v).with_context(|| {
+                    format!("--{flag} {v:?} is not an http:// or https:// URL with a host")
+                })?;
+                if any_port {
+                    format!("{}:*", split_port(&authority).0)
+                } else {
+                    authority
+                }
+            } else {
+                pattern.to_ascii_lowercase()
+            };
+            check_pattern(&resolved)?;
+            if !hosts.contains(&resolved) {
+                hosts.push(resolved);
+            }
+        }
+        if hosts.len() > MAX_PATTERNS {
+            bail!("more than {MAX_PATTERNS} HTTP host patterns");
+        }
+        let cacert = d
+            .http_cacert
+            .as_deref()
+            .and_then(value)
+            .map(PathBuf::from)
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
+        let insecure = match d.http_insecure.as_deref().and_then(value) {
+            None => false,
+            Some(v) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
+        };
+        let keystone = match &d.http_keystone_catalog {
+            None => None,
+            Some(k) => match value(&k.auth_url) {
+                None => None,
+                Some(url) => Some(KeystoneCatalog {
+                    auth: origin_of(&url).ok_or_else(|| {
+                        anyhow!(
+                            "--{} {url:?} is not an http:// or https:// URL with a host",
+                            k.auth_url
+                        )
+                    })?,
+                    region: value(&k.region),
+                    interface: interface_of(&k.interface, value(&k.interface))?,
+                }),
+            },
+        };
+        Ok(HttpSettings {
+            hosts,
+            cacert,
+            insecure,
+            keystone,
+        })
+    }
+}
+
+/// The Keystone interface named by the value of `--flag`: `public` (also when unset),
+/// `internal`, `admin`, or Docker Machine's `publicURL`, `internalURL`, `adminURL`.
+fn interface_of(flag: &str, value: Option<String>) -> Result<String> {
+    let Some(v) = value else {
+        return Ok("public".into());
+    };
+    let lower = v.to_ascii_lowercase();
+    let name = lower.strip_suffix("url").unwrap_or(&lower);
+    match name {
+        "public" | "internal" | "admin" => Ok(name.to_string()),
+        _ => bail!("--{flag} must be publicURL, internalURL or adminURL, got {v:?}"),
+    }
+}
+
+/// `host[:port]` of an http(s) URL, host in lower case (IPv6 in brackets).
+pub(super) fn authority_of(url: &str) -> Result<String> {
+    let uri: Uri = url.parse().map_err(|e| anyhow!("{e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => bail!("not http or https"),
+    }
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("no host"))?
+        .to_ascii_lowercase();
+    Ok(match uri.port_u16() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// Refuse patterns that would allow too much or make no sense: a bare `*`, a `*` anywhere
+/// but a leading `*.`, characters outside host names.
+pub fn check_pattern(pattern: &str) -> Result<()> {
+    let (host, port) = split_port(pattern);
+    if let Some(p) = port
+        && p != "*"
+        && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
+    {
+        bail!("HTTP host pattern {pattern:?} has a bad port");
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let ip = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    let ok = !name.is_empty()
+        && (ip.parse::<IpAddr>().is_ok()
+            || (name.contains('.') || !host.starts_with("*."))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+                && !name.starts_with('.')
+                && !name.ends_with('.'));
+    if !ok {
+        bail!(
+            "HTTP host pattern {pattern:?} is not a host, a *.domain or an IP address (with an optional :port)"
+        );
+    }
+    Ok(())
+}
+
+/// `host` and `port` of a pattern (`[::1]:80`, `a.b:443`, `a.b`).
+pub(super) fn split_port(pattern: &str) -> (&str, Option<&str>) {
+    if pattern.starts_with('[') {
+        return match pattern.rsplit_once("]:") {
+            Some((h, p)) => (&pattern[..h.len() + 1], Some(p)),
+            None => (pattern, None),
+        };
+    }
+    match pattern.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (pattern, None),
+    }
+}
+
+/// Whether `host` (lower case, IPv6 without brackets) at `port` of `scheme` matches one of
+/// `patterns`: an exact host or `*.domain` (a strict subdomain); a pattern without a port
+/// allows the scheme's default port only, `:*` any port.
+pub fn allowed(patterns: &[String], scheme: &str, host: &str, port: u16) -> bool {
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|pattern| {
+        let (p_host, p_port) = split_port(pattern);
+        let port_ok = match p_port {
+            Some("*") => true,
+            Some(p) => p.parse::<u16>().ok() == Some(port),
+            None => port == default_port,
+        };
+        let p_host = p_host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(p_host);
+        let host_ok = match p_host.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => match (p_host.parse::<IpAddr>(), host.parse::<IpAddr>()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => host == p_host,
+            },
+        };
+        port_ok && host_ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pats(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn patterns_match_hosts_ports_and_subdomains() {
+        let p = pats(&[
+            "api.example.com",
+            "*.cloud.test",
+            "127.0.0.1:8080",
+            "[::1]:9000",
+            "keystone.test:*",
+        ]);
+        assert!(allowed(&p, "https", "keystone.test", 8774));
+        assert!(allowed(&p, "http", "keystone.test", 9696));
+        assert!(!allowed(&p, "http", "nova.keystone.test", 8774));
+        assert!(allowed(&p, "https", "api.example.com", 443));
+        assert!(allowed(&p, "https", "API.example.com.", 443));
+        assert!(
+            !allowed(&p, "https", "api.example.com", 8443),
+            "default port only"
+        );
+        assert!(!allowed(&p, "https", "evil-api.example.com", 443));
+        assert!(!allowed(&p, "https", "api.example.com.evil.test", 443));
+        assert!(allowed(&p, "https", "a.b.cloud.test", 443));
+        assert!(
+            !allowed(&p, "https", "cloud.test", 443),
+            "*. is a strict subdomain"
+        );
+        assert!(allowed(&p, "http", "127.0.0.1", 8080));
+        assert!(!allowed(&p, "http", "127.0.0.1", 8081));
+        assert!(allowed(&p, "http", "::1", 9000));
+        assert!(!allowed(&[], "http", "127.0.0.1", 80));
+        for bad in ["*", "*.com.", "a*b.test", "", "a b", "x:0", "x:99999", "*."] {
+            assert!(check_pattern(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "a.test",
+            "*.a.test:8443",
+            "10.0.0.1",
+            "[::1]:80",
+            "localhost",
+        ] {
+            assert!(check_pattern(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn flag_patterns_resolve_to_the_flag_values_host() {
+        let d = Declaration {
+            http_hosts: pats(&[
+                "{acme-url}",
+                "{acme-other}",
+                "static.acme.test",
+                "{acme-url}:*",
+            ]),
+            http_cacert: Some("acme-cacert".into()),
+            http_insecure: Some("acme-insecure".into()),
+            ..Declaration::default()
+        };
+        let fv = |n: &str, v: &str| FlagValue {
+            name: n.into(),
+            values: vec![v.into()],
+        };
+        let s = HttpSettings::resolve(
+            &d,
+            &[
+                fv("acme-url", "http://127.0.0.1:4567/v2"),
+                fv("acme-cacert", "/etc/ca.pem"),
+                fv("acme-insecure", "false"),
+            ],
+        )
+        .expect("resolve");
+        assert_eq!(
+            s.hosts,
+            pats(&["127.0.0.1:4567", "static.acme.test", "127.0.0.1:*"])
+        );
+        assert_eq!(s.cacert, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(!s.insecure);
+        let bad = HttpSettings::resolve(&d, &[fv("acme-url", "ftp://x/")]);
+        assert!(bad.is_err());
+        let star = Declaration {
+            http_hosts: pats(&["*"]),
+            ..Declaration::default()
+        };
+        assert!(HttpSettings::resolve(&star, &[]).is_err());
+    }
+
+    fn keystone(region: Option<&str>, interface: &str) -> KeystoneCatalog {
+        KeystoneCatalog {
+            auth: "https://keystone.test:5000".into(),
+            region: region.map(String::from),
+            interface: interface.into(),
+        }
+    }
+
+    const CATALOG: &str = r#"{"token": {"catalog": [
+        {"type": "compute", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "https://Nova.test:8774/v2.1"},
+            {"interface": "internal", "region_id": "RegionOne", "url": "http://10.0.0.5:8774/v2.1"},
+            {"interface": "public", "region": "RegionTwo", "url": "https://nova.two.test/v2.1"}]},
+        {"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "https://nova.test:8774/image"},
+            {"interface": "public", "region_id": "RegionOne", "url": "ftp://files.test/"},
+            {"interface": "public", "region_id": "RegionOne", "url": "https://bad host/"},
+            {"interface": "public", "region_id": "RegionOne"},
+            {"interface": "public", "region_id": "RegionOne", "url": "https://[::1]:9292"}]},
+        {"type": "network", "endpoints": "not a list"}
+    ]}}"#;
+
+    #[test]
+    fn catalog_endpoints_of_the_chosen_region_and_interface() {
+        let one = keystone(Some("RegionOne"), "public");
+        assert_eq!(
+            one.origins(CATALOG.as_bytes()),
+            vec![
+                ("https://nova.test:8774".to_string(), "compute".to_string()),
+                ("https://[::1]:9292".to_string(), "image".to_string()),
+            ]
+        );
+        let two = keystone(Some("RegionTwo"), "public");
+        assert_eq!(
+            two.origins(CATALOG.as_bytes()),
+            vec![(
+                "https://nova.two.test:443".to_string(),
+                "compute".to_string()
+            )]
+        );
+        let internal = keystone(None, "internal");
+        assert_eq!(
+            internal.origins(CATALOG.as_bytes()),
+            vec![("http://10.0.0.5:8774".to_string(), "compute".to_string())]
+        );
+        assert_eq!(
+            keystone(None, "public").origins(CATALOG.as_bytes()).len(),
+            3
+        );
+        assert!(one.origins(b"not json").is_empty());
+        assert!(one.origins(br#"{"token": {}}"#).is_empty());
+    }
+
+    #[test]
+    fn catalog_is_bounded() {
+        let long = format!("https://long.test/{}", "x".repeat(MAX_CATALOG_URL));
+        let mut eps: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"interface": "public", "url": "https://h{i}.test"}}"#))
+            .collect();
+        eps.insert(0, format!(r#"{{"interface": "public", "url": "{long}"}}"#));
+        let body = format!(
+            r#"{{"token": {{"catalog": [{{"type": "x", "endpoints": [{}]}}]}}}}"#,
+            eps.join(",")
+        );
+        let got = keystone(None, "public").origins(body.as_bytes());
+        assert_eq!(got.len(), MAX_CATALOG_ORIGINS);
+        assert_eq!(got[0].0, "https://h0.test:443");
+    }
+
+    #[test]
+    fn token_answers_only_from_the_auth_urls_origin() {
+        let k = keystone(None, "public");
+        let post = http::Method::POST;
+        let uri = |u: &str| u.parse::<Uri>().expect("uri");
+        assert!(k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            200
+        ));
+        assert!(!k.is_token_answer(
+            &http::Method::GET,
+            &uri("https://keystone.test:5000/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(&post, &uri("http://keystone.test:5000/v3/auth/tokens"), 201));
+        assert!(!k.is_token_answer(
+            &post,
+            &uri("https://keystone.test:5001/v3/auth/tokens"),
+            201
+        ));
+        assert!(!k.is_token_answer(&post, &uri("https://keystone.test:5000/v3/servers"), 201));
+        let d = Declaration {
+            capabilities: vec!["http".into()],
+            http_keystone_catalog: Some(crate::plugin::declaration::KeystoneCatalogFlags {
+                auth_url: "os-auth-url".into(),
+                region: "os-region".into(),
+                interface: "os-endpoint-type".into(),
+            }),
+            ..Declaration::default()
+        };
+        let flag = |n: &str, v: &str| FlagValue {
+            name: n.into(),
+            values: vec![v.into()],
+        };
+        let s = HttpSettings::resolve(
+            &d,
+            &[
+                flag("os-auth-url", "HTTPS://Keystone.test/v3"),
+                flag("os-endpoint-type", "internalURL"),
+            ],
+        )
+        .expect("resolve");
+        assert_eq!(
+            s.keystone,
+            Some(KeystoneCatalog {
+                auth: "https://keystone.test:443".into(),
+                region: None,
+                interface: "internal".into(),
+            })
+        );
+        assert!(
+            HttpSettings::resolve(&d, &[])
+                .expect("none")
+                .keystone
+                .is_none()
+        );
+        assert!(
+            HttpSettings::resolve(
+                &d,
+                &[
+                    flag("os-auth-url", "https://k.test"),
+                    flag("os-endpoint-type", "privateURL")
+                ]
+            )
+            .is_err()
+        );
+    }
+}

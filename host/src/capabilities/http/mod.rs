@@ -1,0 +1,195 @@
+//! `http`: outgoing HTTP(S) for a plugin granted it, through the standard `wasi:http`
+//! interface (wasmtime-wasi-http), checked and sent by dmw.
+//!
+//! - Every request is checked in the send-request hook against the plugin's declared
+//!   `http-host` patterns, with `{flag}` replaced by the host of that flag's value for this
+//!   machine ([`HttpSettings::resolve`]). Anything else is refused **before any connection
+//!   is opened** (the request body is drained first so the guest sees
+//!   `http-request-denied`, not a reset), and the refusal names the host in the log.
+//! - Only http and https. Redirects (301/302/303/307/308) are followed by dmw, at most 5,
+//!   each target checked against the same list.
+//! - dmw's own sender: hyper http1 over tokio-rustls, trusting the system's roots plus the
+//!   plugin's CA bundle flag (`http-cacert`), or nothing checked with its insecure flag
+//!   (`http-insecure`, with a warning); `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; connect and
+//!   whole-request timeouts; retries with backoff on 429/502/503/504 honouring
+//!   `Retry-After`; request and response bodies capped.
+//! - Every request goes to the machine's log as method, URL (secret-looking query values
+//!   redacted) and status; `--debug` shows the headers with credentials redacted.
+//!
+//! A plugin not granted `http` gets `http-request-denied` for every request (and a
+//! component that imports `wasi:http` without declaring `http` is refused before it runs,
+//! see `plugin::grants::check_imports`).
+
+mod allow;
+mod log;
+mod proxy;
+mod send;
+
+pub use allow::{HttpSettings, KeystoneCatalog, allowed, check_pattern};
+pub use log::{loggable_headers, loggable_url};
+pub use proxy::{Proxy, ProxyConfig};
+pub use send::{Sender, retry_after};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+
+use super::{Capability, Lent, Offer};
+use crate::plugin::HostState;
+use crate::report::Reporter;
+
+/// The `http` capability (declared by the plugin, granted by the user).
+pub const CAPABILITY: Capability = Capability {
+    name: "http",
+    link: add_to_linker,
+    lend,
+};
+
+/// Longest a connection (TCP, proxy tunnel and TLS) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one attempt of a request may take, answer body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Largest answer body read.
+pub const MAX_RESPONSE_BODY: usize = 16 << 20;
+/// Largest request body a plugin may send.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+/// Most retries of one request on 429/502/503/504.
+pub const MAX_RETRIES: u32 = 3;
+/// Longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Largest CA bundle file read.
+const MAX_CA_BUNDLE: u64 = 1 << 20;
+/// Most resolved host patterns.
+const MAX_PATTERNS: usize = 64;
+
+/// The prefix of the message of a refused redirect (the guest SDK names the host from it).
+pub const DENIED_REDIRECT_PREFIX: &str = "dmw-denied-host ";
+
+/// The `http` context of a plugin instance.
+pub struct HttpCtx {
+    plugin: String,
+    sender: Option<Arc<Sender>>,
+    report: Arc<Reporter>,
+}
+
+impl HttpCtx {
+    /// Use `sender` (its settings) from now on (create sets it once the flags are known).
+    pub fn set_sender(&mut self, sender: Arc<Sender>) {
+        self.sender = Some(sender);
+    }
+
+    /// Send the log lines to `report` from now on.
+    pub fn set_report(&mut self, report: Arc<Reporter>) {
+        self.report = report;
+    }
+}
+
+/// Link `wasi:http` (outgoing-handler and types), answered through [`HostState`]'s hooks.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
+
+fn lend(offer: &Offer, lent: &mut Lent) {
+    lent.insert(HttpCtx {
+        plugin: offer.plugin.clone(),
+        sender: offer.http.clone(),
+        report: offer.report.clone(),
+    });
+}
+
+/// The hooks of an instance with no `http` grant: every request is refused.
+#[derive(Default)]
+pub struct NoHttp;
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+/// Refuse a request after reading its body (so the guest sees `http-request-denied`).
+fn deny(request: Request<WasiBody>) -> SendFuture {
+    Box::new(async move {
+        let mut body = request.into_body();
+        // Bounded: drain at most the request cap, then refuse either way.
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    seen += f.data_ref().map(|d| d.len()).unwrap_or(0);
+                    if seen > MAX_REQUEST_BODY {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+    })
+}
+
+impl WasiHttpHooks for NoHttp {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        deny(request)
+    }
+}
+
+impl WasiHttpHooks for HttpCtx {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        let plugin = self.plugin.clone();
+        let report = self.report.clone();
+        let uri = request.uri().clone();
+        let (scheme, host, port) = allow::target(&uri);
+        let Some(sender) = self
+            .sender
+            .clone()
+            .filter(|s| s.allows(&scheme, &host, port))
+        else {
+            report.warn(&format!(
+                "plugin {plugin}: dmw denied {} {} (host {host} is not in the plugin's http-host list{}; no connection was opened)",
+                request.method(),
+                loggable_url(&uri),
+                self.sender.as_deref().map(Sender::catalog_note).unwrap_or("")
+            ));
+            return deny(request);
+        };
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let body = Limited::new(body, MAX_REQUEST_BODY)
+                .collect()
+                .await
+                .map_err(|_| wasmtime_wasi_http::Error::HttpRequestBodySize(None))?
+                .to_bytes();
+            let answer = send::send(&sender, &report, &plugin, parts, body, options).await?;
+            let (parts, body) = answer.into_parts();
+            let body: WasiBody = Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((Response::from_parts(parts, body), io))
+        })
+    }
+}
