@@ -1360,7 +1360,10 @@ mod runtime_tests {
         let source = Source::Builtin(builtin::driver("qemu").expect("qemu is built in"));
         let (component, grant) = runtime.load_granted(&source, Kind::Driver).expect("load");
         assert!(grant.has("process") && grant.has("files") && grant.has("keys"));
-        assert_eq!(grant.declaration.programs, vec!["qemu-system-x86_64", "qemu-img"]);
+        assert_eq!(
+            grant.declaration.programs,
+            vec!["qemu-system-x86_64", "qemu-img"]
+        );
         let machine = crate::store::MachineDir::at(dir.path().join("machines/vm1"));
         let offer = |with_machine: bool| {
             let mut o = Offer::new("qemu", Arc::new(Reporter::quiet(false)), BTreeMap::new());

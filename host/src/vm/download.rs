@@ -133,11 +133,7 @@ pub fn parse_checksum(spec: &str) -> Result<ChecksumSpec> {
 
 fn parse_hex(algo: Algo, hex: &str) -> Result<Sum> {
     if hex.len() != algo.hex_len() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!(
-            "a {} sum is {} hex digits",
-            algo.name(),
-            algo.hex_len()
-        );
+        bail!("a {} sum is {} hex digits", algo.name(), algo.hex_len());
     }
     Ok(Sum {
         algo,
@@ -178,23 +174,19 @@ pub fn file_name(uri: &Uri) -> String {
 
 /// The folder a URL's download is kept in.
 pub fn folder(cache: &Path, uri: &Uri) -> PathBuf {
-    cache
-        .join(DOWNLOADS)
-        .join(hex::encode(sha2::Sha256::digest(uri.to_string().as_bytes())))
+    cache.join(DOWNLOADS).join(hex::encode(sha2::Sha256::digest(
+        uri.to_string().as_bytes(),
+    )))
 }
 
 /// Whether `uri`'s host (and port) is one of `allowed` (resolved `http-host` patterns).
-fn check_allowed(allowed: &[String], uri: &Uri) -> Result<()> {
+pub fn check_allowed(allowed: &[String], uri: &Uri) -> Result<()> {
     let tls = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if crate::capabilities::http::allowed(
-        allowed,
-        uri.scheme_str().unwrap_or_default(),
-        bare,
-        port,
-    ) {
+    if crate::capabilities::http::allowed(allowed, uri.scheme_str().unwrap_or_default(), bare, port)
+    {
         Ok(())
     } else {
         bail!(
@@ -246,9 +238,12 @@ pub async fn cached_download(
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let part = dir.join(format!(".{name}.part-{}", std::process::id()));
-    let result = tokio::time::timeout(MAX_TIME, fetch_to(&uri, &part, &expected, allowed, progress))
-        .await
-        .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
+    let result = tokio::time::timeout(
+        MAX_TIME,
+        fetch_to(&uri, &part, &expected, allowed, progress),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&part);
         return Err(e.context(format!("download of {url}")));
@@ -277,7 +272,8 @@ async fn sum_from(sums: &Uri, name: &str, allowed: &[String]) -> Result<Sum> {
         }
     }
     let text = String::from_utf8_lossy(&body);
-    sum_in_file(&text, name).ok_or_else(|| anyhow!("the checksum file {sums} has no sum for {name}"))
+    sum_in_file(&text, name)
+        .ok_or_else(|| anyhow!("the checksum file {sums} has no sum for {name}"))
 }
 
 /// Stream `uri` into `part`, hashing, bounded; fails (naming both sums) on a mismatch.
@@ -298,7 +294,9 @@ async fn fetch_to(
     }
     progress(&format!(
         "downloading {uri}{}",
-        total.map(|t| format!(" ({} MiB)", t >> 20)).unwrap_or_default()
+        total
+            .map(|t| format!(" ({} MiB)", t >> 20))
+            .unwrap_or_default()
     ));
     let mut file = tokio::fs::File::create(part)
         .await
@@ -318,20 +316,28 @@ async fn fetch_to(
         };
         done += data.len() as u64;
         if done > MAX_SIZE || total.is_some_and(|t| done > t) {
-            bail!("the server sent more than announced (or more than {} GiB)", MAX_SIZE >> 30);
+            bail!(
+                "the server sent more than announced (or more than {} GiB)",
+                MAX_SIZE >> 30
+            );
         }
         match expected.algo {
             Algo::Sha256 => sha256.update(&data),
             Algo::Sha512 => sha512.update(&data),
         }
-        file.write_all(&data).await.context("cannot write the download")?;
+        file.write_all(&data)
+            .await
+            .context("cannot write the download")?;
         if last.elapsed() >= bar.every() {
             last = Instant::now();
             bar.show(done, start.elapsed(), progress);
         }
     }
     if total.is_some_and(|t| done != t) {
-        bail!("the connection ended after {done} of {} bytes", total.unwrap_or_default());
+        bail!(
+            "the connection ended after {done} of {} bytes",
+            total.unwrap_or_default()
+        );
     }
     file.flush().await?;
     file.sync_all().await?;
@@ -448,7 +454,10 @@ async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body
 async fn request(uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
     let tls = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
         .await
@@ -477,7 +486,10 @@ async fn request(uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     let request = http::Request::get(path)
         .header(http::header::HOST, authority)
-        .header(http::header::USER_AGENT, concat!("dmw/", env!("CARGO_PKG_VERSION")))
+        .header(
+            http::header::USER_AGENT,
+            concat!("dmw/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Empty::new())?;
     Ok(send.send_request(request).await?)
 }
@@ -518,7 +530,10 @@ mod tests {
         );
         assert!(matches!(
             parse_checksum(&format!("sha256:{}", "0".repeat(64))),
-            Ok(ChecksumSpec::Sum(Sum { algo: Algo::Sha256, .. }))
+            Ok(ChecksumSpec::Sum(Sum {
+                algo: Algo::Sha256,
+                ..
+            }))
         ));
         assert_eq!(parse_checksum("").expect("empty"), ChecksumSpec::Beside);
         assert!(matches!(
@@ -574,7 +589,10 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(file_name(&"https://h/a/disk.qcow2?x=1".parse().expect("uri")), "disk.qcow2");
+        assert_eq!(
+            file_name(&"https://h/a/disk.qcow2?x=1".parse().expect("uri")),
+            "disk.qcow2"
+        );
         assert_eq!(file_name(&"https://h/".parse().expect("uri")), "image");
         assert_eq!(file_name(&"https://h/..".parse().expect("uri")), "image");
     }
@@ -595,7 +613,9 @@ mod tests {
         files: Vec<(&'static str, Vec<u8>)>,
     ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -606,14 +626,24 @@ mod tests {
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
                 log.lock().expect("lock").push(path.clone());
-                let body = files.iter().find(|(p, _)| *p == path).map(|(_, b)| b.clone());
+                let body = files
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, b)| b.clone());
                 let reply = match body {
                     Some(b) => {
-                        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            b.len()
+                        )
+                        .into_bytes();
                         r.extend(b);
                         r
                     }
-                    None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
                 };
                 let _ = s.write_all(&reply).await;
             }
@@ -644,12 +674,24 @@ mod tests {
             .await
             .expect("cached");
         assert_eq!(again, got);
-        let gets = |p: &str| seen.lock().expect("lock").iter().filter(|s| *s == p).count();
+        let gets = |p: &str| {
+            seen.lock()
+                .expect("lock")
+                .iter()
+                .filter(|s| *s == p)
+                .count()
+        };
         assert_eq!(gets("/d/disk.qcow2"), 1, "the second use hits the cache");
         // A given sum skips the checksum file.
-        cached_download(cache.path(), &url, &format!("sha512:{sum}"), &allowed, &quiet)
-            .await
-            .expect("given sum");
+        cached_download(
+            cache.path(),
+            &url,
+            &format!("sha512:{sum}"),
+            &allowed,
+            &quiet,
+        )
+        .await
+        .expect("given sum");
         assert_eq!(gets("/d/disk.qcow2"), 1);
         // A mismatch names both sums and leaves nothing.
         let bad = format!("http://{host}/d/bad.qcow2");
@@ -657,7 +699,10 @@ mod tests {
             .await
             .expect_err("mismatch");
         let text = format!("{e:#}");
-        assert!(text.contains(&"0".repeat(128)) && text.contains(&sum), "{text}");
+        assert!(
+            text.contains(&"0".repeat(128)) && text.contains(&sum),
+            "{text}"
+        );
         let folder = folder(cache.path(), &bad.parse().expect("uri"));
         let left: Vec<_> = std::fs::read_dir(&folder).expect("dir").flatten().collect();
         assert!(left.is_empty(), "{left:?}");
