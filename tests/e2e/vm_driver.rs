@@ -5,13 +5,20 @@
 //!   Debian's docker.io preinstalled (built once, cached under
 //!   /var/cache/dmw-testbed/images by its inputs: the machine needs nothing from the
 //!   network), `dmw create vm1` with no `--driver` (the qemu driver boots it under TCG
-//!   here, the recipe finds docker.io with `--engine-install-method distro`), then
+//!   here, from `--qemu-image http://127.0.0.1:PORT/images/disk.qcow2`: the image's disk
+//!   served with a SHA512SUMS beside it, downloaded and verified by the host, the
+//!   recipe finds docker.io with `--engine-install-method distro`), then
 //!   `eval "$(dmw env vm1)"` + `docker run`, stop, start (same URL, the same certificates
 //!   still valid), restart, kill, start, rm: no QEMU process and no file left, also when
 //!   the test fails (a guard kills and removes).
 //! - `two_vms_created_at_once` (root): two creates in parallel on the same image with
 //!   `--qemu-network shared`, each with its own ports and QEMU; both engines run
 //!   containers; each reaches the other on the shared network; one `rm` removes both.
+//! - `image_urls_are_downloaded_once_verified_and_refused_on_a_wrong_sum`: a served
+//!   image with a wrong `--qemu-image-checksum` fails naming both sums, keeps no file and
+//!   creates nothing; with the SHA512SUMS beside it, it is downloaded and verified once,
+//!   the next create uses the cache (the server sees no second GET); a checksum URL on a
+//!   host the driver did not declare is refused, naming the host.
 //! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
 //!   install, exits 3 and creates nothing.
 //! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
@@ -103,17 +110,28 @@ fn vm_lifecycle_with_the_default_driver() {
     let dmw = Dmw::new();
     let name = "vm1";
     let _guard = Guard { dmw: &dmw, name };
-    let image_dir = built.dir.display().to_string();
+    // The image's disk is served on 127.0.0.1 with a SHA512SUMS beside it: the host
+    // downloads it into dmw's cache and verifies it (its kernel and initramfs are given).
+    let disk = std::fs::read(built.dir.join(image::DISK_FILE)).expect("read the image's disk");
+    let (_served, server) = serve_with_sums(&[("disk.qcow2", disk)]);
+    let disk_url = format!("{}/images/disk.qcow2", server.url);
+    let kernel = built.dir.join("vmlinuz").display().to_string();
+    let initrd = built.dir.join("initrd.img").display().to_string();
     let t = Instant::now();
     // No --driver: the default, qemu.
-    dmw.ok(&[
+    let out = dmw.ok(&[
         "create",
         "--qemu-image",
-        &image_dir,
+        &disk_url,
+        "--qemu-kernel",
+        &kernel,
+        "--qemu-initrd",
+        &initrd,
         "--engine-install-method",
         "distro",
         name,
     ]);
+    assert!(out.contains("verified sha512:"), "{out}");
     eprintln!("vm_driver: create to a running engine {:.1?}", t.elapsed());
     let record =
         std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record");
