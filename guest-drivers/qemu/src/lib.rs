@@ -562,6 +562,11 @@ impl Driver for Qemu {
         store::set(key::NAME, machine_name);
         let image = text(flags, "qemu-image").unwrap_or_default();
         if is_url(&image) {
+            if image.len() > 2048 || image.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(invalid(format!(
+                    "--qemu-image {image:?} is not a URL dmw downloads (http or https, at most 2048 characters, no spaces)"
+                )));
+            }
         } else if image.contains('/') {
             check_path("qemu-image", &image)?;
         } else if !image.is_empty() && !image.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -569,13 +574,6 @@ impl Driver for Qemu {
             return Err(invalid(format!(
                 "--qemu-image {image:?} is not a path or an image name"
             )));
-        }
-        if is_url(&image) {
-            if image.len() > 2048 || image.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(invalid(format!(
-                    "--qemu-image {image:?} is not a URL dmw downloads (http or https, at most 2048 characters)"
-                )));
-            }
         }
         store::set(key::IMAGE, &image);
         let checksum = text(flags, "qemu-image-checksum").unwrap_or_default();
