@@ -824,10 +824,21 @@ mod tests {
             ("qemu-network", "shared,x"),
             ("qemu-kernel", "vmlinuz"),
             ("qemu-image", "a b"),
+            ("qemu-image", "https://h/a b.qcow2"),
+            ("qemu-image", "ftp://h/a.qcow2"),
+            ("qemu-image-checksum", "sha512:00"),
         ] {
             let flags = Flags::of(&[(flag, value)]);
             assert!(Qemu::set_config("vm1", &flags).is_err(), "{flag} {value}");
         }
+        let url = "https://cloud.debian.org/images/x.qcow2";
+        let flags = Flags::of(&[("qemu-image", url), ("qemu-image-checksum", "sha512:00")]);
+        Qemu::set_config("vm1", &flags).expect("a URL and its checksum (checked by the host)");
+        assert_eq!(store::get(key::IMAGE).as_deref(), Some(url));
+        assert_eq!(
+            store::get(key::IMAGE_CHECKSUM).as_deref(),
+            Some("sha512:00")
+        );
     }
 
     #[test]
