@@ -5,13 +5,20 @@
 //!   Debian's docker.io preinstalled (built once, cached under
 //!   /var/cache/dmw-testbed/images by its inputs: the machine needs nothing from the
 //!   network), `dmw create vm1` with no `--driver` (the qemu driver boots it under TCG
-//!   here, the recipe finds docker.io with `--engine-install-method distro`), then
+//!   here, from `--qemu-image http://127.0.0.1:PORT/images/disk.qcow2`: the image's disk
+//!   served with a SHA512SUMS beside it, downloaded and verified by the host, the
+//!   recipe finds docker.io with `--engine-install-method distro`), then
 //!   `eval "$(dmw env vm1)"` + `docker run`, stop, start (same URL, the same certificates
 //!   still valid), restart, kill, start, rm: no QEMU process and no file left, also when
 //!   the test fails (a guard kills and removes).
 //! - `two_vms_created_at_once` (root): two creates in parallel on the same image with
 //!   `--qemu-network shared`, each with its own ports and QEMU; both engines run
 //!   containers; each reaches the other on the shared network; one `rm` removes both.
+//! - `image_urls_are_downloaded_once_verified_and_refused_on_a_wrong_sum`: a served
+//!   image with a wrong `--qemu-image-checksum` fails naming both sums, keeps no file and
+//!   creates nothing; with the SHA512SUMS beside it, it is downloaded and verified once,
+//!   the next create uses the cache (the server sees no second GET); a checksum URL on a
+//!   host the driver did not declare is refused, naming the host.
 //! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
 //!   install, exits 3 and creates nothing.
 //! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
@@ -103,17 +110,28 @@ fn vm_lifecycle_with_the_default_driver() {
     let dmw = Dmw::new();
     let name = "vm1";
     let _guard = Guard { dmw: &dmw, name };
-    let image_dir = built.dir.display().to_string();
+    // The image's disk is served on 127.0.0.1 with a SHA512SUMS beside it: the host
+    // downloads it into dmw's cache and verifies it (its kernel and initramfs are given).
+    let disk = std::fs::read(built.dir.join(image::DISK_FILE)).expect("read the image's disk");
+    let (_served, server) = serve_with_sums(&[("disk.qcow2", disk)]);
+    let disk_url = format!("{}/images/disk.qcow2", server.url);
+    let kernel = built.dir.join("vmlinuz").display().to_string();
+    let initrd = built.dir.join("initrd.img").display().to_string();
     let t = Instant::now();
     // No --driver: the default, qemu.
-    dmw.ok(&[
+    let out = dmw.ok(&[
         "create",
         "--qemu-image",
-        &image_dir,
+        &disk_url,
+        "--qemu-kernel",
+        &kernel,
+        "--qemu-initrd",
+        &initrd,
         "--engine-install-method",
         "distro",
         name,
     ]);
+    assert!(out.contains("verified sha512:"), "{out}");
     eprintln!("vm_driver: create to a running engine {:.1?}", t.elapsed());
     let record =
         std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record");
@@ -316,4 +334,127 @@ fn two_vms_created_at_once_on_a_shared_network() {
         qemus_in(&dmw.storage).is_empty(),
         "QEMU still runs after rm"
     );
+}
+
+/// Serve `files` (name, bytes) and their `SHA512SUMS` from a fresh directory on 127.0.0.1.
+fn serve_with_sums(files: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, crate::http::FileServer) {
+    use sha2::Digest;
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = root.path().join("images");
+    std::fs::create_dir(&dir).expect("dir");
+    let mut sums = String::new();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write");
+        sums.push_str(&format!(
+            "{}  {name}\n",
+            hex::encode(sha2::Sha512::digest(bytes))
+        ));
+    }
+    std::fs::write(dir.join("SHA512SUMS"), sums).expect("sums");
+    let server = crate::http::FileServer::start(root.path(), "127.0.0.1".parse().expect("ip"));
+    (root, server)
+}
+
+#[test]
+fn image_urls_are_downloaded_once_verified_and_refused_on_a_wrong_sum() {
+    // A real disk file of a format the driver refuses (vmdk): the download and the check
+    // run in full, and create stops right after, before any VM.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vmdk = tmp.path().join("disk.vmdk");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vmdk"])
+        .arg(&vmdk)
+        .arg("1M")
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: qemu-img is not installed");
+        return;
+    }
+    let bytes = std::fs::read(&vmdk).expect("vmdk");
+    let (_root, server) = serve_with_sums(&[("disk.vmdk", bytes.clone())]);
+    let url = format!("{}/images/disk.vmdk", server.url);
+    let dmw = Dmw::new();
+    let downloads = dmw.storage.join("cache/images/downloads");
+    let gets = |path: &str| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.contains(path))
+            .count()
+    };
+
+    // A wrong sum: a clear failure naming both sums, no file kept, no machine.
+    let wrong = format!("sha512:{}", "0".repeat(128));
+    let r = dmw.run(&[
+        "create",
+        "--qemu-image",
+        &url,
+        "--qemu-image-checksum",
+        &wrong,
+        "vm0",
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("checksum mismatch")
+            && r.stderr.contains(&"0".repeat(128))
+            && r.stderr.contains("machine \"vm0\""),
+        "{r:?}"
+    );
+    let left: Vec<_> = walk(&downloads);
+    assert!(left.is_empty(), "files left after a mismatch: {left:?}");
+    assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
+    assert_eq!(dmw.ok(&["ls", "-q"]).trim(), "", "dmw ls is empty");
+    assert_eq!(gets("/images/disk.vmdk"), 1);
+
+    // The SHA512SUMS beside it: downloaded and verified, then refused as vmdk.
+    let r = dmw.run(&["create", "--qemu-image", &url, "vm0"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("vmdk"), "{r:?}");
+    assert!(r.stdout.contains("verified sha512:"), "{r:?}");
+    assert_eq!(gets("/images/disk.vmdk"), 2);
+    let kept = walk(&downloads);
+    assert!(
+        kept.iter()
+            .any(|p| p.ends_with("disk.vmdk") && std::fs::read(p).ok() == Some(bytes.clone())),
+        "{kept:?}"
+    );
+    // The second use hits the cache: only the checksum file is fetched again.
+    let r = dmw.run(&["create", "--qemu-image", &url, "vm0"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("is cached"), "{r:?}");
+    assert_eq!(gets("/images/disk.vmdk"), 2, "no second GET of the image");
+    assert_eq!(gets("/images/SHA512SUMS"), 2);
+
+    // A host the driver did not declare (its declaration allows cloud.debian.org and the
+    // host of --qemu-image only): a checksum URL elsewhere is refused, naming the host.
+    let r = dmw.run(&[
+        "create",
+        "--qemu-image",
+        &url,
+        "--qemu-image-checksum",
+        "http://127.0.0.2:9/SHA512SUMS",
+        "vm0",
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("127.0.0.2") && r.stderr.contains("refused"),
+        "{r:?}"
+    );
+    assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -31,6 +31,9 @@ dmw_guest::permissions! {
     capability "keys";
     capability "process";
     capability "files";
+    capability "http";
+    http_host "cloud.debian.org";
+    http_host "{qemu-image}";
     program "qemu-system-x86_64";
     program "qemu-img";
 }
@@ -54,6 +57,11 @@ const PROBE_LOG: &str = "accel-probe.log";
 const USER: &str = "docker";
 /// The kernel command line for images `dmw image build` makes.
 const DEFAULT_APPEND: &str = "root=/dev/vda console=ttyS0";
+/// The image downloaded when none is given and none was built: Debian 12's genericcloud
+/// image for x86-64 (this driver runs x86-64 guests), verified against the `SHA512SUMS`
+/// Debian publishes beside it.
+const DEBIAN_IMAGE: &str =
+    "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2";
 /// File names in a `dmw image build` image directory.
 const IMAGE_DISK: &str = "disk.qcow2";
 const IMAGE_KERNEL: &str = "vmlinuz";
@@ -75,6 +83,7 @@ const IMG_TIMEOUT: Duration = Duration::from_secs(120);
 mod key {
     pub const NAME: &str = "name";
     pub const IMAGE: &str = "image";
+    pub const IMAGE_CHECKSUM: &str = "image-checksum";
     pub const DISK: &str = "disk";
     pub const FORMAT: &str = "disk-format";
     pub const KERNEL: &str = "kernel";
@@ -174,6 +183,11 @@ fn text(flags: &Flags, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Whether `--qemu-image` names a URL to download.
+fn is_url(image: &str) -> bool {
+    image.starts_with("http://") || image.starts_with("https://")
+}
+
 /// The format (`qcow2`, `raw`) `qemu-img info` reports for a disk, or why it is no disk.
 fn disk_format(path: &str) -> Result<String> {
     let out = process::run_ok(QEMU_IMG, &["info", "--output=json", path], IMG_TIMEOUT)?;
@@ -194,11 +208,27 @@ fn disk_format(path: &str) -> Result<String> {
 fn resolve_image() -> Result<()> {
     let built = files::built_images();
     let given = store::get(key::IMAGE).filter(|i| !i.is_empty());
+    let given = match given {
+        Some(url) if is_url(&url) => {
+            let checksum = store::get(key::IMAGE_CHECKSUM).unwrap_or_default();
+            Some(
+                files::cached_download(&url, &checksum)
+                    .map_err(|e| e.context(&format!("--qemu-image {url}")))?,
+            )
+        }
+        None if built.is_empty() => {
+            info(&format!(
+                "no --qemu-image given and no image built: downloading Debian 12 genericcloud (amd64, about 350 MiB) into dmw's image cache from {DEBIAN_IMAGE}; `sudo dmw image build` makes one offline from a Debian package mirror"
+            ));
+            Some(files::cached_download(DEBIAN_IMAGE, "").map_err(|e| {
+                e.context("downloading Debian's cloud image (pass --qemu-image PATH, or build one with `sudo dmw image build`)")
+            })?)
+        }
+        other => other,
+    };
     let dir = match &given {
         None => Some(built.first().cloned().ok_or_else(|| {
-            invalid(
-                "no --qemu-image given and no image built yet: build one with `sudo dmw image build` (from a Debian package mirror), or pass --qemu-image PATH to a qcow2 or raw cloud image (downloading Debian's image is not built into this version)",
-            )
+            invalid("no --qemu-image given and no image built yet: build one with `sudo dmw image build`")
         })?),
         Some(name) if !name.contains('/') => Some(
             built
@@ -463,10 +493,17 @@ impl Driver for Qemu {
         vec![
             flag(
                 "qemu-image",
-                "Disk image: a qcow2 or raw cloud image, or a directory or name `dmw image build` printed (default: the newest image it built)",
+                "Disk image: a qcow2 or raw cloud image (a path, or an http(s) URL dmw downloads into its cache and verifies), or a directory or name `dmw image build` printed (default: the newest image it built, else Debian 12's genericcloud image, downloaded)",
                 Text,
                 Some(""),
                 "QEMU_IMAGE",
+            ),
+            flag(
+                "qemu-image-checksum",
+                "The sum --qemu-image URL must have: sha512:HEX, sha256:HEX or the URL of a checksum file (default: the SHA512SUMS beside the image)",
+                Text,
+                Some(""),
+                "QEMU_IMAGE_CHECKSUM",
             ),
             flag(
                 "qemu-disk-size",
@@ -524,7 +561,13 @@ impl Driver for Qemu {
     fn set_config(machine_name: &str, flags: &Flags) -> Result<()> {
         store::set(key::NAME, machine_name);
         let image = text(flags, "qemu-image").unwrap_or_default();
-        if image.contains('/') {
+        if is_url(&image) {
+            if image.len() > 2048 || image.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(invalid(format!(
+                    "--qemu-image {image:?} is not a URL dmw downloads (http or https, at most 2048 characters, no spaces)"
+                )));
+            }
+        } else if image.contains('/') {
             check_path("qemu-image", &image)?;
         } else if !image.is_empty() && !image.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
@@ -533,6 +576,11 @@ impl Driver for Qemu {
             )));
         }
         store::set(key::IMAGE, &image);
+        let checksum = text(flags, "qemu-image-checksum").unwrap_or_default();
+        if !checksum.is_empty() && !is_url(&image) {
+            return Err(invalid("--qemu-image-checksum goes with --qemu-image URL"));
+        }
+        store::set(key::IMAGE_CHECKSUM, &checksum);
         let size = text(flags, "qemu-disk-size").unwrap_or_else(|| "20G".into());
         check_size(&size)?;
         store::set(key::DISK_SIZE, &size);
@@ -776,10 +824,21 @@ mod tests {
             ("qemu-network", "shared,x"),
             ("qemu-kernel", "vmlinuz"),
             ("qemu-image", "a b"),
+            ("qemu-image", "https://h/a b.qcow2"),
+            ("qemu-image", "ftp://h/a.qcow2"),
+            ("qemu-image-checksum", "sha512:00"),
         ] {
             let flags = Flags::of(&[(flag, value)]);
             assert!(Qemu::set_config("vm1", &flags).is_err(), "{flag} {value}");
         }
+        let url = "https://cloud.debian.org/images/x.qcow2";
+        let flags = Flags::of(&[("qemu-image", url), ("qemu-image-checksum", "sha512:00")]);
+        Qemu::set_config("vm1", &flags).expect("a URL and its checksum (checked by the host)");
+        assert_eq!(store::get(key::IMAGE).as_deref(), Some(url));
+        assert_eq!(
+            store::get(key::IMAGE_CHECKSUM).as_deref(),
+            Some("sha512:00")
+        );
     }
 
     #[test]

@@ -41,3 +41,19 @@ pub fn built_images() -> Vec<String> {
     #[cfg(not(target_arch = "wasm32"))]
     Vec::new()
 }
+
+/// Download `url` into dmw's cache (by the host, once; only from hosts the driver declared
+/// with `http_host`), verified against `checksum` (`sha512:HEX`, `sha256:HEX`, the URL of a
+/// checksum file, or empty for the `SHA512SUMS` beside the file); the cached file's host
+/// path, to pass to declared programs.
+pub fn cached_download(url: &str, checksum: &str) -> Result<String> {
+    #[cfg(target_arch = "wasm32")]
+    return wit::cached_download(url, checksum);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (url, checksum);
+        Err(crate::Error::Unsupported(
+            "the files capability is not available in native tests".into(),
+        ))
+    }
+}

@@ -27,8 +27,8 @@ pub mod http;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
 pub mod permissions;
-pub mod sigv4;
 pub mod process;
+pub mod sigv4;
 pub mod store;
 
 /// Guest bindings for the host interfaces of `dmw:plugin@0.1.1` (imports only).

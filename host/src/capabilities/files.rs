@@ -2,7 +2,8 @@
 //! (`machines/NAME/driver/`), lent as the WASI preopen [`GUEST_DIR`] (wasmtime-wasi over
 //! cap-std: paths cannot leave it, `..` and symlinks included), and through wit/files.wit
 //! what WASI cannot do there: QMP over a unix socket in that directory, and the list of
-//! images `dmw image build` made.
+//! images `dmw image build` made, and verified, cached downloads into dmw's image cache
+//! (done by the host, [`crate::vm::download`]) from the hosts the plugin declared.
 //!
 //! QMP lives here, not in a capability of its own: the socket is a file of the plugin's
 //! directory (QEMU, started through `process`, creates it there), and the rule is the
@@ -43,12 +44,21 @@ pub struct FilesCtx {
     dir: PathBuf,
     /// Where `dmw image build` keeps its images.
     image_cache: Option<PathBuf>,
+    /// The resolved `http-host` patterns downloads may go to (none without an `http` grant).
+    http_hosts: Vec<String>,
+    /// Progress output, for downloads.
+    report: std::sync::Arc<crate::report::Reporter>,
 }
 
 impl FilesCtx {
     /// The host directory to preopen as [`GUEST_DIR`].
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Allow downloads to `hosts` (resolved `http-host` patterns) from now on.
+    pub fn set_http_hosts(&mut self, hosts: Vec<String>) {
+        self.http_hosts = hosts;
     }
 }
 
@@ -68,6 +78,12 @@ fn lend(offer: &Offer, lent: &mut Lent) {
                 .unwrap_or_default(),
             dir: dir.driver_dir(),
             image_cache: offer.image_cache.clone(),
+            http_hosts: offer
+                .http
+                .as_ref()
+                .map(|s| s.settings().hosts.clone())
+                .unwrap_or_default(),
+            report: offer.report.clone(),
         });
     }
 }
@@ -191,6 +207,46 @@ impl Host for Granted<'_, FilesCtx> {
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect())
+    }
+
+    async fn cached_download(
+        &mut self,
+        url: String,
+        checksum: String,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        use crate::vm::download;
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("files")));
+        };
+        let shown = crate::sanitize::plugin_text(&url, 200);
+        let uri = match download::check_url(&url) {
+            Ok(u) => u,
+            Err(e) => {
+                return Ok(Err(Error::InvalidInput(format!(
+                    "download {shown:?}: {e:#}"
+                ))));
+            }
+        };
+        if let Err(e) = download::parse_checksum(&checksum) {
+            return Ok(Err(Error::InvalidInput(format!("download {shown}: {e:#}"))));
+        }
+        if let Err(e) = download::check_allowed(&ctx.http_hosts, &uri) {
+            return Ok(Err(Error::Denied(format!(
+                "machine {}: {e:#}",
+                ctx.machine
+            ))));
+        }
+        let Some(cache) = &ctx.image_cache else {
+            return Ok(Err(Error::Failed("no image cache here".into())));
+        };
+        let report = ctx.report.clone();
+        let progress = move |line: &str| report.info(line);
+        Ok(
+            download::cached_download(cache, &url, &checksum, &ctx.http_hosts, &progress)
+                .await
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| Error::Failed(format!("machine {}: {e:#}", ctx.machine))),
+        )
     }
 }
 

@@ -154,7 +154,7 @@ impl KeystoneCatalog {
 impl HttpSettings {
     /// Resolve a declaration's patterns and TLS flags with the flag values of a create:
     /// `{flag}` becomes the host (and port, when the value names one) of that flag's value;
-    /// a pattern whose flag has no value allows nothing.
+    /// a pattern whose flag has no value, or a value without `://`, allows nothing.
     pub fn resolve(d: &Declaration, flags: &[FlagValue]) -> Result<HttpSettings> {
         let value = |name: &str| {
             flags
@@ -177,6 +177,11 @@ impl HttpSettings {
                 .and_then(|p| p.strip_suffix('}'))
             {
                 let Some(v) = value(flag) else { continue };
+                // A value that is no URL at all (a path: `--qemu-image /x.qcow2`) names no
+                // host, so allows nothing, like no value.
+                if !v.contains("://") {
+                    continue;
+                }
                 let authority = authority_of(&v).with_context(|| {
                     format!("--{flag} {v:?} is not an http:// or https:// URL with a host")
                 })?;
