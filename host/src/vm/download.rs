@@ -450,68 +450,24 @@ async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body
     bail!("more than {MAX_REDIRECTS} redirects")
 }
 
-/// One GET over a fresh connection (TLS with the system's roots, or webpki's).
+/// One GET over a fresh connection, through dmw's HTTP sender (the system's roots, the
+/// proxies the environment names).
 async fn request(uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
-    let tls = uri.scheme_str() == Some("https");
-    let host = uri.host().unwrap_or_default();
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+    let sender = crate::capabilities::http::Sender::new(Default::default())?;
+    let opened = sender
+        .open::<Empty<Bytes>>(uri, crate::capabilities::http::CONNECT_TIMEOUT)
         .await
-        .with_context(|| format!("cannot connect to {host}:{port}"))?;
-    let stream: Box<dyn Stream> = if tls {
-        let name = rustls_pki_types::ServerName::try_from(bare.clone())
-            .map_err(|_| anyhow!("{host} is not a TLS server name"))?;
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config()?));
-        Box::new(
-            connector
-                .connect(name, tcp)
-                .await
-                .with_context(|| format!("TLS with {host}"))?,
-        )
-    } else {
-        Box::new(tcp)
-    };
-    let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(
-        wasmtime_wasi_http::io::TokioIo::new(stream),
-    )
-    .await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    let request = http::Request::get(path)
-        .header(http::header::HOST, authority)
-        .header(
-            http::header::USER_AGENT,
-            concat!("dmw/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::new())?;
+        .map_err(|e| anyhow!("cannot connect to {uri}: {e}"))?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("dmw/", env!("CARGO_PKG_VERSION"))),
+    );
+    let request = opened
+        .request(&http::Method::GET, &headers, Empty::new())
+        .map_err(|e| anyhow!("{uri}: {e}"))?;
+    let mut send = opened.send;
     Ok(send.send_request(request).await?)
-}
-
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
-
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| anyhow!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 #[cfg(test)]

@@ -381,6 +381,133 @@ fn resolve_location(base: &Uri, location: &str) -> Option<Uri> {
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
+/// A fresh connection to a server, ready for one request: through the proxy the
+/// environment names for it, with the sender's TLS settings.
+pub(crate) struct Opened<B> {
+    /// Sends the request.
+    pub send: hyper::client::conn::http1::SendRequest<B>,
+    /// Drives the connection; runs until the answer's body is read.
+    pub driver: tokio::task::JoinHandle<()>,
+    /// The request target: origin-form to a server, absolute-form to an http proxy.
+    target: Uri,
+    /// The `Host` header's value.
+    host: String,
+    /// `Proxy-Authorization` for an http proxy that has credentials.
+    proxy_authorization: Option<String>,
+}
+
+impl<B> Opened<B> {
+    /// A request for this connection: its target, `Host` and proxy credentials set.
+    pub fn request(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<Request<B>, wasmtime_wasi_http::Error> {
+        use wasmtime_wasi_http::Error as E;
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(self.target.clone())
+            .body(body)
+            .map_err(|_| E::HttpRequestUriInvalid)?;
+        *req.headers_mut() = headers.clone();
+        req.headers_mut().insert(
+            http::header::HOST,
+            HeaderValue::from_str(&self.host).map_err(|_| E::HttpRequestUriInvalid)?,
+        );
+        if let Some(auth) = &self.proxy_authorization
+            && let Ok(v) = HeaderValue::from_str(auth)
+        {
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, v);
+        }
+        Ok(req)
+    }
+}
+
+impl Sender {
+    /// Open a connection to `uri`'s server within `connect_timeout` (proxy, TLS).
+    pub(crate) async fn open<B>(
+        &self,
+        uri: &Uri,
+        connect_timeout: Duration,
+    ) -> Result<Opened<B>, wasmtime_wasi_http::Error>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use wasmtime_wasi_http::Error as E;
+        let tls = uri.scheme_str() == Some("https");
+        let host = uri.host().ok_or(E::HttpRequestUriInvalid)?;
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let authority = format!("{host}:{port}");
+        let proxy = self
+            .proxy
+            .for_host(if tls { "https" } else { "http" }, bare_host);
+        let connect = async {
+            let target = proxy
+                .map(|p| p.authority.clone())
+                .unwrap_or(authority.clone());
+            let mut tcp = TcpStream::connect(&target)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => E::ConnectionRefused,
+                    _ => E::Connect(e),
+                })?;
+            if let (Some(p), true) = (proxy, tls) {
+                tunnel(&mut tcp, &authority, p).await?;
+            }
+            let stream: Box<dyn Stream> = if tls {
+                let name = rustls_pki_types::ServerName::try_from(bare_host.to_string())
+                    .map_err(|_| E::HttpRequestUriInvalid)?;
+                let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+                let s = connector.connect(name, tcp).await.map_err(|e| {
+                    let text = e.to_string();
+                    if text.contains("certificate") || text.contains("UnknownIssuer") {
+                        E::TlsCertificateError
+                    } else {
+                        E::Tls(e)
+                    }
+                })?;
+                Box::new(s)
+            } else {
+                Box::new(tcp)
+            };
+            let (send, conn) = hyper::client::conn::http1::Builder::new()
+                .handshake::<_, B>(wasmtime_wasi_http::io::TokioIo::new(stream))
+                .await?;
+            Ok::<_, E>((send, conn))
+        };
+        let (send, conn) = tokio::time::timeout(connect_timeout, connect)
+            .await
+            .map_err(|_| E::ConnectionTimeout)??;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let target: Uri = if proxy.is_some() && !tls {
+            uri.clone()
+        } else {
+            uri.path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .parse()
+                .map_err(|_| E::HttpRequestUriInvalid)?
+        };
+        Ok(Opened {
+            send,
+            driver,
+            target,
+            host: match (tls, port) {
+                (true, 443) | (false, 80) => host.to_string(),
+                _ => authority,
+            },
+            proxy_authorization: proxy.filter(|_| !tls).and_then(|p| p.authorization.clone()),
+        })
+    }
+}
+
 /// One request on a fresh connection; the whole answer read (capped).
 async fn once(
     sender: &Sender,
@@ -391,85 +518,11 @@ async fn once(
     connect_timeout: Duration,
 ) -> Result<Response<Bytes>, wasmtime_wasi_http::Error> {
     use wasmtime_wasi_http::Error as E;
-    let tls = uri.scheme_str() == Some("https");
-    let host = uri.host().ok_or(E::HttpRequestUriInvalid)?;
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let authority = format!("{host}:{port}");
-    let proxy = sender
-        .proxy
-        .for_host(if tls { "https" } else { "http" }, bare_host);
-    let connect = async {
-        let target = proxy
-            .map(|p| p.authority.clone())
-            .unwrap_or(authority.clone());
-        let mut tcp = TcpStream::connect(&target)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => E::ConnectionRefused,
-                _ => E::Connect(e),
-            })?;
-        if let (Some(p), true) = (proxy, tls) {
-            tunnel(&mut tcp, &authority, p).await?;
-        }
-        let stream: Box<dyn Stream> = if tls {
-            let name = rustls_pki_types::ServerName::try_from(bare_host.to_string())
-                .map_err(|_| E::HttpRequestUriInvalid)?;
-            let connector = tokio_rustls::TlsConnector::from(sender.tls.clone());
-            let s = connector.connect(name, tcp).await.map_err(|e| {
-                let text = e.to_string();
-                if text.contains("certificate") || text.contains("UnknownIssuer") {
-                    E::TlsCertificateError
-                } else {
-                    E::Tls(e)
-                }
-            })?;
-            Box::new(s)
-        } else {
-            Box::new(tcp)
-        };
-        let (send, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake::<_, Full<Bytes>>(wasmtime_wasi_http::io::TokioIo::new(stream))
-            .await?;
-        Ok::<_, E>((send, conn))
-    };
-    let (mut send, conn) = tokio::time::timeout(connect_timeout, connect)
-        .await
-        .map_err(|_| E::ConnectionTimeout)??;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    // Origin-form to a server, absolute-form to an http proxy.
-    let target: Uri = if proxy.is_some() && !tls {
-        uri.clone()
-    } else {
-        uri.path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .parse()
-            .map_err(|_| E::HttpRequestUriInvalid)?
-    };
-    let mut req = Request::builder()
-        .method(method.clone())
-        .uri(target)
-        .body(Full::new(body))
-        .map_err(|_| E::HttpRequestUriInvalid)?;
-    *req.headers_mut() = headers.clone();
-    let host_header = match (tls, port) {
-        (true, 443) | (false, 80) => host.to_string(),
-        _ => authority.clone(),
-    };
-    req.headers_mut().insert(
-        http::header::HOST,
-        HeaderValue::from_str(&host_header).map_err(|_| E::HttpRequestUriInvalid)?,
-    );
-    if let (Some(p), false) = (proxy, tls)
-        && let Some(auth) = &p.authorization
-        && let Ok(v) = HeaderValue::from_str(auth)
-    {
-        req.headers_mut()
-            .insert(http::header::PROXY_AUTHORIZATION, v);
-    }
+    let opened = sender.open::<Full<Bytes>>(uri, connect_timeout).await?;
+    let req = opened.request(method, headers, Full::new(body))?;
+    let Opened {
+        mut send, driver, ..
+    } = opened;
     let resp = send.send_request(req).await?;
     let (parts, incoming) = resp.into_parts();
     let body = Limited::new(incoming, MAX_RESPONSE_BODY)
