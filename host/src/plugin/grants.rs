@@ -377,11 +377,11 @@ mod tests {
     fn imports_must_be_declared() {
         let imports = vec![
             "wasi:cli/environment@0.2.6".to_string(),
-            "dmw:plugin/log@0.1.1".to_string(),
-            "dmw:plugin/ssh@0.1.1".to_string(),
+            "dmw:plugin/log@0.1.2".to_string(),
+            "dmw:plugin/ssh@0.1.2".to_string(),
         ];
         assert!(check_imports(&imports, Kind::Driver, &decl(&[])).is_ok());
-        let certs = vec!["dmw:plugin/certs@0.1.1".to_string()];
+        let certs = vec!["dmw:plugin/certs@0.1.2".to_string()];
         assert!(check_imports(&certs, Kind::Recipe, &decl(&[])).is_ok());
         let err = check_imports(&certs, Kind::Driver, &decl(&[])).expect_err("undeclared");
         assert!(
@@ -397,7 +397,11 @@ mod tests {
         );
         assert!(check_imports(&http, Kind::Driver, &decl(&["http"])).is_ok());
         // `keys`, at the current version or an older compatible one, only when declared.
-        for keys in ["dmw:plugin/keys@0.1.1", "dmw:plugin/keys@0.1.0"] {
+        for keys in [
+            "dmw:plugin/keys@0.1.2",
+            "dmw:plugin/keys@0.1.1",
+            "dmw:plugin/keys@0.1.0",
+        ] {
             let imports = vec![keys.to_string()];
             let err = check_imports(&imports, Kind::Driver, &decl(&[])).expect_err("undeclared");
             assert!(

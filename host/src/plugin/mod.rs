@@ -27,7 +27,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::capabilities::{Lent, Offer};
 
 /// The WIT package version this host implements.
-pub const API_VERSION: &str = "0.1.1";
+pub const API_VERSION: &str = "0.1.2";
 
 /// Epoch tick length.
 const TICK: Duration = Duration::from_millis(100);
@@ -1281,7 +1281,7 @@ mod runtime_tests {
             .expect_err("kind mismatch");
         let text = format!("{err:#}");
         assert!(
-            text.contains("does not export dmw:plugin/driver@0.1.1")
+            text.contains("does not export dmw:plugin/driver@0.1.2")
                 && text.contains("is it a driver?"),
             "{text}"
         );
