@@ -53,10 +53,47 @@ const FINGERPRINT: &str = "ssh-key-fingerprint";
 const KEY_PATH: &str = "ssh-key-path";
 const KEY_ID: &str = "key-id";
 const DROPLET_ID: &str = "droplet-id";
+/// A tag only this machine's droplet carries, recorded before the droplet is asked for:
+/// `rm` finds the droplet by it when the create's answer (and so the id) was lost.
+const OWNER_TAG: &str = "owner-tag";
 const IP: &str = "ip-address";
 
 /// The digitalocean driver.
 pub struct DigitalOcean;
+
+/// A tag for machine `name`'s droplet that no other droplet carries (a random suffix;
+/// DigitalOcean tags allow letters, digits, `-`, `_` and `:`, up to 255 characters).
+fn owner_tag(name: &str) -> String {
+    use std::hash::BuildHasher;
+    let nonce = std::collections::hash_map::RandomState::new().hash_one(name);
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("dmw:{safe}:{nonce:016x}")
+}
+
+/// The ids of the droplets tagged `tag` (at most 200: one machine has one).
+fn droplets_tagged(tag: &str) -> Result<Vec<String>> {
+    let what = format!("find the droplet tagged {tag}");
+    let resp = api(
+        Request::get(&url(&format!("droplets?tag_name={tag}&per_page=200"))?),
+        &what,
+    )?;
+    let body: Value = resp.json()?;
+    Ok(body
+        .get("droplets")
+        .and_then(Value::as_array)
+        .map(|ds| ds.iter().filter_map(|d| d.get("id")).map(id_text).collect())
+        .unwrap_or_default())
+}
 
 /// A call to the API with the stored token; a non-2xx answer is an error naming `what`.
 fn api(req: Request, what: &str) -> Result<Response> {
@@ -358,6 +395,10 @@ impl Driver for DigitalOcean {
             .filter(|t| !t.is_empty())
             .map(str::to_string)
             .collect();
+        // Recorded before the request: if its answer is lost, `rm` finds the droplet by it.
+        let owner = owner_tag(&name);
+        store::set(OWNER_TAG, &owner);
+        let tags: Vec<String> = tags.into_iter().chain([owner]).collect();
         let mut body = json!({
             "name": name,
             "region": store::require(REGION)?,
@@ -477,7 +518,13 @@ impl Driver for DigitalOcean {
             }
             store::delete(KEY_ID);
         }
-        if let Some(id) = store::get(DROPLET_ID) {
+        let ids = match (store::get(DROPLET_ID), store::get(OWNER_TAG)) {
+            (Some(id), _) => vec![id],
+            // The create's answer was lost: the droplets carrying this machine's own tag.
+            (None, Some(tag)) => droplets_tagged(&tag)?,
+            (None, None) => Vec::new(),
+        };
+        for id in ids {
             let what = format!("delete droplet {id}");
             let resp = send(Request::delete(&url(&format!("droplets/{id}"))?), &what)?;
             match resp.status {
@@ -485,8 +532,9 @@ impl Driver for DigitalOcean {
                 _ if resp.is_success() => removed.push(format!("droplet {id}")),
                 _ => return Err(http::error_for(&resp, &what)),
             }
-            store::delete(DROPLET_ID);
         }
+        store::delete(DROPLET_ID);
+        store::delete(OWNER_TAG);
         if removed.is_empty() {
             info("Nothing to remove at DigitalOcean");
         } else {
@@ -514,6 +562,10 @@ mod tests {
         keys: Vec<u64>,
         droplets: Vec<(u64, u32)>,
         fail_droplet_create: bool,
+        /// The droplet is made but the answer is lost (the connection drops).
+        lose_create_answer: bool,
+        /// The owner tag the driver sent.
+        owner_tag: String,
     }
 
     fn fake() -> Rc<RefCell<Fake>> {
@@ -546,9 +598,32 @@ mod tests {
                     let body: Value = serde_json::from_slice(&r.body).expect("json");
                     assert_eq!(body["ssh_keys"], json!([7]));
                     assert_eq!(body["user_data"], json!("#cloud-config\n"));
-                    assert_eq!(body["tags"], json!(["a", "b"]));
+                    let tags = body["tags"].as_array().expect("tags");
+                    assert_eq!(tags[..2], [json!("a"), json!("b")]);
+                    let owner = tags[2].as_str().expect("owner tag");
+                    assert!(owner.starts_with("dmw:m1:") && owner.len() == 23, "{owner}");
+                    f.owner_tag = owner.to_string();
                     f.droplets.push((42, 0));
+                    if f.lose_create_answer {
+                        return Err(HttpError::Transport {
+                            url: r.url.clone(),
+                            message: "connection reset".into(),
+                        });
+                    }
                     Response::json_of(202, &json!({"droplet": {"id": 42, "status": "new"}}))
+                }
+                ("GET", p) if p.starts_with("droplets?tag_name=") => {
+                    let tag = p["droplets?tag_name=".len()..]
+                        .split('&')
+                        .next()
+                        .unwrap_or("");
+                    let ids: Vec<Value> = f
+                        .droplets
+                        .iter()
+                        .filter(|_| tag == f.owner_tag)
+                        .map(|d| json!({"id": d.0}))
+                        .collect();
+                    Response::json_of(200, &json!({"droplets": ids, "meta": {"total": ids.len()}}))
                 }
                 ("GET", "droplets/42") => {
                     let d = f.droplets.iter_mut().find(|d| d.0 == 42);
@@ -665,6 +740,26 @@ mod tests {
         assert_eq!(mock::store().get(KEY_ID).map(String::as_str), Some("7"));
         DigitalOcean::remove().expect("remove");
         assert!(state.borrow().keys.is_empty());
+    }
+
+    #[test]
+    fn a_droplet_whose_create_answer_was_lost_is_found_by_its_tag() {
+        let state = fake();
+        state.borrow_mut().lose_create_answer = true;
+        configure();
+        DigitalOcean::create().expect_err("the answer is lost");
+        assert_eq!(mock::store().get(DROPLET_ID), None);
+        assert_eq!(state.borrow().droplets.len(), 1, "the droplet exists");
+        DigitalOcean::remove().expect("remove");
+        assert!(state.borrow().droplets.is_empty() && state.borrow().keys.is_empty());
+        assert!(
+            mock::logs()
+                .iter()
+                .any(|(_, m)| m == "Removed at DigitalOcean: SSH key 7, droplet 42"),
+            "{:?}",
+            mock::logs()
+        );
+        assert_eq!(mock::store().get(OWNER_TAG), None);
     }
 
     #[test]
