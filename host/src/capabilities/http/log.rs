@@ -62,7 +62,7 @@ pub(super) const SECRET_HEADERS: &[&str] = &[
 
 /// Headers as logged at debug level: credentials redacted.
 pub fn loggable_headers(headers: &HeaderMap) -> String {
-    headers
+    let text = headers
         .iter()
         .map(|(n, v)| {
             let value = if SECRET_HEADERS.contains(&n.as_str()) {
@@ -73,7 +73,9 @@ pub fn loggable_headers(headers: &HeaderMap) -> String {
             format!("{n}: {value}")
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    // Header values come from the plugin and from the server: inert for a terminal, bounded.
+    crate::sanitize::plugin_text(&text, 8192)
 }
 
 #[cfg(test)]
@@ -99,6 +101,15 @@ mod tests {
         assert!(
             !text.contains("SECRET") && text.contains("accept: application/json"),
             "{text}"
+        );
+        // A hostile server's header value cannot reorder or recolour the terminal.
+        let mut h = HeaderMap::new();
+        let bidi = HeaderValue::from_bytes("x\u{202e}y\u{9b}31m".as_bytes()).expect("value");
+        h.insert("x-evil", bidi);
+        let text = loggable_headers(&h);
+        assert!(
+            !text.contains('\u{202e}') && !text.contains('\u{9b}'),
+            "{text:?}"
         );
     }
 }
