@@ -15,12 +15,15 @@
 //! Networking is QEMU's user mode: SSH and the engine port are forwarded from 127.0.0.1
 //! (free ports found at create and kept, so stop/start keeps the URL and certificates);
 //! the engine listens in the guest on the same port number it is reached at on the host.
+//! Each boot is watched on the serial console: a boot that stops printing before a login
+//! prompt for `--qemu-boot-stall` seconds has hung; QEMU is killed and the VM booted once
+//! more, and a second hang fails naming the console's last line.
 //! The lifecycle goes through QMP: `query-status` for the state, `system_powerdown` (ACPI)
 //! to stop, then a kill after [`STOP_TIMEOUT`].
 
 pub mod seed;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dmw_guest::driver::{Driver, MachineState, SshEndpoint, generated_public_key};
 use dmw_guest::flags::{Flag, FlagKind, Flags, flag};
@@ -76,6 +79,18 @@ const QMP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a KVM guest may take to print the kernel's first line before KVM counts as
 /// not working (well under a second where it works; TCG takes about one).
 const KVM_PROBE: Duration = Duration::from_secs(5);
+/// How long the serial console may stay silent during a TCG boot before the boot counts
+/// as hung (a TCG boot prints every few seconds, also on a loaded machine; a hung kernel
+/// prints nothing more while QEMU keeps spinning).
+const BOOT_STALL_TCG: Duration = Duration::from_secs(90);
+/// The same under KVM, where a boot prints many lines a second.
+const BOOT_STALL_KVM: Duration = Duration::from_secs(30);
+/// How long a boot that keeps printing is watched before the SSH wait takes over.
+const BOOT_WATCH_MAX: Duration = Duration::from_secs(600);
+/// How often the console is looked at during a boot.
+const BOOT_POLL: Duration = Duration::from_millis(500);
+/// How much of the console's end is read each time.
+const CONSOLE_TAIL: u64 = 4096;
 /// Timeout of `qemu-img` runs.
 const IMG_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -94,6 +109,7 @@ mod key {
     pub const CPUS: &str = "cpus";
     pub const ACCEL_CHOICE: &str = "accel-choice";
     pub const ACCEL: &str = "accel";
+    pub const BOOT_STALL: &str = "boot-stall";
     pub const SSH_PORT: &str = "ssh-port";
     pub const ENGINE_PORT: &str = "engine-port";
     pub const NETWORK: &str = "network";
@@ -358,10 +374,18 @@ fn qemu_args() -> Result<Vec<String>> {
         "-no-user-config".into(),
         "-name".into(),
         format!("dmw-{name}"),
+        // No HPET: an emulated timer that costs host CPU and that TCG guests were seen to
+        // hang on ("Switched to clocksource hpet", then nothing); the guest uses its TSC
+        // or the ACPI PM timer.
+        "-machine".into(),
+        "pc,hpet=off".into(),
     ];
     match store::get(key::ACCEL).as_deref() {
         Some("kvm") => args.extend(["-accel", "kvm", "-cpu", "host"].map(String::from)),
-        _ => args.extend(["-accel", "tcg"].map(String::from)),
+        // TCG's `max` CPU has RDRAND, which the kernel trusts to seed its random number
+        // generator at once; with the default CPU a TCG guest was seen stuck for minutes in
+        // getrandom() at the second boot (systemd-random-seed, soft lockups).
+        _ => args.extend(["-accel", "tcg", "-cpu", "max"].map(String::from)),
     }
     args.extend([
         "-m".into(),
@@ -390,6 +414,12 @@ fn qemu_args() -> Result<Vec<String>> {
         ),
         "-device".into(),
         "virtio-net-pci,netdev=net0".into(),
+        // Entropy from the host's /dev/urandom (virtio-rng): the guest never waits for its
+        // random number generator at boot.
+        "-object".into(),
+        "rng-random,id=rng0,filename=/dev/urandom".into(),
+        "-device".into(),
+        "virtio-rng-pci,rng=rng0".into(),
     ]);
     if let (Some(mac), Some(_)) = (store::get(key::SHARED_MAC), store::get(key::SHARED_ADDRESS)) {
         args.extend([
@@ -456,6 +486,226 @@ fn boot() -> Result<()> {
         dmw_guest::host::sleep(step);
         waited += step;
     }
+}
+
+/// How long the console may stay silent before the boot counts as hung.
+fn boot_stall() -> Duration {
+    if let Ok(Some(secs)) = store::get(key::BOOT_STALL)
+        .map(|s| s.parse::<u64>())
+        .transpose()
+    {
+        return Duration::from_secs(secs);
+    }
+    match store::get(key::ACCEL).as_deref() {
+        Some("kvm") => BOOT_STALL_KVM,
+        _ => BOOT_STALL_TCG,
+    }
+}
+
+/// How the boot looks from the serial console ([`BootWatch::step`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// Still booting (or not yet judged): look again.
+    Wait,
+    /// The guest reached a login prompt or cloud-init finished: sshd is up or about to be.
+    Up,
+    /// The console printed something, then nothing for the stall limit: the boot hung.
+    Hung,
+    /// The console printed nothing at all for the stall limit: the image does not print on
+    /// the serial console, so the boot cannot be watched (the SSH wait decides).
+    Silent,
+}
+
+/// Watches a boot through the serial console: progress is the console growing; a boot
+/// that stops printing before it reached a login prompt for `stall` has hung (a kernel
+/// that stopped, as TCG guests sometimes do, while QEMU keeps spinning).
+#[derive(Debug)]
+struct BootWatch {
+    stall: Duration,
+    started: Instant,
+    last_len: u64,
+    last_change: Instant,
+}
+
+impl BootWatch {
+    fn new(stall: Duration, now: Instant) -> Self {
+        BootWatch {
+            stall,
+            started: now,
+            last_len: 0,
+            last_change: now,
+        }
+    }
+
+    /// Judge the console as it is at `now`: `len` bytes, ending with `tail`.
+    fn step(&mut self, now: Instant, len: u64, tail: &str) -> Verdict {
+        if len != self.last_len {
+            self.last_len = len;
+            self.last_change = now;
+        }
+        if booted(tail) {
+            Verdict::Up
+        } else if lockup_secs(tail).is_some_and(|secs| secs >= self.stall.as_secs()) {
+            // The kernel keeps printing that a CPU is stuck: output, but no progress.
+            Verdict::Hung
+        } else if now.duration_since(self.last_change) < self.stall {
+            Verdict::Wait
+        } else if len == 0 {
+            Verdict::Silent
+        } else {
+            Verdict::Hung
+        }
+    }
+
+    /// How long the boot has been watched.
+    fn elapsed(&self, now: Instant) -> Duration {
+        now.duration_since(self.started)
+    }
+}
+
+/// Whether the console's last lines show a booted guest: a getty login prompt
+/// (`NAME login:`), or cloud-init's final line.
+fn booted(tail: &str) -> bool {
+    tail.lines().rev().take(40).any(|l| {
+        let l = l.trim();
+        l.ends_with(" login:") || (l.contains("Cloud-init v.") && l.contains(" finished at "))
+    })
+}
+
+/// How long the kernel's last soft-lockup report says a CPU has been stuck
+/// (`watchdog: BUG: soft lockup - CPU#0 stuck for 44s!`), if it made one.
+fn lockup_secs(tail: &str) -> Option<u64> {
+    let line = tail
+        .lines()
+        .rev()
+        .find(|l| l.contains("BUG: soft lockup"))?;
+    let rest = &line[line.find("stuck for ")? + "stuck for ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The console's last line with text in it, as plain printable text of at most 160
+/// characters (the guest writes the console: its bytes are not trusted).
+fn last_line(tail: &str) -> String {
+    let line = tail
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.chars().any(|c| c.is_alphanumeric()))
+        .unwrap_or("");
+    line.chars().filter(|c| !c.is_control()).take(160).collect()
+}
+
+/// The serial console's size and its last [`CONSOLE_TAIL`] bytes (lossy UTF-8).
+fn console_tail() -> (u64, String) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(files::path(CONSOLE)) else {
+        return (0, String::new());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut tail = Vec::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)))
+        .is_ok()
+    {
+        let _ = f.take(CONSOLE_TAIL).read_to_end(&mut tail);
+    }
+    (len, String::from_utf8_lossy(&tail).into_owned())
+}
+
+/// How a watched boot ended.
+enum Booted {
+    /// Up, or cannot be watched further (silent console, or watched for [`BOOT_WATCH_MAX`]).
+    Done,
+    /// Hung: the console's last line.
+    Hung(String),
+}
+
+/// Watch the boot QEMU just started until the guest is up, hangs, or QEMU exits.
+fn watch_boot() -> Result<Booted> {
+    let stall = boot_stall();
+    let mut watch = BootWatch::new(stall, Instant::now());
+    loop {
+        if !process::running(HANDLE)? {
+            let why = qemu_error().unwrap_or_else(|| "no message".into());
+            return Err(Error::Failed(format!(
+                "QEMU exited while the VM booted: {why}"
+            )));
+        }
+        let (len, tail) = console_tail();
+        let now = Instant::now();
+        match watch.step(now, len, &tail) {
+            Verdict::Wait if watch.elapsed(now) >= BOOT_WATCH_MAX => {
+                warn(&format!(
+                    "the VM is still booting after {}s (console: {:?}); waiting for SSH",
+                    BOOT_WATCH_MAX.as_secs(),
+                    last_line(&tail)
+                ));
+                return Ok(Booted::Done);
+            }
+            Verdict::Wait => dmw_guest::host::sleep(BOOT_POLL),
+            Verdict::Up => {
+                info(&format!(
+                    "The VM booted in {}s",
+                    watch.elapsed(now).as_secs()
+                ));
+                return Ok(Booted::Done);
+            }
+            Verdict::Silent => {
+                warn(&format!(
+                    "the VM printed nothing on its serial console for {}s: its boot cannot be watched (does the image's kernel command line have console=ttyS0?); waiting for SSH",
+                    stall.as_secs()
+                ));
+                return Ok(Booted::Done);
+            }
+            Verdict::Hung => return Ok(Booted::Hung(last_line(&tail))),
+        }
+    }
+}
+
+/// Start QEMU and watch the boot; a boot that hangs is killed and started again once,
+/// after `again` (create makes the machine's disk anew: a first boot cut short must not
+/// leave a half-done first-boot setup behind).
+fn boot_watched(again: &dyn Fn() -> Result<()>) -> Result<()> {
+    let stall = boot_stall();
+    for attempt in 1..=2 {
+        if attempt > 1 {
+            again()?;
+        }
+        boot()?;
+        match watch_boot()? {
+            Booted::Done => return Ok(()),
+            Booted::Hung(line) => {
+                process::kill(HANDLE)?;
+                let hung = format!(
+                    "the VM hung at boot: its serial console printed nothing for {}s, the last line being {line:?}",
+                    stall.as_secs()
+                );
+                if attempt == 1 {
+                    warn(&format!("{hung}; killed it, booting again"));
+                } else {
+                    return Err(Error::Failed(format!(
+                        "{hung}, twice in a row (the whole console is {CONSOLE} in the machine's driver directory); try again, or with --qemu-cpus 1"
+                    )));
+                }
+            }
+        }
+    }
+    Err(Error::Failed("the VM did not boot".into()))
+}
+
+/// Make the machine's disk: a fresh copy-on-write overlay over the image.
+fn make_overlay() -> Result<()> {
+    let disk = store::require(key::DISK)?;
+    let format = store::require(key::FORMAT)?;
+    let size = store::get(key::DISK_SIZE).unwrap_or_else(|| "20G".into());
+    let _ = std::fs::remove_file(files::path(OVERLAY));
+    process::run_ok(
+        QEMU_IMG,
+        &[
+            "create", "-q", "-f", "qcow2", "-F", &format, "-b", &disk, OVERLAY, &size,
+        ],
+        IMG_TIMEOUT,
+    )?;
+    Ok(())
 }
 
 /// One QMP command; the `return` value.
@@ -549,6 +799,13 @@ impl Driver for Qemu {
                 "QEMU_APPEND",
             ),
             flag(
+                "qemu-boot-stall",
+                "Seconds the VM's serial console may stay silent at boot before the VM counts as hung; a hung VM is killed and booted again once (default: 90 under TCG, 30 under KVM)",
+                Integer,
+                None,
+                "QEMU_BOOT_STALL",
+            ),
+            flag(
                 "qemu-network",
                 "Network: user (QEMU's user mode; ports forwarded to 127.0.0.1)",
                 Text,
@@ -603,6 +860,14 @@ impl Driver for Qemu {
             )));
         }
         store::set(key::ACCEL_CHOICE, &accel);
+        if let Some(stall) = flags.int::<u32>("qemu-boot-stall")? {
+            if !(5..=3600).contains(&stall) {
+                return Err(invalid(format!(
+                    "--qemu-boot-stall {stall}: between 5 and 3600 seconds"
+                )));
+            }
+            store::set(key::BOOT_STALL, stall);
+        }
         for (flag_name, k) in [("qemu-kernel", key::KERNEL), ("qemu-initrd", key::INITRD)] {
             let v = text(flags, flag_name).unwrap_or_default();
             if !v.is_empty() {
@@ -661,17 +926,7 @@ impl Driver for Qemu {
         };
         std::fs::write(files::path(SEED), seed.fat_image()?)
             .map_err(|e| Error::Failed(format!("cannot write the seed volume: {e}")))?;
-        let disk = store::require(key::DISK)?;
-        let format = store::require(key::FORMAT)?;
-        let size = store::get(key::DISK_SIZE).unwrap_or_else(|| "20G".into());
-        let _ = std::fs::remove_file(files::path(OVERLAY));
-        process::run_ok(
-            QEMU_IMG,
-            &[
-                "create", "-q", "-f", "qcow2", "-F", &format, "-b", &disk, OVERLAY, &size,
-            ],
-            IMG_TIMEOUT,
-        )?;
+        make_overlay()?;
         let mut last = None;
         for _ in 0..3 {
             let (ssh_port, engine_port) = two_ports()?;
@@ -680,7 +935,7 @@ impl Driver for Qemu {
             info(&format!(
                 "Starting the VM (SSH on 127.0.0.1:{ssh_port}, engine on 127.0.0.1:{engine_port})..."
             ));
-            match boot() {
+            match boot_watched(&make_overlay) {
                 Ok(()) => return Ok(()),
                 // Another program took a port between the probe and QEMU's bind: new ports.
                 Err(e) if e.message().contains("forwarding") => last = Some(e),
@@ -734,7 +989,7 @@ impl Driver for Qemu {
         if process::running(HANDLE)? {
             return Ok(());
         }
-        boot()
+        boot_watched(&|| Ok(()))
     }
 
     fn stop() -> Result<()> {
@@ -821,6 +1076,7 @@ mod tests {
             ("qemu-cpus", "0"),
             ("qemu-accel", "hvf"),
             ("qemu-network", "bridge"),
+            ("qemu-boot-stall", "1"),
             ("qemu-network", "shared,x"),
             ("qemu-kernel", "vmlinuz"),
             ("qemu-image", "a b"),
@@ -882,5 +1138,67 @@ mod tests {
             "{args}"
         );
         assert!(args.contains("-accel tcg"), "{args}");
+        assert!(args.contains("-machine pc,hpet=off"), "{args}");
+        assert!(args.contains("-accel tcg -cpu max"), "{args}");
+        assert!(args.contains("virtio-rng-pci,rng=rng0"), "{args}");
+    }
+    #[test]
+    fn a_boot_that_stops_printing_is_hung_one_that_prints_is_not() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut w = BootWatch::new(Duration::from_secs(90), t0);
+        let kernel = "[    1.2] clocksource: Switched to clocksource hpet\n";
+        // Slow but printing: never hung, however long it takes.
+        for i in 1..=30u64 {
+            assert_eq!(w.step(s(i * 60), i * 100, kernel), Verdict::Wait, "{i}");
+        }
+        // Then nothing for less than the limit: still waiting; at the limit: hung.
+        assert_eq!(w.step(s(30 * 60 + 89), 3000, kernel), Verdict::Wait);
+        assert_eq!(w.step(s(30 * 60 + 90), 3000, kernel), Verdict::Hung);
+        assert_eq!(
+            last_line(kernel),
+            "[    1.2] clocksource: Switched to clocksource hpet"
+        );
+        // A console that never printed cannot be judged.
+        let mut w = BootWatch::new(Duration::from_secs(90), t0);
+        assert_eq!(w.step(s(10), 0, ""), Verdict::Wait);
+        assert_eq!(w.step(s(90), 0, ""), Verdict::Silent);
+        // A kernel that reports a stuck CPU prints, but makes no progress: hung once the
+        // report says it is stuck for the limit (a short lockup on a loaded host is not).
+        let lockup = |secs: u64| {
+            format!(
+                "[   64.3] watchdog: BUG: soft lockup - CPU#0 stuck for {secs}s! [systemd-random-:207]\n[   64.3]  ? do_syscall_64+0x69/0x90\n"
+            )
+        };
+        let mut w = BootWatch::new(Duration::from_secs(90), t0);
+        assert_eq!(w.step(s(60), 4000, &lockup(44)), Verdict::Wait);
+        assert_eq!(w.step(s(120), 8000, &lockup(104)), Verdict::Hung);
+        assert_eq!(lockup_secs(&lockup(7)), Some(7));
+        assert_eq!(lockup_secs("no report"), None);
+    }
+
+    #[test]
+    fn a_login_prompt_or_cloud_init_finished_is_up() {
+        let t0 = Instant::now();
+        let mut w = BootWatch::new(Duration::from_secs(90), t0);
+        let prompt =
+            "[  OK  ] Started ssh.service\r\n\r\nDebian GNU/Linux 12 vm1 ttyS0\r\n\r\nvm1 login: ";
+        assert_eq!(w.step(t0, 10, prompt), Verdict::Up);
+        let ci = "[   52.1] cloud-init[601]: Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 04:00:00 +0000. Datasource DataSourceNoCloud.  Up 52.00 seconds\n";
+        assert!(booted(ci));
+        // Even long after the last byte: up is up.
+        assert_eq!(
+            w.step(t0 + Duration::from_secs(500), 10, prompt),
+            Verdict::Up
+        );
+        assert!(!booted("Welcome to Debian GNU/Linux 12 (bookworm)!\n"));
+    }
+
+    #[test]
+    fn the_last_console_line_is_plain_bounded_text() {
+        let hostile = format!("ok\n\x1b]0;title\x07{}\n\n  \n", "x".repeat(500));
+        let line = last_line(&hostile);
+        assert!(line.chars().all(|c| !c.is_control()), "{line:?}");
+        assert_eq!(line.chars().count(), 160);
     }
 }
