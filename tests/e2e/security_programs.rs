@@ -14,7 +14,8 @@
 //!   process fixture (printenv, ln, sleep with any arguments): `plugin inspect` opens with
 //!   a FULL TRUST warning and says "runs printenv with any arguments: it can do anything you
 //!   can"; `plugin install --yes` refuses without `--full-trust`; the interactive install
-//!   asks a second question that only the words "full trust" answer. Before: inspect said
+//!   asks a second question that only the words "full trust" answer; `plugin inspect
+//!   builtin:qemu` warns the same way for the qemu driver's programs. Before: inspect said
 //!   "local program printenv", like any other ask, and `--yes` approved it.
 
 use crate::support::Dmw;
@@ -95,6 +96,12 @@ fn a_program_with_any_arguments_is_shown_and_approved_as_full_trust() {
         r.stdout.contains("Type \"full trust\" to give it that")
             && r.stderr.contains("Nothing was installed"),
         "{r:?}"
+    );
+    // The built-in qemu driver declares its programs without forms: inspect says so too.
+    let qemu = dmw.ok(&["plugin", "inspect", "builtin:qemu"]);
+    assert!(
+        qemu.starts_with("WARNING — FULL TRUST: this driver runs qemu-system-x86_64 and qemu-img with any arguments"),
+        "{qemu}"
     );
     let r = dmw.run_with_stdin(&["plugin", "install", HOSTILE_PROCESS], "y\nfull trust\n");
     assert_eq!(r.code, 0, "{r:?}");

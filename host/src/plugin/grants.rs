@@ -157,7 +157,14 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .filter(|c| !defaults.contains(&c.as_str()))
         .map(|c| format!("capability {c}"))
         .collect();
-    asks.extend(d.http_hosts.iter().map(|h| format!("HTTP host {h}")));
+    // A literal address of special use says what it reaches (`127.0.0.1:8080`: your own
+    // computer), since such an address is allowed only because the pattern names it.
+    asks.extend(d.http_hosts.iter().map(
+        |h| match crate::capabilities::http::literal_special_use(h) {
+            Some(kind) => format!("HTTP host {h} ({kind})"),
+            None => format!("HTTP host {h}"),
+        },
+    ));
     asks.extend(d.http_keystone_catalog.iter().map(|k| {
         format!(
             "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}})",
@@ -438,6 +445,26 @@ mod tests {
         // Approved with any arguments (an approval from before forms): forms are narrower.
         let reg = approve(&any);
         assert!(decide(Kind::Driver, Origin::File(path), "aa", &restricted, &reg).is_ok());
+    }
+
+    #[test]
+    fn a_literal_special_address_says_what_it_reaches() {
+        let d = Declaration {
+            http_hosts: vec![
+                "127.0.0.1:8080".into(),
+                "169.254.169.254".into(),
+                "api.example.test".into(),
+            ],
+            ..Declaration::default()
+        };
+        assert_eq!(
+            beyond_default(Kind::Driver, &d),
+            vec![
+                "HTTP host 127.0.0.1:8080 (loopback: a service on your own computer)",
+                "HTTP host 169.254.169.254 (link-local: the cloud metadata service and your own network segment)",
+                "HTTP host api.example.test",
+            ]
+        );
     }
 
     #[test]

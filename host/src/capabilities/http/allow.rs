@@ -387,6 +387,17 @@ pub fn special_use(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// What a declared pattern reaches when it is a literal address of special use (a plugin
+/// may name one, `127.0.0.1:8080`), in words for the user; none for any other pattern.
+pub fn literal_special_use(pattern: &str) -> Option<&'static str> {
+    let host = split_port(pattern).0;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    special_use(host.parse().ok()?)
+}
+
 /// How [`special_use`] starts for addresses dmw never connects a plugin to.
 const UNSPECIFIED: &str = "unspecified";
 const MULTICAST: &str = "multicast";
@@ -551,6 +562,16 @@ mod tests {
                 .is_some_and(|n| n.contains("allows https on port 443 only")),
         );
         assert!(scheme_note(&p, "http", "elsewhere.test", 80).is_none());
+        assert!(literal_special_use("10.0.0.1:8080").is_some_and(|k| k.starts_with("private")));
+        assert!(
+            literal_special_use("[::ffff:127.0.0.1]:80").is_some_and(|k| k.starts_with("loopback"))
+        );
+        assert_eq!(
+            literal_special_use("localhost:*"),
+            None,
+            "a name, checked by address"
+        );
+        assert_eq!(literal_special_use("8.8.8.8"), None);
         // A URL the user typed: `http://` without a port becomes `:80`, `https://` none.
         let d = Declaration {
             http_hosts: pats(&["{acme-url}", "{acme-secure}"]),

@@ -31,7 +31,10 @@ mod log;
 mod proxy;
 mod send;
 
-pub use allow::{HttpSettings, KeystoneCatalog, allowed, check_pattern, scheme_note, special_use};
+pub use allow::{
+    HttpSettings, KeystoneCatalog, allowed, check_pattern, literal_special_use, scheme_note,
+    special_use,
+};
 pub use log::{loggable_headers, loggable_url};
 pub use proxy::{Proxy, ProxyConfig};
 pub use send::{Resolve, Sender, next_hop, retry_after};
