@@ -51,6 +51,10 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_process_driver",
     ),
     (
+        "DMW_TEST_HOSTILE_ARGS_DRIVER",
+        "dmw_test_hostile_args_driver",
+    ),
+    (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",
     ),

@@ -9,7 +9,10 @@
 //! - a 503 with `Retry-After` is retried, for POST too;
 //! - TLS to a server with a test CA fails without the CA flag and works with it;
 //! - `HTTP_PROXY` (absolute-form requests) and `HTTPS_PROXY` (CONNECT tunnels) are used,
-//!   `NO_PROXY` bypasses them, and a denied host reaches no proxy either.
+//!   `NO_PROXY` bypasses them, and a denied host reaches no proxy either;
+//! - by address, not by name: the probe's own pattern `localhost:*` leads to 127.0.0.1,
+//!   which it does not name, so a server there sees no connection; the same name typed by
+//!   the user is reached; plain http to its port-less pattern `probe.invalid` is refused.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -699,4 +702,53 @@ fn keystone_catalog_endpoints_of_the_chosen_region_and_interface_are_allowed() {
 
     assert_eq!(other_region.connections(), 0);
     assert_eq!(not_listed.connections(), 0);
+}
+
+/// Issue 18: the allow-list checked names, not addresses (a declared name resolving to
+/// 127.0.0.1 or 169.254.169.254 was reached), and a port-less pattern allowed plain http.
+/// Before: the request to `localhost:PORT` reached the server on 127.0.0.1 (200), and
+/// `http://probe.invalid/` was allowed (and failed only for want of an address).
+#[test]
+fn a_declared_name_is_allowed_by_address_and_plain_http_needs_a_port() {
+    let dmw = approved();
+    let local = Server::start("127.0.0.1", ok_answer(), None);
+    let api = format!("http://127.0.0.1:{}", local.port);
+
+    // The plugin's own name `localhost:*` resolves to loopback: refused, no connection.
+    let by_name = format!("http://localhost:{}/steal", local.port);
+    let r = create(&dmw, "byname", &api, &[&by_name], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("localhost resolves to")
+            && r.stderr
+                .contains("(loopback: a service on your own computer)")
+            && r.stdout.contains("no pattern names that address"),
+        "{r:?}"
+    );
+    assert_eq!(
+        local.connections(),
+        0,
+        "the loopback server saw a connection"
+    );
+
+    // The same name typed by the user (`--probe-api-url`) is the user's choice: reached.
+    let typed = format!("http://localhost:{}", local.port);
+    let r = create(&dmw, "typed", &typed, &[&format!("{typed}/mine")], &[]);
+    assert!(
+        r.stdout
+            .contains("answered 200: hello from the allowed host"),
+        "{r:?}"
+    );
+    assert_eq!(local.seen().len(), 1);
+
+    // Plain http to a pattern without a port: refused before any lookup.
+    let r = create(&dmw, "plain", &api, &["http://probe.invalid/x"], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("dmw denied the request to probe.invalid")
+            && r.stdout.contains(
+                "its pattern for probe.invalid has no port, which allows https on port 443 only"
+            ),
+        "{r:?}"
+    );
 }

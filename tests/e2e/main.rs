@@ -20,6 +20,7 @@ mod power;
 mod security_keys;
 mod security_limits;
 mod security_output;
+mod security_programs;
 mod states;
 mod swarm;
 mod template_driver;

@@ -241,10 +241,19 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
     let r = dmw.run(&["create", "-d", HOSTILE_PROCESS, "h0"]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(
-        r.stderr.contains("capability process") && r.stderr.contains("local program printenv"),
+        r.stderr.contains("capability process")
+            && r.stderr
+                .contains("runs printenv with any arguments: it can do anything you can"),
         "{r:?}"
     );
-    dmw.ok(&["plugin", "install", "--yes", HOSTILE_PROCESS]);
+    // Its programs run with any arguments: full trust, which --yes alone does not give.
+    dmw.ok(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--full-trust",
+        HOSTILE_PROCESS,
+    ]);
     let r = dmw
         .command(&["create", "-d", HOSTILE_PROCESS, "h1"])
         .env("DMW_SECRET_OF_THE_USER", "s3cr3t")

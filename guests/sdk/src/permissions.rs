@@ -14,6 +14,12 @@
 //! }
 //! ```
 //!
+//! - `program "NAME";`: the plugin runs NAME with any arguments. Such a program can do
+//!   anything the user can, and `dmw plugin inspect`/`install` say so (FULL TRUST).
+//! - `program "NAME" args ["info", "--output=json", "*"];`: NAME runs only with arguments
+//!   matching one of its declared forms (several `program` lines, one form each): a literal
+//!   matches itself, `*` one argument not starting with `-`, `PREFIX*` one argument starting
+//!   with PREFIX, `**` (last) any further arguments. Other arguments are refused by the host.
 //! - `secret FLAG`: the flag's value is a secret (stored 0600 only, `<redacted>` everywhere).
 //! - `file FLAG`: the flag's value names a local file; the host reads it (at most 64 KiB)
 //!   and gives the driver its contents as the value (a plugin cannot read files).
@@ -37,7 +43,8 @@ pub const fn bytes<const N: usize>(text: &str) -> [u8; N] {
 
 /// Declare the capabilities, HTTP hosts and local programs a plugin needs beyond the default
 /// grant, and its secret flags, foreign environment variables and TLS flags; entries come
-/// in this order: `capability "NAME";`, `http_host "PATTERN";`, `program "NAME";`,
+/// in this order: `capability "NAME";`, `http_host "PATTERN";`, `program "NAME";` or
+/// `program "NAME" args ["PATTERN", …];`,
 /// `secret "FLAG";`, `file "FLAG";`, `env_var "NAME";`, `http_cacert "FLAG";`,
 /// `http_insecure "FLAG";`, `http_keystone_catalog "AUTH-URL-FLAG" "REGION-FLAG"
 /// "INTERFACE-FLAG";` (the Keystone service catalog endpoints for that region and interface
@@ -47,7 +54,7 @@ macro_rules! permissions {
     (
         $(capability $c:literal;)*
         $(http_host $h:literal;)*
-        $(program $p:literal;)*
+        $(program $p:literal $(args [$($a:literal),* $(,)?])?;)*
         $(secret $s:literal;)*
         $(file $f:literal;)*
         $(env_var $e:literal;)*
@@ -60,7 +67,7 @@ macro_rules! permissions {
                 "dmw-permissions 1\n",
                 $("capability ", $c, "\n",)*
                 $("http-host ", $h, "\n",)*
-                $("program ", $p, "\n",)*
+                $("program ", $p, $(" ", stringify!([$($a),*]),)? "\n",)*
                 $("secret ", $s, "\n",)*
                 $("file ", $f, "\n",)*
                 $("env-var ", $e, "\n",)*

@@ -44,8 +44,9 @@ pub struct FilesCtx {
     dir: PathBuf,
     /// Where `dmw image build` keeps its images.
     image_cache: Option<PathBuf>,
-    /// The resolved `http-host` patterns downloads may go to (none without an `http` grant).
-    http_hosts: Vec<String>,
+    /// The plugin's HTTP sender downloads go through (its resolved `http-host` patterns, TLS
+    /// settings and address checks); none without an `http` grant.
+    http: Option<std::sync::Arc<crate::capabilities::http::Sender>>,
     /// Progress output, for downloads.
     report: std::sync::Arc<crate::report::Reporter>,
 }
@@ -56,9 +57,10 @@ impl FilesCtx {
         &self.dir
     }
 
-    /// Allow downloads to `hosts` (resolved `http-host` patterns) from now on.
-    pub fn set_http_hosts(&mut self, hosts: Vec<String>) {
-        self.http_hosts = hosts;
+    /// Send downloads through `sender` (the plugin's `http` sender for this machine) from
+    /// now on.
+    pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
+        self.http = Some(sender);
     }
 }
 
@@ -78,11 +80,7 @@ fn lend(offer: &Offer, lent: &mut Lent) {
                 .unwrap_or_default(),
             dir: dir.driver_dir(),
             image_cache: offer.image_cache.clone(),
-            http_hosts: offer
-                .http
-                .as_ref()
-                .map(|s| s.settings().hosts.clone())
-                .unwrap_or_default(),
+            http: offer.http.clone(),
             report: offer.report.clone(),
         });
     }
@@ -230,7 +228,7 @@ impl Host for Granted<'_, FilesCtx> {
         if let Err(e) = download::parse_checksum(&checksum) {
             return Ok(Err(Error::InvalidInput(format!("download {shown}: {e:#}"))));
         }
-        if let Err(e) = download::check_allowed(&ctx.http_hosts, &uri) {
+        if let Err(e) = download::check_allowed(ctx.http.as_deref(), &uri) {
             return Ok(Err(Error::Denied(format!(
                 "machine {}: {e:#}",
                 ctx.machine
@@ -242,7 +240,7 @@ impl Host for Granted<'_, FilesCtx> {
         let report = ctx.report.clone();
         let progress = move |line: &str| report.info(line);
         Ok(
-            download::cached_download(cache, &url, &checksum, &ctx.http_hosts, &progress)
+            download::cached_download(cache, &url, &checksum, ctx.http.as_deref(), &progress)
                 .await
                 .map(|p| p.to_string_lossy().into_owned())
                 .map_err(|e| Error::Failed(format!("machine {}: {e:#}", ctx.machine))),

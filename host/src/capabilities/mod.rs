@@ -71,6 +71,8 @@ pub struct Offer {
     pub image_cache: Option<std::path::PathBuf>,
     /// The local programs the plugin declared (set by the runtime from its grant; `process`).
     pub programs: Vec<String>,
+    /// The argument forms of the programs declared with them (`process`).
+    pub program_args: Vec<crate::plugin::declaration::ProgramArgs>,
 }
 
 impl Offer {
@@ -87,6 +89,7 @@ impl Offer {
             machine_dir: None,
             image_cache: None,
             programs: Vec::new(),
+            program_args: Vec::new(),
         }
     }
 }

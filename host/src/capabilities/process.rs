@@ -4,6 +4,10 @@
 //! - A program is named by the plugin and must be one of its declared `program` entries:
 //!   a bare name is looked up in the host's PATH, a declared absolute path is used as is.
 //!   Anything else is `denied`.
+//! - A program declared with argument forms (`program NAME ["info", "*"]`) runs only with
+//!   arguments that match one of them (`plugin::declaration::args_match`); other arguments
+//!   are `denied`, naming the forms. A program declared without forms runs with any
+//!   arguments: it can do anything the user can, and the user approved it as that.
 //! - No shell: the arguments are handed to `execve` as they are (each checked: no NUL,
 //!   bounded length and count). The environment is cleared but for PATH and LANG; the
 //!   working directory is the plugin's own directory of the machine (`machines/NAME/driver`).
@@ -32,6 +36,7 @@ use super::{Capability, Granted, Lend, Lent, Offer, project};
 use crate::plugin::HostState;
 use crate::plugin::bindings::v0_1::driver::dmw::plugin::process::{self as wit, Host, Signal};
 use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
+use crate::plugin::declaration::{ProgramArgs, args_match, describe_form};
 use crate::store::MachineDir;
 
 /// The `process` capability (declared by the driver with its programs, granted by the user).
@@ -70,6 +75,8 @@ pub struct ProcessCtx {
     dir: MachineDir,
     /// The programs the plugin declared.
     programs: Vec<String>,
+    /// The argument forms of the programs declared with them.
+    program_args: Vec<ProgramArgs>,
 }
 
 /// Link `process` through [`ProcessCtx`].
@@ -88,6 +95,7 @@ fn lend(offer: &Offer, lent: &mut Lent) {
                 .unwrap_or_default(),
             dir: dir.clone(),
             programs: offer.programs.clone(),
+            program_args: offer.program_args.clone(),
         });
     }
 }
@@ -260,6 +268,35 @@ impl ProcessCtx {
         })
     }
 
+    /// Check `args` for `program` (declared): any arguments for a program declared without
+    /// forms, else they must match one of its forms.
+    fn check_form(&self, plugin: &str, program: &str, args: &[String]) -> Result<(), Error> {
+        let forms: Vec<&ProgramArgs> = self
+            .program_args
+            .iter()
+            .filter(|f| f.program == program)
+            .collect();
+        if forms.is_empty() || forms.iter().any(|f| args_match(&f.args, args)) {
+            return Ok(());
+        }
+        let shown: Vec<String> = args
+            .iter()
+            .take(16)
+            .map(|a| format!("{:?}", crate::sanitize::plugin_text(a, 80)))
+            .collect();
+        Err(Error::Denied(format!(
+            "machine {}: plugin {plugin} may run {program} only as {}; it asked for the arguments [{}{}]",
+            self.machine,
+            forms
+                .iter()
+                .map(|f| format!("`{}`", describe_form(f)))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            shown.join(", "),
+            if args.len() > 16 { ", …" } else { "" }
+        )))
+    }
+
     /// The plugin's directory (created 0700 when missing): the programs' working directory.
     fn work_dir(&self) -> Result<PathBuf, Error> {
         let work = self.dir.driver_dir();
@@ -341,7 +378,9 @@ impl Host for Granted<'_, ProcessCtx> {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = check_args(&args) {
+        if let Err(e) =
+            check_args(&args).and_then(|()| ctx.check_form(self.plugin, &program, &args))
+        {
             return Ok(Err(e));
         }
         let work = match ctx.work_dir() {
@@ -412,6 +451,7 @@ impl Host for Granted<'_, ProcessCtx> {
             check_handle(&handle)?;
             let path = ctx.resolve(self.plugin, &program)?;
             check_args(&args)?;
+            ctx.check_form(self.plugin, &program, &args)?;
             let mut map = ctx.records()?;
             if let Some(p) = map.get(&handle)
                 && p.is_running()
@@ -589,12 +629,58 @@ mod tests {
     }
 
     #[test]
+    fn arguments_outside_the_declared_forms_are_denied() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let form = |program: &str, args: &[&str]| ProgramArgs {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        let ctx = ProcessCtx {
+            machine: "m1".into(),
+            dir: MachineDir::at(dir.path()),
+            programs: vec!["qemu-img".into(), "sh".into()],
+            program_args: vec![
+                form("qemu-img", &["info", "--output=json", "*"]),
+                form("qemu-img", &["--version"]),
+            ],
+        };
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(
+            ctx.check_form("p", "qemu-img", &args(&["--version"]))
+                .is_ok()
+        );
+        assert!(
+            ctx.check_form(
+                "p",
+                "qemu-img",
+                &args(&["info", "--output=json", "/d.qcow2"])
+            )
+            .is_ok()
+        );
+        let Err(Error::Denied(text)) = ctx.check_form(
+            "p",
+            "qemu-img",
+            &args(&["convert", "-O", "raw", "/home/u/.ssh/id_ed25519", "out"]),
+        ) else {
+            panic!("convert was not denied");
+        };
+        assert!(
+            text.contains("machine m1: plugin p may run qemu-img only as `qemu-img info --output=json <a value>` or `qemu-img --version`; it asked for the arguments [\"convert\"")
+            ,
+            "{text}"
+        );
+        // Declared without forms: any arguments (full trust, approved as such).
+        assert!(ctx.check_form("p", "sh", &args(&["-c", "id"])).is_ok());
+    }
+
+    #[test]
     fn only_declared_programs_resolve() {
         let dir = tempfile::tempdir().expect("tmp");
         let ctx = ProcessCtx {
             machine: "m".into(),
             dir: MachineDir::at(dir.path()),
             programs: vec!["sh".into(), "/bin/true".into()],
+            program_args: Vec::new(),
         };
         assert!(ctx.resolve("p", "sh").is_ok());
         assert!(ctx.resolve("p", "/bin/true").is_ok());

@@ -279,6 +279,18 @@ pub(crate) fn confirm(question: &str) -> bool {
     line.trim_start().starts_with(['y', 'Y'])
 }
 
+/// Ask `question` and whether the answer is exactly `phrase` (a weightier yes).
+pub(crate) fn confirm_phrase(question: &str, phrase: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{question}: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    line.trim().eq_ignore_ascii_case(phrase)
+}
+
 /// The SSH target of a machine, or the error saying why it has none (a none-driver
 /// machine, or a create that did not get that far); `what` starts the message.
 pub(crate) fn ssh_target_or_error(

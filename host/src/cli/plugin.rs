@@ -33,6 +33,10 @@ enum PluginCommand {
         /// Approve without asking
         #[arg(short = 'y', long)]
         yes: bool,
+        /// Also approve, without asking, programs it runs with any arguments: full trust,
+        /// as such a program can do anything you can
+        #[arg(long)]
+        full_trust: bool,
     },
     /// List the approved plugin files
     Ls,
@@ -70,7 +74,11 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             }
             Ok(())
         }
-        PluginCommand::Install { file, yes } => {
+        PluginCommand::Install {
+            file,
+            yes,
+            full_trust,
+        } => {
             let arg = ensure_path(&file.display().to_string());
             let source = Source::from_arg(&arg, Kind::Driver)
                 .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
@@ -115,6 +123,28 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             );
             if !yes && !super::confirm(&question) {
                 return Err(CliError::new("Nothing was installed."));
+            }
+            // Programs with any arguments: a distinct approval, never implied by --yes.
+            if !found.full_trust.is_empty() && !full_trust {
+                let programs = found.full_trust.join(" and ");
+                if yes {
+                    return Err(CliError::new(format!(
+                        "Error: {} \"{}\" runs {programs} with any arguments: it can do anything you can ({}). Nothing was installed. To give it that trust, run `dmw plugin install --yes --full-trust {}`",
+                        found.kind,
+                        found.name,
+                        crate::plugin::grants::FULL_TRUST,
+                        path.display()
+                    )));
+                }
+                let phrase = "full trust";
+                if !super::confirm_phrase(
+                    &format!(
+                        "It runs {programs} with any arguments: it can do anything you can. Type \"{phrase}\" to give it that"
+                    ),
+                    phrase,
+                ) {
+                    return Err(CliError::new("Nothing was installed."));
+                }
             }
             registry.approve(inspect::approval(&found, path));
             registry.save(&app.store.grants_file())?;

@@ -4,7 +4,9 @@
 //!
 //! The section is text, one entry a line after the header `dmw-permissions 1`:
 //! `capability NAME` (ssh, certs, http, keys, process, files), `http-host PATTERN`,
-//! `program NAME`, `secret FLAG` (the flag's value is a secret), `env-var NAME` (an
+//! `program NAME` (runs NAME with any arguments: full trust) or `program NAME ["ARG", …]`
+//! (runs NAME only with arguments that match one of its declared forms, see
+//! [`args_match`]), `secret FLAG` (the flag's value is a secret), `env-var NAME` (an
 //! environment variable outside the driver's prefix that its flags may read),
 //! `http-cacert FLAG` (the flag naming a CA bundle for its HTTP requests) and
 //! `http-insecure FLAG` (the boolean flag that turns TLS verification off), `file FLAG`
@@ -39,8 +41,13 @@ pub struct Declaration {
     pub capabilities: Vec<String>,
     /// HTTP hosts it may reach (patterns; `{flag-name}` stands for the host of that flag's value).
     pub http_hosts: Vec<String>,
-    /// Local programs it may run.
+    /// Local programs it may run (each with any arguments, unless it has forms in
+    /// [`program_args`](Self::program_args)).
     pub programs: Vec<String>,
+    /// The argument forms of the programs declared with them: such a program runs only
+    /// with arguments matching one of its forms. A program without forms runs with any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub program_args: Vec<ProgramArgs>,
     /// Flags whose values are secrets (stored 0600 only, `<redacted>` everywhere else).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
@@ -72,6 +79,107 @@ pub struct KeystoneCatalogFlags {
     /// The flag with the interface (`public`, `internal`, `admin`, or Docker Machine's
     /// `publicURL`…; unset: public).
     pub interface: String,
+}
+
+/// One form a declared program may be run in: a pattern for each argument.
+///
+/// The grammar, one pattern an argument: a literal matches exactly that argument; `*`
+/// matches one argument that does not start with `-` (a value, never an option);
+/// `PREFIX*` one argument that starts with PREFIX (`--output=*`, `-*` for any option);
+/// `**`, only as the last pattern, any number of further arguments (anything). No pattern
+/// matches an argument holding `*` literally but a literal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgramArgs {
+    /// The program, as declared by `program`.
+    pub program: String,
+    /// The argument patterns.
+    pub args: Vec<String>,
+}
+
+/// Most patterns in one form, and the longest pattern.
+const MAX_FORM_ARGS: usize = 64;
+const MAX_PATTERN: usize = 1024;
+
+/// Whether `args` match the argument patterns `patterns` (see [`ProgramArgs`]).
+pub fn args_match(patterns: &[String], args: &[String]) -> bool {
+    match patterns.split_first() {
+        None => args.is_empty(),
+        Some((p, _)) if p == "**" => true,
+        Some((p, rest)) => match args.split_first() {
+            None => false,
+            Some((a, more)) => arg_matches(p, a) && args_match(rest, more),
+        },
+    }
+}
+
+fn arg_matches(pattern: &str, arg: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some("") => !arg.starts_with('-'),
+        Some(prefix) => arg.starts_with(prefix),
+        None => pattern == arg,
+    }
+}
+
+/// A form in words: the program, then each pattern (`<a value>` for `*`, `<PREFIX…>` for
+/// `PREFIX*`, `<any further arguments>` for `**`).
+pub fn describe_form(form: &ProgramArgs) -> String {
+    let mut words = vec![form.program.clone()];
+    for p in &form.args {
+        words.push(match p.strip_suffix('*') {
+            Some("*") => "<any further arguments>".to_string(),
+            Some("") => "<a value>".to_string(),
+            Some(prefix) => format!("<{prefix}…>"),
+            None if p.is_empty() || p.contains(char::is_whitespace) => format!("{p:?}"),
+            None => p.clone(),
+        });
+    }
+    words.join(" ")
+}
+
+/// Check the patterns of a `program` entry (see [`ProgramArgs`]).
+fn check_form(line: &str, args: &[String]) -> Result<()> {
+    if args.len() > MAX_FORM_ARGS {
+        bail!("its {SECTION} entry {line:?} has more than {MAX_FORM_ARGS} argument patterns");
+    }
+    for (i, p) in args.iter().enumerate() {
+        if p.len() > MAX_PATTERN || p.chars().any(char::is_control) {
+            bail!(
+                "its {SECTION} entry {line:?} has an argument pattern that is longer than {MAX_PATTERN} bytes or holds a control character"
+            );
+        }
+        let stars = p.matches('*').count();
+        let ok = match stars {
+            0 => true,
+            1 => p.ends_with('*'),
+            2 => p == "**" && i + 1 == args.len(),
+            _ => false,
+        };
+        if !ok {
+            bail!(
+                "its {SECTION} entry {line:?} has the argument pattern {p:?}: `*` may only end a pattern, and `**` only stand alone as the last one"
+            );
+        }
+    }
+    Ok(())
+}
+
+impl Declaration {
+    /// The argument forms of a declared `program`; none: it runs with any arguments.
+    pub fn forms_of(&self, program: &str) -> Vec<&ProgramArgs> {
+        self.program_args
+            .iter()
+            .filter(|f| f.program == program)
+            .collect()
+    }
+
+    /// The declared programs that run with any arguments (full trust).
+    pub fn unrestricted_programs(&self) -> Vec<&str> {
+        self.programs
+            .iter()
+            .filter(|p| self.forms_of(p).is_empty())
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// Whether `name` is a flag name (`[a-z0-9-]`, not starting or ending with `-`).
@@ -119,6 +227,8 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
         bail!("its {SECTION} section does not start with \"{HEADER}\"");
     }
     let mut d = Declaration::default();
+    // Programs declared without argument patterns (any arguments).
+    let mut bare_programs: Vec<String> = Vec::new();
     for line in lines {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
         let value = value.trim();
@@ -149,6 +259,43 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
             d.http_keystone_catalog = Some(flags);
             continue;
         }
+        if key == "program"
+            && let Some((program, json)) = value.split_once(' ')
+        {
+            let program = program.trim();
+            let args: Vec<String> = serde_json::from_str(json.trim()).map_err(|_| {
+                anyhow!("its {SECTION} entry {line:?} does not give the program's argument patterns as a JSON list of strings")
+            })?;
+            if program.is_empty()
+                || program.len() > 253
+                || !program.chars().all(|c| c.is_ascii_graphic())
+            {
+                bail!("its {SECTION} section has a bad entry {line:?}");
+            }
+            check_form(line, &args)?;
+            if bare_programs.iter().any(|p| p == program) {
+                bail!(
+                    "its {SECTION} section declares the program {program} both with any arguments and with argument patterns: declare one or the other"
+                );
+            }
+            if d.program_args.len() >= MAX_ENTRIES {
+                bail!("its {SECTION} section has more than {MAX_ENTRIES} program forms");
+            }
+            let form = ProgramArgs {
+                program: program.to_string(),
+                args,
+            };
+            if !d.program_args.contains(&form) {
+                d.program_args.push(form);
+            }
+            if !d.programs.iter().any(|p| p == program) {
+                if d.programs.len() >= MAX_ENTRIES {
+                    bail!("its {SECTION} section has more than {MAX_ENTRIES} program entries");
+                }
+                d.programs.push(program.to_string());
+            }
+            continue;
+        }
         let ok =
             !value.is_empty() && value.len() <= 253 && value.chars().all(|c| c.is_ascii_graphic());
         if !ok {
@@ -165,7 +312,15 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
                 &mut d.capabilities
             }
             "http-host" => &mut d.http_hosts,
-            "program" => &mut d.programs,
+            "program" => {
+                if d.program_args.iter().any(|f| f.program == value) {
+                    bail!(
+                        "its {SECTION} section declares the program {value} both with any arguments and with argument patterns: declare one or the other"
+                    );
+                }
+                bare_programs.push(value.to_string());
+                &mut d.programs
+            }
             "secret" | "file" | "http-cacert" | "http-insecure" if !is_flag_name(value) => {
                 bail!("its {SECTION} entry {line:?} does not name a flag (a-z, 0-9, -)")
             }
@@ -334,6 +489,75 @@ mod tests {
         ] {
             assert!(parse(text.as_bytes()).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn programs_with_argument_forms() {
+        let d = parse(
+            br#"dmw-permissions 1
+program qemu-img ["info", "--output=json", "*"]
+program qemu-img ["create", "-f", "qcow2", "-b", "*", "overlay.qcow2", "*"]
+program qemu-system-x86_64
+program echo ["said:", "--x=*", "**"]
+"#,
+        )
+        .expect("parse");
+        assert_eq!(d.programs, vec!["qemu-img", "qemu-system-x86_64", "echo"]);
+        assert_eq!(d.forms_of("qemu-img").len(), 2);
+        assert_eq!(d.unrestricted_programs(), vec!["qemu-system-x86_64"]);
+        let info = &d.forms_of("qemu-img")[0].args;
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(args_match(
+            info,
+            &args(&["info", "--output=json", "/x.qcow2"])
+        ));
+        // A value never becomes an option; no extra, no missing, no other literal.
+        assert!(!args_match(
+            info,
+            &args(&["info", "--output=json", "--image-opts"])
+        ));
+        assert!(!args_match(
+            info,
+            &args(&["info", "--output=json", "a", "b"])
+        ));
+        assert!(!args_match(info, &args(&["info", "--output=json"])));
+        assert!(!args_match(info, &args(&["convert", "--output=json", "a"])));
+        assert!(!args_match(info, &args(&["INFO", "--output=json", "a"])));
+        let echo = &d.forms_of("echo")[0].args;
+        assert!(args_match(echo, &args(&["said:", "--x=1"])));
+        assert!(args_match(echo, &args(&["said:", "--x=", "-rest", "more"])));
+        assert!(!args_match(echo, &args(&["said:", "--y=1"])));
+        assert!(args_match(&[], &[]) && !args_match(&[], &args(&["x"])));
+        assert_eq!(
+            describe_form(d.forms_of("echo")[0]),
+            "echo said: <--x=…> <any further arguments>"
+        );
+        assert_eq!(
+            describe_form(d.forms_of("qemu-img")[0]),
+            "qemu-img info --output=json <a value>"
+        );
+        for bad in [
+            "program x [\"a*b\"]",
+            "program x [\"**\", \"a\"]",
+            "program x [\"***\"]",
+            "program x [\"*a*\"]",
+            "program x not-json",
+            "program x [1]",
+            "program x [\"a\\u0007\"]",
+            "program x\nprogram x [\"a\"]",
+            "program x [\"a\"]\nprogram x",
+        ] {
+            assert!(
+                parse(format!("dmw-permissions 1\n{bad}\n").as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        // An approval written before forms existed still reads: any arguments.
+        let old: Declaration = serde_json::from_str(
+            r#"{"capabilities":["process"],"http_hosts":[],"programs":["qemu-img"]}"#,
+        )
+        .expect("old json");
+        assert_eq!(old.unrestricted_programs(), vec!["qemu-img"]);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Driver {
     pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
         let lent = &mut self.store.data_mut().lent;
         if let Some(files) = lent.get_mut::<crate::capabilities::files::FilesCtx>() {
-            files.set_http_hosts(sender.settings().hosts.clone());
+            files.set_http(sender.clone());
         }
         if let Some(http) = lent.get_mut::<crate::capabilities::http::HttpCtx>() {
             http.set_sender(sender);

@@ -157,14 +157,21 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .filter(|c| !defaults.contains(&c.as_str()))
         .map(|c| format!("capability {c}"))
         .collect();
-    asks.extend(d.http_hosts.iter().map(|h| format!("HTTP host {h}")));
+    // A literal address of special use says what it reaches (`127.0.0.1:8080`: your own
+    // computer), since such an address is allowed only because the pattern names it.
+    asks.extend(d.http_hosts.iter().map(
+        |h| match crate::capabilities::http::literal_special_use(h) {
+            Some(kind) => format!("HTTP host {h} ({kind})"),
+            None => format!("HTTP host {h}"),
+        },
+    ));
     asks.extend(d.http_keystone_catalog.iter().map(|k| {
         format!(
             "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}})",
             k.auth_url, k.region, k.interface
         )
     }));
-    asks.extend(d.programs.iter().map(|p| format!("local program {p}")));
+    asks.extend(program_asks(d));
     asks.extend(
         d.env_vars
             .iter()
@@ -172,6 +179,38 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
     );
     asks
 }
+
+/// What a declaration's programs ask for, in words: a program with argument forms "runs
+/// PROGRAM only as …"; one without "runs PROGRAM with any arguments: it can do anything you
+/// can" (full trust, see [`FULL_TRUST`]).
+pub fn program_asks(d: &Declaration) -> Vec<String> {
+    d.programs
+        .iter()
+        .map(|p| {
+            let forms = d.forms_of(p);
+            if forms.is_empty() {
+                full_trust_words(p)
+            } else {
+                format!(
+                    "runs the local program {p} only as {}",
+                    forms
+                        .iter()
+                        .map(|f| format!("`{}`", super::declaration::describe_form(f)))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
+            }
+        })
+        .collect()
+}
+
+/// What a program declared without argument forms is, in words.
+pub fn full_trust_words(program: &str) -> String {
+    format!("runs {program} with any arguments: it can do anything you can ({FULL_TRUST})")
+}
+
+/// The name of the approval a program without argument forms needs.
+pub const FULL_TRUST: &str = "FULL TRUST";
 
 /// Check the component's imports against its declaration: every `dmw:plugin` interface it
 /// imports must be `types`, `log`, `store`, a default capability of `kind` or a declared one.
@@ -269,6 +308,14 @@ fn covers(approved: &Declaration, d: &Declaration) -> bool {
         && (d.http_keystone_catalog.is_none()
             || approved.http_keystone_catalog == d.http_keystone_catalog)
         && all(&approved.programs, &d.programs)
+        && d.programs.iter().all(|p| {
+            // Approved with any arguments, or every form asked for was approved.
+            let had = approved.forms_of(p);
+            had.is_empty() || {
+                let want = d.forms_of(p);
+                !want.is_empty() && want.iter().all(|f| had.contains(f))
+            }
+        })
         && all(&approved.env_vars, &d.env_vars)
 }
 
@@ -349,6 +396,75 @@ mod tests {
             ..Declaration::default()
         };
         assert!(beyond_default(Kind::Driver, &quiet).is_empty());
+    }
+
+    #[test]
+    fn programs_are_asked_for_with_their_forms_and_any_arguments_is_full_trust() {
+        use super::super::declaration::ProgramArgs;
+        let path = Path::new("/x/acme.wasm");
+        let form = |args: &[&str]| ProgramArgs {
+            program: "qemu-img".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        let restricted = Declaration {
+            capabilities: vec!["process".into()],
+            programs: vec!["qemu-img".into(), "qemu-system-x86_64".into()],
+            program_args: vec![form(&["info", "*"])],
+            ..Declaration::default()
+        };
+        let asks = beyond_default(Kind::Driver, &restricted);
+        assert!(
+            asks.contains(&"runs the local program qemu-img only as `qemu-img info <a value>`".to_string())
+                && asks.contains(&"runs qemu-system-x86_64 with any arguments: it can do anything you can (FULL TRUST)".to_string()),
+            "{asks:?}"
+        );
+        let approve = |d: &Declaration| {
+            let mut reg = Registry::default();
+            reg.approve(Installed {
+                name: "acme".into(),
+                kind: "driver".into(),
+                path: path.into(),
+                sha256: "aa".into(),
+                declaration: d.clone(),
+            });
+            reg
+        };
+        // Approved with a form: a new form, or any arguments, is not covered.
+        let reg = approve(&restricted);
+        assert!(decide(Kind::Driver, Origin::File(path), "aa", &restricted, &reg).is_ok());
+        let wider = Declaration {
+            program_args: vec![form(&["info", "*"]), form(&["convert", "**"])],
+            ..restricted.clone()
+        };
+        assert!(decide(Kind::Driver, Origin::File(path), "aa", &wider, &reg).is_err());
+        let any = Declaration {
+            program_args: Vec::new(),
+            ..restricted.clone()
+        };
+        assert!(decide(Kind::Driver, Origin::File(path), "aa", &any, &reg).is_err());
+        // Approved with any arguments (an approval from before forms): forms are narrower.
+        let reg = approve(&any);
+        assert!(decide(Kind::Driver, Origin::File(path), "aa", &restricted, &reg).is_ok());
+    }
+
+    #[test]
+    fn a_literal_special_address_says_what_it_reaches() {
+        let d = Declaration {
+            http_hosts: vec![
+                "127.0.0.1:8080".into(),
+                "169.254.169.254".into(),
+                "api.example.test".into(),
+            ],
+            ..Declaration::default()
+        };
+        assert_eq!(
+            beyond_default(Kind::Driver, &d),
+            vec![
+                "HTTP host 127.0.0.1:8080 (loopback: a service on your own computer)",
+                "HTTP host 169.254.169.254 (link-local: the cloud metadata service and your own network segment)",
+                "HTTP host api.example.test",
+            ]
+        );
     }
 
     #[test]

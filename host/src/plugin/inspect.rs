@@ -41,6 +41,9 @@ pub struct Inspection {
     pub declaration: Declaration,
     /// What it asks for beyond the default grant, in words.
     pub asks_beyond_default: Vec<String>,
+    /// The programs it runs with any arguments (declared without argument forms): each can
+    /// do anything the user can, so approving it is full trust.
+    pub full_trust: Vec<String>,
     /// Its imports (WIT interfaces).
     pub imports: Vec<String>,
     /// Its create flags (drivers).
@@ -108,6 +111,11 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
         description: crate::sanitize::plugin_text(&description, crate::sanitize::MESSAGE_LIMIT),
         default_grant: grants::default_grant_words(kind).to_string(),
         asks_beyond_default: grants::beyond_default(kind, &declaration),
+        full_trust: declaration
+            .unrestricted_programs()
+            .into_iter()
+            .map(String::from)
+            .collect(),
         declaration,
         imports,
         flags,
@@ -126,7 +134,20 @@ pub fn approval(i: &Inspection, path: &std::path::Path) -> Installed {
     }
 }
 
-/// The inspection in plain words, one fact a line.
+/// The warning for a plugin that runs programs with any arguments (none when it does not).
+pub fn full_trust_warning(i: &Inspection) -> Option<String> {
+    if i.full_trust.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "WARNING — {}: this {} runs {} with any arguments. A program run with any arguments can do anything you can: read, change and delete your files, run any other program, reach any host. Approving it trusts the plugin as much as software you install.\n",
+        grants::FULL_TRUST,
+        i.kind,
+        i.full_trust.join(" and ")
+    ))
+}
+
+/// The inspection in plain words, one fact a line (after the full-trust warning, if any).
 pub fn render(i: &Inspection) -> String {
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -167,8 +188,14 @@ pub fn render(i: &Inspection) -> String {
         .collect::<Vec<_>>()
         .join("; "),
     };
+    let programs = if d.programs.is_empty() {
+        "none".to_string()
+    } else {
+        grants::program_asks(d).join("; ")
+    };
     format!(
-        "plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nsecrets:     {}\nfile flags:  {}\nhttp hosts:  {}\nhttp tls:    {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
+        "{}plugin:      {}\nsha256:      {}\nkind:        {} \"{}\": {}\ngets always: {}\nasks for:    {}\nenvironment: {}\nsecrets:     {}\nfile flags:  {}\nhttp hosts:  {}\nhttp tls:    {}\nprograms:    {}\nflags:       {}\nimports:     {}\nusable here: {}\n",
+        full_trust_warning(i).unwrap_or_default(),
         i.source,
         i.sha256,
         i.kind,
@@ -185,6 +212,7 @@ pub fn render(i: &Inspection) -> String {
         flag_list(&d.files),
         list(&hosts),
         tls,
+        programs,
         if i.flags.is_empty() {
             "none".to_string()
         } else {

@@ -562,6 +562,7 @@ impl Runtime {
 
     fn new_store(&self, grant: &grants::Grant, mut offer: Offer) -> Result<Store<HostState>> {
         offer.programs = grant.declaration.programs.clone();
+        offer.program_args = grant.declaration.program_args.clone();
         let lent = grants::lend(grant, &offer);
         let mut wasi = WasiCtx::builder();
         // WASI grants nothing but, to a plugin lent `files`, its own directory.

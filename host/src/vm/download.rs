@@ -15,6 +15,8 @@ use http_body_util::{BodyExt, Empty};
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
+use crate::capabilities::http::Sender;
+
 /// Longest URL accepted.
 pub const MAX_URL: usize = 2048;
 /// Longest checksum spec accepted (a URL or `sha512:` and 128 hex digits).
@@ -179,18 +181,23 @@ pub fn folder(cache: &Path, uri: &Uri) -> PathBuf {
     )))
 }
 
-/// Whether `uri`'s host (and port) is one of `allowed` (resolved `http-host` patterns).
-pub fn check_allowed(allowed: &[String], uri: &Uri) -> Result<()> {
+/// Whether `uri`'s scheme, host and port are allowed by the plugin's `http` sender (its
+/// resolved `http-host` patterns; none without an `http` grant). The address the host
+/// resolves to is checked when the sender connects.
+pub fn check_allowed(sender: Option<&Sender>, uri: &Uri) -> Result<()> {
     let tls = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if crate::capabilities::http::allowed(allowed, uri.scheme_str().unwrap_or_default(), bare, port)
-    {
+    let scheme = uri.scheme_str().unwrap_or_default();
+    let allowed = sender.map(|h| h.settings().hosts.as_slice()).unwrap_or(&[]);
+    if sender.is_some_and(|h| h.allows(scheme, &bare.to_ascii_lowercase(), port)) {
         Ok(())
     } else {
+        let why = crate::capabilities::http::scheme_note(allowed, scheme, bare, port)
+            .unwrap_or_else(|| "the plugin did not declare it".to_string());
         bail!(
-            "the download from host {host} (port {port}) is refused: the plugin did not declare it (http-host patterns allowed here: {})",
+            "the download from host {host} (port {port}) is refused: {why} (http-host patterns allowed here: {})",
             if allowed.is_empty() {
                 "none".to_string()
             } else {
@@ -208,23 +215,23 @@ pub async fn cached_download(
     cache: &Path,
     url: &str,
     checksum: &str,
-    allowed: &[String],
+    sender: Option<&Sender>,
     progress: Progress<'_>,
 ) -> Result<PathBuf> {
     let uri = check_url(url)?;
     let spec = parse_checksum(checksum)?;
-    check_allowed(allowed, &uri)?;
+    check_allowed(sender, &uri)?;
     let name = file_name(&uri);
     let expected = match spec {
         ChecksumSpec::Sum(sum) => sum,
-        ChecksumSpec::File(sums) => sum_from(&sums, &name, allowed).await?,
+        ChecksumSpec::File(sums) => sum_from(&sums, &name, sender).await?,
         ChecksumSpec::Beside => {
             let text = uri.to_string();
             let dir = &text[..text.rfind('/').map_or(text.len(), |i| i + 1)];
             let sums: Uri = format!("{dir}SHA512SUMS")
                 .parse()
                 .map_err(|_| anyhow!("no checksum URL beside {url}"))?;
-            sum_from(&sums, &name, allowed).await?
+            sum_from(&sums, &name, sender).await?
         }
     };
     let dir = folder(cache, &uri);
@@ -238,12 +245,9 @@ pub async fn cached_download(
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let part = dir.join(format!(".{name}.part-{}", std::process::id()));
-    let result = tokio::time::timeout(
-        MAX_TIME,
-        fetch_to(&uri, &part, &expected, allowed, progress),
-    )
-    .await
-    .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
+    let result = tokio::time::timeout(MAX_TIME, fetch_to(&uri, &part, &expected, sender, progress))
+        .await
+        .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&part);
         return Err(e.context(format!("download of {url}")));
@@ -256,9 +260,9 @@ pub async fn cached_download(
 }
 
 /// The sum of `name` in the checksum file at `sums`.
-async fn sum_from(sums: &Uri, name: &str, allowed: &[String]) -> Result<Sum> {
-    check_allowed(allowed, sums)?;
-    let mut response = get(sums, allowed).await?;
+async fn sum_from(sums: &Uri, name: &str, sender: Option<&Sender>) -> Result<Sum> {
+    check_allowed(sender, sums)?;
+    let mut response = get(sums, sender).await?;
     let mut body = Vec::new();
     while let Some(frame) = tokio::time::timeout(IDLE, response.frame())
         .await
@@ -281,10 +285,10 @@ async fn fetch_to(
     uri: &Uri,
     part: &Path,
     expected: &Sum,
-    allowed: &[String],
+    sender: Option<&Sender>,
     progress: Progress<'_>,
 ) -> Result<()> {
-    let mut response = get(uri, allowed).await?;
+    let mut response = get(uri, sender).await?;
     let total = response
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -415,12 +419,16 @@ impl Bar {
     }
 }
 
-/// GET `uri` (following redirects to allowed hosts only); the response, status 200.
-async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body::Incoming>> {
+/// GET `uri` (following redirects to allowed hosts only, never from https to plain http);
+/// the response, status 200.
+async fn get(uri: &Uri, sender: Option<&Sender>) -> Result<http::Response<hyper::body::Incoming>> {
     let mut uri = uri.clone();
     for _ in 0..=MAX_REDIRECTS {
-        check_allowed(allowed, &uri)?;
-        let response = tokio::time::timeout(IDLE, request(&uri))
+        check_allowed(sender, &uri)?;
+        let Some(sender) = sender else {
+            bail!("{uri}: the plugin may not reach any host");
+        };
+        let response = tokio::time::timeout(IDLE, request(sender, &uri))
             .await
             .map_err(|_| anyhow!("{uri}: no answer within {} s", IDLE.as_secs()))??;
         let status = response.status();
@@ -430,16 +438,9 @@ async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
         {
-            let next = if location.starts_with('/') {
-                format!(
-                    "{}://{}{location}",
-                    uri.scheme_str().unwrap_or("https"),
-                    uri.authority().map(|a| a.as_str()).unwrap_or_default()
-                )
-            } else {
-                location.to_string()
-            };
-            uri = check_url(&next).with_context(|| format!("{uri} redirects"))?;
+            let next = crate::capabilities::http::next_hop(&uri, location)
+                .map_err(|why| anyhow!("dmw {why}"))?;
+            uri = check_url(&next.to_string()).with_context(|| format!("{uri} redirects"))?;
             continue;
         }
         if status != http::StatusCode::OK {
@@ -450,10 +451,9 @@ async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body
     bail!("more than {MAX_REDIRECTS} redirects")
 }
 
-/// One GET over a fresh connection, through dmw's HTTP sender (the system's roots, the
-/// proxies the environment names).
-async fn request(uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
-    let sender = crate::capabilities::http::Sender::new(Default::default())?;
+/// One GET over a fresh connection, through the plugin's HTTP sender (its TLS settings, the
+/// proxies the environment names, and the address check).
+async fn request(sender: &Sender, uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
     let opened = sender
         .open::<Empty<Bytes>>(uri, crate::capabilities::http::CONNECT_TIMEOUT)
         .await
@@ -555,13 +555,30 @@ mod tests {
 
     #[test]
     fn only_declared_hosts() {
-        let allowed = vec!["cloud.debian.org".to_string(), "127.0.0.1:8080".to_string()];
-        assert!(check_allowed(&allowed, &"https://cloud.debian.org/x".parse().expect("u")).is_ok());
-        assert!(check_allowed(&allowed, &"http://127.0.0.1:8080/x".parse().expect("u")).is_ok());
-        let e = check_allowed(&allowed, &"https://evil.example/x".parse().expect("u"))
+        let allowed = sender(&["cloud.debian.org", "127.0.0.1:8080"]);
+        let allowed = Some(&allowed);
+        assert!(check_allowed(allowed, &"https://cloud.debian.org/x".parse().expect("u")).is_ok());
+        assert!(check_allowed(allowed, &"http://127.0.0.1:8080/x".parse().expect("u")).is_ok());
+        let e = check_allowed(allowed, &"https://evil.example/x".parse().expect("u"))
             .expect_err("refused");
         assert!(format!("{e}").contains("evil.example"), "{e}");
-        assert!(check_allowed(&[], &"https://cloud.debian.org/x".parse().expect("u")).is_err());
+        // A pattern without a port: https only.
+        let e = check_allowed(allowed, &"http://cloud.debian.org/x".parse().expect("u"))
+            .expect_err("plain http");
+        assert!(
+            format!("{e}").contains("allows https on port 443 only"),
+            "{e}"
+        );
+        assert!(check_allowed(None, &"https://cloud.debian.org/x".parse().expect("u")).is_err());
+    }
+
+    /// A sender allowing `hosts` (patterns as declared).
+    fn sender(hosts: &[&str]) -> Sender {
+        Sender::new(crate::capabilities::http::HttpSettings {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Default::default()
+        })
+        .expect("sender")
     }
 
     /// A one-shot-per-connection file server on 127.0.0.1 that counts GETs per path.
@@ -619,14 +636,15 @@ mod tests {
         ])
         .await;
         let cache = tempfile::tempdir().expect("tmp");
-        let allowed = vec![host.clone()];
+        let allowed = sender(&[&host]);
+        let allowed = Some(&allowed);
         let quiet = |_: &str| {};
         let url = format!("http://{host}/d/disk.qcow2");
-        let got = cached_download(cache.path(), &url, "", &allowed, &quiet)
+        let got = cached_download(cache.path(), &url, "", allowed, &quiet)
             .await
             .expect("download");
         assert_eq!(std::fs::read(&got).expect("read"), disk);
-        let again = cached_download(cache.path(), &url, "", &allowed, &quiet)
+        let again = cached_download(cache.path(), &url, "", allowed, &quiet)
             .await
             .expect("cached");
         assert_eq!(again, got);
@@ -643,7 +661,7 @@ mod tests {
             cache.path(),
             &url,
             &format!("sha512:{sum}"),
-            &allowed,
+            allowed,
             &quiet,
         )
         .await
@@ -651,7 +669,7 @@ mod tests {
         assert_eq!(gets("/d/disk.qcow2"), 1);
         // A mismatch names both sums and leaves nothing.
         let bad = format!("http://{host}/d/bad.qcow2");
-        let e = cached_download(cache.path(), &bad, "", &allowed, &quiet)
+        let e = cached_download(cache.path(), &bad, "", allowed, &quiet)
             .await
             .expect_err("mismatch");
         let text = format!("{e:#}");
@@ -663,7 +681,8 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(&folder).expect("dir").flatten().collect();
         assert!(left.is_empty(), "{left:?}");
         // An undeclared host is refused before any connection.
-        let e = cached_download(cache.path(), &url, "", &["cloud.debian.org".into()], &quiet)
+        let debian = sender(&["cloud.debian.org"]);
+        let e = cached_download(cache.path(), &url, "", Some(&debian), &quiet)
             .await
             .expect_err("refused");
         assert!(format!("{e:#}").contains("127.0.0.1"), "{e:#}");

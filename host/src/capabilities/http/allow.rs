@@ -1,8 +1,17 @@
 //! The allow-list of the `http` capability: host patterns, resolved from the plugin's
-//! declaration and flag values, the endpoints learnt from a Keystone service catalog, and
-//! the check of a request's host against them.
+//! declaration and flag values, the endpoints learnt from a Keystone service catalog, the
+//! check of a request's scheme, host and port against them, and the check of the address a
+//! host name resolves to ([`special_use`], [`HttpSettings::address_allowed`]).
+//!
+//! Rules:
+//! - A pattern without a port allows https on port 443 only; plain http needs a port in the
+//!   pattern (`host:80`, `host:*`) or an `http://` URL the user typed (resolved to `host:80`).
+//! - A host name is allowed by name, then by address: an address of special use (loopback,
+//!   link-local and cloud metadata, private, unspecified, …, and their IPv4-mapped forms) is
+//!   refused unless the URL is that literal address (allowed by a pattern that names it) or
+//!   the name came from a URL the user typed ([`HttpSettings::named`]).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,6 +28,11 @@ use crate::plugin::driver::FlagValue;
 pub struct HttpSettings {
     /// Allowed hosts: `host`, `host:port`, `*.domain`, `*.domain:port`, IP literals.
     pub hosts: Vec<String>,
+    /// The patterns of [`hosts`](Self::hosts) that came from URLs the user typed (`{flag}`
+    /// patterns): their names may resolve to any address, since the user chose them. A
+    /// record written before this field existed has none: every name is checked by address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named: Vec<String>,
     /// A CA bundle file trusted besides the system's roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cacert: Option<PathBuf>,
@@ -165,6 +179,7 @@ impl HttpSettings {
                 .filter(|v| !v.is_empty())
         };
         let mut hosts = Vec::new();
+        let mut named = Vec::new();
         for pattern in &d.http_hosts {
             // `{flag}:*`: the host of the flag's value on any port (a cloud whose services
             // listen on several ports of the same host, as OpenStack's often do).
@@ -185,11 +200,16 @@ impl HttpSettings {
                 let authority = authority_of(&v).with_context(|| {
                     format!("--{flag} {v:?} is not an http:// or https:// URL with a host")
                 })?;
-                if any_port {
+                let resolved = if any_port {
                     format!("{}:*", split_port(&authority).0)
                 } else {
                     authority
+                };
+                check_pattern(&resolved)?;
+                if !named.contains(&resolved) {
+                    named.push(resolved.clone());
                 }
+                resolved
             } else {
                 pattern.to_ascii_lowercase()
             };
@@ -229,6 +249,7 @@ impl HttpSettings {
         };
         Ok(HttpSettings {
             hosts,
+            named,
             cacert,
             insecure,
             keystone,
@@ -250,7 +271,8 @@ fn interface_of(flag: &str, value: Option<String>) -> Result<String> {
     }
 }
 
-/// `host[:port]` of an http(s) URL, host in lower case (IPv6 in brackets).
+/// `host[:port]` of an http(s) URL, host in lower case (IPv6 in brackets); an `http://`
+/// URL without a port gets `:80` (a pattern without a port allows https only).
 pub(super) fn authority_of(url: &str) -> Result<String> {
     let uri: Uri = url.parse().map_err(|e| anyhow!("{e}"))?;
     match uri.scheme_str() {
@@ -262,9 +284,10 @@ pub(super) fn authority_of(url: &str) -> Result<String> {
         .filter(|h| !h.is_empty())
         .ok_or_else(|| anyhow!("no host"))?
         .to_ascii_lowercase();
-    Ok(match uri.port_u16() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
+    Ok(match (uri.port_u16(), uri.scheme_str()) {
+        (Some(p), _) => format!("{host}:{p}"),
+        (None, Some("http")) => format!("{host}:80"),
+        (None, _) => host,
     })
 }
 
@@ -315,16 +338,18 @@ pub(super) fn split_port(pattern: &str) -> (&str, Option<&str>) {
 
 /// Whether `host` (lower case, IPv6 without brackets) at `port` of `scheme` matches one of
 /// `patterns`: an exact host or `*.domain` (a strict subdomain); a pattern without a port
-/// allows the scheme's default port only, `:*` any port.
+/// allows https on port 443 only, `:PORT` http or https on that port, `:*` any port.
 pub fn allowed(patterns: &[String], scheme: &str, host: &str, port: u16) -> bool {
-    let default_port = if scheme == "https" { 443 } else { 80 };
+    if !(scheme == "http" || scheme == "https") {
+        return false;
+    }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     patterns.iter().any(|pattern| {
         let (p_host, p_port) = split_port(pattern);
         let port_ok = match p_port {
             Some("*") => true,
             Some(p) => p.parse::<u16>().ok() == Some(port),
-            None => port == default_port,
+            None => scheme == "https" && port == 443,
         };
         let p_host = p_host
             .strip_prefix('[')
@@ -339,6 +364,125 @@ pub fn allowed(patterns: &[String], scheme: &str, host: &str, port: u16) -> bool
         };
         port_ok && host_ok
     })
+}
+
+/// Why a request to `host` at `port` over `scheme` is not allowed by `patterns`, when the
+/// reason is the scheme: plain http to a host whose pattern has no port.
+pub fn scheme_note(patterns: &[String], scheme: &str, host: &str, port: u16) -> Option<String> {
+    (scheme == "http" && allowed(patterns, "https", host, 443)).then(|| {
+        format!(
+            "its pattern for {host} has no port, which allows https on port 443 only; plain http (port {port}) needs the port in the pattern or an http:// URL you type"
+        )
+    })
+}
+
+/// What an address is for, when it is not an ordinary public unicast address: `loopback`,
+/// `link-local` (169.254.0.0/16 holds the cloud metadata service), `private`, … — an
+/// IPv4-mapped, IPv4-compatible, NAT64 or 6to4 IPv6 address is judged by the IPv4 address
+/// it carries. None for an address on the internet.
+pub fn special_use(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => special_v6(v6),
+    }
+}
+
+/// What a declared pattern reaches when it is a literal address of special use (a plugin
+/// may name one, `127.0.0.1:8080`), in words for the user; none for any other pattern.
+pub fn literal_special_use(pattern: &str) -> Option<&'static str> {
+    let host = split_port(pattern).0;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    special_use(host.parse().ok()?)
+}
+
+/// How [`special_use`] starts for addresses dmw never connects a plugin to.
+const UNSPECIFIED: &str = "unspecified";
+const MULTICAST: &str = "multicast";
+
+fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, _, _) => "unspecified (\"this network\": your own computer)",
+        (127, _, _) => "loopback: a service on your own computer",
+        (169, 254, _) => "link-local: the cloud metadata service and your own network segment",
+        (10, _, _) | (192, 168, _) => "private (RFC 1918): your own network",
+        (172, b, _) if (16..32).contains(&b) => "private (RFC 1918): your own network",
+        (100, b, _) if (64..128).contains(&b) => {
+            "shared address space (carrier NAT, some clouds' metadata)"
+        }
+        (192, 0, 0) => "IETF protocol assignments (some clouds' metadata)",
+        (198, b, _) if b == 18 || b == 19 => "benchmarking network",
+        (a, _, _) if a >= 224 => "multicast, broadcast or reserved",
+        _ => return None,
+    })
+}
+
+fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("unspecified (your own computer)");
+    }
+    if ip.is_loopback() {
+        return Some("loopback: a service on your own computer");
+    }
+    let s = ip.segments();
+    // Forms that carry an IPv4 address: mapped ::ffff:a.b.c.d, compatible ::a.b.c.d,
+    // NAT64 64:ff9b::a.b.c.d, and 6to4 2002:AABB:CCDD::.
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let carried = match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some((embedded(hi, lo), false)),
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some((embedded(hi, lo), true)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some((embedded(hi, lo), false)),
+        [0x2002, hi, lo, ..] => Some((embedded(hi, lo), false)),
+        _ => None,
+    };
+    if let Some((v4, compatible)) = carried {
+        // ::a.b.c.d (IPv4-compatible) is deprecated: never a real destination.
+        return special_v4(v4).or(compatible.then_some("IPv4-compatible (deprecated)"));
+    }
+    Some(match s[0] {
+        x if x & 0xfe00 == 0xfc00 => "private (unique local, fc00::/7): your own network",
+        x if x & 0xffc0 == 0xfe80 => "link-local: your own network segment",
+        x if x & 0xffc0 == 0xfec0 => "site-local (deprecated): your own network",
+        x if x & 0xff00 == 0xff00 => "multicast",
+        _ => return None,
+    })
+}
+
+impl HttpSettings {
+    /// Whether the connection for a request to `host` (lower case, IPv6 without brackets)
+    /// at `port` over `scheme`, already allowed by name, may go to `ip`, one of the
+    /// addresses the name resolved to: an address on the internet always; an address of
+    /// special use ([`special_use`]) only when the URL's host is that very address (so the
+    /// pattern that allowed it names it), when the name came from a URL the user typed
+    /// ([`named`](Self::named)), or when `learnt` (the Keystone catalog of the user's cloud)
+    /// named its origin. The error says what the address is.
+    pub fn address_allowed(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        ip: IpAddr,
+        learnt: bool,
+    ) -> Result<(), String> {
+        let Some(kind) = special_use(ip) else {
+            return Ok(());
+        };
+        if kind.starts_with(UNSPECIFIED) || kind.starts_with(MULTICAST) {
+            return Err(format!(
+                "{host} is {ip} ({kind}): dmw never connects there for a plugin"
+            ));
+        }
+        let literal = host.parse::<IpAddr>().is_ok_and(|h| h == ip);
+        if literal || learnt || allowed(&self.named, scheme, host, port) {
+            return Ok(());
+        }
+        Err(format!(
+            "{host} resolves to {ip} ({kind}), and no pattern names that address: a host name a plugin declares must lead to the internet (a plugin may declare the address itself, or you may type a URL that names it)"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +537,180 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_without_a_port_means_https_on_443_only() {
+        let p = pats(&[
+            "api.example.com",
+            "plain.test:80",
+            "any.test:*",
+            "10.0.0.1:8080",
+        ]);
+        assert!(allowed(&p, "https", "api.example.com", 443));
+        assert!(
+            !allowed(&p, "http", "api.example.com", 80),
+            "http needs a port"
+        );
+        assert!(!allowed(&p, "http", "api.example.com", 443));
+        assert!(!allowed(&p, "https", "api.example.com", 80));
+        assert!(allowed(&p, "http", "plain.test", 80));
+        assert!(allowed(&p, "https", "plain.test", 80));
+        assert!(!allowed(&p, "http", "plain.test", 8080));
+        assert!(allowed(&p, "http", "any.test", 8080) && allowed(&p, "https", "any.test", 1));
+        assert!(allowed(&p, "http", "10.0.0.1", 8080));
+        assert!(!allowed(&p, "ftp", "any.test", 21));
+        assert!(
+            scheme_note(&p, "http", "api.example.com", 80)
+                .is_some_and(|n| n.contains("allows https on port 443 only")),
+        );
+        assert!(scheme_note(&p, "http", "elsewhere.test", 80).is_none());
+        assert!(literal_special_use("10.0.0.1:8080").is_some_and(|k| k.starts_with("private")));
+        assert!(
+            literal_special_use("[::ffff:127.0.0.1]:80").is_some_and(|k| k.starts_with("loopback"))
+        );
+        assert_eq!(
+            literal_special_use("localhost:*"),
+            None,
+            "a name, checked by address"
+        );
+        assert_eq!(literal_special_use("8.8.8.8"), None);
+        // A URL the user typed: `http://` without a port becomes `:80`, `https://` none.
+        let d = Declaration {
+            http_hosts: pats(&["{acme-url}", "{acme-secure}"]),
+            ..Declaration::default()
+        };
+        let fv = |n: &str, v: &str| FlagValue {
+            name: n.into(),
+            values: vec![v.into()],
+        };
+        let s = HttpSettings::resolve(
+            &d,
+            &[
+                fv("acme-url", "http://Mirror.test/debian"),
+                fv("acme-secure", "https://api.test/v1"),
+            ],
+        )
+        .expect("resolve");
+        assert_eq!(s.hosts, pats(&["mirror.test:80", "api.test"]));
+        assert_eq!(s.named, s.hosts, "both came from URLs the user typed");
+        assert!(allowed(&s.hosts, "http", "mirror.test", 80));
+        assert!(!allowed(&s.hosts, "http", "api.test", 80));
+    }
+
+    #[test]
+    fn addresses_of_special_use_are_classified() {
+        let special = |ip: &str| special_use(ip.parse().expect("ip"));
+        for (ip, kind) in [
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("::1", "loopback"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::127.0.0.1", "loopback"),
+            ("64:ff9b::7f00:1", "loopback"),
+            ("2002:7f00:1::1", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("fe80::1", "link-local"),
+            ("10.0.0.5", "private"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.168.1.1", "private"),
+            ("::ffff:10.1.2.3", "private"),
+            ("fc00::1", "private"),
+            ("fd00:ec2::254", "private"),
+            ("0.0.0.0", "unspecified"),
+            ("0.1.2.3", "unspecified"),
+            ("::", "unspecified"),
+            ("::ffff:0.0.0.0", "unspecified"),
+            ("100.100.100.200", "shared address space"),
+            ("192.0.0.192", "IETF"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "multicast"),
+            ("ff02::1", "multicast"),
+            ("fec0::1", "site-local"),
+        ] {
+            assert!(
+                special(ip).is_some_and(|k| k.starts_with(kind)),
+                "{ip}: {:?}",
+                special(ip)
+            );
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "172.15.0.1",
+            "100.128.0.1",
+            "192.0.2.1",
+            "2001:4860:4860::8888",
+            "::ffff:8.8.8.8",
+            "2002:808:808::1",
+        ] {
+            assert_eq!(special(public), None, "{public}");
+        }
+    }
+
+    #[test]
+    fn special_addresses_only_when_named_literally_or_typed_by_the_user() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let s = HttpSettings {
+            hosts: pats(&[
+                "api.example.test",
+                "127.0.0.1:8080",
+                "0.0.0.0:80",
+                "typed.test:*",
+            ]),
+            named: pats(&["typed.test:*"]),
+            ..HttpSettings::default()
+        };
+        // A declared name resolving to loopback, metadata, a private network: refused.
+        for addr in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "10.0.0.1",
+            "::ffff:127.0.0.1",
+            "fd00::1",
+        ] {
+            let e = s
+                .address_allowed("https", "api.example.test", 443, ip(addr), false)
+                .expect_err(addr);
+            assert!(
+                e.contains(&format!("api.example.test resolves to {addr} (")),
+                "{e}"
+            );
+        }
+        assert!(
+            s.address_allowed("https", "api.example.test", 443, ip("93.184.215.14"), false)
+                .is_ok()
+        );
+        // The URL is the literal address a pattern names.
+        assert!(
+            s.address_allowed("http", "127.0.0.1", 8080, ip("127.0.0.1"), false)
+                .is_ok()
+        );
+        // A name the user typed may be anywhere; so may a catalog origin of the user's cloud.
+        assert!(
+            s.address_allowed("http", "typed.test", 9000, ip("10.0.0.1"), false)
+                .is_ok()
+        );
+        assert!(
+            s.address_allowed("https", "api.example.test", 443, ip("10.0.0.1"), true)
+                .is_ok()
+        );
+        // Never the unspecified address or multicast, even named.
+        for addr in ["0.0.0.0", "224.0.0.1"] {
+            assert!(
+                s.address_allowed("http", addr, 80, ip(addr), false)
+                    .is_err(),
+                "{addr}"
+            );
+            assert!(
+                s.address_allowed("http", "typed.test", 80, ip(addr), false)
+                    .is_err(),
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
     fn flag_patterns_resolve_to_the_flag_values_host() {
         let d = Declaration {
             http_hosts: pats(&[
@@ -422,6 +740,7 @@ mod tests {
             s.hosts,
             pats(&["127.0.0.1:4567", "static.acme.test", "127.0.0.1:*"])
         );
+        assert_eq!(s.named, pats(&["127.0.0.1:4567", "127.0.0.1:*"]));
         assert_eq!(s.cacert, Some(PathBuf::from("/etc/ca.pem")));
         assert!(!s.insecure);
         let bad = HttpSettings::resolve(&d, &[fv("acme-url", "ftp://x/")]);

@@ -6,8 +6,14 @@
 //!   machine ([`HttpSettings::resolve`]). Anything else is refused **before any connection
 //!   is opened** (the request body is drained first so the guest sees
 //!   `http-request-denied`, not a reset), and the refusal names the host in the log.
-//! - Only http and https. Redirects (301/302/303/307/308) are followed by dmw, at most 5,
-//!   each target checked against the same list.
+//! - Only http and https; a pattern without a port allows https on port 443 only.
+//!   Redirects (301/302/303/307/308) are followed by dmw, at most 5, each target checked
+//!   against the same list; never from https to plain http, and credentials
+//!   (`Authorization`, cookies, …) only to the origin they were sent to.
+//! - By address, not by name: a host name is looked up once, each address checked
+//!   ([`allow::special_use`]: loopback, link-local and metadata, private, … are refused
+//!   unless the URL is that literal address or the user typed the name), and the
+//!   connection goes to the checked address (no second lookup: no DNS rebinding).
 //! - dmw's own sender: hyper http1 over tokio-rustls, trusting the system's roots plus the
 //!   plugin's CA bundle flag (`http-cacert`), or nothing checked with its insecure flag
 //!   (`http-insecure`, with a warning); `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; connect and
@@ -25,10 +31,13 @@ mod log;
 mod proxy;
 mod send;
 
-pub use allow::{HttpSettings, KeystoneCatalog, allowed, check_pattern};
+pub use allow::{
+    HttpSettings, KeystoneCatalog, allowed, check_pattern, literal_special_use, scheme_note,
+    special_use,
+};
 pub use log::{loggable_headers, loggable_url};
 pub use proxy::{Proxy, ProxyConfig};
-pub use send::{Sender, retry_after};
+pub use send::{Resolve, Sender, next_hop, retry_after};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,11 +176,23 @@ impl WasiHttpHooks for HttpCtx {
             .clone()
             .filter(|s| s.allows(&scheme, &host, port))
         else {
+            let why = self
+                .sender
+                .as_deref()
+                .and_then(|s| allow::scheme_note(&s.settings().hosts, &scheme, &host, port))
+                .unwrap_or_else(|| {
+                    format!(
+                        "host {host} is not in the plugin's http-host list{}",
+                        self.sender
+                            .as_deref()
+                            .map(Sender::catalog_note)
+                            .unwrap_or("")
+                    )
+                });
             report.warn(&format!(
-                "plugin {plugin}: dmw denied {} {} (host {host} is not in the plugin's http-host list{}; no connection was opened)",
+                "plugin {plugin}: dmw denied {} {} ({why}; no connection was opened)",
                 request.method(),
                 loggable_url(&uri),
-                self.sender.as_deref().map(Sender::catalog_note).unwrap_or("")
             ));
             return deny(request);
         };

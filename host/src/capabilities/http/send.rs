@@ -16,6 +16,8 @@ use super::log::{SECRET_HEADERS, loggable_headers, loggable_url};
 use super::proxy::{ProxyConfig, tunnel};
 use super::*;
 use crate::report::Reporter;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 
 /// dmw's sender for one plugin and machine: TLS roots, proxies, settings.
 pub struct Sender {
@@ -27,6 +29,35 @@ pub struct Sender {
     /// Origins (`scheme://host:port`) learnt from the latest Keystone token answer of this
     /// command (`HttpSettings::keystone`); never persisted: each command authenticates.
     catalog: std::sync::Mutex<Vec<String>>,
+    /// Turns host names into addresses (the system's resolver; tests replace it).
+    resolver: Arc<dyn Resolve>,
+}
+
+/// The addresses of a host name, looked up once per connection: dmw checks them and
+/// connects to the checked address itself, so a second lookup (DNS rebinding) never happens.
+pub trait Resolve: Send + Sync {
+    /// The addresses of `host`.
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
+}
+
+/// The system's resolver (getaddrinfo, through tokio).
+struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host, 0))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    }
 }
 
 impl Sender {
@@ -40,7 +71,41 @@ impl Sender {
             proxy: ProxyConfig::from_env(|k| std::env::var(k).ok()),
             warned: std::sync::atomic::AtomicBool::new(false),
             catalog: std::sync::Mutex::new(Vec::new()),
+            resolver: Arc::new(SystemResolver),
         })
+    }
+
+    /// The same sender, looking host names up with `resolver` (tests).
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Sender {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The same sender, with `proxy` instead of the environment's proxies (tests).
+    pub fn with_proxy(mut self, proxy: ProxyConfig) -> Sender {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Whether the Keystone catalog learnt in this command lists the origin.
+    fn learnt(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.catalog
+            .lock()
+            .map(|c| c.contains(&origin(scheme, host, port)))
+            .unwrap_or(false)
+    }
+
+    /// Whether a connection for `scheme://host:port` may go to `ip` (see
+    /// [`HttpSettings::address_allowed`]); the error says why not.
+    pub fn address_allowed(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        ip: IpAddr,
+    ) -> Result<(), String> {
+        self.settings
+            .address_allowed(scheme, host, port, ip, self.learnt(scheme, host, port))
     }
 
     /// Whether a request to `host` (lower case, IPv6 without brackets) at `port` over
@@ -50,12 +115,7 @@ impl Sender {
         if !(scheme == "http" || scheme == "https") {
             return false;
         }
-        allowed(&self.settings.hosts, scheme, host, port)
-            || self
-                .catalog
-                .lock()
-                .map(|c| c.contains(&origin(scheme, host, port)))
-                .unwrap_or(false)
+        allowed(&self.settings.hosts, scheme, host, port) || self.learnt(scheme, host, port)
     }
 
     /// What a denial adds when the plugin declared a Keystone catalog.
@@ -270,6 +330,12 @@ pub(super) async fn send(
         .unwrap_or(Err(wasmtime_wasi_http::Error::HttpResponseTimeout));
         let resp = match attempt {
             Ok(r) => r,
+            Err(wasmtime_wasi_http::Error::InternalError(Some(m)))
+                if m.starts_with("dmw refused") =>
+            {
+                report.warn(&format!("plugin {plugin}: {m}"));
+                return Err(wasmtime_wasi_http::Error::InternalError(Some(m)));
+            }
             Err(e) => {
                 report.debug(&format!("plugin {plugin}: {method} {shown} failed: {e}"));
                 return Err(e);
@@ -323,11 +389,15 @@ pub(super) async fn send(
                 ))));
             }
             redirects += 1;
-            let next = resolve_location(&uri, location).ok_or_else(|| {
-                wasmtime_wasi_http::Error::InternalError(Some(format!(
-                    "{shown} redirected to an invalid location"
-                )))
-            })?;
+            let next = match next_hop(&uri, location) {
+                Ok(next) => next,
+                Err(why) => {
+                    report.warn(&format!("plugin {plugin}: dmw {why}"));
+                    return Err(wasmtime_wasi_http::Error::InternalError(Some(format!(
+                        "dmw {why}"
+                    ))));
+                }
+            };
             let (scheme, host, port) = target(&next);
             if !sender.allows(&scheme, &host, port) {
                 report.warn(&format!(
@@ -339,7 +409,8 @@ pub(super) async fn send(
                     "{DENIED_REDIRECT_PREFIX}{host} (redirect from {shown})"
                 ))));
             }
-            if next.host() != uri.host() {
+            // Credentials go only to the origin they were sent to.
+            if origin_of_uri(&next) != origin_of_uri(&uri) {
                 for h in SECRET_HEADERS {
                     headers.remove(*h);
                 }
@@ -357,6 +428,28 @@ pub(super) async fn send(
         sender.learn_catalog(report, plugin, &method, &uri, &resp);
         return Ok(resp);
     }
+}
+
+/// `scheme://host:port` of a URI (the scheme's default port written out).
+fn origin_of_uri(uri: &Uri) -> String {
+    let (scheme, host, port) = target(uri);
+    origin(&scheme, &host, port)
+}
+
+/// Where a redirect from `from` with `Location: location` goes: refused (the reason, after
+/// "dmw ") when the location is no URL or when it would leave https for plain http, which
+/// would send the request — and what the plugin put in it — unencrypted.
+pub fn next_hop(from: &Uri, location: &str) -> Result<Uri, String> {
+    let shown = loggable_url(from);
+    let next = resolve_location(from, location)
+        .ok_or_else(|| format!("refused the redirect from {shown}: its location is no URL"))?;
+    if from.scheme_str() == Some("https") && next.scheme_str() != Some("https") {
+        return Err(format!(
+            "refused the redirect from {shown} to {}: it leaves https for plain http (no connection was opened)",
+            loggable_url(&next)
+        ));
+    }
+    Ok(next)
 }
 
 /// The absolute URI of a `Location` relative to `base`.
@@ -426,7 +519,12 @@ impl<B> Opened<B> {
 }
 
 impl Sender {
-    /// Open a connection to `uri`'s server within `connect_timeout` (proxy, TLS).
+    /// Open a connection to `uri`'s server within `connect_timeout` (proxy, TLS): only to
+    /// a scheme, host and port the allow-list has ([`Sender::allows`]). Without a proxy the
+    /// host name is looked up once and the connection goes to an address that passed
+    /// [`Sender::address_allowed`], never to another lookup's answer. Through the user's
+    /// proxy, the proxy resolves the name (the proxy is the user's choice); an IP-literal
+    /// host is still checked.
     pub(crate) async fn open<B>(
         &self,
         uri: &Uri,
@@ -439,28 +537,43 @@ impl Sender {
     {
         use wasmtime_wasi_http::Error as E;
         let tls = uri.scheme_str() == Some("https");
+        let scheme = if tls { "https" } else { "http" };
         let host = uri.host().ok_or(E::HttpRequestUriInvalid)?;
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let (_, bare_host, port) = target(uri);
         let authority = format!("{host}:{port}");
-        let proxy = self
-            .proxy
-            .for_host(if tls { "https" } else { "http" }, bare_host);
+        if !self.allows(uri.scheme_str().unwrap_or(""), &bare_host, port) {
+            return Err(E::HttpRequestDenied);
+        }
+        let refused = |why: String| {
+            E::InternalError(Some(format!(
+                "dmw refused {scheme}://{authority}: {why}; no connection was opened"
+            )))
+        };
+        let proxy = self.proxy.for_host(scheme, &bare_host);
         let connect = async {
-            let target = proxy
-                .map(|p| p.authority.clone())
-                .unwrap_or(authority.clone());
-            let mut tcp = TcpStream::connect(&target)
-                .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => E::ConnectionRefused,
-                    _ => E::Connect(e),
-                })?;
+            let mut tcp = match proxy {
+                Some(p) => {
+                    if let Ok(ip) = bare_host.parse::<IpAddr>() {
+                        self.address_allowed(scheme, &bare_host, port, ip)
+                            .map_err(refused)?;
+                    }
+                    TcpStream::connect(&p.authority)
+                        .await
+                        .map_err(connect_error)?
+                }
+                None => self
+                    .connect_checked(scheme, &bare_host, port)
+                    .await
+                    .map_err(|e| match e {
+                        Checked::Refused(why) => refused(why),
+                        Checked::Io(e) => connect_error(e),
+                    })?,
+            };
             if let (Some(p), true) = (proxy, tls) {
                 tunnel(&mut tcp, &authority, p).await?;
             }
             let stream: Box<dyn Stream> = if tls {
-                let name = rustls_pki_types::ServerName::try_from(bare_host.to_string())
+                let name = rustls_pki_types::ServerName::try_from(bare_host.clone())
                     .map_err(|_| E::HttpRequestUriInvalid)?;
                 let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
                 let s = connector.connect(name, tcp).await.map_err(|e| {
@@ -505,6 +618,58 @@ impl Sender {
             },
             proxy_authorization: proxy.filter(|_| !tls).and_then(|p| p.authorization.clone()),
         })
+    }
+}
+
+/// Why [`Sender::connect_checked`] opened no connection.
+enum Checked {
+    /// Every address of the host was refused: why.
+    Refused(String),
+    /// The lookup or every allowed address failed.
+    Io(std::io::Error),
+}
+
+fn connect_error(e: std::io::Error) -> wasmtime_wasi_http::Error {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => wasmtime_wasi_http::Error::ConnectionRefused,
+        _ => wasmtime_wasi_http::Error::Connect(e),
+    }
+}
+
+impl Sender {
+    /// A TCP connection to `host` at `port`: an IP literal as it is, a name looked up once;
+    /// each address checked with [`Sender::address_allowed`] and tried in turn, and the
+    /// connection made to that very address.
+    async fn connect_checked(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<TcpStream, Checked> {
+        let addresses = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => self.resolver.resolve(host).await.map_err(Checked::Io)?,
+        };
+        let mut refusals = Vec::new();
+        let mut last = None;
+        for ip in addresses {
+            if let Err(why) = self.address_allowed(scheme, host, port, ip) {
+                refusals.push(why);
+                continue;
+            }
+            match TcpStream::connect(SocketAddr::new(ip, port)).await {
+                Ok(tcp) => return Ok(tcp),
+                Err(e) => last = Some(e),
+            }
+        }
+        match (last, refusals.first()) {
+            (Some(e), _) => Err(Checked::Io(e)),
+            (None, Some(why)) => Err(Checked::Refused(why.clone())),
+            (None, None) => Err(Checked::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            ))),
+        }
     }
 }
 
@@ -559,6 +724,257 @@ mod tests {
             retry_after(Some("Tue, 14 Nov 2023 22:13:25 GMT"), now),
             Some(Duration::from_secs(5))
         );
+    }
+
+    /// A resolver answering `ip` for every name, counting its lookups.
+    struct Fixed(IpAddr, std::sync::atomic::AtomicUsize);
+
+    impl Resolve for Fixed {
+        fn resolve<'a>(
+            &'a self,
+            _host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ip = self.0;
+            Box::pin(async move { Ok(vec![ip]) })
+        }
+    }
+
+    fn fixed(ip: &str) -> Arc<Fixed> {
+        Arc::new(Fixed(
+            ip.parse().expect("ip"),
+            std::sync::atomic::AtomicUsize::new(0),
+        ))
+    }
+
+    fn sender(hosts: &[&str], named: &[&str]) -> Sender {
+        Sender::new(HttpSettings {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            named: named.iter().map(|h| h.to_string()).collect(),
+            ..HttpSettings::default()
+        })
+        .expect("sender")
+        .with_proxy(ProxyConfig::default())
+    }
+
+    /// A listener on 127.0.0.1 counting the connections it accepts.
+    async fn listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(s);
+            }
+        });
+        (port, count)
+    }
+
+    #[tokio::test]
+    async fn a_declared_name_that_resolves_to_loopback_gets_no_connection() {
+        let (port, accepted) = listener().await;
+        let pattern = format!("api.example.test:{port}");
+        let uri: Uri = format!("http://api.example.test:{port}/x")
+            .parse()
+            .expect("uri");
+        // Declared by the plugin, resolving to 127.0.0.1: refused, nothing connects.
+        let resolver = fixed("127.0.0.1");
+        let declared = sender(&[&pattern], &[]).with_resolver(resolver.clone());
+        let Err(e) = declared
+            .open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+            .await
+        else {
+            panic!("connected to a loopback address for a declared name");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("api.example.test resolves to 127.0.0.1 (loopback")
+                && text.contains("no connection was opened"),
+            "{text}"
+        );
+        // The metadata address and an IPv4-mapped loopback likewise.
+        for ip in [
+            "169.254.169.254",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "fd00:ec2::254",
+        ] {
+            let s = sender(&[&pattern], &[]).with_resolver(fixed(ip));
+            assert!(
+                s.open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+                    .await
+                    .is_err(),
+                "{ip}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        // The same name typed by the user: it connects, to the address looked up once.
+        let named = sender(&[&pattern], &[&pattern]).with_resolver(resolver.clone());
+        let before = resolver.1.load(std::sync::atomic::Ordering::SeqCst);
+        let opened = named
+            .open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+            .await;
+        assert!(opened.is_ok(), "the user's own name connects");
+        assert_eq!(
+            resolver.1.load(std::sync::atomic::Ordering::SeqCst),
+            before + 1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The address written in the URL, allowed by a pattern naming it: it connects.
+        let literal = sender(&[&format!("127.0.0.1:{port}")], &[]);
+        let uri: Uri = format!("http://127.0.0.1:{port}/x").parse().expect("uri");
+        assert!(
+            literal
+                .open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+                .await
+                .is_ok()
+        );
+        // A host the list does not have is refused before any lookup.
+        let other: Uri = "http://elsewhere.test/x".parse().expect("uri");
+        let counted = fixed("127.0.0.1");
+        let s = sender(&[&pattern], &[]).with_resolver(counted.clone());
+        assert!(matches!(
+            s.open::<Full<Bytes>>(&other, Duration::from_secs(5)).await,
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        ));
+        assert_eq!(counted.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn through_a_proxy_a_literal_special_address_is_still_checked() {
+        let (proxy_port, through) = listener().await;
+        let proxied = |hosts: &[&str]| {
+            sender(hosts, &[]).with_proxy(ProxyConfig {
+                http: Some(super::super::Proxy {
+                    authority: format!("127.0.0.1:{proxy_port}"),
+                    authorization: None,
+                }),
+                ..ProxyConfig::default()
+            })
+        };
+        // A declared 0.0.0.0 (your own computer, in disguise) is never connected to, not
+        // even through the proxy.
+        let uri: Uri = "http://0.0.0.0:80/x".parse().expect("uri");
+        let Err(e) = proxied(&["0.0.0.0:80"])
+            .open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+            .await
+        else {
+            panic!("0.0.0.0 went to the proxy");
+        };
+        assert!(e.to_string().contains("unspecified"), "{e}");
+        // A name goes to the user's proxy, which resolves it.
+        let uri: Uri = "http://api.example.test:80/x".parse().expect("uri");
+        assert!(
+            proxied(&["api.example.test:80"])
+                .open::<Full<Bytes>>(&uri, Duration::from_secs(5))
+                .await
+                .is_ok()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(through.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn redirects_never_leave_https_for_http() {
+        let from: Uri = "https://api.example.test/v1/x".parse().expect("uri");
+        for location in [
+            "http://api.example.test/v1/y",
+            "http://api.example.test:443/v1/y",
+            "http://elsewhere.test/",
+        ] {
+            let e = next_hop(&from, location).expect_err(location);
+            assert!(e.contains("leaves https for plain http"), "{e}");
+        }
+        assert_eq!(
+            next_hop(&from, "/v2").map(|u| u.to_string()),
+            Ok("https://api.example.test/v2".to_string())
+        );
+        let plain: Uri = "http://api.example.test/x".parse().expect("uri");
+        assert!(next_hop(&plain, "https://api.example.test/x").is_ok());
+        assert!(next_hop(&plain, "http://api.example.test/y").is_ok());
+    }
+
+    /// A TLS server on 127.0.0.1 (any certificate: the sender is insecure) that answers
+    /// every request with `answer`.
+    async fn tls_server(answer: String) -> u16 {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let config = rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("der"),
+            )
+            .expect("config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (acceptor, answer) = (acceptor.clone(), answer.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut tls) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_https_to_http_redirect_is_refused_and_the_token_never_sent() {
+        let (plain_port, plain_seen) = listener().await;
+        let location = format!("http://127.0.0.1:{plain_port}/stolen");
+        let tls_port = tls_server(format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .await;
+        let s = Sender::new(HttpSettings {
+            hosts: vec!["127.0.0.1:*".into()],
+            insecure: true,
+            ..HttpSettings::default()
+        })
+        .expect("sender")
+        .with_proxy(ProxyConfig::default());
+        let (mut parts, ()) = Request::builder()
+            .method(Method::GET)
+            .uri(format!("https://127.0.0.1:{tls_port}/start"))
+            .header(http::header::AUTHORIZATION, "Bearer t0k3n")
+            .body(())
+            .expect("request")
+            .into_parts();
+        parts.headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k3n"),
+        );
+        let report = Reporter::quiet(false);
+        let e = send(&s, &report, "probe", parts, Bytes::new(), None)
+            .await
+            .expect_err("the downgrade is refused");
+        assert!(e.to_string().contains("leaves https for plain http"), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(plain_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! `--probe-endpoint-type`), so a token answer fetched from that host allows its endpoints. Each answer is logged and stored (`fetched-N` = `STATUS BODY`); the
 //! first failure fails `create` with the SDK's error (which names a denied host).
 //! Its machine is `127.0.0.1:1` (nothing listens), so a create that fetched everything
-//! stops at the SSH wait.
+//! stops at the SSH wait. It declares two names of its own besides: `localhost:*` (a name
+//! that leads to this computer: refused by address) and `probe.invalid` (no port: https
+//! only).
 
 dmw_guest::permissions! {
     capability "http";
     http_host "{probe-api-url}";
+    http_host "localhost:*";
+    http_host "probe.invalid";
     secret "probe-token";
     http_cacert "probe-cacert";
     http_insecure "probe-insecure";
