@@ -51,6 +51,14 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_process_driver",
     ),
     (
+        "DMW_TEST_HOSTILE_FILES_DRIVER",
+        "dmw_test_hostile_files_driver",
+    ),
+    (
+        "DMW_TEST_HOSTILE_FILE_DEFAULTS_DRIVER",
+        "dmw_test_hostile_file_defaults_driver",
+    ),
+    (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",
     ),

@@ -70,6 +70,16 @@ pub enum Source {
     Builtin(builtin::Builtin),
     /// A `.wasm` file given by path.
     File(PathBuf),
+    /// The file of a plugin the user installed under its name (`dmw plugin install`): its
+    /// bytes must hash to the approved sha256, checked on the very bytes that are compiled.
+    Installed {
+        /// The name it was installed under.
+        name: String,
+        /// The file, absolute.
+        path: PathBuf,
+        /// The approved sha256 (hex).
+        sha256: String,
+    },
 }
 
 impl Source {
@@ -77,7 +87,15 @@ impl Source {
     pub fn reference(&self) -> String {
         match self {
             Source::Builtin(b) => format!("builtin:{}", b.name),
-            Source::File(p) => p.display().to_string(),
+            Source::File(p) | Source::Installed { path: p, .. } => p.display().to_string(),
+        }
+    }
+
+    /// The file, for a plugin that comes from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Builtin(_) => None,
+            Source::File(p) | Source::Installed { path: p, .. } => Some(p),
         }
     }
 
@@ -150,6 +168,8 @@ pub struct HostState {
     pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
     /// What the plugin declared, as granted (secret flags, declared environment variables).
     pub declaration: declaration::Declaration,
+    /// Whether it is a built-in driver or byte for byte one ([`grants::Grant::builtin`]).
+    pub builtin: bool,
     /// The capabilities granted (beyond log and store).
     pub granted: Vec<String>,
     /// wasi:http's own state (field size limits).
@@ -476,33 +496,54 @@ impl Runtime {
     ) -> Result<grants::Grant> {
         let declared = declaration::read(bytes)?;
         grants::check_imports(&self.imports(component), kind, &declared)?;
-        let origin = match source {
-            Source::Builtin(_) => grants::Origin::Builtin,
-            Source::File(p) => grants::Origin::File(p),
+        let origin = match source.path() {
+            None => grants::Origin::Builtin,
+            Some(p) => grants::Origin::File(p),
         };
-        grants::decide(
+        let mut grant = grants::decide(
             kind,
             origin,
             &grants::sha256_hex(bytes),
             &declared,
             &self.registry()?,
-        )
+        )?;
+        // The built-in comparison is made on these bytes too: never on the path again.
+        grant.builtin = match source {
+            Source::Builtin(_) => true,
+            _ => kind == Kind::Driver && builtin::is_driver_bytes(bytes),
+        };
+        Ok(grant)
     }
 
-    /// The bytes of a plugin and how to name it in messages.
+    /// The bytes of a plugin (read once: the same bytes are hashed, compared and compiled)
+    /// and how to name it in messages. An installed plugin's bytes must hash to the
+    /// approved sha256.
     pub fn bytes<'a>(
         &self,
         source: &'a Source,
         kind: Kind,
     ) -> Result<(std::borrow::Cow<'a, [u8]>, String)> {
+        let read = |p: &Path| {
+            std::fs::read(p).with_context(|| format!("cannot read {kind} plugin {}", p.display()))
+        };
         Ok(match source {
             Source::Builtin(b) => (b.wasm.into(), format!("built-in {kind} {}", b.name)),
-            Source::File(p) => (
-                std::fs::read(p)
-                    .with_context(|| format!("cannot read {kind} plugin {}", p.display()))?
-                    .into(),
-                format!("{kind} plugin {}", p.display()),
-            ),
+            Source::File(p) => (read(p)?.into(), format!("{kind} plugin {}", p.display())),
+            Source::Installed { name, path, sha256 } => {
+                let shown = path.display();
+                let bytes = read(path).map_err(|e| {
+                    anyhow!(
+                        "the file {shown} of the installed {kind} \"{name}\" cannot be read: {e:#}; install it again, or `dmw plugin rm {name}`"
+                    )
+                })?;
+                let now = grants::sha256_hex(&bytes);
+                if now != *sha256 {
+                    bail!(
+                        "the file {shown} of the installed {kind} \"{name}\" changed since you installed it (sha256 {sha256} then, {now} now); check it with `dmw plugin inspect {shown}` and approve it again with `dmw plugin install {shown}`"
+                    );
+                }
+                (bytes.into(), format!("{kind} plugin {shown}"))
+            }
         })
     }
 
@@ -589,6 +630,7 @@ impl Runtime {
             lent,
             public_key: offer.public_key.clone(),
             declaration: grant.declaration.clone(),
+            builtin: grant.builtin,
             granted: grant.capabilities.clone(),
             http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
             no_http: crate::capabilities::http::NoHttp,

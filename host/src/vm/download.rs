@@ -453,7 +453,7 @@ async fn get(uri: &Uri, allowed: &[String]) -> Result<http::Response<hyper::body
 /// One GET over a fresh connection, through dmw's HTTP sender (the system's roots, the
 /// proxies the environment names).
 async fn request(uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
-    let sender = crate::capabilities::http::Sender::new(Default::default())?;
+    let sender = crate::capabilities::http::Sender::system()?;
     let opened = sender
         .open::<Empty<Bytes>>(uri, crate::capabilities::http::CONNECT_TIMEOUT)
         .await

@@ -3,13 +3,14 @@
 //!
 //! - Every request is checked in the send-request hook against the plugin's declared
 //!   `http-host` patterns, with `{flag}` replaced by the host of that flag's value for this
-//!   machine ([`HttpSettings::resolve`]). Anything else is refused **before any connection
+//!   machine — a value the user typed, never the plugin's default ([`HttpSettings::resolve`]). Anything else is refused **before any connection
 //!   is opened** (the request body is drained first so the guest sees
 //!   `http-request-denied`, not a reset), and the refusal names the host in the log.
 //! - Only http and https. Redirects (301/302/303/307/308) are followed by dmw, at most 5,
 //!   each target checked against the same list.
 //! - dmw's own sender: hyper http1 over tokio-rustls, trusting the system's roots plus the
-//!   plugin's CA bundle flag (`http-cacert`), or nothing checked with its insecure flag
+//!   plugin's CA bundle flag (`http-cacert`, read only from a path the user typed, by the
+//!   bounded `user_file::read`), or nothing checked with its insecure flag
 //!   (`http-insecure`, with a warning); `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; connect and
 //!   whole-request timeouts; retries with backoff on 429/502/503/504 honouring
 //!   `Retry-After`; request and response bodies capped.
@@ -63,7 +64,7 @@ pub const MAX_REDIRECTS: usize = 5;
 pub const MAX_RETRIES: u32 = 3;
 /// Longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Largest CA bundle file read.
+/// Largest CA bundle file read (only one the user named: `HttpSettings::resolve`).
 const MAX_CA_BUNDLE: u64 = 1 << 20;
 /// Most resolved host patterns.
 const MAX_PATTERNS: usize = 64;
