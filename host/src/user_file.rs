@@ -24,11 +24,13 @@ pub enum UserFileError {
     #[error("cannot read the file: {0}")]
     Io(#[from] std::io::Error),
     /// It is not a regular file.
-    #[error("it is a {0}, not a regular file; dmw reads only regular files")]
+    #[error(
+        "it is a {0}, not a regular file; dmw reads only regular files: put what you mean in a file and name that"
+    )]
     NotRegular(&'static str),
     /// It lives on a kernel pseudo file system (/proc, /sys, …).
     #[error(
-        "it is on the kernel's {0} file system, not a file on disk; dmw reads only regular files on disk"
+        "it is on the kernel's {0} file system, not a file on disk; dmw reads only regular files on disk: copy what you mean into a file and name that"
     )]
     PseudoFileSystem(&'static str),
     /// Its real path is inside dmw's store.
@@ -40,7 +42,7 @@ pub enum UserFileError {
         real: Option<PathBuf>,
     },
     /// It is larger than the limit.
-    #[error("the file is larger than {limit} bytes")]
+    #[error("the file is larger than {limit} bytes; name a smaller file")]
     TooLarge {
         /// The limit, in bytes.
         limit: u64,

@@ -97,7 +97,7 @@ pub fn check(
         Ok(())
     } else {
         Err(format!(
-            "{}\nThis driver cannot be used: its flags reach beyond its own.",
+            "{}\nThis driver cannot be used: its flags break the rules above (its author must change them).",
             problems.join("\n")
         ))
     }

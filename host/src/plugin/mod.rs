@@ -1314,6 +1314,47 @@ mod runtime_tests {
             .expect("recompile after corruption");
     }
 
+    /// Load once, decide once: the built-in comparison and an installed plugin's sha256 are
+    /// decided on the bytes that are compiled. Before, `create` re-read the path after
+    /// loading to decide "byte for byte a built-in" (a file swapped in between passed), and
+    /// an installed driver's sha256 was checked on a read before the one that was compiled.
+    #[tokio::test]
+    async fn the_builtin_and_approval_decisions_use_the_bytes_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let none = builtin::driver("none").expect("none");
+        let copy = dir.path().join("none.wasm");
+        std::fs::write(&copy, none.wasm).expect("copy");
+        let (_, grant) = runtime
+            .load_granted(&Source::File(copy.clone()), Kind::Driver)
+            .expect("a copy of a built-in");
+        assert!(grant.builtin, "byte for byte the built-in");
+        let other = dir.path().join("other.wasm");
+        let mut bytes = none.wasm.to_vec();
+        // Same component, one more custom section: no longer byte for byte the built-in.
+        bytes.extend_from_slice(&[0, 2, 1, b'x']);
+        std::fs::write(&other, &bytes).expect("other");
+        let (_, grant) = runtime
+            .load_granted(&Source::File(other.clone()), Kind::Driver)
+            .expect("another file");
+        assert!(!grant.builtin);
+        // An installed plugin: the bytes compiled are the ones whose sha256 is checked.
+        let installed = Source::Installed {
+            name: "none-copy".into(),
+            path: copy.clone(),
+            sha256: grants::sha256_hex(none.wasm),
+        };
+        assert!(runtime.load_granted(&installed, Kind::Driver).is_ok());
+        std::fs::write(&copy, &bytes).expect("swap the file");
+        let err = runtime
+            .load_granted(&installed, Kind::Driver)
+            .expect_err("changed");
+        assert!(
+            format!("{err:#}").contains("changed since you installed it"),
+            "{err:#}"
+        );
+    }
+
     #[tokio::test]
     async fn a_recipe_is_not_a_driver() {
         let dir = tempfile::tempdir().expect("tempdir");
