@@ -277,7 +277,11 @@ fn file_flags_are_an_ask_and_read_only_typed_regular_files_outside_the_store() {
     let untyped = create("f4", &[&ud], limit);
     assert_ne!(untyped.code, 0, "{untyped:?}");
     assert!(
-        untyped.stderr.contains("127.0.0.1") && untyped.stderr.contains("denied"),
+        untyped.stderr.contains("127.0.0.1")
+            && untyped.stderr.contains("denied")
+            && untyped
+                .stdout
+                .contains("--hostile-files-mirror-url has only the driver's default"),
         "{untyped:?}"
     );
     assert_eq!(

@@ -30,6 +30,10 @@ pub struct HttpSettings {
     /// become allowed hosts (declared with `http-keystone-catalog`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystone: Option<KeystoneCatalog>,
+    /// The flags of `{flag}` patterns that allow nothing because the user typed no value
+    /// (the plugin's default is not used): named when a request is denied at create.
+    #[serde(skip)]
+    pub untyped: Vec<String>,
 }
 
 /// The Keystone whose token answers add allowed hosts: its auth URL's origin, and the
@@ -176,6 +180,7 @@ impl HttpSettings {
         };
         let value = |name: &str| any_value(name).filter(|_| typed.contains(name));
         let mut hosts = Vec::new();
+        let mut untyped = Vec::new();
         for pattern in &d.http_hosts {
             // `{flag}:*`: the host of the flag's value on any port (a cloud whose services
             // listen on several ports of the same host, as OpenStack's often do).
@@ -187,7 +192,12 @@ impl HttpSettings {
                 .strip_prefix('{')
                 .and_then(|p| p.strip_suffix('}'))
             {
-                let Some(v) = value(flag) else { continue };
+                let Some(v) = value(flag) else {
+                    if any_value(flag).is_some() && !untyped.iter().any(|u| u == flag) {
+                        untyped.push(flag.to_string());
+                    }
+                    continue;
+                };
                 // A value that is no URL at all (a path: `--qemu-image /x.qcow2`) names no
                 // host, so allows nothing, like no value.
                 if !v.contains("://") {
@@ -245,6 +255,7 @@ impl HttpSettings {
             cacert,
             insecure,
             keystone,
+            untyped,
         })
     }
 }
@@ -476,6 +487,7 @@ mod tests {
         ];
         let s = HttpSettings::resolve(&d, &defaults, &BTreeSet::new()).expect("resolve");
         assert_eq!(s.hosts, pats(&["static.acme.test"]));
+        assert_eq!(s.untyped, vec!["acme-url"]);
         assert_eq!(s.cacert, None);
         assert!(!s.insecure);
         assert_eq!(s.keystone, None);

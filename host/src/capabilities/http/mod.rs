@@ -169,10 +169,14 @@ impl WasiHttpHooks for HttpCtx {
             .filter(|s| s.allows(&scheme, &host, port))
         else {
             report.warn(&format!(
-                "plugin {plugin}: dmw denied {} {} (host {host} is not in the plugin's http-host list{}; no connection was opened)",
+                "plugin {plugin}: dmw denied {} {} (host {host} is not in the plugin's http-host list{}; no connection was opened{})",
                 request.method(),
                 loggable_url(&uri),
-                self.sender.as_deref().map(Sender::catalog_note).unwrap_or("")
+                self.sender.as_deref().map(Sender::catalog_note).unwrap_or(""),
+                self.sender
+                    .as_deref()
+                    .map(Sender::untyped_note)
+                    .unwrap_or_default()
             ));
             return deny(request);
         };

@@ -85,6 +85,23 @@ impl Sender {
         }
     }
 
+    /// For a denied request: the `{flag}` patterns that allow nothing because the user
+    /// typed no URL (the plugin's default is never used), and what to do.
+    pub fn untyped_note(&self) -> String {
+        match self.settings.untyped.as_slice() {
+            [] => String::new(),
+            flags => format!(
+                "; {} only the driver's default, which dmw does not allow: type the URL to allow its host",
+                flags
+                    .iter()
+                    .map(|f| format!("--{f}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + if flags.len() == 1 { " has" } else { " have" }
+            ),
+        }
+    }
+
     /// The origins learnt from the Keystone service catalog so far.
     pub fn catalog_origins(&self) -> Vec<String> {
         self.catalog.lock().map(|c| c.clone()).unwrap_or_default()
