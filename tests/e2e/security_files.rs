@@ -93,10 +93,13 @@ fn nowhere(dmw: &Dmw, runs: &[&Run], secret: &str) {
     );
 }
 
-/// Before: `file` was no ask, so the driver ran by path unapproved, and the host read its
-/// flags' defaults — the victim file, dmw's whole environment (`/proc/self/environ`) and,
-/// relative to the working directory, `.dmw/certs/ca-key.pem` — and handed them to the
-/// driver, which sent them to its own default host. Now: by path it stops at the file asks;
+/// Before: `file` was no ask and nothing looked at the flags' defaults: by path the
+/// driver stopped only for its `http` ask (without naming a file), and once approved the
+/// host read the defaults — the victim file, dmw's whole environment
+/// (`/proc/self/environ`) and, relative to the working directory, `.dmw/certs/ca-key.pem`
+/// — and handed them to the driver, which sent them to its own default host (checked
+/// against f6bd0e5: create succeeded, the victim file reached the store, the local server
+/// got the request). Now: by path it stops at the file asks;
 /// `plugin install` refuses it naming the defaulted flag; and with an approval recorded by
 /// an earlier dmw, create refuses it at load naming the flag: no default is ever read and
 /// the local server gets no request.
@@ -197,7 +200,8 @@ fn file_flag_defaults_are_never_read() {
     );
 }
 
-/// Before: `file` was no ask (the driver read files by path, unapproved); the host read any
+/// Before (f6bd0e5): `file` was no ask (by path the driver stopped for `http` only, naming
+/// no file, which fails step 1 here); once approved, the host read any
 /// path with `std::fs::read` after a `metadata().len()` check (a FIFO hung create, /dev/zero
 /// grew dmw's memory without end, /proc passed as 0 bytes, dmw's own CA key was read), and
 /// the `{hostile-files-mirror-url}` host resolved from the plugin's default, so the driver
