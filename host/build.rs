@@ -55,6 +55,14 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "dmw_test_hostile_args_driver",
     ),
     (
+        "DMW_TEST_HOSTILE_FILES_DRIVER",
+        "dmw_test_hostile_files_driver",
+    ),
+    (
+        "DMW_TEST_HOSTILE_FILE_DEFAULTS_DRIVER",
+        "dmw_test_hostile_file_defaults_driver",
+    ),
+    (
         "DMW_TEST_HOSTILE_OUTPUT_RECIPE",
         "dmw_test_hostile_output_recipe",
     ),

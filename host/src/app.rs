@@ -104,15 +104,19 @@ impl App {
         {
             // A CA bundle that went away since create must not keep `rm` from working:
             // without it the system's roots apply (a private CA then fails TLS, clearly).
-            let sender = crate::capabilities::http::Sender::new(settings.clone()).or_else(|e| {
+            let root = self.store.root();
+            let sender = crate::capabilities::http::Sender::new(settings.clone(), root).or_else(|e| {
                 report.warn(&format!(
                     "machine \"{}\": {e:#}; its driver's HTTP requests trust the system's roots only",
                     record.name
                 ));
-                crate::capabilities::http::Sender::new(crate::capabilities::http::HttpSettings {
-                    cacert: None,
-                    ..settings.clone()
-                })
+                crate::capabilities::http::Sender::new(
+                    crate::capabilities::http::HttpSettings {
+                        cacert: None,
+                        ..settings.clone()
+                    },
+                    root,
+                )
             })?;
             offer.http = Some(Arc::new(sender));
         }
@@ -153,7 +157,7 @@ impl App {
         let (component, grant) = self.runtime()?.load_granted(source, Kind::Driver)?;
         let label = match source {
             Source::Builtin(b) => b.name.to_string(),
-            Source::File(p) => p
+            Source::File(p) | Source::Installed { path: p, .. } => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "driver".into()),

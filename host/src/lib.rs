@@ -25,6 +25,7 @@ pub mod store;
 pub mod swarm;
 pub mod tls;
 pub mod transfer;
+pub mod user_file;
 pub mod validate;
 pub mod vm;
 pub mod wait;

@@ -17,6 +17,7 @@ mod openstack_driver;
 mod output;
 mod permissions;
 mod power;
+mod security_files;
 mod security_keys;
 mod security_limits;
 mod security_output;

@@ -1,7 +1,9 @@
 //! The `digitalocean` driver: droplets through the DigitalOcean v2 API, as Docker Machine's
 //! digitalocean driver, plus `--digitalocean-api-url` (private endpoints and tests).
 //!
-//! It reaches only the host of `--digitalocean-api-url` (the `http` capability), never sees
+//! It reaches only DigitalOcean's API host, or the host of a `--digitalocean-api-url` the
+//! user typed (the `http` capability: a `{flag}` host comes only from a typed value, never
+//! from the flag's default, so the default's host is declared as it is), never sees
 //! a private key (the `keys` capability lends the machine's public key, uploaded as an
 //! account key), and records every id the API returns (key, droplet) in its store at once,
 //! so `dmw rm` cleans up after a failed or interrupted create too. The access token is a
@@ -13,6 +15,7 @@ dmw_guest::permissions! {
     capability "keys";
     capability "http";
     http_host "{digitalocean-api-url}";
+    http_host "api.digitalocean.com";
     secret "digitalocean-access-token";
     file "digitalocean-userdata";
 }

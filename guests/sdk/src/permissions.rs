@@ -21,8 +21,12 @@
 //!   matches itself, `*` one argument not starting with `-`, `PREFIX*` one argument starting
 //!   with PREFIX, `**` (last) any further arguments. Other arguments are refused by the host.
 //! - `secret FLAG`: the flag's value is a secret (stored 0600 only, `<redacted>` everywhere).
-//! - `file FLAG`: the flag's value names a local file; the host reads it (at most 64 KiB)
-//!   and gives the driver its contents as the value (a plugin cannot read files).
+//! - `file FLAG`: the flag's value names a local file; the host reads it (a regular file of
+//!   at most 64 KiB outside dmw's store) and gives the driver its contents as the value (a
+//!   plugin cannot read files). Only a file the user names is read: the flag may have no
+//!   default (a driver that declares one is refused), and it is an ask the user approves.
+//! - `http_host "{FLAG}"`: the host of a URL the user typed in `--FLAG`; the flag's default
+//!   is never used for the allow-list (declare a default API host as it is).
 //! - `env_var NAME`: an environment variable outside the driver's `NAME_` prefix that its
 //!   flags may read (a file used by path needs the user's approval for it).
 //! - `http_cacert FLAG`: the flag whose value is a CA bundle file added to the trusted roots

@@ -1,5 +1,6 @@
 //! `dmw create`: the driver's flags join the command line, then the provisioning pipeline runs.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -158,8 +159,9 @@ fn default_driver(args: &[String]) -> Option<String> {
         .filter(|_| !args.is_empty())
 }
 
-/// A driver installed under `name` (`dmw plugin install`): its file, which must be the very
-/// one approved (same sha256), whatever it asks for.
+/// A driver installed under `name` (`dmw plugin install`): its file, whose bytes must be
+/// the very ones approved (same sha256, checked on the bytes that are loaded), whatever it
+/// asks for.
 fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
     if name.contains('/')
         || name.ends_with(".wasm")
@@ -167,38 +169,47 @@ fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
     {
         return None;
     }
-    let registry = crate::plugin::grants::Registry::load(&app.store.grants_file()).ok()?;
+    let registry = match crate::plugin::grants::Registry::load(&app.store.grants_file()) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
     let p = registry.named(name, Kind::Driver)?;
-    let shown = p.path.display();
-    Some(match std::fs::read(&p.path) {
-        Ok(bytes) if crate::plugin::grants::sha256_hex(&bytes) == p.sha256 => {
-            Ok(Source::File(p.path.clone()))
-        }
-        Ok(bytes) => Err(anyhow::anyhow!(
-            "the file {shown} of the installed driver \"{name}\" changed since you installed it (sha256 {} then, {} now); check it with `dmw plugin inspect {shown}` and approve it again with `dmw plugin install {shown}`",
-            p.sha256,
-            crate::plugin::grants::sha256_hex(&bytes)
-        )),
-        Err(e) => Err(anyhow::anyhow!(
-            "the file {shown} of the installed driver \"{name}\" cannot be read: {e}; install it again, or `dmw plugin rm {name}`"
-        )),
-    })
+    Some(Ok(Source::Installed {
+        name: name.to_string(),
+        path: p.path.clone(),
+        sha256: p.sha256.clone(),
+    }))
 }
 
-/// The values the user gave the driver's flags (not defaults): on the command line, or
-/// in the environment variable the driver declared for the flag.
-fn typed_values(m: &ArgMatches, flags: &[Flag]) -> Vec<String> {
+/// The names of the driver's flags whose values the user gave (not the driver's
+/// defaults): on the command line, or in the environment variable the driver declared for
+/// the flag. Decided here once; file flags, `{flag}` hosts, the CA bundle and the SSH key
+/// path are taken only from these.
+fn typed_flags(m: &ArgMatches, flags: &[Flag]) -> BTreeSet<String> {
     use clap::parser::ValueSource;
     flags
         .iter()
-        .filter(|f| matches!(f.kind, FlagKind::Text | FlagKind::TextList))
         .filter(|f| {
             matches!(
                 m.value_source(&f.name),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             )
         })
-        .flat_map(|f| strings(m, &f.name))
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// The text values the user gave the driver's flags (see [`typed_flags`]).
+fn typed_values(values: &[FlagValue], flags: &[Flag], typed: &BTreeSet<String>) -> Vec<String> {
+    let text = |name: &str| {
+        flags
+            .iter()
+            .any(|f| f.name == name && matches!(f.kind, FlagKind::Text | FlagKind::TextList))
+    };
+    values
+        .iter()
+        .filter(|v| typed.contains(&v.name) && text(&v.name))
+        .flat_map(|v| v.values.iter().cloned())
         .collect()
 }
 
@@ -208,22 +219,24 @@ use crate::report::SECRET_WORDS;
 const MAX_FLAG_FILE: u64 = 64 << 10;
 
 /// Replace the value of each flag the driver declared as a file (`file FLAG`) by the file's
-/// contents (UTF-8, at most 64 KiB): a plugin cannot read the user's files itself.
-fn read_file_flags(mut values: Vec<FlagValue>, files: &[String]) -> Result<Vec<FlagValue>, String> {
+/// contents (UTF-8, at most 64 KiB, read by [`crate::user_file::read`]): a plugin cannot
+/// read the user's files itself. Only a value the user typed is read; a file flag the user
+/// did not type is passed on empty.
+fn read_file_flags(
+    mut values: Vec<FlagValue>,
+    files: &[String],
+    typed: &BTreeSet<String>,
+    store_root: &std::path::Path,
+) -> Result<Vec<FlagValue>, String> {
     for v in values.iter_mut().filter(|v| files.contains(&v.name)) {
+        if !typed.contains(&v.name) {
+            v.values.clear();
+            continue;
+        }
         for value in v.values.iter_mut().filter(|x| !x.is_empty()) {
             let path = std::path::Path::new(value.as_str());
-            let meta = std::fs::metadata(path)
-                .map_err(|e| format!("--{} {value}: cannot read the file: {e}", v.name))?;
-            if meta.len() > MAX_FLAG_FILE {
-                return Err(format!(
-                    "--{} {value}: the file is larger than {} KiB",
-                    v.name,
-                    MAX_FLAG_FILE >> 10
-                ));
-            }
-            let bytes = std::fs::read(path)
-                .map_err(|e| format!("--{} {value}: cannot read the file: {e}", v.name))?;
+            let bytes = crate::user_file::read(path, MAX_FLAG_FILE, store_root)
+                .map_err(|e| format!("--{} {value}: {e}", v.name))?;
             *value = String::from_utf8(bytes)
                 .map_err(|_| format!("--{} {value}: the file is not UTF-8 text", v.name))?;
         }
@@ -273,16 +286,13 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             .await
             .map_err(load_err)?;
         flags = driver.create_flags().await?;
-        // A file that is byte for byte a built-in driver is that built-in, used by path.
-        let builtin = match &source {
-            Source::Builtin(_) => true,
-            Source::File(path) => crate::plugin::builtin::is_driver_copy(path),
-        };
+        // A file that is byte for byte a built-in driver is that built-in, used by path
+        // (decided on the bytes that were loaded, `Driver::is_builtin`).
         crate::plugin::flag_policy::check(
             driver.name(),
             &flags,
-            builtin,
-            &driver.declaration().env_vars,
+            driver.is_builtin(),
+            driver.declaration(),
         )
         .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
         loaded = Some((source, driver));
@@ -347,21 +357,32 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         provision::check_tls_san(&san)
             .map_err(|e| create_error(&name, "read TLS flags", format!("{e:#}")))?;
     }
-    // Values read from the user's files and the HTTP settings, before anything is claimed.
-    let driver_flags = read_file_flags(flag_values(&m, &flags), &flags_driver.declaration().files)
-        .map_err(|e| create_error(&name, "read driver flags", e))?;
+    // The HTTP settings and the values read from the user's files, before anything is
+    // claimed: both from the values the user typed only (never the driver's defaults).
+    let typed = typed_flags(&m, &flags);
+    let values = flag_values(&m, &flags);
+    let typed_values = typed_values(&values, &flags, &typed);
+    let store_root = app.store.root();
     let http = if flags_driver.granted("http") {
         let settings = crate::capabilities::http::HttpSettings::resolve(
             flags_driver.declaration(),
-            &driver_flags,
+            &values,
+            &typed,
         )
         .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        let sender = crate::capabilities::http::Sender::new(settings.clone())
+        let sender = crate::capabilities::http::Sender::new(settings.clone(), store_root)
             .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
         Some((settings, Arc::new(sender)))
     } else {
         None
     };
+    let driver_flags = read_file_flags(
+        values,
+        &flags_driver.declaration().files,
+        &typed,
+        store_root,
+    )
+    .map_err(|e| create_error(&name, "read driver flags", e))?;
     let dir = app
         .store
         .claim(&name)
@@ -393,7 +414,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         driver_source,
         driver_flags,
         http,
-        typed_values: typed_values(&m, &flags),
+        typed_values,
         engine,
         tls_sans: strings(&m, "tls-san"),
         recipe,

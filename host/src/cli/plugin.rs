@@ -91,14 +91,21 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             // Only a byte-for-byte copy of a built-in driver (e.g. the openstack driver's own
             // .wasm) may carry a built-in's name; it is used by path, `--driver NAME` stays
             // the built-in.
+            // Decided on the bytes inspected (and hashed for the approval), never re-read.
             let shadowed = crate::plugin::builtin::driver(&found.name).is_some();
-            if shadowed && !crate::plugin::builtin::is_driver_copy(path) {
+            if shadowed && !found.builtin_copy {
                 return Err(CliError::new(format!(
                     "Error: the plugin calls itself \"{}\", the name of a built-in driver; it cannot be installed under that name",
                     found.name
                 )));
             }
             print!("{}", inspect::render(&found));
+            if let Err(why) = &found.flags_ok {
+                return Err(CliError::new(format!(
+                    "Error: {} cannot be installed: {why}",
+                    path.display()
+                )));
+            }
             if let Err(why) = crate::plugin::grants::check_imports(
                 &found.imports,
                 if found.kind == "driver" {

@@ -61,13 +61,11 @@ pub const RECIPES: &[Builtin] = &[
     recipe!("suse"),
 ];
 
-/// Whether the file at `path` is byte for byte one of the built-in drivers (its own
-/// `.wasm`, used by path as `--driver ./openstack.wasm`): only such a file may carry a
-/// built-in driver's name.
-pub fn is_driver_copy(path: &std::path::Path) -> bool {
-    std::fs::read(path)
-        .map(|bytes| DRIVERS.iter().any(|d| d.wasm == bytes.as_slice()))
-        .unwrap_or(false)
+/// Whether `bytes` (a plugin file's, as loaded: never read again by path) are byte for
+/// byte one of the built-in drivers (its own `.wasm`, used by path as
+/// `--driver ./openstack.wasm`): only such a file may carry a built-in driver's name.
+pub fn is_driver_bytes(bytes: &[u8]) -> bool {
+    DRIVERS.iter().any(|d| d.wasm == bytes)
 }
 
 /// The built-in driver called `name`.

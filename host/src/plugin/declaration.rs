@@ -10,8 +10,9 @@
 //! environment variable outside the driver's prefix that its flags may read),
 //! `http-cacert FLAG` (the flag naming a CA bundle for its HTTP requests) and
 //! `http-insecure FLAG` (the boolean flag that turns TLS verification off), `file FLAG`
-//! (the flag's value is a local file the host reads, at most 64 KiB, and passes to the
-//! driver as the value: a plugin cannot read files, e.g. cloud-init user data),
+//! (the flag's value is a local file the user names, which the host reads — at most 64 KiB,
+//! `user_file::read` — and passes to the driver as the value: a plugin cannot read files,
+//! e.g. cloud-init user data; an ask, and the flag may have no default),
 //! `http-keystone-catalog AUTH-URL-FLAG REGION-FLAG INTERFACE-FLAG` (the hosts of the
 //! Keystone service catalog endpoints for that region and interface, learnt from the token
 //! answer of the auth URL's host, are allowed too: `capabilities::http`). Entries added
@@ -39,7 +40,8 @@ pub const CAPABILITIES: &[&str] = &["ssh", "certs", "http", "keys", "process", "
 pub struct Declaration {
     /// Capabilities it asks for (each one of [`CAPABILITIES`]).
     pub capabilities: Vec<String>,
-    /// HTTP hosts it may reach (patterns; `{flag-name}` stands for the host of that flag's value).
+    /// HTTP hosts it may reach (patterns; `{flag-name}` stands for the host of the value the
+    /// user typed for that flag, never its default).
     pub http_hosts: Vec<String>,
     /// Local programs it may run (each with any arguments, unless it has forms in
     /// [`program_args`](Self::program_args)).

@@ -66,6 +66,12 @@ impl Driver {
         &self.store.data().declaration
     }
 
+    /// Whether the driver is built in, or a file byte for byte a built-in driver (decided on
+    /// the bytes that were loaded).
+    pub fn is_builtin(&self) -> bool {
+        self.store.data().builtin
+    }
+
     /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).
     pub fn name(&self) -> &str {
         &self.name

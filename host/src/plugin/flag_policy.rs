@@ -12,9 +12,14 @@
 //!   in its permissions, approved by the user for a file), and is never one of dmw's,
 //!   Docker's or the system's (`DMW_…`, `DOCKER_…`, `MACHINE_…`, `HOME`, `PATH`, …).
 //!
+//! - a flag whose value names a file the host reads (`file FLAG`, `http-cacert FLAG`) has no
+//!   default: the host reads only files the user names, so a default would be the plugin
+//!   choosing which of the user's files to read (`/proc/self/environ`, the CA key).
+//!
 //! A declaration that breaks a rule makes the whole driver unusable, with a message that
 //! names the flag and the rule: a silently dropped flag would hide an attempt.
 
+use super::declaration::Declaration;
 use super::driver::Flag;
 
 /// Words that are dmw's own: a driver may not take them as its name, and no driver flag
@@ -63,20 +68,23 @@ const RESERVED_ENV_NAMES: &[&str] = &[
 const MAX_NAME: usize = 64;
 
 /// Check a driver's name and flag declarations; `builtin` drivers keep their historic
-/// unprefixed names but follow every other rule; `declared_env` are the environment
-/// variables outside its prefix it declared (and was granted). Every broken rule is listed
-/// (one per line), so one run shows all that a driver reaches for.
+/// unprefixed names but follow every other rule; `declared` is what it declared (and was
+/// granted): its environment variables outside its prefix, its file and CA bundle flags.
+/// Every broken rule is listed (one per line), so one run shows all that a driver reaches
+/// for.
 pub fn check(
     driver: &str,
     flags: &[Flag],
     builtin: bool,
-    declared_env: &[String],
+    declared: &Declaration,
 ) -> Result<(), String> {
     check_driver_name(driver, builtin)?;
     let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for f in flags {
-        if let Err(e) = check_flag(driver, f, builtin, declared_env) {
+        if let Err(e) = check_flag(driver, f, builtin, &declared.env_vars) {
+            problems.push(e);
+        } else if let Err(e) = check_file_default(driver, f, declared) {
             problems.push(e);
         } else if !seen.insert(f.name.as_str()) {
             problems.push(format!(
@@ -89,7 +97,7 @@ pub fn check(
         Ok(())
     } else {
         Err(format!(
-            "{}\nThis driver cannot be used: its flags reach beyond its own.",
+            "{}\nThis driver cannot be used: its flags break the rules above (its author must change them).",
             problems.join("\n")
         ))
     }
@@ -98,6 +106,30 @@ pub fn check(
 /// The environment variable prefix of a driver: `acme-cloud` → `ACME_CLOUD_`.
 pub fn env_prefix(driver: &str) -> String {
     format!("{}_", driver.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The flags of `declared` whose value names a file the host reads: its `file` flags and
+/// its `http-cacert` flag.
+pub fn file_flags(declared: &Declaration) -> impl Iterator<Item = &str> {
+    declared
+        .files
+        .iter()
+        .map(String::as_str)
+        .chain(declared.http_cacert.as_deref())
+}
+
+/// A flag naming a file the host reads may have no default: the file must be the user's
+/// choice.
+fn check_file_default(driver: &str, f: &Flag, declared: &Declaration) -> Result<(), String> {
+    let default = f.default.as_deref().unwrap_or("").trim();
+    if default.is_empty() || !file_flags(declared).any(|n| n == f.name) {
+        return Ok(());
+    }
+    Err(format!(
+        "driver {driver} declares the default {:?} for --{}, a flag whose value names a local file dmw reads; dmw reads only files you name, so such a flag may have no default",
+        crate::sanitize::plugin_text(default, 200),
+        f.name
+    ))
 }
 
 fn check_driver_name(name: &str, builtin: bool) -> Result<(), String> {
@@ -200,6 +232,13 @@ mod tests {
     use super::*;
     use crate::plugin::driver::FlagKind;
 
+    fn env(vars: &[&str]) -> Declaration {
+        Declaration {
+            env_vars: vars.iter().map(|v| v.to_string()).collect(),
+            ..Declaration::default()
+        }
+    }
+
     fn flag(name: &str, env: Option<&str>) -> Flag {
         Flag {
             name: name.into(),
@@ -216,17 +255,17 @@ mod tests {
             flag("acme-region", Some("ACME_REGION")),
             flag("acme-token", None),
         ];
-        assert_eq!(check("acme", &flags, false, &[]), Ok(()));
+        assert_eq!(check("acme", &flags, false, &env(&[])), Ok(()));
         assert_eq!(env_prefix("acme-cloud"), "ACME_CLOUD_");
     }
 
     #[test]
     fn dmw_flags_and_prefixes_are_refused() {
         for name in ["tls-san", "engine-opt", "swarm-master", "driver", "help"] {
-            let err = check("acme", &[flag(name, None)], false, &[]).expect_err(name);
+            let err = check("acme", &[flag(name, None)], false, &env(&[])).expect_err(name);
             assert!(err.contains("dmw's own"), "{err}");
             // Built-ins may not take them either.
-            assert!(check("generic", &[flag(name, None)], true, &[]).is_err());
+            assert!(check("generic", &[flag(name, None)], true, &env(&[])).is_err());
         }
     }
 
@@ -236,14 +275,14 @@ mod tests {
             "region", "ACME-x", "acme_x", "acme-", "", "acme x", "-acme-x",
         ] {
             assert!(
-                check("acme", &[flag(name, None)], false, &[]).is_err(),
+                check("acme", &[flag(name, None)], false, &env(&[])).is_err(),
                 "{name:?}"
             );
         }
         // The none driver's historic --url stays.
-        assert_eq!(check("none", &[flag("url", None)], true, &[]), Ok(()));
+        assert_eq!(check("none", &[flag("url", None)], true, &env(&[])), Ok(()));
         let dup = [flag("acme-a", None), flag("acme-a", None)];
-        assert!(check("acme", &dup, false, &[]).is_err());
+        assert!(check("acme", &dup, false, &env(&[])).is_err());
     }
 
     #[test]
@@ -257,12 +296,12 @@ mod tests {
             "acme_x",
             "ACME-X",
         ] {
-            let err = check("acme", &[flag("acme-x", Some(var))], false, &[]).expect_err(var);
+            let err = check("acme", &[flag("acme-x", Some(var))], false, &env(&[])).expect_err(var);
             assert!(err.contains("environment variable"), "{err}");
         }
         for var in ["DOCKER_HOST", "MACHINE_STORAGE_PATH", "SSH_AUTH_SOCK"] {
             assert!(
-                check("generic", &[flag("generic-x", Some(var))], true, &[]).is_err(),
+                check("generic", &[flag("generic-x", Some(var))], true, &env(&[])).is_err(),
                 "{var}"
             );
         }
@@ -270,26 +309,60 @@ mod tests {
 
     #[test]
     fn declared_environment_variables_pass_but_never_the_systems() {
-        let declared = vec!["OS_PASSWORD".to_string(), "HOME".to_string()];
+        let declared = env(&["OS_PASSWORD", "HOME"]);
         let ok = [flag("acme-password", Some("OS_PASSWORD"))];
         assert_eq!(check("acme", &ok, false, &declared), Ok(()));
-        assert!(check("acme", &ok, false, &[]).is_err(), "undeclared");
+        assert!(check("acme", &ok, false, &env(&[])).is_err(), "undeclared");
         let home = [flag("acme-home", Some("HOME"))];
         assert!(check("acme", &home, false, &declared).is_err());
         assert!(check("generic", &home, true, &declared).is_err());
         let proxy = [flag("acme-proxy", Some("HTTPS_PROXY"))];
-        assert!(check("acme", &proxy, true, &["HTTPS_PROXY".into()]).is_err());
+        assert!(check("acme", &proxy, true, &env(&["HTTPS_PROXY"])).is_err());
     }
 
     #[test]
     fn driver_names_are_checked() {
         assert!(
-            check("generic", &[], false, &[]).is_err(),
+            check("generic", &[], false, &env(&[])).is_err(),
             "a file may not pose as a built-in"
         );
-        assert_eq!(check("generic", &[], true, &[]), Ok(()));
+        assert_eq!(check("generic", &[], true, &env(&[])), Ok(()));
         for name in ["dmw", "docker", "Acme", "a b", "", "acme-", "x\u{1b}"] {
-            assert!(check(name, &[], false, &[]).is_err(), "{name:?}");
+            assert!(check(name, &[], false, &env(&[])).is_err(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn file_flags_may_have_no_default() {
+        let declared = Declaration {
+            files: vec!["acme-userdata".into()],
+            http_cacert: Some("acme-cacert".into()),
+            ..Declaration::default()
+        };
+        let with_default = |name: &str, default: &str| Flag {
+            default: Some(default.into()),
+            ..flag(name, None)
+        };
+        for (name, default) in [
+            ("acme-userdata", "/proc/self/environ"),
+            ("acme-userdata", ".dmw/certs/ca-key.pem"),
+            ("acme-cacert", "/etc/shadow"),
+        ] {
+            let err =
+                check("acme", &[with_default(name, default)], false, &declared).expect_err(name);
+            assert!(
+                err.contains(&format!("--{name}")) && err.contains(default),
+                "{err}"
+            );
+            // Built-ins follow the rule too.
+            assert!(check("acme", &[with_default(name, default)], true, &declared).is_err());
+        }
+        // No default, an empty one, or a default on a flag that names no file: fine.
+        let fine = [
+            flag("acme-userdata", None),
+            with_default("acme-cacert", ""),
+            with_default("acme-region", "/not/a/file/flag"),
+        ];
+        assert_eq!(check("acme", &fine, false, &declared), Ok(()));
     }
 }

@@ -63,6 +63,10 @@ pub struct Grant {
     pub capabilities: Vec<String>,
     /// What the plugin declared (its HTTP hosts, programs, secret flags, TLS flags), as granted.
     pub declaration: Declaration,
+    /// Built into dmw, or a file byte for byte one of the built-in drivers — decided from
+    /// the very bytes that were hashed and compiled: it may keep a built-in's name and
+    /// Docker Machine's historic flag names (`plugin::flag_policy`).
+    pub builtin: bool,
 }
 
 impl Grant {
@@ -158,20 +162,26 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .map(|c| format!("capability {c}"))
         .collect();
     // A literal address of special use says what it reaches (`127.0.0.1:8080`: your own
-    // computer), since such an address is allowed only because the pattern names it.
+    // computer), since such an address is allowed only because the pattern names it; a
+    // `{flag}` pattern says that only a URL the user types counts.
     asks.extend(d.http_hosts.iter().map(
         |h| match crate::capabilities::http::literal_special_use(h) {
             Some(kind) => format!("HTTP host {h} ({kind})"),
-            None => format!("HTTP host {h}"),
+            None => format!("HTTP host {}", host_words(h)),
         },
     ));
     asks.extend(d.http_keystone_catalog.iter().map(|k| {
         format!(
-            "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}})",
-            k.auth_url, k.region, k.interface
+            "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}}; only from an auth URL you type in --{})",
+            k.auth_url, k.region, k.interface, k.auth_url
         )
     }));
     asks.extend(program_asks(d));
+    asks.extend(
+        d.files
+            .iter()
+            .map(|f| format!("reads a local file you name in --{f}")),
+    );
     asks.extend(
         d.env_vars
             .iter()
@@ -211,6 +221,26 @@ pub fn full_trust_words(program: &str) -> String {
 
 /// The name of the approval a program without argument forms needs.
 pub const FULL_TRUST: &str = "FULL TRUST";
+
+/// The flag a `{flag}` or `{flag}:*` host pattern stands for, if it is one.
+pub fn pattern_flag(pattern: &str) -> Option<&str> {
+    pattern
+        .strip_suffix(":*")
+        .unwrap_or(pattern)
+        .strip_prefix('{')?
+        .strip_suffix('}')
+}
+
+/// A host pattern in words: `{flag}` patterns say that only a URL the user types counts.
+pub fn host_words(pattern: &str) -> String {
+    match pattern_flag(pattern) {
+        Some(flag) if pattern.ends_with(":*") => {
+            format!("{pattern} (any port of the host of a URL you type in --{flag})")
+        }
+        Some(flag) => format!("{pattern} (the host of a URL you type in --{flag})"),
+        None => pattern.to_string(),
+    }
+}
 
 /// Check the component's imports against its declaration: every `dmw:plugin` interface it
 /// imports must be `types`, `log`, `store`, a default capability of `kind` or a declared one.
@@ -297,6 +327,7 @@ pub fn decide(
     Ok(Grant {
         capabilities,
         declaration: d.clone(),
+        builtin: origin == Origin::Builtin,
     })
 }
 
@@ -317,6 +348,7 @@ fn covers(approved: &Declaration, d: &Declaration) -> bool {
             }
         })
         && all(&approved.env_vars, &d.env_vars)
+        && all(&approved.files, &d.files)
 }
 
 /// The default grant of `kind`, in words.
@@ -389,6 +421,47 @@ mod tests {
             declaration: Declaration::default(),
         });
         assert!(decide(Kind::Driver, Origin::File(path), "aa", &d, &reg).is_err());
+        // A file flag is an ask: the host reads a file of the user's for the plugin.
+        let file = Declaration {
+            files: vec!["acme-userdata".into()],
+            ..Declaration::default()
+        };
+        assert_eq!(
+            beyond_default(Kind::Driver, &file),
+            vec!["reads a local file you name in --acme-userdata"]
+        );
+        let err = decide(Kind::Driver, Origin::File(path), "ff", &file, &reg)
+            .expect_err("a file flag stops a plugin used by path");
+        assert!(format!("{err}").contains("--acme-userdata"), "{err}");
+        let mut without_files = Registry::default();
+        without_files.approve(Installed {
+            name: "acme".into(),
+            kind: "driver".into(),
+            path: path.into(),
+            sha256: "ff".into(),
+            declaration: Declaration::default(),
+        });
+        assert!(
+            decide(
+                Kind::Driver,
+                Origin::File(path),
+                "ff",
+                &file,
+                &without_files
+            )
+            .is_err(),
+            "an approval without the file flag does not cover it"
+        );
+        let mut with_files = Registry::default();
+        with_files.approve(Installed {
+            name: "acme".into(),
+            kind: "driver".into(),
+            path: path.into(),
+            sha256: "ff".into(),
+            declaration: file.clone(),
+        });
+        assert!(decide(Kind::Driver, Origin::File(path), "ff", &file, &with_files).is_ok());
+        assert!(decide(Kind::Driver, Origin::Builtin, "ff", &file, &reg).is_ok());
         // Secrets and TLS flags are no ask: they protect the user.
         let quiet = Declaration {
             secrets: vec!["acme-token".into()],

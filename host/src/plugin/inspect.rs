@@ -20,6 +20,9 @@ pub struct FlagInfo {
     pub name: String,
     /// Environment variable it falls back to, if any.
     pub env_var: Option<String>,
+    /// The plugin's default value, if any (shown as plugin text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// What `dmw plugin inspect` shows.
@@ -50,9 +53,29 @@ pub struct Inspection {
     pub flags: Vec<FlagInfo>,
     /// Whether it may run as it is here, and if not, why.
     pub usable: Result<(), String>,
+    /// Whether its bytes (the ones hashed above) are byte for byte a built-in driver's.
+    pub builtin_copy: bool,
+    /// Whether its flag declarations follow dmw's rules (`plugin::flag_policy`), and if
+    /// not, why.
+    pub flags_ok: Result<(), String>,
 }
 
 impl Inspection {
+    /// What becomes of the default of flag `name` for the allow-list: "" when it has none.
+    fn default_note(&self, name: &str) -> String {
+        match self
+            .flags
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.default.as_deref())
+        {
+            Some(v) => format!(
+                "; the driver's default {v:?} is not used for the allow-list: with no URL typed, no host"
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The environment variables its flags read.
     pub fn env_vars(&self) -> Vec<&str> {
         self.flags
@@ -76,33 +99,47 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
     // Only `info` and `create-flags` run: nothing beyond log and store is lent.
     let nothing = super::grants::Grant::default();
     let offer = || Offer::new("plugin", quiet.clone(), Default::default());
-    let (name, description, flags) = match kind {
+    let builtin_copy = kind == Kind::Driver
+        && (matches!(source, Source::Builtin(_)) || super::builtin::is_driver_bytes(&bytes));
+    let (name, description, flags, flags_ok) = match kind {
         Kind::Driver => {
             let mut d = runtime.driver(&component, &nothing, offer()).await?;
             let info = d.info().await?;
-            let flags = d
-                .create_flags()
-                .await?
-                .into_iter()
-                .map(|f| FlagInfo {
-                    name: crate::sanitize::plugin_text(&f.name, crate::sanitize::NAME_LIMIT),
-                    env_var: f
-                        .env_var
-                        .map(|v| crate::sanitize::plugin_text(&v, crate::sanitize::NAME_LIMIT)),
-                })
-                .collect();
-            (info.name, info.description, flags)
+            let raw = d.create_flags().await?;
+            let flags_ok = super::flag_policy::check(&info.name, &raw, builtin_copy, &declaration);
+            let flags =
+                raw.into_iter()
+                    .map(|f| FlagInfo {
+                        name: crate::sanitize::plugin_text(&f.name, crate::sanitize::NAME_LIMIT),
+                        env_var: f
+                            .env_var
+                            .map(|v| crate::sanitize::plugin_text(&v, crate::sanitize::NAME_LIMIT)),
+                        default: f.default.filter(|v| !v.trim().is_empty()).map(|v| {
+                            crate::sanitize::plugin_text(&v, crate::sanitize::MESSAGE_LIMIT)
+                        }),
+                    })
+                    .collect();
+            (info.name, info.description, flags, flags_ok)
         }
         Kind::Recipe => {
             let mut r = runtime.recipe(&component, &nothing, offer()).await?;
             let info = r.info().await?;
-            (info.name, info.description, Vec::new())
+            (info.name, info.description, Vec::new(), Ok(()))
         }
     };
-    let usable = runtime
+    let granted = runtime
         .grant(source, kind, &bytes, &component)
         .map(|_| ())
         .map_err(|e| format!("{e:#}"));
+    // Every reason it may not run, the grant's and the flags'.
+    let usable = match (granted, flags_ok.clone()) {
+        (Ok(()), Ok(())) => Ok(()),
+        (a, b) => Err([a.err(), b.err()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n")),
+    };
     Ok(Inspection {
         source: source.reference(),
         sha256: grants::sha256_hex(&bytes),
@@ -120,6 +157,8 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
         imports,
         flags,
         usable,
+        builtin_copy,
+        flags_ok,
     })
 }
 
@@ -168,11 +207,26 @@ pub fn render(i: &Inspection) -> String {
                 .join(" ")
         }
     };
-    let mut hosts = d.http_hosts.clone();
+    let mut hosts: Vec<String> = d
+        .http_hosts
+        .iter()
+        .map(|h| match grants::pattern_flag(h) {
+            Some(flag) => {
+                let words = grants::host_words(h);
+                let open = words.strip_suffix(')').unwrap_or(&words);
+                format!("{open}{})", i.default_note(flag))
+            }
+            None => h.clone(),
+        })
+        .collect();
     if let Some(k) = &d.http_keystone_catalog {
         hosts.push(format!(
-            "the Keystone service catalog endpoints of --{} for the region --{} and interface --{} (default public)",
-            k.auth_url, k.region, k.interface
+            "the Keystone service catalog endpoints of --{} for the region --{} and interface --{} (default public; only from an auth URL you type in --{}{})",
+            k.auth_url,
+            k.region,
+            k.interface,
+            k.auth_url,
+            i.default_note(&k.auth_url)
         ));
     }
     let tls = match (&d.http_cacert, &d.http_insecure) {

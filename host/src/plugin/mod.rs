@@ -70,6 +70,16 @@ pub enum Source {
     Builtin(builtin::Builtin),
     /// A `.wasm` file given by path.
     File(PathBuf),
+    /// The file of a plugin the user installed under its name (`dmw plugin install`): its
+    /// bytes must hash to the approved sha256, checked on the very bytes that are compiled.
+    Installed {
+        /// The name it was installed under.
+        name: String,
+        /// The file, absolute.
+        path: PathBuf,
+        /// The approved sha256 (hex).
+        sha256: String,
+    },
 }
 
 impl Source {
@@ -77,7 +87,15 @@ impl Source {
     pub fn reference(&self) -> String {
         match self {
             Source::Builtin(b) => format!("builtin:{}", b.name),
-            Source::File(p) => p.display().to_string(),
+            Source::File(p) | Source::Installed { path: p, .. } => p.display().to_string(),
+        }
+    }
+
+    /// The file, for a plugin that comes from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Builtin(_) => None,
+            Source::File(p) | Source::Installed { path: p, .. } => Some(p),
         }
     }
 
@@ -150,6 +168,8 @@ pub struct HostState {
     pub(crate) public_key: Arc<std::sync::OnceLock<String>>,
     /// What the plugin declared, as granted (secret flags, declared environment variables).
     pub declaration: declaration::Declaration,
+    /// Whether it is a built-in driver or byte for byte one ([`grants::Grant::builtin`]).
+    pub builtin: bool,
     /// The capabilities granted (beyond log and store).
     pub granted: Vec<String>,
     /// wasi:http's own state (field size limits).
@@ -476,33 +496,54 @@ impl Runtime {
     ) -> Result<grants::Grant> {
         let declared = declaration::read(bytes)?;
         grants::check_imports(&self.imports(component), kind, &declared)?;
-        let origin = match source {
-            Source::Builtin(_) => grants::Origin::Builtin,
-            Source::File(p) => grants::Origin::File(p),
+        let origin = match source.path() {
+            None => grants::Origin::Builtin,
+            Some(p) => grants::Origin::File(p),
         };
-        grants::decide(
+        let mut grant = grants::decide(
             kind,
             origin,
             &grants::sha256_hex(bytes),
             &declared,
             &self.registry()?,
-        )
+        )?;
+        // The built-in comparison is made on these bytes too: never on the path again.
+        grant.builtin = match source {
+            Source::Builtin(_) => true,
+            _ => kind == Kind::Driver && builtin::is_driver_bytes(bytes),
+        };
+        Ok(grant)
     }
 
-    /// The bytes of a plugin and how to name it in messages.
+    /// The bytes of a plugin (read once: the same bytes are hashed, compared and compiled)
+    /// and how to name it in messages. An installed plugin's bytes must hash to the
+    /// approved sha256.
     pub fn bytes<'a>(
         &self,
         source: &'a Source,
         kind: Kind,
     ) -> Result<(std::borrow::Cow<'a, [u8]>, String)> {
+        let read = |p: &Path| {
+            std::fs::read(p).with_context(|| format!("cannot read {kind} plugin {}", p.display()))
+        };
         Ok(match source {
             Source::Builtin(b) => (b.wasm.into(), format!("built-in {kind} {}", b.name)),
-            Source::File(p) => (
-                std::fs::read(p)
-                    .with_context(|| format!("cannot read {kind} plugin {}", p.display()))?
-                    .into(),
-                format!("{kind} plugin {}", p.display()),
-            ),
+            Source::File(p) => (read(p)?.into(), format!("{kind} plugin {}", p.display())),
+            Source::Installed { name, path, sha256 } => {
+                let shown = path.display();
+                let bytes = read(path).map_err(|e| {
+                    anyhow!(
+                        "the file {shown} of the installed {kind} \"{name}\" cannot be read: {e:#}; install it again, or `dmw plugin rm {name}`"
+                    )
+                })?;
+                let now = grants::sha256_hex(&bytes);
+                if now != *sha256 {
+                    bail!(
+                        "the file {shown} of the installed {kind} \"{name}\" changed since you installed it (sha256 {sha256} then, {now} now); check it with `dmw plugin inspect {shown}` and approve it again with `dmw plugin install {shown}`"
+                    );
+                }
+                (bytes.into(), format!("{kind} plugin {shown}"))
+            }
         })
     }
 
@@ -590,6 +631,7 @@ impl Runtime {
             lent,
             public_key: offer.public_key.clone(),
             declaration: grant.declaration.clone(),
+            builtin: grant.builtin,
             granted: grant.capabilities.clone(),
             http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
             no_http: crate::capabilities::http::NoHttp,
@@ -1271,6 +1313,47 @@ mod runtime_tests {
         runtime
             .load(&generic, Kind::Driver)
             .expect("recompile after corruption");
+    }
+
+    /// Load once, decide once: the built-in comparison and an installed plugin's sha256 are
+    /// decided on the bytes that are compiled. Before, `create` re-read the path after
+    /// loading to decide "byte for byte a built-in" (a file swapped in between passed), and
+    /// an installed driver's sha256 was checked on a read before the one that was compiled.
+    #[tokio::test]
+    async fn the_builtin_and_approval_decisions_use_the_bytes_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(dir.path()).expect("runtime");
+        let none = builtin::driver("none").expect("none");
+        let copy = dir.path().join("none.wasm");
+        std::fs::write(&copy, none.wasm).expect("copy");
+        let (_, grant) = runtime
+            .load_granted(&Source::File(copy.clone()), Kind::Driver)
+            .expect("a copy of a built-in");
+        assert!(grant.builtin, "byte for byte the built-in");
+        let other = dir.path().join("other.wasm");
+        let mut bytes = none.wasm.to_vec();
+        // Same component, one more custom section: no longer byte for byte the built-in.
+        bytes.extend_from_slice(&[0, 2, 1, b'x']);
+        std::fs::write(&other, &bytes).expect("other");
+        let (_, grant) = runtime
+            .load_granted(&Source::File(other.clone()), Kind::Driver)
+            .expect("another file");
+        assert!(!grant.builtin);
+        // An installed plugin: the bytes compiled are the ones whose sha256 is checked.
+        let installed = Source::Installed {
+            name: "none-copy".into(),
+            path: copy.clone(),
+            sha256: grants::sha256_hex(none.wasm),
+        };
+        assert!(runtime.load_granted(&installed, Kind::Driver).is_ok());
+        std::fs::write(&copy, &bytes).expect("swap the file");
+        let err = runtime
+            .load_granted(&installed, Kind::Driver)
+            .expect_err("changed");
+        assert!(
+            format!("{err:#}").contains("changed since you installed it"),
+            "{err:#}"
+        );
     }
 
     #[tokio::test]

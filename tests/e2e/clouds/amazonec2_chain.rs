@@ -236,7 +236,9 @@ fn amazonec2_errors_are_clear_and_leave_nothing() {
     // The allow-list is the endpoint's host (or the region's EC2 endpoint), nothing else.
     let inspect = dmw.ok(&["plugin", "inspect", "builtin:amazonec2"]);
     assert!(
-        inspect.contains("http hosts:  {amazonec2-endpoint}, ec2.us-east-1.amazonaws.com"),
+        inspect.contains(
+            "http hosts:  {amazonec2-endpoint} (the host of a URL you type in --amazonec2-endpoint), ec2.us-east-1.amazonaws.com"
+        ),
         "{inspect}"
     );
 }

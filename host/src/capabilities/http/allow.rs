@@ -11,6 +11,7 @@
 //!   refused unless the URL is that literal address (allowed by a pattern that names it) or
 //!   the name came from a URL the user typed ([`HttpSettings::named`]).
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -43,6 +44,10 @@ pub struct HttpSettings {
     /// become allowed hosts (declared with `http-keystone-catalog`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystone: Option<KeystoneCatalog>,
+    /// The flags of `{flag}` patterns that allow nothing because the user typed no value
+    /// (the plugin's default is not used): named when a request is denied at create.
+    #[serde(skip)]
+    pub untyped: Vec<String>,
 }
 
 /// The Keystone whose token answers add allowed hosts: its auth URL's origin, and the
@@ -169,8 +174,17 @@ impl HttpSettings {
     /// Resolve a declaration's patterns and TLS flags with the flag values of a create:
     /// `{flag}` becomes the host (and port, when the value names one) of that flag's value;
     /// a pattern whose flag has no value, or a value without `://`, allows nothing.
-    pub fn resolve(d: &Declaration, flags: &[FlagValue]) -> Result<HttpSettings> {
-        let value = |name: &str| {
+    ///
+    /// What chooses hosts or files — a `{flag}` pattern, the Keystone auth URL, the CA
+    /// bundle, the insecure switch — is taken only from a flag named in `typed` (a value
+    /// the user gave, on the command line or in the flag's environment variable), never
+    /// from the plugin's default: with nothing typed, the pattern allows no host.
+    pub fn resolve(
+        d: &Declaration,
+        flags: &[FlagValue],
+        typed: &BTreeSet<String>,
+    ) -> Result<HttpSettings> {
+        let any_value = |name: &str| {
             flags
                 .iter()
                 .find(|f| f.name == name)
@@ -178,8 +192,10 @@ impl HttpSettings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let value = |name: &str| any_value(name).filter(|_| typed.contains(name));
         let mut hosts = Vec::new();
         let mut named = Vec::new();
+        let mut untyped = Vec::new();
         for pattern in &d.http_hosts {
             // `{flag}:*`: the host of the flag's value on any port (a cloud whose services
             // listen on several ports of the same host, as OpenStack's often do).
@@ -191,7 +207,12 @@ impl HttpSettings {
                 .strip_prefix('{')
                 .and_then(|p| p.strip_suffix('}'))
             {
-                let Some(v) = value(flag) else { continue };
+                let Some(v) = value(flag) else {
+                    if any_value(flag).is_some() && !untyped.iter().any(|u| u == flag) {
+                        untyped.push(flag.to_string());
+                    }
+                    continue;
+                };
                 // A value that is no URL at all (a path: `--qemu-image /x.qcow2`) names no
                 // host, so allows nothing, like no value.
                 if !v.contains("://") {
@@ -242,8 +263,10 @@ impl HttpSettings {
                             k.auth_url
                         )
                     })?,
-                    region: value(&k.region),
-                    interface: interface_of(&k.interface, value(&k.interface))?,
+                    // These only narrow the catalog of the user's Keystone: a default
+                    // region or interface is fine.
+                    region: any_value(&k.region),
+                    interface: interface_of(&k.interface, any_value(&k.interface))?,
                 }),
             },
         };
@@ -253,6 +276,7 @@ impl HttpSettings {
             cacert,
             insecure,
             keystone,
+            untyped,
         })
     }
 }
@@ -488,6 +512,11 @@ impl HttpSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every flag of `flags` typed by the user.
+    fn all_typed(flags: &[FlagValue]) -> BTreeSet<String> {
+        flags.iter().map(|f| f.name.clone()).collect()
+    }
 
     fn pats(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()
@@ -727,15 +756,12 @@ mod tests {
             name: n.into(),
             values: vec![v.into()],
         };
-        let s = HttpSettings::resolve(
-            &d,
-            &[
-                fv("acme-url", "http://127.0.0.1:4567/v2"),
-                fv("acme-cacert", "/etc/ca.pem"),
-                fv("acme-insecure", "false"),
-            ],
-        )
-        .expect("resolve");
+        let given = [
+            fv("acme-url", "http://127.0.0.1:4567/v2"),
+            fv("acme-cacert", "/etc/ca.pem"),
+            fv("acme-insecure", "false"),
+        ];
+        let s = HttpSettings::resolve(&d, &given, &all_typed(&given)).expect("resolve");
         assert_eq!(
             s.hosts,
             pats(&["127.0.0.1:4567", "static.acme.test", "127.0.0.1:*"])
@@ -743,13 +769,65 @@ mod tests {
         assert_eq!(s.named, pats(&["127.0.0.1:4567", "127.0.0.1:*"]));
         assert_eq!(s.cacert, Some(PathBuf::from("/etc/ca.pem")));
         assert!(!s.insecure);
-        let bad = HttpSettings::resolve(&d, &[fv("acme-url", "ftp://x/")]);
+        let ftp = [fv("acme-url", "ftp://x/")];
+        let bad = HttpSettings::resolve(&d, &ftp, &all_typed(&ftp));
         assert!(bad.is_err());
         let star = Declaration {
             http_hosts: pats(&["*"]),
             ..Declaration::default()
         };
-        assert!(HttpSettings::resolve(&star, &[]).is_err());
+        assert!(HttpSettings::resolve(&star, &[], &BTreeSet::new()).is_err());
+    }
+
+    #[test]
+    fn flag_patterns_and_files_come_only_from_typed_values() {
+        let d = Declaration {
+            http_hosts: pats(&["{acme-url}", "{acme-url}:*", "static.acme.test"]),
+            http_cacert: Some("acme-cacert".into()),
+            http_insecure: Some("acme-insecure".into()),
+            http_keystone_catalog: Some(crate::plugin::declaration::KeystoneCatalogFlags {
+                auth_url: "acme-url".into(),
+                region: "acme-region".into(),
+                interface: "acme-interface".into(),
+            }),
+            ..Declaration::default()
+        };
+        let fv = |n: &str, v: &str| FlagValue {
+            name: n.into(),
+            values: vec![v.into()],
+        };
+        // The plugin's defaults, nothing typed: only the static host, no CA bundle, TLS on,
+        // no Keystone catalog.
+        let defaults = [
+            fv("acme-url", "http://127.0.0.1:4567/"),
+            fv("acme-cacert", "/proc/self/environ"),
+            fv("acme-insecure", "true"),
+            fv("acme-region", "RegionOne"),
+        ];
+        let s = HttpSettings::resolve(&d, &defaults, &BTreeSet::new()).expect("resolve");
+        assert_eq!(s.hosts, pats(&["static.acme.test"]));
+        assert_eq!(s.untyped, vec!["acme-url"]);
+        assert_eq!(s.cacert, None);
+        assert!(!s.insecure);
+        assert_eq!(s.keystone, None);
+        // The same values typed by the user count.
+        let s = HttpSettings::resolve(&d, &defaults, &all_typed(&defaults)).expect("typed");
+        assert_eq!(
+            s.hosts,
+            pats(&["127.0.0.1:4567", "127.0.0.1:*", "static.acme.test"])
+        );
+        assert!(s.insecure && s.cacert.is_some());
+        let k = s.keystone.expect("keystone");
+        assert_eq!(k.auth, "http://127.0.0.1:4567");
+        assert_eq!(k.region.as_deref(), Some("RegionOne"));
+        // Only the URL typed: the region default still narrows the user's catalog.
+        let only_url: BTreeSet<String> = ["acme-url".to_string()].into();
+        let s = HttpSettings::resolve(&d, &defaults, &only_url).expect("url typed");
+        assert_eq!(s.cacert, None);
+        assert_eq!(
+            s.keystone.and_then(|k| k.region).as_deref(),
+            Some("RegionOne")
+        );
     }
 
     fn keystone(region: Option<&str>, interface: &str) -> KeystoneCatalog {
@@ -861,14 +939,11 @@ mod tests {
             name: n.into(),
             values: vec![v.into()],
         };
-        let s = HttpSettings::resolve(
-            &d,
-            &[
-                flag("os-auth-url", "HTTPS://Keystone.test/v3"),
-                flag("os-endpoint-type", "internalURL"),
-            ],
-        )
-        .expect("resolve");
+        let given = [
+            flag("os-auth-url", "HTTPS://Keystone.test/v3"),
+            flag("os-endpoint-type", "internalURL"),
+        ];
+        let s = HttpSettings::resolve(&d, &given, &all_typed(&given)).expect("resolve");
         assert_eq!(
             s.keystone,
             Some(KeystoneCatalog {
@@ -878,20 +953,15 @@ mod tests {
             })
         );
         assert!(
-            HttpSettings::resolve(&d, &[])
+            HttpSettings::resolve(&d, &[], &BTreeSet::new())
                 .expect("none")
                 .keystone
                 .is_none()
         );
-        assert!(
-            HttpSettings::resolve(
-                &d,
-                &[
-                    flag("os-auth-url", "https://k.test"),
-                    flag("os-endpoint-type", "privateURL")
-                ]
-            )
-            .is_err()
-        );
+        let private = [
+            flag("os-auth-url", "https://k.test"),
+            flag("os-endpoint-type", "privateURL"),
+        ];
+        assert!(HttpSettings::resolve(&d, &private, &all_typed(&private)).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - Every request is checked in the send-request hook against the plugin's declared
 //!   `http-host` patterns, with `{flag}` replaced by the host of that flag's value for this
-//!   machine ([`HttpSettings::resolve`]). Anything else is refused **before any connection
+//!   machine — a value the user typed, never the plugin's default ([`HttpSettings::resolve`]). Anything else is refused **before any connection
 //!   is opened** (the request body is drained first so the guest sees
 //!   `http-request-denied`, not a reset), and the refusal names the host in the log.
 //! - Only http and https; a pattern without a port allows https on port 443 only.
@@ -15,7 +15,8 @@
 //!   unless the URL is that literal address or the user typed the name), and the
 //!   connection goes to the checked address (no second lookup: no DNS rebinding).
 //! - dmw's own sender: hyper http1 over tokio-rustls, trusting the system's roots plus the
-//!   plugin's CA bundle flag (`http-cacert`), or nothing checked with its insecure flag
+//!   plugin's CA bundle flag (`http-cacert`, read only from a path the user typed, by the
+//!   bounded `user_file::read`), or nothing checked with its insecure flag
 //!   (`http-insecure`, with a warning); `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; connect and
 //!   whole-request timeouts; retries with backoff on 429/502/503/504 honouring
 //!   `Retry-After`; request and response bodies capped.
@@ -72,7 +73,7 @@ pub const MAX_REDIRECTS: usize = 5;
 pub const MAX_RETRIES: u32 = 3;
 /// Longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Largest CA bundle file read.
+/// Largest CA bundle file read (only one the user named: `HttpSettings::resolve`).
 const MAX_CA_BUNDLE: u64 = 1 << 20;
 /// Most resolved host patterns.
 const MAX_PATTERNS: usize = 64;
@@ -190,9 +191,13 @@ impl WasiHttpHooks for HttpCtx {
                     )
                 });
             report.warn(&format!(
-                "plugin {plugin}: dmw denied {} {} ({why}; no connection was opened)",
+                "plugin {plugin}: dmw denied {} {} ({why}; no connection was opened{})",
                 request.method(),
                 loggable_url(&uri),
+                self.sender
+                    .as_deref()
+                    .map(Sender::untyped_note)
+                    .unwrap_or_default()
             ));
             return deny(request);
         };

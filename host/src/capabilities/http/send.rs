@@ -62,9 +62,27 @@ impl Resolve for SystemResolver {
 
 impl Sender {
     /// A sender for `settings`, with the proxies from the environment; fails on a CA bundle
-    /// that cannot be read.
-    pub fn new(settings: HttpSettings) -> Result<Sender> {
-        let tls = tls_config(&settings)?;
+    /// that cannot be read (it is read by [`crate::user_file::read`]: a regular file of at
+    /// most 1 MiB outside the store at `store_root`).
+    pub fn new(settings: HttpSettings, store_root: &std::path::Path) -> Result<Sender> {
+        let ca_bundle = match &settings.cacert {
+            Some(path) => Some(
+                crate::user_file::read(path, MAX_CA_BUNDLE, store_root)
+                    .with_context(|| format!("cannot use the CA bundle {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Sender::with_roots(settings, ca_bundle.as_deref())
+    }
+
+    /// dmw's own sender (its image downloads): the system's roots, the proxies from the
+    /// environment, no plugin settings.
+    pub fn system() -> Result<Sender> {
+        Sender::with_roots(HttpSettings::default(), None)
+    }
+
+    fn with_roots(settings: HttpSettings, ca_bundle: Option<&[u8]>) -> Result<Sender> {
+        let tls = tls_config(&settings, ca_bundle)?;
         Ok(Sender {
             settings,
             tls: Arc::new(tls),
@@ -127,6 +145,23 @@ impl Sender {
         }
     }
 
+    /// For a denied request: the `{flag}` patterns that allow nothing because the user
+    /// typed no URL (the plugin's default is never used), and what to do.
+    pub fn untyped_note(&self) -> String {
+        match self.settings.untyped.as_slice() {
+            [] => String::new(),
+            flags => format!(
+                "; {} only the driver's default, which dmw does not allow: type the URL to allow its host",
+                flags
+                    .iter()
+                    .map(|f| format!("--{f}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + if flags.len() == 1 { " has" } else { " have" }
+            ),
+        }
+    }
+
     /// The origins learnt from the Keystone service catalog so far.
     pub fn catalog_origins(&self) -> Vec<String> {
         self.catalog.lock().map(|c| c.clone()).unwrap_or_default()
@@ -172,8 +207,8 @@ impl Sender {
 }
 
 /// The rustls client configuration: the system's roots (or webpki's when it has none) and
-/// the CA bundle, or no verification when insecure.
-fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig> {
+/// the CA bundle's bytes (read from `settings.cacert`), or no verification when insecure.
+fn tls_config(settings: &HttpSettings, ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig> {
     let provider = crate::tls::crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -192,18 +227,15 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig> {
     if roots.is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
-    if let Some(path) = &settings.cacert {
+    if let Some(pem) = ca_bundle {
         use rustls_pki_types::pem::PemObject;
-        let shown = path.display();
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot read the CA bundle {shown}"))?;
-        if meta.len() > MAX_CA_BUNDLE {
-            bail!("the CA bundle {shown} is larger than {MAX_CA_BUNDLE} bytes");
-        }
-        let pem =
-            std::fs::read(path).with_context(|| format!("cannot read the CA bundle {shown}"))?;
+        let shown = settings
+            .cacert
+            .as_deref()
+            .unwrap_or(std::path::Path::new("(none)"))
+            .display();
         let mut added = 0;
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|_| anyhow!("the CA bundle {shown} is not valid PEM"))?;
             roots
                 .add(cert)
