@@ -172,7 +172,7 @@ pub fn check_with(machine: &str, dir: &Path, call: &str, quota: u64) -> Result<(
             dir.display(),
             show_size(u.bytes),
             show_size(quota),
-            (quota >> 30).saturating_mul(2).max(1)
+            u.bytes.max(quota).saturating_mul(2).div_ceil(1 << 30)
         );
     }
     Ok(())

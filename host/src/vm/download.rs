@@ -278,6 +278,7 @@ pub async fn cached_download(
             "the image {url} is refused: {e:#}; the download was deleted. Use an image without a backing file (`qemu-img convert -O qcow2 IN OUT` makes a standalone copy)"
         );
     }
+    progress(&format!("verified {expected}"));
     std::fs::rename(&part, &target)
         .with_context(|| format!("cannot move the download into {}", target.display()))?;
     crate::store::write_private(&record, format!("{expected}\n").as_bytes())?;
@@ -556,7 +557,6 @@ async fn fetch_to(
             expected.algo.name()
         );
     }
-    progress(&format!("verified {expected}"));
     Ok(())
 }
 
@@ -895,7 +895,7 @@ mod tests {
             cache.path(),
             &url,
             &format!("sha512:{sum}"),
-            &[host.clone()],
+            std::slice::from_ref(&host),
             None,
             &quiet,
         )
@@ -917,7 +917,7 @@ mod tests {
             cache.path(),
             &url,
             &format!("sha512:{sum}"),
-            &[host.clone()],
+            std::slice::from_ref(&host),
             None,
             &quiet,
         )
