@@ -61,6 +61,21 @@ pub fn open(dir: &Path, rel: &Path, mode: Mode) -> io::Result<File> {
     Ok(file)
 }
 
+/// Make the plugin's directory `dir` (and its parents) when missing, and make it 0700 —
+/// only if it is a directory itself, not a symlink put in its place.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a directory (a symlink?)", dir.display()),
+        ));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// The unix socket `rel` beneath `dir` (no symlink, one link), as an `O_PATH` descriptor.
 pub fn open_socket(dir: &Path, rel: &Path) -> io::Result<OwnedFd> {
     open_fd(dir, rel, Mode::Read, Kind::Socket)
@@ -325,6 +340,29 @@ mod tests {
             std::fs::read_to_string(&victim).expect("victim"),
             "the user's file\n"
         );
+    }
+
+    #[test]
+    fn the_directory_is_made_private_but_not_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let (root, dir, _victim) = setup();
+        private_dir(&dir.join("new")).expect("made");
+        let mode = std::fs::metadata(dir.join("new"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("dir");
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::os::unix::fs::symlink(&elsewhere, dir.join("link")).expect("symlink");
+        assert!(private_dir(&dir.join("link")).is_err());
+        let mode = std::fs::metadata(&elsewhere)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "not changed through the symlink");
     }
 
     #[test]

@@ -397,11 +397,7 @@ impl ProcessCtx {
     /// The plugin's directory (created 0700 when missing): the programs' working directory.
     fn work_dir(&self) -> Result<PathBuf, Error> {
         let work = self.dir.driver_dir();
-        std::fs::create_dir_all(&work)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700))
-            })
+        super::beneath::private_dir(&work)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
         Ok(work)
     }

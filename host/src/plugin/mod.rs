@@ -567,14 +567,9 @@ impl Runtime {
         // WASI grants nothing but, to a plugin lent `files`, its own directory.
         if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
             let dir = files.dir();
-            std::fs::create_dir_all(dir)
-                .and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                })
-                .with_context(|| {
-                    format!("cannot create the plugin's directory {}", dir.display())
-                })?;
+            crate::capabilities::beneath::private_dir(dir).with_context(|| {
+                format!("cannot create the plugin's directory {}", dir.display())
+            })?;
             wasi.preopened_dir(
                 dir,
                 crate::capabilities::files::GUEST_DIR,
