@@ -87,6 +87,9 @@ pub struct ProcessCtx {
     dir: MachineDir,
     /// The programs the plugin declared.
     programs: Vec<String>,
+    /// The largest file a program may write (`RLIMIT_FSIZE`); `None`: the directory's
+    /// quota, read from the environment when the program starts.
+    file_limit: Option<u64>,
 }
 
 /// Link `process` through [`ProcessCtx`].
@@ -105,6 +108,7 @@ fn lend(offer: &Offer, lent: &mut Lent) {
                 .unwrap_or_default(),
             dir: dir.clone(),
             programs: offer.programs.clone(),
+            file_limit: None,
         });
     }
 }
@@ -412,8 +416,11 @@ impl ProcessCtx {
         work: &Path,
         tag: &str,
     ) -> Result<std::process::Command, Error> {
-        let quota = super::quota::plugin_dir_quota()
-            .map_err(|e| Error::Failed(format!("machine {}: {e:#}", self.machine)))?;
+        let quota = match self.file_limit {
+            Some(limit) => limit,
+            None => super::quota::plugin_dir_quota()
+                .map_err(|e| Error::Failed(format!("machine {}: {e:#}", self.machine)))?,
+        };
         let mut cmd = std::process::Command::new(program);
         cmd.args(args).current_dir(work).env_clear();
         for var in KEPT_ENV {
@@ -810,6 +817,7 @@ mod tests {
             machine: "m".into(),
             dir: MachineDir::at(dir.path()),
             programs: vec!["sh".into(), "/bin/true".into()],
+            file_limit: None,
         };
         assert!(ctx.resolve("p", "sh").is_ok());
         assert!(ctx.resolve("p", "/bin/true").is_ok());
@@ -864,6 +872,7 @@ mod tests {
             machine: "m".into(),
             dir: dir.clone(),
             programs: vec!["setsid".into()],
+            file_limit: None,
         };
         let mut g = Granted {
             ctx: Some(&mut ctx),
@@ -913,5 +922,49 @@ mod tests {
             assert!(matches!(r, Err(Error::Failed(_))), "{handle}: {r:?}");
         }
         assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "mine\n");
+    }
+
+    /// Before the quota, a program could fill the plugin's directory without bound.
+    #[tokio::test]
+    async fn a_program_cannot_write_a_file_past_the_quota() {
+        if which("dd").is_none() {
+            eprintln!("skipped: no dd");
+            return;
+        }
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = MachineDir::at(root.path().join("m"));
+        let mut ctx = ProcessCtx {
+            machine: "m".into(),
+            dir: dir.clone(),
+            programs: vec!["dd".into()],
+            file_limit: Some(1 << 20),
+        };
+        let mut g = Granted {
+            ctx: Some(&mut ctx),
+            plugin: "p",
+        };
+        let args = ["if=/dev/zero", "of=big", "bs=64K", "count=64"].map(String::from);
+        let out = g
+            .run("dd".into(), args.to_vec(), 30_000)
+            .await
+            .expect("call")
+            .expect("ran");
+        assert_ne!(out.exit_code, 0, "{out:?}");
+        let size = std::fs::metadata(dir.driver_dir().join("big"))
+            .expect("big")
+            .len();
+        assert!(size <= 1 << 20, "{size}");
+    }
+
+    #[test]
+    fn a_spawn_log_over_its_cap_is_emptied() {
+        let root = tempfile::tempdir().expect("tmp");
+        let f = std::fs::File::create(root.path().join("h.log")).expect("log");
+        f.set_len(LOG_CAP + 1).expect("len");
+        let log = open_log(root.path(), "h").expect("open");
+        assert_eq!(log.metadata().expect("meta").len(), 0);
+        std::fs::write(root.path().join("s.log"), "kept\n").expect("small");
+        let log = open_log(root.path(), "s").expect("open");
+        assert_eq!(log.metadata().expect("meta").len(), 5);
     }
 }
