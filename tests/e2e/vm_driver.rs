@@ -32,7 +32,8 @@
 //! - `a_driver_directory_over_its_quota_refuses_the_next_call`: the same fixture fills
 //!   its directory past `DMW_PLUGIN_DIR_QUOTA=1M` in `set-config`; `pre-create-check` is
 //!   refused naming the machine, the directory, the size and the variable (before, no
-//!   cap: the call ran).
+//!   cap: the call ran); filling and then running on in `set-config` for 5 s, the call
+//!   is stopped within about a second (before: it ran to its end).
 //! - `image_prune_empties_the_download_cache_and_says_what_it_freed`: `dmw image prune`
 //!   removes every download (no machine uses them) and prints how much it freed.
 //! - `a_downloaded_image_with_a_backing_file_is_refused`: a qcow2 made with
@@ -325,6 +326,37 @@ fn a_driver_directory_over_its_quota_refuses_the_next_call() {
     // Its check never ran: no report of it.
     assert!(!r.stderr.contains("HOSTILE-"), "{r:?}");
     assert!(!dmw.machine_dir("q1").exists(), "nothing is kept");
+
+    // Over the cap while a call runs: the call is stopped (about once a second the
+    // runtime checks), not left to fill the disk until its time limit.
+    let t = std::time::Instant::now();
+    let r: crate::support::Run = dmw
+        .command(&[
+            "create",
+            "-d",
+            HOSTILE_PROCESS,
+            "--hostile-process-fill",
+            "2",
+            "--hostile-process-spin",
+            "yes",
+            "q2",
+        ])
+        .env("DMW_PLUGIN_DIR_QUOTA", "1M")
+        .output()
+        .expect("run dmw")
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("the driver was stopped in set-config")
+            && r.stderr.contains("DMW_PLUGIN_DIR_QUOTA")
+            && !r.stderr.contains("HOSTILE-SPUN"),
+        "{r:?}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "stopped within about a second: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //!   `plugin::driver`): a directory over its cap makes the call fail, naming the machine,
 //!   the directory, its size and the variable (calls that end things — `stop`, `kill`,
 //!   `remove` — are never refused, so `dmw rm` always works);
+//! - during those calls, about once a second while the plugin runs ([`check_during`],
+//!   from the runtime's epoch check): a directory gone over its cap stops the call;
 //! - on every file a program started through `process` writes (`RLIMIT_FSIZE`: no file
 //!   grows past the cap);
 //! - on the logs the host opens there (`HANDLE.log`, emptied when over its own cap).
@@ -151,24 +153,25 @@ pub fn usage(dir: &Path) -> std::io::Result<Usage> {
     Ok(u)
 }
 
-/// Refuse `call` of the driver of `machine` when its directory `dir` is over `quota`:
-/// the error names the machine, the directory, its size, the cap and [`QUOTA_VAR`].
-pub fn check_with(machine: &str, dir: &Path, call: &str, quota: u64) -> Result<()> {
+/// Fail when the directory `dir` of the driver of `machine` is over `quota`; the error
+/// names the machine, the directory, its size, the cap and [`QUOTA_VAR`], then `outcome`
+/// (what did not happen because of it).
+pub fn check_with(machine: &str, dir: &Path, quota: u64, outcome: &str) -> Result<()> {
     let u = usage(dir).map_err(|e| {
         anyhow::anyhow!(
-            "machine \"{machine}\": cannot measure the driver's directory {} before {call}: {e}",
+            "machine \"{machine}\": cannot measure the driver's directory {}: {e}; {outcome}",
             dir.display()
         )
     })?;
     if u.truncated {
         bail!(
-            "machine \"{machine}\": the driver's directory {} holds more than {MAX_ENTRIES} entries (or directories nested deeper than {MAX_DEPTH}, or one dmw may not read); {call} was not called. Remove the machine (dmw rm {machine}) or what the driver left there.",
+            "machine \"{machine}\": the driver's directory {} holds more than {MAX_ENTRIES} entries (or directories nested deeper than {MAX_DEPTH}, or one dmw may not read); {outcome}. Remove the machine (dmw rm {machine}) or what the driver left there.",
             dir.display()
         );
     }
     if u.bytes > quota {
         bail!(
-            "machine \"{machine}\": the driver's directory {} holds {}, over its quota of {} ({QUOTA_VAR}); {call} was not called. Free space there (dmw rm {machine} removes the machine and its directory) or raise the quota, e.g. {QUOTA_VAR}={}G.",
+            "machine \"{machine}\": the driver's directory {} holds {}, over its quota of {} ({QUOTA_VAR}); {outcome}. Free space there (dmw rm {machine} removes the machine and its directory) or raise the quota, e.g. {QUOTA_VAR}={}G.",
             dir.display(),
             show_size(u.bytes),
             show_size(quota),
@@ -178,10 +181,23 @@ pub fn check_with(machine: &str, dir: &Path, call: &str, quota: u64) -> Result<(
     Ok(())
 }
 
-/// [`check_with`] the user's cap ([`plugin_dir_quota`]).
+/// Refuse driver call `call` on `machine` when its directory is over the user's cap
+/// ([`plugin_dir_quota`]).
 pub fn check(machine: &str, dir: &Path, call: &str) -> Result<()> {
     let quota = plugin_dir_quota().map_err(|e| anyhow::anyhow!("machine \"{machine}\": {e:#}"))?;
-    check_with(machine, dir, call, quota)
+    check_with(machine, dir, quota, &format!("{call} was not called"))
+}
+
+/// Stop driver call `call` on `machine` (it is running) when its directory went over the
+/// user's cap: checked by the runtime about once a second while the plugin runs.
+pub fn check_during(machine: &str, dir: &Path, call: &str) -> Result<()> {
+    let quota = plugin_dir_quota().map_err(|e| anyhow::anyhow!("machine \"{machine}\": {e:#}"))?;
+    check_with(
+        machine,
+        dir,
+        quota,
+        &format!("the driver was stopped in {call}"),
+    )
 }
 
 #[cfg(test)]
@@ -218,7 +234,7 @@ mod tests {
         let root = tempfile::tempdir().expect("tmp");
         let dir = root.path().join("driver");
         std::fs::create_dir(&dir).expect("dir");
-        check_with("m1", &dir, "create", 1 << 20).expect("empty is fine");
+        check_with("m1", &dir, 1 << 20, "create was not called").expect("empty is fine");
         std::fs::write(dir.join("big"), vec![1u8; 2 << 20]).expect("write");
         // A hard link and a symlink to it add nothing; a sparse file counts what it holds.
         std::fs::hard_link(dir.join("big"), dir.join("big2")).expect("link");
@@ -227,7 +243,7 @@ mod tests {
         sparse.set_len(1 << 40).expect("len");
         let u = usage(&dir).expect("usage");
         assert!(u.bytes >= 2 << 20 && u.bytes < 3 << 20, "{u:?}");
-        let e = check_with("m1", &dir, "create", 1 << 20).expect_err("over");
+        let e = check_with("m1", &dir, 1 << 20, "create was not called").expect_err("over");
         let text = format!("{e:#}");
         for part in [
             "m1",
@@ -238,8 +254,8 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part}: {text}");
         }
-        check_with("m1", &dir, "create", 4 << 20).expect("under a larger cap");
-        check_with("m1", &root.path().join("missing"), "create", 1).expect("no directory");
+        check_with("m1", &dir, 4 << 20, "x").expect("under a larger cap");
+        check_with("m1", &root.path().join("missing"), 1, "x").expect("no directory");
     }
 
     #[test]
@@ -250,7 +266,7 @@ mod tests {
             d = d.join(format!("{i}"));
         }
         std::fs::create_dir_all(&d).expect("deep");
-        let e = check_with("m1", root.path(), "state", u64::MAX).expect_err("too deep");
+        let e = check_with("m1", root.path(), u64::MAX, "x").expect_err("too deep");
         assert!(format!("{e}").contains("nested"), "{e}");
     }
 }

@@ -33,7 +33,7 @@ fn plugin_err(name: &str, func: &str, e: types::Error) -> anyhow::Error {
 
 /// The calls that end things: never refused for the plugin directory's quota (so a
 /// machine whose directory is full can still be stopped and removed).
-const ENDING_CALLS: &[&str] = &["stop", "kill", "remove"];
+pub(crate) const ENDING_CALLS: &[&str] = &["stop", "kill", "remove"];
 
 macro_rules! unit_call {
     ($(#[$doc:meta])* $method:ident, $call:ident, $label:literal, $limit:expr) => {

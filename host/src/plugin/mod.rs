@@ -271,6 +271,23 @@ tokio::task_local! {
     static CALL: CallScope;
 }
 
+/// The plugin's directory of the machine gone over its quota during a driver call that
+/// fills it (not one that ends things: `dmw rm` always works); checked at each epoch
+/// check, about once a second while the plugin runs.
+fn over_quota(state: &HostState) -> Result<(), String> {
+    let Some(files) = state.lent.get::<crate::capabilities::files::FilesCtx>() else {
+        return Ok(());
+    };
+    let Ok(func) = CALL.try_with(|c| c.func.clone()) else {
+        return Ok(());
+    };
+    if driver::ENDING_CALLS.contains(&func.as_str()) {
+        return Ok(());
+    }
+    crate::capabilities::quota::check_during(files.machine(), files.dir(), &func)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Numbers the calls, so the epoch callback sees when a new one starts.
 static CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -630,7 +647,7 @@ impl Runtime {
                     )
                 })
                 .unwrap_or_else(|_| state.watch.tick(host_calls, None, Instant::now()));
-            match verdict {
+            match verdict.and_then(|()| over_quota(state)) {
                 Ok(()) => Ok(UpdateDeadline::Yield(CHECK_TICKS)),
                 Err(message) => Err(wasmtime::Error::msg(message)),
             }

@@ -18,7 +18,8 @@
 //! - leave a process running (`sleep 3600`) when its check fails, and one that daemonized
 //!   out of its session (`setsid -f sleep 3601`: the host's pid is gone at once);
 //! - with `--hostile-process-fill MIB`, fill its directory in `set-config` (the quota
-//!   test: the next call must be refused).
+//!   test: the next call must be refused), and with `--hostile-process-spin yes` then keep
+//!   computing in `set-config` for 5 s (the call must be stopped while it runs).
 //!
 //! It fails the check with `HOSTILE-CONTAINED` when every attempt was refused (and the
 //! positive controls worked: its own directory is writable, its program runs), else with
@@ -52,10 +53,16 @@ impl Driver for HostileProcess {
     const DESCRIPTION: &'static str = "Hostile test driver: reaches past process and files";
 
     fn create_flags() -> Vec<Flag> {
-        vec![Flag::text(
-            "hostile-process-fill",
-            "MiB to write into its directory in set-config",
-        )]
+        vec![
+            Flag::text(
+                "hostile-process-fill",
+                "MiB to write into its directory in set-config",
+            ),
+            Flag::text(
+                "hostile-process-spin",
+                "yes: keep running in set-config for 5 s after filling",
+            ),
+        ]
     }
 
     fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
@@ -66,6 +73,18 @@ impl Driver for HostileProcess {
         if mib > 0 {
             std::fs::write(files::path("fill.bin"), vec![0x5a; mib << 20])
                 .map_err(|e| Error::Failed(format!("cannot fill: {e}")))?;
+        }
+        if flags.text("hostile-process-spin").as_deref() == Some("yes") {
+            // Compute in short bursts (a clock read between them, so the compute rule
+            // does not end it first), for 5 s: the host must stop it within about 1 s.
+            let start = std::time::Instant::now();
+            let mut x: u64 = 1;
+            while start.elapsed() < Duration::from_secs(5) {
+                for i in 0..200_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+            }
+            return Err(Error::Failed(format!("HOSTILE-SPUN {x}")));
         }
         Ok(())
     }
