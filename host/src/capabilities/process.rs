@@ -116,7 +116,8 @@ fn lend(offer: &Offer, lent: &mut Lent) {
 /// One process the host started, as recorded in `processes.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
-    /// Its pid.
+    /// Its pid, also the id of the session and process group it leads (the host starts
+    /// it with `setsid`).
     pub pid: u32,
     /// Its start time (clock ticks since boot, /proc/PID/stat field 22).
     pub start_time: u64,
