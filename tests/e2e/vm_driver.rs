@@ -26,8 +26,24 @@
 //! - `no_qemu_no_default_driver`: without QEMU in PATH, `dmw create NAME` says what to
 //!   install, exits 3 and creates nothing.
 //! - `a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory`: the hostile
-//!   fixture tests/plugins/hostile-process-driver, approved for `process` (printenv, ln)
-//!   and `files`, tries every way out and reports what worked.
+//!   fixture tests/plugins/hostile-process-driver, approved for `process` (printenv, ln,
+//!   sleep, setsid) and `files`, tries every way out and reports what worked; the victims
+//!   its planted links point at are unchanged, its programs' PATH has no empty, relative
+//!   or in-store entry (dmw's has all three), and neither its `sleep` nor the one it
+//!   daemonized out of its session outlives the failed create. Before issue 18's fixes
+//!   the host appended to the victim through `planted.log`, passed PATH as it was, and
+//!   the daemonized `sleep 3601` survived.
+//! - `a_driver_directory_over_its_quota_refuses_the_next_call`: the same fixture fills
+//!   its directory past `DMW_PLUGIN_DIR_QUOTA=1M` in `set-config`; `pre-create-check` is
+//!   refused naming the machine, the directory, the size and the variable (before, no
+//!   cap: the call ran); filling and then running on in `set-config` for 5 s, the call
+//!   is stopped within about a second (before: it ran to its end).
+//! - `image_prune_empties_the_download_cache_and_says_what_it_freed`: `dmw image prune`
+//!   removes every download (no machine uses them) and prints how much it freed.
+//! - `a_downloaded_image_with_a_backing_file_is_refused`: a qcow2 made with
+//!   `qemu-img create -b /etc/hostname -F raw`, served with its SHA512SUMS, is downloaded,
+//!   verified, and refused naming the backing file; no file is kept (before: "verified"
+//!   and kept, and the VM's disk held /etc/hostname).
 
 use std::path::Path;
 use std::time::Instant;
@@ -234,6 +250,19 @@ fn no_qemu_no_default_driver() {
     assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
 }
 
+/// The test's processes (not zombies) whose command line mentions `needle` and whose
+/// working directory is in `store`.
+fn processes_in(store: &Path, needle: &str) -> Vec<u32> {
+    let store = store.display().to_string();
+    processes_mentioning(needle)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&store))
+        })
+        .collect()
+}
+
 #[test]
 fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
     let dmw = Dmw::new();
@@ -254,9 +283,21 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
         "--full-trust",
         HOSTILE_PROCESS,
     ]);
+    // The victims its planted links point at (`../../../victim` from its directory).
+    let victim = dmw.storage.join("victim");
+    let victim_hard = dmw.storage.join("victim-hard");
+    std::fs::write(&victim, "the user's file\n").expect("victim");
+    std::fs::write(&victim_hard, "the user's other file\n").expect("victim");
+    // dmw's PATH with an empty entry, `.`, a relative entry and the plugin's directory.
+    let path = format!(
+        "{}::.:bin:{}",
+        dmw.machine_dir("h1").join("driver").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let r = dmw
         .command(&["create", "-d", HOSTILE_PROCESS, "h1"])
         .env("DMW_SECRET_OF_THE_USER", "s3cr3t")
+        .env("PATH", &path)
         .output()
         .expect("run dmw");
     let r: crate::support::Run = r.into();
@@ -266,18 +307,88 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
         "{r:?}"
     );
     assert!(!dmw.machine_dir("h1").exists(), "nothing is kept");
-    // The `sleep 3600` it left running when its check failed was ended with the machine.
-    let store = dmw.storage.display().to_string();
-    let left: Vec<u32> = processes_mentioning("3600")
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd"))
-                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&store))
-        })
-        .collect();
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "the user's file\n",
+        "the victim of the planted symlink changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim_hard).expect("victim"),
+        "the user's other file\n",
+        "the victim of the planted hard link changed"
+    );
+    // The `sleep 3600` it left running and the `sleep 3601` it daemonized out of its
+    // session were ended with the machine.
+    for needle in ["3600", "3601"] {
+        let left = processes_in(&dmw.storage, needle);
+        assert!(
+            left.is_empty(),
+            "the driver's process (sleep {needle}) outlived it: {left:?}"
+        );
+    }
+}
+
+#[test]
+fn a_driver_directory_over_its_quota_refuses_the_next_call() {
+    let dmw = Dmw::new();
+    dmw.ok(&["plugin", "install", "--yes", HOSTILE_PROCESS]);
+    let r: crate::support::Run = dmw
+        .command(&[
+            "create",
+            "-d",
+            HOSTILE_PROCESS,
+            "--hostile-process-fill",
+            "2",
+            "q1",
+        ])
+        .env("DMW_PLUGIN_DIR_QUOTA", "1M")
+        .output()
+        .expect("run dmw")
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
+    let dir = dmw.machine_dir("q1").join("driver").display().to_string();
+    for part in [
+        "machine \"q1\"",
+        dir.as_str(),
+        "2.0 MiB",
+        "DMW_PLUGIN_DIR_QUOTA",
+        "pre-create-check was not called",
+    ] {
+        assert!(r.stderr.contains(part), "{part}: {r:?}");
+    }
+    // Its check never ran: no report of it.
+    assert!(!r.stderr.contains("HOSTILE-"), "{r:?}");
+    assert!(!dmw.machine_dir("q1").exists(), "nothing is kept");
+
+    // Over the cap while a call runs: the call is stopped (about once a second the
+    // runtime checks), not left to fill the disk until its time limit.
+    let t = std::time::Instant::now();
+    let r: crate::support::Run = dmw
+        .command(&[
+            "create",
+            "-d",
+            HOSTILE_PROCESS,
+            "--hostile-process-fill",
+            "2",
+            "--hostile-process-spin",
+            "yes",
+            "q2",
+        ])
+        .env("DMW_PLUGIN_DIR_QUOTA", "1M")
+        .output()
+        .expect("run dmw")
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
     assert!(
-        left.is_empty(),
-        "the driver's process outlived it: {left:?}"
+        r.stderr.contains("the driver was stopped in set-config")
+            && r.stderr.contains("DMW_PLUGIN_DIR_QUOTA")
+            && !r.stderr.contains("HOSTILE-SPUN"),
+        "{r:?}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "stopped within about a second: {:?}",
+        t.elapsed()
     );
 }
 
@@ -518,6 +629,63 @@ fn image_urls_are_downloaded_once_verified_and_refused_on_a_wrong_sum() {
         "{r:?}"
     );
     assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
+}
+
+#[test]
+fn a_downloaded_image_with_a_backing_file_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let disk = tmp.path().join("x.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "/etc/hostname",
+            "-F",
+            "raw",
+        ])
+        .arg(&disk)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: qemu-img is not installed");
+        return;
+    }
+    let bytes = std::fs::read(&disk).expect("qcow2");
+    let (_root, server) = serve_with_sums(&[("x.qcow2", bytes)]);
+    let url = format!("{}/images/x.qcow2", server.url);
+    let dmw = Dmw::new();
+    let r = dmw.run(&["create", "--qemu-image", &url, "vm0"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("backing file")
+            && r.stderr.contains("/etc/hostname")
+            && r.stderr.contains("machine \"vm0\""),
+        "{r:?}"
+    );
+    let left = walk(&dmw.storage.join("cache/images/downloads"));
+    assert!(left.is_empty(), "files left after the refusal: {left:?}");
+    assert!(!dmw.machine_dir("vm0").exists(), "nothing is created");
+}
+
+#[test]
+fn image_prune_empties_the_download_cache_and_says_what_it_freed() {
+    let dmw = Dmw::new();
+    let downloads = dmw.storage.join("cache/images/downloads");
+    for name in ["one", "two"] {
+        let d = downloads.join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join("disk.qcow2"), vec![1u8; 1 << 20]).expect("image");
+    }
+    let out = dmw.ok(&["image", "prune"]);
+    assert!(
+        out.contains("Removed 2 downloaded images") && out.contains("MiB freed"),
+        "{out}"
+    );
+    assert!(walk(&downloads).is_empty(), "{:?}", walk(&downloads));
+    let out = dmw.ok(&["image", "prune"]);
+    assert!(out.contains("Removed 0 downloaded images"), "{out}");
 }
 
 /// Every file under `dir` (none when it does not exist).

@@ -57,6 +57,11 @@ impl FilesCtx {
         &self.dir
     }
 
+    /// The machine's name.
+    pub fn machine(&self) -> &str {
+        &self.machine
+    }
+
     /// Send downloads through `sender` (the plugin's `http` sender for this machine) from
     /// now on.
     pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
@@ -105,40 +110,22 @@ fn check_socket_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Connect to the unix socket `name` directly in `dir`, never through a symlink: the file
-/// is opened `O_PATH | O_NOFOLLOW`, checked to be a socket, and connected to through
-/// `/proc/self/fd/N` (which also lifts the 108-byte limit of socket paths).
+/// Connect to the unix socket `name` directly in `dir`, never through a link: opened
+/// `O_PATH` beneath the directory with no symlink followed and one link
+/// ([`super::beneath::open_socket`]), and connected to through `/proc/self/fd/N` (which
+/// also lifts the 108-byte limit of socket paths).
 async fn connect_in(dir: &Path, name: &str) -> Result<tokio::net::UnixStream, Error> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::fd::AsRawFd;
     check_socket_name(name)?;
-    let path = dir.join(name);
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidInput("bad socket path".into()))?;
-    // SAFETY: a valid C string; the returned descriptor is owned below.
-    let fd = unsafe {
-        libc::open(
-            c_path.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::Failed(format!(
-            "no QMP socket {name} in the plugin's directory: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: fstat writes into a zeroed stat owned here.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0
-        || st.st_mode & libc::S_IFMT != libc::S_IFSOCK
-    {
-        return Err(Error::Denied(format!(
-            "{name} in the plugin's directory is not a unix socket (a symlink or another file)"
-        )));
-    }
+    let fd = super::beneath::open_socket(dir, Path::new(name)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Denied(format!("QMP socket {name}: {e}"))
+        } else {
+            Error::Failed(format!(
+                "no QMP socket {name} in the plugin's directory: {e}"
+            ))
+        }
+    })?;
     let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let stream = tokio::net::UnixStream::connect(&via)
         .await
@@ -239,12 +226,20 @@ impl Host for Granted<'_, FilesCtx> {
         };
         let report = ctx.report.clone();
         let progress = move |line: &str| report.info(line);
-        Ok(
-            download::cached_download(cache, &url, &checksum, ctx.http.as_deref(), &progress)
-                .await
-                .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|e| Error::Failed(format!("machine {}: {e:#}", ctx.machine))),
+        // The store's machines directory (this one's is `machines/NAME/driver`): the
+        // images machines use are never evicted from the cache.
+        let machines = ctx.dir.parent().and_then(Path::parent);
+        Ok(download::cached_download(
+            cache,
+            &url,
+            &checksum,
+            ctx.http.as_deref(),
+            machines,
+            &progress,
         )
+        .await
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|e| Error::Failed(format!("machine {}: {e:#}", ctx.machine))))
     }
 }
 
@@ -275,6 +270,12 @@ mod tests {
         ));
         assert!(matches!(
             connect_in(&dir, "plain").await,
+            Err(Error::Denied(_))
+        ));
+        // A hard link to a socket outside (say, an agent's) has two links: refused.
+        std::fs::hard_link(&outside, dir.join("hard.sock")).expect("hard link");
+        assert!(matches!(
+            connect_in(&dir, "hard.sock").await,
             Err(Error::Denied(_))
         ));
     }

@@ -9,12 +9,14 @@
 //! nothing to lend: `ssh` before the machine has an address) answers `denied`, naming
 //! itself, instead of acting.
 
+pub mod beneath;
 pub mod certs;
 pub mod files;
 pub mod http;
 pub mod keys;
 pub mod log;
 pub mod process;
+pub mod quota;
 pub mod ssh;
 pub mod store;
 

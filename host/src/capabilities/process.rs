@@ -9,15 +9,25 @@
 //!   are `denied`, naming the forms. A program declared without forms runs with any
 //!   arguments: it can do anything the user can, and the user approved it as that.
 //! - No shell: the arguments are handed to `execve` as they are (each checked: no NUL,
-//!   bounded length and count). The environment is cleared but for PATH and LANG; the
-//!   working directory is the plugin's own directory of the machine (`machines/NAME/driver`).
-//! - `run` waits with a timeout (capped) and caps the output it keeps.
-//! - `spawn` starts a detached process (own session, stdin empty, output to `HANDLE.log`
-//!   in the plugin's directory) and records its pid and start time (from /proc/PID/stat)
-//!   under the plugin's handle name in `machines/NAME/processes.json`, a host-owned file
-//!   outside the plugin's directory. The plugin refers to processes only by handle: it can
-//!   ask about, signal and kill only processes the host started for this machine, and a
-//!   reused pid (another start time) is never signalled.
+//!   bounded length and count). The environment is cleared but for LANG, a sanitized PATH
+//!   ([`sanitized_path`]: the host's absolute entries, none in the machine's directory)
+//!   and the process's tag ([`TAG_VAR`]); the working directory is the plugin's own
+//!   directory of the machine (`machines/NAME/driver`); no file a program writes may grow
+//!   past the directory's quota (`RLIMIT_FSIZE`, [`super::quota`]).
+//! - `run` waits with a timeout (capped) and caps the output it keeps; nothing it started
+//!   outlives it (its process group and every process carrying its tag are killed when it
+//!   returns).
+//! - `spawn` starts a detached process (own session and process group, stdin empty,
+//!   output to `HANDLE.log` in the plugin's directory, opened through [`super::beneath`]:
+//!   never through a link the plugin planted; a log over [`LOG_CAP`] is emptied first)
+//!   and records its pid, start time (from /proc/PID/stat) and tag under the plugin's
+//!   handle name in `machines/NAME/processes.json`, a host-owned file outside the
+//!   plugin's directory. The plugin refers to processes only by handle: it can ask about,
+//!   signal and kill only processes the host started for this machine, and a reused pid
+//!   (another start time) is never signalled.
+//! - Killing a handle (`kill`, `dmw rm`, a failed create) ends the whole tree: the
+//!   process group and session the host made for it, and every process that inherited
+//!   its tag, so a child that daemonized (double fork, `setsid`) dies with it.
 //! - `free-port`: a port on 127.0.0.1 that was free a moment ago (the plugin has no sockets).
 
 use std::collections::BTreeMap;
@@ -64,8 +74,15 @@ const MAX_RUN: Duration = Duration::from_secs(30 * 60);
 const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 /// How long `kill` waits for a killed process to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(10);
-/// The environment variables a program gets from dmw's own environment (nothing else).
-const KEPT_ENV: &[&str] = &["PATH", "LANG"];
+/// The environment variables a program gets from dmw's own environment as they are
+/// (PATH is sanitized, [`sanitized_path`]; nothing else passes).
+const KEPT_ENV: &[&str] = &["LANG"];
+/// The variable that tags every process the host starts (and, inherited, their
+/// children) with a random value recorded for it, so the whole tree can be ended.
+pub const TAG_VAR: &str = "DMW_PROCESS_TAG";
+/// Largest a spawn log (`HANDLE.log`) may be when its process is (re)started: a larger
+/// one is emptied first.
+pub const LOG_CAP: u64 = 64 << 20;
 
 /// What `process` works with for one machine.
 pub struct ProcessCtx {
@@ -77,6 +94,9 @@ pub struct ProcessCtx {
     programs: Vec<String>,
     /// The argument forms of the programs declared with them.
     program_args: Vec<ProgramArgs>,
+    /// The largest file a program may write (`RLIMIT_FSIZE`); `None`: the directory's
+    /// quota, read from the environment when the program starts.
+    file_limit: Option<u64>,
 }
 
 /// Link `process` through [`ProcessCtx`].
@@ -96,6 +116,7 @@ fn lend(offer: &Offer, lent: &mut Lent) {
             dir: dir.clone(),
             programs: offer.programs.clone(),
             program_args: offer.program_args.clone(),
+            file_limit: None,
         });
     }
 }
@@ -103,12 +124,17 @@ fn lend(offer: &Offer, lent: &mut Lent) {
 /// One process the host started, as recorded in `processes.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
-    /// Its pid.
+    /// Its pid, also the id of the session and process group it leads (the host starts
+    /// it with `setsid`).
     pub pid: u32,
     /// Its start time (clock ticks since boot, /proc/PID/stat field 22).
     pub start_time: u64,
     /// The program, as resolved.
     pub program: PathBuf,
+    /// The value of [`TAG_VAR`] it (and every child that kept its environment) carries;
+    /// empty in records made before tags.
+    #[serde(default)]
+    pub tag: String,
 }
 
 impl Started {
@@ -116,13 +142,109 @@ impl Started {
     pub fn is_running(&self) -> bool {
         matches!(proc_stat(self.pid), Some((state, start)) if state != 'Z' && state != 'X' && start == self.start_time)
     }
+
+    /// Every live process of its tree: the leader (if it is still the same process), the
+    /// members of the session and process group it leads, and every process carrying
+    /// its tag. When the leader's pid names another process (reused), its session and
+    /// group are gone (the kernel does not reuse a pid still in use as a session or
+    /// group id), so only tagged processes are taken.
+    pub fn tree(&self) -> Vec<u32> {
+        let leader = proc_stat(self.pid);
+        let reused = leader.is_some_and(|(_, start)| start != self.start_time);
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(ids) = proc_ids(pid) else {
+                continue;
+            };
+            if ids.state == 'Z' || ids.state == 'X' {
+                continue;
+            }
+            let member = self.pid != 0
+                && !reused
+                && (pid == self.pid || ids.session == self.pid || ids.group == self.pid);
+            if member || (!self.tag.is_empty() && carries_tag(pid, &self.tag)) {
+                found.push(pid);
+            }
+        }
+        found.retain(|&p| p != std::process::id());
+        found
+    }
 }
 
-/// The processes recorded in a machine's directory (none when the file is missing).
+/// The ids of a process, from /proc/PID/stat.
+struct ProcIds {
+    state: char,
+    group: u32,
+    session: u32,
+}
+
+fn proc_ids(pid: u32) -> Option<ProcIds> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcIds {
+        state: fields.first()?.chars().next()?,
+        group: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+    })
+}
+
+/// Whether process `pid` (one of the user's: others' environments are not readable)
+/// carries `TAG_VAR=tag`.
+fn carries_tag(pid: u32, tag: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let want = format!("{TAG_VAR}={tag}");
+    env.split(|&b| b == 0).any(|v| v == want.as_bytes())
+}
+
+/// A new random tag (128 bits, hex).
+fn new_tag() -> io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// The PATH programs get: the host's PATH with only absolute entries (an empty entry,
+/// `.` or a relative one would point into the plugin's writable directory, the working
+/// directory), none inside `machine_dir` (the plugin's directory is in it).
+pub fn sanitized_path(host_path: &std::ffi::OsStr, machine_dir: &Path) -> std::ffi::OsString {
+    let kept: Vec<PathBuf> = std::env::split_paths(host_path)
+        .filter(|d| d.is_absolute())
+        .filter(|d| {
+            !d.components().any(|c| c == std::path::Component::ParentDir)
+                && !d.starts_with(machine_dir)
+        })
+        .collect();
+    std::env::join_paths(kept).unwrap_or_default()
+}
+
+/// The processes recorded in a machine's directory (none when the file is missing); read
+/// through [`super::beneath`] (no link followed), at most 1 MiB.
 pub fn recorded(dir: &MachineDir) -> Result<BTreeMap<String, Started>> {
-    match std::fs::read(dir.processes()) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is damaged", dir.processes().display())),
+    use std::io::Read;
+    let name = Path::new(crate::store::layout::PROCESSES_FILE);
+    match super::beneath::open(dir.path(), name, super::beneath::Mode::Read) {
+        Ok(f) => {
+            let mut bytes = Vec::new();
+            f.take(1 << 20)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {}", dir.processes().display()))?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged", dir.processes().display()))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.processes().display())),
     }
@@ -142,24 +264,31 @@ pub fn kill_all(dir: &MachineDir) -> Result<()> {
     Ok(())
 }
 
-/// SIGKILL a recorded process (if it still is the same process) and wait until it is gone.
+/// SIGKILL a recorded process's whole tree ([`Started::tree`]) and wait until it is gone.
 fn kill_started(p: &Started) -> Result<()> {
-    if !p.is_running() {
-        return Ok(());
-    }
-    send(p, libc::SIGKILL)?;
     let deadline = Instant::now() + KILL_WAIT;
-    while p.is_running() {
+    loop {
+        let tree = p.tree();
+        if tree.is_empty() {
+            return Ok(());
+        }
         if Instant::now() > deadline {
             anyhow::bail!(
-                "pid {} still runs {}s after SIGKILL",
+                "pids {tree:?} (started as pid {}) still run {}s after SIGKILL",
                 p.pid,
                 KILL_WAIT.as_secs()
             );
         }
+        for pid in tree {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill has no memory preconditions; the pid was found in the tree
+                // just now (a tagged process, or a member of the session or group of the
+                // leader the record names).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
 }
 
 fn send(p: &Started, sig: libc::c_int) -> Result<()> {
@@ -238,6 +367,16 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 impl ProcessCtx {
+    /// The machine's name.
+    pub fn machine(&self) -> &str {
+        &self.machine
+    }
+
+    /// The plugin's directory of the machine (the programs' working directory).
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.driver_dir()
+    }
+
     /// The program to run for the plugin's `program`: declared, then found.
     fn resolve(&self, plugin: &str, program: &str) -> Result<PathBuf, Error> {
         if program.is_empty() || program.len() > MAX_PROGRAM || program.contains('\0') {
@@ -258,7 +397,7 @@ impl ProcessCtx {
             let p = PathBuf::from(program);
             (p.is_absolute() && p.is_file()).then_some(p)
         } else {
-            which(program)
+            which_in(program, &self.path().to_string_lossy())
         };
         found.ok_or_else(|| {
             Error::Failed(format!(
@@ -300,16 +439,26 @@ impl ProcessCtx {
     /// The plugin's directory (created 0700 when missing): the programs' working directory.
     fn work_dir(&self) -> Result<PathBuf, Error> {
         let work = self.dir.driver_dir();
-        std::fs::create_dir_all(&work)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700))
-            })
+        super::beneath::private_dir(&work)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
         Ok(work)
     }
 
-    fn command(&self, program: &Path, args: &[String], work: &Path) -> std::process::Command {
+    /// The command for `program`: cleared environment but for LANG, the sanitized PATH
+    /// and `tag`; the plugin's directory as working directory; no file larger than the
+    /// directory's quota (`RLIMIT_FSIZE`).
+    fn command(
+        &self,
+        program: &Path,
+        args: &[String],
+        work: &Path,
+        tag: &str,
+    ) -> Result<std::process::Command, Error> {
+        let quota = match self.file_limit {
+            Some(limit) => limit,
+            None => super::quota::plugin_dir_quota()
+                .map_err(|e| Error::Failed(format!("machine {}: {e:#}", self.machine)))?,
+        };
         let mut cmd = std::process::Command::new(program);
         cmd.args(args).current_dir(work).env_clear();
         for var in KEPT_ENV {
@@ -317,8 +466,32 @@ impl ProcessCtx {
                 cmd.env(var, v);
             }
         }
+        cmd.env("PATH", self.path());
+        cmd.env(TAG_VAR, tag);
         cmd.stdin(Stdio::null());
-        cmd
+        let limit = libc::rlimit {
+            rlim_cur: quota as libc::rlim_t,
+            rlim_max: quota as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe; `limit` is copied into the closure.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(cmd)
+    }
+
+    /// The PATH programs get (and are looked up in): [`sanitized_path`] of the host's.
+    fn path(&self) -> std::ffi::OsString {
+        sanitized_path(
+            &std::env::var_os("PATH").unwrap_or_default(),
+            self.dir.path(),
+        )
     }
 
     fn records(&self) -> Result<BTreeMap<String, Started>, Error> {
@@ -333,6 +506,18 @@ impl ProcessCtx {
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::Failed(format!("machine {}: {what}: {e}", self.machine))
     }
+}
+
+/// The log of process `handle` in the plugin's directory `work`, for appending: opened
+/// beneath the directory without following a link ([`super::beneath`]), emptied first
+/// when it is over [`LOG_CAP`].
+fn open_log(work: &Path, handle: &str) -> io::Result<std::fs::File> {
+    let name = PathBuf::from(format!("{handle}.log"));
+    let log = super::beneath::open(work, &name, super::beneath::Mode::Append(0o600))?;
+    if log.metadata()?.len() > LOG_CAP {
+        log.set_len(0)?;
+    }
+    Ok(log)
 }
 
 /// The Debian package to install for a program dmw's drivers use.
@@ -387,7 +572,19 @@ impl Host for Granted<'_, ProcessCtx> {
             Ok(w) => w,
             Err(e) => return Ok(Err(e)),
         };
-        let mut cmd = tokio::process::Command::from(ctx.command(&path, &args, &work));
+        let tag = match new_tag() {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Err(
+                    ctx.failed("cannot read random bytes for a process tag", e)
+                ));
+            }
+        };
+        let cmd = match ctx.command(&path, &args, &work, &tag) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut cmd = tokio::process::Command::from(cmd);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -395,6 +592,13 @@ impl Host for Granted<'_, ProcessCtx> {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Ok(Err(ctx.failed(&format!("cannot run {program}"), e))),
+        };
+        // Nothing it started outlives `run`: its group and every process with its tag.
+        let tree = Started {
+            pid: child.id().unwrap_or_default(),
+            start_time: child.id().and_then(proc_stat).map(|(_, t)| t).unwrap_or(0),
+            program: path.clone(),
+            tag,
         };
         let out = child.stdout.take().map(|o| read_capped(o, OUTPUT_CAP));
         let err = child.stderr.take().map(|e| read_capped(e, OUTPUT_CAP));
@@ -419,6 +623,14 @@ impl Host for Granted<'_, ProcessCtx> {
                 (-1, true)
             }
         };
+        // The program was reaped: its pid is free, so only the group's members and the
+        // tagged processes are left to end.
+        let leftover = tokio::task::spawn_blocking(move || kill_started(&tree)).await;
+        if let Ok(Err(e)) = leftover {
+            return Ok(Err(
+                ctx.failed(&format!("{program} left processes behind"), e)
+            ));
+        }
         // Output still open after the program ended (a grandchild holding the pipe) is
         // not waited for long.
         let (stdout, mut stderr) = tokio::time::timeout(Duration::from_secs(5), outputs)
@@ -461,22 +673,27 @@ impl Host for Granted<'_, ProcessCtx> {
                     p.pid
                 )));
             }
-            map.retain(|_, p| p.is_running());
+            // What is left of an ended process under this handle (a child it left
+            // behind) ends before the handle names a new one.
+            if let Some(old) = map.remove(&handle) {
+                kill_started(&old).map_err(|e| ctx.failed(&format!("kill {handle}"), e))?;
+            }
+            // A record is kept while anything of its tree lives (`rm` ends it).
+            map.retain(|_, p| !p.tree().is_empty());
             if map.len() >= MAX_HANDLES {
                 return Err(Error::InvalidInput(format!(
                     "{MAX_HANDLES} processes already run for this machine"
                 )));
             }
             let work = ctx.work_dir()?;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(work.join(format!("{handle}.log")))
-                .map_err(|e| ctx.failed("cannot open the process log", e))?;
+            let log = open_log(&work, &handle)
+                .map_err(|e| ctx.failed(&format!("cannot open the log of process {handle}"), e))?;
             let log2 = log
                 .try_clone()
                 .map_err(|e| ctx.failed("cannot open the process log", e))?;
-            let mut cmd = ctx.command(&path, &args, &work);
+            let tag = new_tag()
+                .map_err(|e| ctx.failed("cannot read random bytes for a process tag", e))?;
+            let mut cmd = ctx.command(&path, &args, &work, &tag)?;
             cmd.stdout(log).stderr(log2);
             // Its own session: no terminal, and dmw's Ctrl-C does not reach it.
             // SAFETY: setsid is async-signal-safe and touches no memory.
@@ -504,6 +721,7 @@ impl Host for Granted<'_, ProcessCtx> {
                     pid,
                     start_time,
                     program: path,
+                    tag,
                 },
             );
             save(&ctx.dir, &map).map_err(|e| ctx.failed("cannot record the process", e))?;
@@ -609,7 +827,12 @@ mod tests {
             pid: std::process::id(),
             start_time: 1, // not ours: a reused pid
             program: PathBuf::from("/bin/true"),
+            tag: String::new(),
         };
+        assert!(
+            reused.tree().is_empty(),
+            "a reused pid's session is not ours"
+        );
         assert!(!reused.is_running());
         kill_started(&reused).expect("a process that is not ours is left alone");
     }
@@ -643,6 +866,7 @@ mod tests {
                 form("qemu-img", &["info", "--output=json", "*"]),
                 form("qemu-img", &["--version"]),
             ],
+            file_limit: None,
         };
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(
@@ -681,11 +905,156 @@ mod tests {
             dir: MachineDir::at(dir.path()),
             programs: vec!["sh".into(), "/bin/true".into()],
             program_args: Vec::new(),
+            file_limit: None,
         };
         assert!(ctx.resolve("p", "sh").is_ok());
         assert!(ctx.resolve("p", "/bin/true").is_ok());
         assert!(matches!(ctx.resolve("p", "ls"), Err(Error::Denied(_))));
         assert!(matches!(ctx.resolve("p", "/bin/sh"), Err(Error::Denied(_))));
         assert!(matches!(ctx.resolve("p", "true"), Err(Error::Denied(_))));
+    }
+
+    #[test]
+    fn path_is_sanitized() {
+        let machine = Path::new("/store/machines/m");
+        let got = sanitized_path(
+            std::ffi::OsStr::new(
+                "/store/machines/m/driver::.:bin:/usr/local/bin:/usr/bin:/x/../y:/bin",
+            ),
+            machine,
+        );
+        assert_eq!(got, "/usr/local/bin:/usr/bin:/bin");
+        assert_eq!(sanitized_path(std::ffi::OsStr::new(""), machine), "");
+    }
+
+    /// Processes (not zombies) whose command line is exactly `args`.
+    fn live_with_args(args: &[&str]) -> Vec<u32> {
+        let want: Vec<u8> = args
+            .iter()
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        std::fs::read_dir("/proc")
+            .expect("proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                    && proc_ids(*pid).is_some_and(|i| i.state != 'Z')
+            })
+            .collect()
+    }
+
+    /// Before the tag, `kill_all` signalled only the recorded pid: a child that left the
+    /// session (`setsid -f`) survived `dmw rm`. And a spawn log planted as a symlink was
+    /// appended to (issue 18, proof 3).
+    #[tokio::test]
+    async fn a_daemonized_child_dies_with_its_handle_and_a_planted_log_is_refused() {
+        if which("setsid").is_none() || which("sleep").is_none() {
+            eprintln!("skipped: no setsid or sleep");
+            return;
+        }
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = MachineDir::at(root.path().join("m"));
+        std::fs::create_dir_all(dir.driver_dir()).expect("dir");
+        let mut ctx = ProcessCtx {
+            machine: "m".into(),
+            dir: dir.clone(),
+            programs: vec!["setsid".into()],
+            program_args: Vec::new(),
+            file_limit: None,
+        };
+        let mut g = Granted {
+            ctx: Some(&mut ctx),
+            plugin: "p",
+        };
+        // A unique command line, to find the daemon by.
+        let marker = format!("{}.{}", 3000 + std::process::id() % 997, std::process::id());
+        let args: Vec<String> = ["-f", "sleep", &marker].map(String::from).to_vec();
+        g.spawn("daemon".into(), "setsid".into(), args)
+            .await
+            .expect("call")
+            .expect("spawned");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let daemon = loop {
+            if let Some(&pid) = live_with_args(&["sleep", &marker]).first() {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the daemon never started");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let records = recorded(&dir).expect("records");
+        let started = records.get("daemon").expect("recorded");
+        assert_eq!(started.tag.len(), 32);
+        assert_ne!(
+            proc_ids(daemon).map(|i| i.session),
+            Some(started.pid),
+            "the daemon left the session the host made"
+        );
+        assert!(started.tree().contains(&daemon), "found by its tag");
+        kill_all(&dir).expect("kill all");
+        assert!(
+            live_with_args(&["sleep", &marker]).is_empty(),
+            "the daemon outlived kill_all"
+        );
+
+        // A planted symlink and a planted hard link as the spawn log: refused.
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "mine\n").expect("victim");
+        std::os::unix::fs::symlink("../../victim", dir.driver_dir().join("planted.log"))
+            .expect("symlink");
+        std::fs::hard_link(&victim, dir.driver_dir().join("hard.log")).expect("hard link");
+        for handle in ["planted", "hard"] {
+            let r = g
+                .spawn(handle.into(), "setsid".into(), vec!["--version".into()])
+                .await
+                .expect("call");
+            assert!(matches!(r, Err(Error::Failed(_))), "{handle}: {r:?}");
+        }
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "mine\n");
+    }
+
+    /// Before the quota, a program could fill the plugin's directory without bound.
+    #[tokio::test]
+    async fn a_program_cannot_write_a_file_past_the_quota() {
+        if which("dd").is_none() {
+            eprintln!("skipped: no dd");
+            return;
+        }
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = MachineDir::at(root.path().join("m"));
+        let mut ctx = ProcessCtx {
+            machine: "m".into(),
+            dir: dir.clone(),
+            programs: vec!["dd".into()],
+            program_args: Vec::new(),
+            file_limit: Some(1 << 20),
+        };
+        let mut g = Granted {
+            ctx: Some(&mut ctx),
+            plugin: "p",
+        };
+        let args = ["if=/dev/zero", "of=big", "bs=64K", "count=64"].map(String::from);
+        let out = g
+            .run("dd".into(), args.to_vec(), 30_000)
+            .await
+            .expect("call")
+            .expect("ran");
+        assert_ne!(out.exit_code, 0, "{out:?}");
+        let size = std::fs::metadata(dir.driver_dir().join("big"))
+            .expect("big")
+            .len();
+        assert!(size <= 1 << 20, "{size}");
+    }
+
+    #[test]
+    fn a_spawn_log_over_its_cap_is_emptied() {
+        let root = tempfile::tempdir().expect("tmp");
+        let f = std::fs::File::create(root.path().join("h.log")).expect("log");
+        f.set_len(LOG_CAP + 1).expect("len");
+        let log = open_log(root.path(), "h").expect("open");
+        assert_eq!(log.metadata().expect("meta").len(), 0);
+        std::fs::write(root.path().join("s.log"), "kept\n").expect("small");
+        let log = open_log(root.path(), "s").expect("open");
+        assert_eq!(log.metadata().expect("meta").len(), 5);
     }
 }

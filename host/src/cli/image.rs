@@ -1,5 +1,6 @@
 //! `dmw image build`: a cloud-style Debian image built from a package mirror (see
-//! [`crate::vm::image`]).
+//! [`crate::vm::image`]); `dmw image prune`: empty the cache of downloaded images (see
+//! [`crate::vm::download`]).
 
 use std::path::PathBuf;
 
@@ -20,6 +21,8 @@ pub struct ImageArgs {
 enum ImageCommand {
     /// Build a Debian cloud-style image (qcow2 + kernel + initramfs) from a package mirror; cached
     Build(BuildArgs),
+    /// Empty the cache of downloaded images (those a machine's disk is made over are kept)
+    Prune,
 }
 
 #[derive(Args)]
@@ -42,7 +45,32 @@ struct BuildArgs {
 pub fn run(app: &App, a: ImageArgs) -> CliResult {
     match a.command {
         ImageCommand::Build(b) => build(app, b),
+        ImageCommand::Prune => prune(app),
     }
+}
+
+fn prune(app: &App) -> CliResult {
+    use crate::capabilities::quota::show_size;
+    use crate::vm::download;
+    let cache = app.store.images_dir();
+    let done = download::prune(&cache, &app.store.machines_dir())
+        .map_err(|e| CliError::new(format!("Error: cannot prune the image cache: {e:#}")))?;
+    let freed: u64 = done.removed.iter().map(|e| e.bytes).sum();
+    println!(
+        "Removed {} downloaded image{} from {}: {} freed",
+        done.removed.len(),
+        if done.removed.len() == 1 { "" } else { "s" },
+        cache.join(download::DOWNLOADS).display(),
+        show_size(freed)
+    );
+    for e in &done.kept {
+        println!(
+            "Kept {} ({}): a machine's disk is made over it (dmw rm the machine first)",
+            e.file.as_deref().unwrap_or(&e.dir).display(),
+            show_size(e.bytes)
+        );
+    }
+    Ok(())
 }
 
 fn build(app: &App, b: BuildArgs) -> CliResult {

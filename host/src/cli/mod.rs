@@ -107,7 +107,7 @@ enum Command {
     Env(env::EnvArgs),
     /// Adopt the generic and none machines of a Docker Machine store (no re-provisioning)
     Import(import::ImportArgs),
-    /// Build local VM images (`image build`)
+    /// Local VM images: build one (`image build`), empty the download cache (`image prune`)
     Image(image::ImageArgs),
     /// Inspect information about a machine
     Inspect(inspect::InspectArgs),

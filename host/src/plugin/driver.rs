@@ -31,10 +31,17 @@ fn plugin_err(name: &str, func: &str, e: types::Error) -> anyhow::Error {
     anyhow!("{}", crate::plugin::describe_error(name, func, &e))
 }
 
+/// The calls that end things: never refused for the plugin directory's quota (so a
+/// machine whose directory is full can still be stopped and removed).
+pub(crate) const ENDING_CALLS: &[&str] = &["stop", "kill", "remove"];
+
 macro_rules! unit_call {
     ($(#[$doc:meta])* $method:ident, $call:ident, $label:literal, $limit:expr) => {
         $(#[$doc])*
         pub async fn $method(&mut self) -> Result<()> {
+            if !ENDING_CALLS.contains(&$label) {
+                self.check_quota($label)?;
+            }
             let name = self.name.clone();
             let r = with_deadline(&name, $label, $limit, self.bindings.dmw_plugin_driver().$call(&mut self.store)).await?;
             r.map_err(|e| plugin_err(&name, $label, e))
@@ -127,6 +134,26 @@ impl Driver {
             .unwrap_or_default()
     }
 
+    /// The machine and the plugin's directory of it, when the driver has one (lent `files`
+    /// or `process`).
+    fn plugin_dir(&self) -> Option<(String, std::path::PathBuf)> {
+        let lent = &self.store.data().lent;
+        if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
+            return Some((files.machine().to_string(), files.dir().to_path_buf()));
+        }
+        lent.get::<crate::capabilities::process::ProcessCtx>()
+            .map(|p| (p.machine().to_string(), p.plugin_dir()))
+    }
+
+    /// Refuse `call` when the plugin's directory of the machine is over its quota
+    /// ([`crate::capabilities::quota`]).
+    fn check_quota(&self, call: &str) -> Result<()> {
+        match self.plugin_dir() {
+            Some((machine, dir)) => crate::capabilities::quota::check(&machine, &dir, call),
+            None => Ok(()),
+        }
+    }
+
     /// Name and description.
     pub async fn info(&mut self) -> Result<DriverInfo> {
         with_deadline(
@@ -153,6 +180,7 @@ impl Driver {
 
     /// Hand it the create flags.
     pub async fn set_config(&mut self, machine: &str, flags: &[FlagValue]) -> Result<()> {
+        self.check_quota("set-config")?;
         let name = self.name.clone();
         let r = with_deadline(
             &name,
@@ -190,6 +218,7 @@ impl Driver {
 
     /// The machine's state.
     pub async fn state(&mut self) -> Result<MachineState> {
+        self.check_quota("state")?;
         let name = self.name.clone();
         let r = with_deadline(
             &name,
@@ -205,6 +234,7 @@ impl Driver {
 
     /// The machine's address.
     pub async fn address(&mut self) -> Result<String> {
+        self.check_quota("address")?;
         let name = self.name.clone();
         let r = with_deadline(
             &name,
@@ -220,6 +250,7 @@ impl Driver {
 
     /// How to reach it over SSH.
     pub async fn ssh_endpoint(&mut self) -> Result<SshDetails> {
+        self.check_quota("ssh-endpoint")?;
         let name = self.name.clone();
         let r = with_deadline(
             &name,

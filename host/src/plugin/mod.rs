@@ -291,6 +291,23 @@ tokio::task_local! {
     static CALL: CallScope;
 }
 
+/// The plugin's directory of the machine gone over its quota during a driver call that
+/// fills it (not one that ends things: `dmw rm` always works); checked at each epoch
+/// check, about once a second while the plugin runs.
+fn over_quota(state: &HostState) -> Result<(), String> {
+    let Some(files) = state.lent.get::<crate::capabilities::files::FilesCtx>() else {
+        return Ok(());
+    };
+    let Ok(func) = CALL.try_with(|c| c.func.clone()) else {
+        return Ok(());
+    };
+    if driver::ENDING_CALLS.contains(&func.as_str()) {
+        return Ok(());
+    }
+    crate::capabilities::quota::check_during(files.machine(), files.dir(), &func)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Numbers the calls, so the epoch callback sees when a new one starts.
 static CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -609,14 +626,9 @@ impl Runtime {
         // WASI grants nothing but, to a plugin lent `files`, its own directory.
         if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
             let dir = files.dir();
-            std::fs::create_dir_all(dir)
-                .and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                })
-                .with_context(|| {
-                    format!("cannot create the plugin's directory {}", dir.display())
-                })?;
+            crate::capabilities::beneath::private_dir(dir).with_context(|| {
+                format!("cannot create the plugin's directory {}", dir.display())
+            })?;
             wasi.preopened_dir(
                 dir,
                 crate::capabilities::files::GUEST_DIR,
@@ -678,7 +690,7 @@ impl Runtime {
                     )
                 })
                 .unwrap_or_else(|_| state.watch.tick(host_calls, None, Instant::now()));
-            match verdict {
+            match verdict.and_then(|()| over_quota(state)) {
                 Ok(()) => Ok(UpdateDeadline::Yield(CHECK_TICKS)),
                 Err(message) => Err(wasmtime::Error::msg(message)),
             }

@@ -4,6 +4,15 @@
 //! renamed only once verified against a checksum (given, or the `SHA512SUMS` published
 //! beside the file, as Debian does), and not downloaded again while the cached file and
 //! its verified sum still match.
+//!
+//! A download (and a cached file, each time it is used) is also checked to be a raw or
+//! plain qcow2 image ([`crate::vm::qcow2`]): one whose header names a backing file or an
+//! external data file is deleted and refused.
+//!
+//! The cache has a total cap ([`CACHE_QUOTA_VAR`], default [`DEFAULT_CACHE_QUOTA`]): after
+//! each download the least recently used downloads are evicted until the cache fits,
+//! never one a machine's disk is made over (its overlay names it as backing file).
+//! `dmw image prune` ([`prune`]) removes every download no machine uses.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,6 +42,10 @@ const IDLE: Duration = Duration::from_secs(60);
 const MAX_REDIRECTS: usize = 5;
 /// The folder under the image cache.
 pub const DOWNLOADS: &str = "downloads";
+/// The environment variable that sets the download cache's total cap.
+pub const CACHE_QUOTA_VAR: &str = "DMW_IMAGE_CACHE_QUOTA";
+/// The download cache's cap when [`CACHE_QUOTA_VAR`] is not set: 32 GiB.
+pub const DEFAULT_CACHE_QUOTA: u64 = 32 << 30;
 
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,17 +223,21 @@ pub fn check_allowed(sender: Option<&Sender>, uri: &Uri) -> Result<()> {
 /// What a download reports as it goes.
 pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
-/// Download `url` into the cache (once), verified against `checksum`; the cached file.
+/// Download `url` into the cache (once), verified against `checksum` and checked to name
+/// no file outside it ([`crate::vm::qcow2`]); the cached file. `machines` (the store's
+/// machines directory) tells which cached images machines use: those are never evicted.
 pub async fn cached_download(
     cache: &Path,
     url: &str,
     checksum: &str,
     sender: Option<&Sender>,
+    machines: Option<&Path>,
     progress: Progress<'_>,
 ) -> Result<PathBuf> {
     let uri = check_url(url)?;
     let spec = parse_checksum(checksum)?;
     check_allowed(sender, &uri)?;
+    let quota = crate::capabilities::quota::env_size(CACHE_QUOTA_VAR, DEFAULT_CACHE_QUOTA)?;
     let name = file_name(&uri);
     let expected = match spec {
         ChecksumSpec::Sum(sum) => sum,
@@ -240,23 +257,189 @@ pub async fn cached_download(
     if target.is_file()
         && std::fs::read_to_string(&record).is_ok_and(|r| r.trim() == expected.to_string())
     {
+        if let Err(e) = crate::vm::qcow2::check(&target) {
+            let _ = std::fs::remove_dir_all(&dir);
+            bail!(
+                "the cached image of {url} is refused: {e:#}; it was deleted from the cache. Use an image without a backing file (`qemu-img convert -O qcow2 IN OUT` makes a standalone copy)"
+            );
+        }
+        touch(&dir);
         progress(&format!("{url} is cached in {}", target.display()));
         return Ok(target);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let part = dir.join(format!(".{name}.part-{}", std::process::id()));
-    let result = tokio::time::timeout(MAX_TIME, fetch_to(&uri, &part, &expected, sender, progress))
-        .await
-        .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
+    let result = tokio::time::timeout(
+        MAX_TIME,
+        fetch_to(&uri, &part, &expected, sender, quota, progress),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow!("took longer than {} s", MAX_TIME.as_secs())));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&part);
         return Err(e.context(format!("download of {url}")));
     }
+    if let Err(e) = crate::vm::qcow2::check(&part) {
+        let _ = std::fs::remove_file(&part);
+        bail!(
+            "the image {url} is refused: {e:#}; the download was deleted. Use an image without a backing file (`qemu-img convert -O qcow2 IN OUT` makes a standalone copy)"
+        );
+    }
+    progress(&format!("verified {expected}"));
     std::fs::rename(&part, &target)
         .with_context(|| format!("cannot move the download into {}", target.display()))?;
-    std::fs::write(&record, format!("{expected}\n"))
-        .with_context(|| format!("cannot write {}", record.display()))?;
+    crate::store::write_private(&record, format!("{expected}\n").as_bytes())?;
+    touch(&dir);
+    match trim(cache, &dir, quota, machines) {
+        Ok(evicted) => {
+            for e in evicted {
+                progress(&format!(
+                    "evicted {} ({}, least recently used) from the image cache ({CACHE_QUOTA_VAR}={})",
+                    e.file.as_deref().unwrap_or(&e.dir).display(),
+                    crate::capabilities::quota::show_size(e.bytes),
+                    crate::capabilities::quota::show_size(quota)
+                ));
+            }
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.context(format!("download of {url}: the download was deleted")));
+        }
+    }
     Ok(target)
+}
+
+/// Mark a cache folder used now (its modification time orders eviction).
+fn touch(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// One download in the cache.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its folder (`downloads/<sha256 of the URL>`).
+    pub dir: PathBuf,
+    /// The image in it, if any.
+    pub file: Option<PathBuf>,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// When it was last used.
+    pub used: std::time::SystemTime,
+}
+
+/// The downloads in the cache, least recently used first.
+pub fn entries(cache: &Path) -> Vec<Entry> {
+    let Ok(read) = std::fs::read_dir(cache.join(DOWNLOADS)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Entry> = read
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.path().symlink_metadata().ok()?;
+            if !meta.is_dir() {
+                return None;
+            }
+            let dir = e.path();
+            let bytes = crate::capabilities::quota::usage(&dir).ok()?.bytes;
+            let file = std::fs::read_dir(&dir).ok().and_then(|r| {
+                r.flatten().map(|f| f.path()).find(|p| {
+                    let n = p.file_name().unwrap_or_default().to_string_lossy();
+                    !n.starts_with('.') && !n.ends_with(".sum")
+                })
+            });
+            Some(Entry {
+                dir,
+                file,
+                bytes,
+                used: meta.modified().ok()?,
+            })
+        })
+        .collect();
+    found.sort_by_key(|e| e.used);
+    found
+}
+
+/// The backing files the machines' disks name (each file directly in a machine's
+/// `driver/` directory that is a qcow2 with a backing file; at most 64 per machine).
+pub fn in_use(machines: &Path) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(machines) else {
+        return Vec::new();
+    };
+    let mut used = Vec::new();
+    for m in read.flatten() {
+        let Ok(files) = std::fs::read_dir(m.path().join(crate::store::layout::DRIVER_DIR)) else {
+            continue;
+        };
+        for f in files.flatten().take(64) {
+            if let Some(b) = crate::vm::qcow2::backing_file(&f.path()) {
+                used.push(PathBuf::from(b));
+            }
+        }
+    }
+    used
+}
+
+/// Evict the least recently used downloads (not `keep`, not one a machine uses) until the
+/// cache fits `quota`; the evicted. Fails, naming [`CACHE_QUOTA_VAR`], when it cannot fit.
+fn trim(cache: &Path, keep: &Path, quota: u64, machines: Option<&Path>) -> Result<Vec<Entry>> {
+    use crate::capabilities::quota::show_size;
+    let all = entries(cache);
+    let mut total: u64 = all.iter().map(|e| e.bytes).sum();
+    if total <= quota {
+        return Ok(Vec::new());
+    }
+    let used = machines.map(in_use).unwrap_or_default();
+    let mut evicted = Vec::new();
+    for e in all {
+        if total <= quota {
+            break;
+        }
+        if e.dir == keep || used.iter().any(|u| u.starts_with(&e.dir)) {
+            continue;
+        }
+        std::fs::remove_dir_all(&e.dir)
+            .with_context(|| format!("cannot evict {} from the image cache", e.dir.display()))?;
+        total = total.saturating_sub(e.bytes);
+        evicted.push(e);
+    }
+    if total > quota {
+        bail!(
+            "the image cache {} would hold {}, over its cap of {} ({CACHE_QUOTA_VAR}), and what is left is used by machines or is this download; raise {CACHE_QUOTA_VAR} (e.g. {CACHE_QUOTA_VAR}={}G) or remove machines",
+            cache.join(DOWNLOADS).display(),
+            show_size(total),
+            show_size(quota),
+            (quota >> 30).saturating_mul(2).max(1)
+        );
+    }
+    Ok(evicted)
+}
+
+/// What [`prune`] did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// The downloads removed.
+    pub removed: Vec<Entry>,
+    /// The downloads kept because a machine's disk is made over them.
+    pub kept: Vec<Entry>,
+}
+
+/// Remove every download from the cache but those a machine uses (`machines`: the
+/// store's machines directory).
+pub fn prune(cache: &Path, machines: &Path) -> Result<Pruned> {
+    let used = in_use(machines);
+    let mut done = Pruned::default();
+    for e in entries(cache) {
+        if used.iter().any(|u| u.starts_with(&e.dir)) {
+            done.kept.push(e);
+            continue;
+        }
+        std::fs::remove_dir_all(&e.dir)
+            .with_context(|| format!("cannot remove {}", e.dir.display()))?;
+        done.removed.push(e);
+    }
+    Ok(done)
 }
 
 /// The sum of `name` in the checksum file at `sums`.
@@ -286,8 +469,10 @@ async fn fetch_to(
     part: &Path,
     expected: &Sum,
     sender: Option<&Sender>,
+    quota: u64,
     progress: Progress<'_>,
 ) -> Result<()> {
+    use crate::capabilities::quota::show_size;
     let mut response = get(uri, sender).await?;
     let total = response
         .headers()
@@ -296,15 +481,35 @@ async fn fetch_to(
     if total.is_some_and(|t| t > MAX_SIZE) {
         bail!("the file is larger than {} GiB", MAX_SIZE >> 30);
     }
+    let too_big = || {
+        anyhow!(
+            "the file is larger than the image cache's cap of {} ({CACHE_QUOTA_VAR}); raise it, e.g. {CACHE_QUOTA_VAR}={}G",
+            show_size(quota),
+            (quota >> 30).saturating_mul(2).max(1)
+        )
+    };
+    if total.is_some_and(|t| t > quota) {
+        return Err(too_big());
+    }
     progress(&format!(
         "downloading {uri}{}",
         total
             .map(|t| format!(" ({} MiB)", t >> 20))
             .unwrap_or_default()
     ));
-    let mut file = tokio::fs::File::create(part)
-        .await
-        .with_context(|| format!("cannot create {}", part.display()))?;
+    // A fresh file: never an existing name, never through a link.
+    let _ = std::fs::remove_file(part);
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(part)
+            .with_context(|| format!("cannot create {}", part.display()))?
+    };
+    let mut file = tokio::fs::File::from_std(file);
     let mut sha256 = sha2::Sha256::new();
     let mut sha512 = sha2::Sha512::new();
     let mut done: u64 = 0;
@@ -319,6 +524,9 @@ async fn fetch_to(
             continue;
         };
         done += data.len() as u64;
+        if done > quota {
+            return Err(too_big());
+        }
         if done > MAX_SIZE || total.is_some_and(|t| done > t) {
             bail!(
                 "the server sent more than announced (or more than {} GiB)",
@@ -356,7 +564,6 @@ async fn fetch_to(
             expected.algo.name()
         );
     }
-    progress(&format!("verified {expected}"));
     Ok(())
 }
 
@@ -574,10 +781,13 @@ mod tests {
 
     /// A sender allowing `hosts` (patterns as declared).
     fn sender(hosts: &[&str]) -> Sender {
-        Sender::new(crate::capabilities::http::HttpSettings {
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            ..Default::default()
-        })
+        Sender::new(
+            crate::capabilities::http::HttpSettings {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                ..Default::default()
+            },
+            std::path::Path::new("/nonexistent/dmw-store"),
+        )
         .expect("sender")
     }
 
@@ -640,11 +850,11 @@ mod tests {
         let allowed = Some(&allowed);
         let quiet = |_: &str| {};
         let url = format!("http://{host}/d/disk.qcow2");
-        let got = cached_download(cache.path(), &url, "", allowed, &quiet)
+        let got = cached_download(cache.path(), &url, "", allowed, None, &quiet)
             .await
             .expect("download");
         assert_eq!(std::fs::read(&got).expect("read"), disk);
-        let again = cached_download(cache.path(), &url, "", allowed, &quiet)
+        let again = cached_download(cache.path(), &url, "", allowed, None, &quiet)
             .await
             .expect("cached");
         assert_eq!(again, got);
@@ -662,6 +872,7 @@ mod tests {
             &url,
             &format!("sha512:{sum}"),
             allowed,
+            None,
             &quiet,
         )
         .await
@@ -669,7 +880,7 @@ mod tests {
         assert_eq!(gets("/d/disk.qcow2"), 1);
         // A mismatch names both sums and leaves nothing.
         let bad = format!("http://{host}/d/bad.qcow2");
-        let e = cached_download(cache.path(), &bad, "", allowed, &quiet)
+        let e = cached_download(cache.path(), &bad, "", allowed, None, &quiet)
             .await
             .expect_err("mismatch");
         let text = format!("{e:#}");
@@ -682,9 +893,105 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
         // An undeclared host is refused before any connection.
         let debian = sender(&["cloud.debian.org"]);
-        let e = cached_download(cache.path(), &url, "", Some(&debian), &quiet)
+        let e = cached_download(cache.path(), &url, "", Some(&debian), None, &quiet)
             .await
             .expect_err("refused");
         assert!(format!("{e:#}").contains("127.0.0.1"), "{e:#}");
+    }
+
+    /// Before the header check, this image was printed "verified" and kept, and QEMU
+    /// booted it with /etc/hostname as its disk (issue 18, proof 5).
+    #[tokio::test]
+    async fn a_downloaded_qcow2_with_a_backing_file_is_deleted_and_refused() {
+        let bad = crate::vm::qcow2::tests::qcow2(Some("/etc/hostname"), 0, &[]);
+        let sum = hex::encode(sha2::Sha512::digest(&bad));
+        let (host, _seen) = serve(vec![("/d/b.qcow2", bad.clone())]).await;
+        let cache = tempfile::tempdir().expect("tmp");
+        let url = format!("http://{host}/d/b.qcow2");
+        let quiet = |_: &str| {};
+        let e = cached_download(
+            cache.path(),
+            &url,
+            &format!("sha512:{sum}"),
+            Some(&sender(&[host.as_str()])),
+            None,
+            &quiet,
+        )
+        .await
+        .expect_err("refused");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("backing file") && text.contains("/etc/hostname"),
+            "{text}"
+        );
+        let folder = folder(cache.path(), &url.parse().expect("uri"));
+        let left: Vec<_> = std::fs::read_dir(&folder).expect("dir").flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Planted in the cache with a matching record (an older dmw kept it): refused at
+        // use and deleted.
+        std::fs::write(folder.join("b.qcow2"), &bad).expect("plant");
+        std::fs::write(folder.join("b.qcow2.sum"), format!("sha512:{sum}\n")).expect("sum");
+        let e = cached_download(
+            cache.path(),
+            &url,
+            &format!("sha512:{sum}"),
+            Some(&sender(&[host.as_str()])),
+            None,
+            &quiet,
+        )
+        .await
+        .expect_err("refused");
+        assert!(format!("{e:#}").contains("/etc/hostname"), "{e:#}");
+        assert!(!folder.exists(), "the cached image was deleted");
+    }
+
+    #[test]
+    fn the_cache_evicts_the_least_recently_used_and_prune_empties_it() {
+        let root = tempfile::tempdir().expect("tmp");
+        let cache = root.path().join("cache/images");
+        let machines = root.path().join("machines");
+        let base = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let d = cache.join(DOWNLOADS).join(name);
+            std::fs::create_dir_all(&d).expect("dir");
+            std::fs::write(d.join("img.raw"), vec![1u8; 100 << 10]).expect("img");
+            std::fs::File::open(&d)
+                .expect("open")
+                .set_modified(base + Duration::from_secs(60 * i as u64))
+                .expect("mtime");
+        }
+        // A machine's overlay is made over `a` (the oldest): never evicted.
+        let driver = machines.join("m1/driver");
+        std::fs::create_dir_all(&driver).expect("driver");
+        let backing = cache.join(DOWNLOADS).join("a/img.raw");
+        std::fs::write(
+            driver.join("overlay.qcow2"),
+            crate::vm::qcow2::tests::qcow2(Some(&backing.display().to_string()), 0, &[]),
+        )
+        .expect("overlay");
+        let keep = cache.join(DOWNLOADS).join("d");
+        let evicted = trim(&cache, &keep, 250 << 10, Some(&machines)).expect("trim");
+        let names: Vec<_> = evicted
+            .iter()
+            .map(|e| {
+                e.dir
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, ["b", "c"], "least recently used first, `a` in use");
+        assert!(keep.exists() && backing.exists());
+        // It cannot fit: the error names the variable, nothing in use is touched.
+        let e = trim(&cache, &keep, 50 << 10, Some(&machines)).expect_err("over");
+        assert!(format!("{e}").contains(CACHE_QUOTA_VAR), "{e}");
+        assert!(keep.exists() && backing.exists());
+        // Prune removes all but what a machine uses.
+        let done = prune(&cache, &machines).expect("prune");
+        assert_eq!(done.removed.len(), 1);
+        assert!(done.removed[0].bytes >= 100 << 10);
+        assert_eq!(done.kept.len(), 1);
+        assert!(!keep.exists() && backing.exists());
     }
 }

@@ -5,4 +5,5 @@
 
 pub mod download;
 pub mod image;
+pub mod qcow2;
 pub mod qmp;

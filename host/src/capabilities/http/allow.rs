@@ -610,14 +610,11 @@ mod tests {
             name: n.into(),
             values: vec![v.into()],
         };
-        let s = HttpSettings::resolve(
-            &d,
-            &[
-                fv("acme-url", "http://Mirror.test/debian"),
-                fv("acme-secure", "https://api.test/v1"),
-            ],
-        )
-        .expect("resolve");
+        let given = [
+            fv("acme-url", "http://Mirror.test/debian"),
+            fv("acme-secure", "https://api.test/v1"),
+        ];
+        let s = HttpSettings::resolve(&d, &given, &all_typed(&given)).expect("resolve");
         assert_eq!(s.hosts, pats(&["mirror.test:80", "api.test"]));
         assert_eq!(s.named, s.hosts, "both came from URLs the user typed");
         assert!(allowed(&s.hosts, "http", "mirror.test", 80));

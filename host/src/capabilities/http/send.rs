@@ -780,11 +780,14 @@ mod tests {
     }
 
     fn sender(hosts: &[&str], named: &[&str]) -> Sender {
-        Sender::new(HttpSettings {
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            named: named.iter().map(|h| h.to_string()).collect(),
-            ..HttpSettings::default()
-        })
+        Sender::new(
+            HttpSettings {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                named: named.iter().map(|h| h.to_string()).collect(),
+                ..HttpSettings::default()
+            },
+            std::path::Path::new("/nonexistent/dmw-store"),
+        )
         .expect("sender")
         .with_proxy(ProxyConfig::default())
     }
@@ -982,11 +985,14 @@ mod tests {
             "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
         ))
         .await;
-        let s = Sender::new(HttpSettings {
-            hosts: vec!["127.0.0.1:*".into()],
-            insecure: true,
-            ..HttpSettings::default()
-        })
+        let s = Sender::new(
+            HttpSettings {
+                hosts: vec!["127.0.0.1:*".into()],
+                insecure: true,
+                ..HttpSettings::default()
+            },
+            std::path::Path::new("/nonexistent/dmw-store"),
+        )
         .expect("sender")
         .with_proxy(ProxyConfig::default());
         let (mut parts, ()) = Request::builder()

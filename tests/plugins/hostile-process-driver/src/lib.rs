@@ -1,16 +1,25 @@
-//! Hostile test fixture: a driver granted `process` (with the programs `printenv`, `ln` and
-//! `sleep`) and `files` that tries, in `pre-create-check`, to get past them:
+//! Hostile test fixture: a driver granted `process` (with the programs `printenv`, `ln`,
+//! `sleep` and `setsid`) and `files` that tries, in `pre-create-check`, to get past them:
 //!
 //! - run programs it did not declare (`sh` by name, `/bin/sh` by path, `printenv` by
 //!   another path);
 //! - smuggle a shell through its declared program's arguments;
-//! - read the host's environment through `printenv` (only PATH and LANG may show);
+//! - read the host's environment through `printenv` (only PATH, LANG and the host's
+//!   process tag may show), and find a PATH entry that is empty, relative or in the
+//!   machine's directory (a program it plants there would run for a bare name);
+//! - make the host open a file outside its directory through the spawn log
+//!   `HANDLE.log`: a symlink `planted.log -> ../../../victim` and a hard link
+//!   `hardlinked.log` to `../../../victim-hard` (the test puts both victims in the store);
 //! - read files outside its directory: `/etc/passwd`, the machine's record and key beside
 //!   its directory (`../config.json`, `../id_ssh`), the same through symlinks its `ln`
 //!   makes, and the host's process records (`../processes.json`);
 //! - talk QMP to a socket outside its directory;
 //! - use a handle name that is a path, and kill processes it never started;
-//! - leave a process running (`sleep 3600`) when its check fails.
+//! - leave a process running (`sleep 3600`) when its check fails, and one that daemonized
+//!   out of its session (`setsid -f sleep 3601`: the host's pid is gone at once);
+//! - with `--hostile-process-fill MIB`, fill its directory in `set-config` (the quota
+//!   test: the next call must be refused), and with `--hostile-process-spin yes` then keep
+//!   computing in `set-config` for 5 s (the call must be stopped while it runs).
 //!
 //! It fails the check with `HOSTILE-CONTAINED` when every attempt was refused (and the
 //! positive controls worked: its own directory is writable, its program runs), else with
@@ -29,6 +38,7 @@ dmw_guest::permissions! {
     program "printenv";
     program "ln";
     program "sleep";
+    program "setsid";
 }
 
 /// The hostile process driver.
@@ -43,10 +53,39 @@ impl Driver for HostileProcess {
     const DESCRIPTION: &'static str = "Hostile test driver: reaches past process and files";
 
     fn create_flags() -> Vec<Flag> {
-        vec![]
+        vec![
+            Flag::text(
+                "hostile-process-fill",
+                "MiB to write into its directory in set-config",
+            ),
+            Flag::text(
+                "hostile-process-spin",
+                "yes: keep running in set-config for 5 s after filling",
+            ),
+        ]
     }
 
-    fn set_config(_machine_name: &str, _flags: &Flags) -> Result<()> {
+    fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
+        let mib: usize = flags
+            .text("hostile-process-fill")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        if mib > 0 {
+            std::fs::write(files::path("fill.bin"), vec![0x5a; mib << 20])
+                .map_err(|e| Error::Failed(format!("cannot fill: {e}")))?;
+        }
+        if flags.text("hostile-process-spin").as_deref() == Some("yes") {
+            // Compute in short bursts (a clock read between them, so the compute rule
+            // does not end it first), for 5 s: the host must stop it within about 1 s.
+            let start = std::time::Instant::now();
+            let mut x: u64 = 1;
+            while start.elapsed() < Duration::from_secs(5) {
+                for i in 0..200_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+            }
+            return Err(Error::Failed(format!("HOSTILE-SPUN {x}")));
+        }
         Ok(())
     }
 
@@ -66,9 +105,19 @@ impl Driver for HostileProcess {
             Ok(out) => {
                 let env = String::from_utf8_lossy(&out.stdout).into_owned();
                 for line in env.lines() {
-                    let name = line.split('=').next().unwrap_or_default();
-                    if !["PATH", "LANG"].contains(&name) {
+                    let (name, value) = line.split_once('=').unwrap_or((line, ""));
+                    if !["PATH", "LANG", "DMW_PROCESS_TAG"].contains(&name) {
                         breach.push(format!("saw the host's environment variable {name}"));
+                    }
+                    if name == "PATH" {
+                        for entry in value.split(':') {
+                            if !entry.starts_with('/')
+                                || entry.contains("/machines/")
+                                || entry.split('/').any(|c| c == "..")
+                            {
+                                breach.push(format!("its programs' PATH has the entry {entry:?}"));
+                            }
+                        }
                     }
                 }
             }
@@ -111,6 +160,22 @@ impl Driver for HostileProcess {
                 breach.push(format!("read {target} through a symlink"));
             }
         }
+        // The spawn log through a planted symlink and a planted hard link: the host must
+        // not open either (it would append the process's output to the victim).
+        if let Err(e) = process::run_ok("ln", &["-s", "../../../victim", "planted.log"], t) {
+            broken.push(format!("declared ln did not run: {}", e.message()));
+        }
+        if let Err(e) = process::run_ok("ln", &["../../../victim-hard", "hardlinked.log"], t) {
+            broken.push(format!(
+                "declared ln did not make a hard link: {}",
+                e.message()
+            ));
+        }
+        for handle in ["planted", "hardlinked"] {
+            if process::spawn(handle, "printenv", &[]).is_ok() {
+                breach.push(format!("the host opened {handle}.log, a link it planted"));
+            }
+        }
         for socket in ["../qmp.sock", "/run/systemd/private", "record-link"] {
             if files::qmp(socket, r#"{"execute":"query-status"}"#, t).is_ok() {
                 breach.push(format!("talked QMP on {socket}"));
@@ -126,6 +191,11 @@ impl Driver for HostileProcess {
         // Something long-running, left behind when the check fails: the host must end it.
         if let Err(e) = process::spawn("lingering", "sleep", &["3600"]) {
             broken.push(format!("declared sleep did not spawn: {}", e.message()));
+        }
+        // A daemon: `setsid -f` forks, the child leaves the session and group the host
+        // made, and the process the host started exits at once.
+        if let Err(e) = process::spawn("daemon", "setsid", &["-f", "sleep", "3601"]) {
+            broken.push(format!("declared setsid did not spawn: {}", e.message()));
         }
         if breach.is_empty() && broken.is_empty() {
             Err(Error::Failed("HOSTILE-CONTAINED".into()))
