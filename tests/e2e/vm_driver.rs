@@ -177,6 +177,23 @@ fn vm_lifecycle_with_the_default_driver() {
         std::fs::read_to_string(dmw.machine_dir(name).join("config.json")).expect("record");
     assert!(record.contains("builtin:qemu"), "{record}");
     assert_eq!(status(&dmw, name), "Running");
+    // QEMU runs under its seccomp sandbox: no new processes, no privilege changes.
+    for pid in qemus_in(&dmw.storage) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let sandbox = args
+            .iter()
+            .position(|a| a == "-sandbox")
+            .and_then(|i| args.get(i + 1));
+        assert_eq!(
+            sandbox.map(String::as_str),
+            Some("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"),
+            "{args:?}"
+        );
+    }
     docker_run_ok(&dmw, name);
     let url = dmw.ok(&["url", name]);
     assert!(url.trim().starts_with("tcp://127.0.0.1:"), "{url}");

@@ -56,6 +56,8 @@ const CONSOLE: &str = "console.log";
 const QMP: &str = "qmp.sock";
 const PROBE_LOG: &str = "accel-probe.log";
 
+/// QEMU's `-sandbox` setting for every VM.
+const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 /// The user the seed makes and dmw logs in as.
 const USER: &str = "docker";
 /// The kernel command line for images `dmw image build` makes.
@@ -379,6 +381,11 @@ fn qemu_args() -> Result<Vec<String>> {
         // or the ACPI PM timer.
         "-machine".into(),
         "pc,hpet=off".into(),
+        // QEMU's seccomp filter: no obsolete system calls, no privilege changes, no new
+        // processes (so neither `-incoming exec:` nor a QMP `migrate exec:` runs a
+        // command), no changes to scheduling or resource limits.
+        "-sandbox".into(),
+        SANDBOX.into(),
     ];
     match store::get(key::ACCEL).as_deref() {
         Some("kvm") => args.extend(["-accel", "kvm", "-cpu", "host"].map(String::from)),
@@ -1139,6 +1146,10 @@ mod tests {
         );
         assert!(args.contains("-accel tcg"), "{args}");
         assert!(args.contains("-machine pc,hpet=off"), "{args}");
+        assert!(
+            args.contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"),
+            "{args}"
+        );
         assert!(args.contains("-accel tcg -cpu max"), "{args}");
         assert!(args.contains("virtio-rng-pci,rng=rng0"), "{args}");
     }
