@@ -66,7 +66,7 @@ fn a_program_with_any_arguments_is_shown_and_approved_as_full_trust() {
     let dmw = Dmw::new();
     let text = dmw.ok(&["plugin", "inspect", HOSTILE_PROCESS]);
     assert!(
-        text.starts_with("WARNING — FULL TRUST: this driver runs printenv and ln and sleep with any arguments. A program run with any arguments can do anything you can")
+        text.starts_with("WARNING — FULL TRUST: this driver runs printenv and ln and sleep and setsid with any arguments. A program run with any arguments can do anything you can")
             && text.contains("programs:    runs printenv with any arguments: it can do anything you can (FULL TRUST)"),
         "{text}"
     );
@@ -74,14 +74,14 @@ fn a_program_with_any_arguments_is_shown_and_approved_as_full_trust() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(
         v["full_trust"],
-        serde_json::json!(["printenv", "ln", "sleep"]),
+        serde_json::json!(["printenv", "ln", "sleep", "setsid"]),
         "{json}"
     );
     // --yes alone is no approval of full trust.
     let r = dmw.run(&["plugin", "install", "--yes", HOSTILE_PROCESS]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.contains("runs printenv and ln and sleep with any arguments: it can do anything you can (FULL TRUST). Nothing was installed")
+        r.stderr.contains("runs printenv and ln and sleep and setsid with any arguments: it can do anything you can (FULL TRUST). Nothing was installed")
             && r.stderr.contains("--full-trust"),
         "{r:?}"
     );

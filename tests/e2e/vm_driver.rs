@@ -348,7 +348,13 @@ fn a_driver_cannot_run_undeclared_programs_or_read_outside_its_directory() {
 #[test]
 fn a_driver_directory_over_its_quota_refuses_the_next_call() {
     let dmw = Dmw::new();
-    dmw.ok(&["plugin", "install", "--yes", HOSTILE_PROCESS]);
+    dmw.ok(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--full-trust",
+        HOSTILE_PROCESS,
+    ]);
     let r: crate::support::Run = dmw
         .command(&[
             "create",

@@ -128,6 +128,10 @@ conn.compute.wait_for_server(server, status="SHUTOFF", wait=120, interval=1)
 conn.compute.start_server(server)
 conn.compute.wait_for_server(server, status="ACTIVE", wait=300, interval=2)
 conn.compute.reboot_server(server, "SOFT")
+# The local object still says ACTIVE, and wait_for_server returns at once on a status it
+# already has: fetch the server (REBOOT now) so the wait is for the reboot's end.
+server = conn.compute.get_server(server.id)
+assert server.status in ("REBOOT", "ACTIVE"), server.status
 conn.compute.wait_for_server(server, status="ACTIVE", wait=300, interval=2)
 
 step("allocate a floating IP on the server's port, detach, attach, release")
