@@ -1147,7 +1147,9 @@ mod tests {
         assert!(args.contains("-accel tcg"), "{args}");
         assert!(args.contains("-machine pc,hpet=off"), "{args}");
         assert!(
-            args.contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"),
+            args.contains(
+                "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+            ),
             "{args}"
         );
         assert!(args.contains("-accel tcg -cpu max"), "{args}");
