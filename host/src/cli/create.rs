@@ -519,6 +519,16 @@ fn first_line(text: &str) -> &str {
 
 /// Write the machine's docker context; a failure is a warning (the machine works anyway).
 pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
+    // A none machine whose `--url` is not tcp:// has nothing a docker context could hold.
+    if let Ok(record) = app.store.load(name)
+        && record.engine_only
+        && record.endpoint.is_none()
+    {
+        report.debug(&format!(
+            "no docker context for \"{name}\": its URL is not a tcp://HOST:PORT engine URL"
+        ));
+        return;
+    }
     let written = app
         .store
         .load(name)
