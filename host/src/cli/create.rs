@@ -340,10 +340,14 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let engine = EngineArgs::from_arg_matches(&m)
         .map_err(|e| create_error(&name, "read engine flags", e))?
         .options();
-    let swarm_plan = SwarmCreateArgs::from_arg_matches(&m)
-        .map_err(|e| create_error(&name, "read swarm flags", e))?
+    let swarm_args = SwarmCreateArgs::from_arg_matches(&m)
+        .map_err(|e| create_error(&name, "read swarm flags", e))?;
+    let swarm_plan = swarm_args
         .plan()
         .map_err(|e| create_error(&name, "read swarm flags", e))?;
+    if let Some(warning) = swarm_args.ignored_warning() {
+        report.warn(&warning);
+    }
     if let Some(SwarmPlan::Join { manager, .. }) = &swarm_plan
         && !app.store.exists(manager)
     {
