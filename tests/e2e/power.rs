@@ -272,9 +272,13 @@ fn multi_machine_commands_name_what_is_missing() {
         r.stderr.trim(),
         "Error: Expected to get one or more machine names as arguments"
     );
+    assert!(r.stdout.starts_with("Remove a machine"), "{r:?}");
     let r = dmw.run(&["rm", "-y", "ghost"]);
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr.trim(), "ghost does not exist.");
+    assert_eq!(
+        r.stderr.trim(),
+        "Error removing host \"ghost\": Docker machine \"ghost\" does not exist. Use \"dmw ls\" to list machines. Use \"dmw create\" to add a new one."
+    );
     // A name that cannot be a machine never becomes a path.
     let r = dmw.run(&["stop", "../../escape"]);
     assert_eq!(r.code, 1);

@@ -77,7 +77,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
         match answer {
             Ok(address) => println!("{address}"),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{}", crate::personality::localize(&e));
                 failed = true;
             }
         }
