@@ -21,6 +21,8 @@ pub struct Personality {
     pub name: String,
     /// Whether Docker Machine 0.16.2's texts are printed.
     pub docker_machine: bool,
+    /// `argv[0]` as given (Docker Machine echoed it in create's closing hint).
+    pub argv0: String,
 }
 
 impl Personality {
@@ -36,6 +38,7 @@ impl Personality {
             return Personality {
                 name: DOCKER_MACHINE.into(),
                 docker_machine: true,
+                argv0: argv0.into(),
             };
         }
         // Any other name (a link `machine`, say) is used as it is when it is a plain word;
@@ -48,6 +51,7 @@ impl Personality {
         Personality {
             name: if plain { base.into() } else { "dmw".into() },
             docker_machine: false,
+            argv0: argv0.into(),
         }
     }
 }
@@ -64,12 +68,34 @@ pub fn current() -> &'static Personality {
     CURRENT.get_or_init(|| Personality {
         name: "dmw".into(),
         docker_machine: false,
+        argv0: "dmw".into(),
     })
 }
 
 /// The name to print where a command is named.
 pub fn name() -> &'static str {
     &current().name
+}
+
+/// The closing line of a successful `create`, with `argv[0]` as Docker Machine printed it
+/// (an `argv[0]` with control characters prints as the invoked name).
+pub fn create_done_hint(machine: &str) -> String {
+    let p = current();
+    if p.docker_machine {
+        let argv0 = if p.argv0.chars().any(char::is_control) {
+            p.name.as_str()
+        } else {
+            p.argv0.as_str()
+        };
+        format!(
+            "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {argv0} env {machine}"
+        )
+    } else {
+        format!(
+            "To see how to connect your Docker Client to the Docker Engine running on this machine, run: {} env {machine}",
+            p.name
+        )
+    }
 }
 
 /// Whether Docker Machine's texts are printed.

@@ -585,9 +585,17 @@ pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
             crate::context::write(&dir, name, &url, &app.store.machine_dir(name))
         });
     match written {
-        Ok(()) => report.info(&format!(
-            "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
-        )),
+        Ok(()) => {
+            let line = format!(
+                "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
+            );
+            // Docker Machine wrote no context: its scripts see no line about one.
+            if crate::personality::docker_machine() {
+                report.debug(&line);
+            } else {
+                report.info(&line);
+            }
+        }
         Err(e) => report.warn(&format!("no docker context for \"{name}\": {e:#}")),
     }
 }

@@ -258,9 +258,8 @@ impl Run<'_> {
             .await?;
         link.reset().await;
         self.report.step("Docker is up and running!");
-        self.report.info(&format!(
-            "To see how to connect your Docker Client to the Docker Engine running on this machine, run: dmw env {name}"
-        ));
+        self.report
+            .info(&crate::personality::create_done_hint(&name));
         Ok(())
     }
 
@@ -359,11 +358,17 @@ impl Run<'_> {
         self.record.status = MachineStatus::Ready;
         self.record.error = None;
         self.save("save machine")?;
-        self.report.info(&format!(
-            "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
-            self.record.shown_url().unwrap_or_default(),
-            self.app.store.certs().ca_cert().display()
-        ));
+        if crate::personality::docker_machine() {
+            // Docker Machine's none driver stopped here with its usual closing line.
+            self.report
+                .info(&crate::personality::create_done_hint(&name));
+        } else {
+            self.report.info(&format!(
+                "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
+                self.record.shown_url().unwrap_or_default(),
+                self.app.store.certs().ca_cert().display()
+            ));
+        }
         Ok(())
     }
 
