@@ -303,3 +303,62 @@ rc=0
         run.stdout
     );
 }
+
+/// The help layout of the top level and of every command, under both names: as
+/// `docker-machine`, urfave/cli's (`Usage: docker-machine CMD [OPTIONS] [arg...]`, a blank
+/// line, then the description); as `dmw`, clap's (the description first), with the same
+/// description.
+///
+/// Before: the description came first under both names and the usage line said `dmw`.
+#[test]
+fn compat_help_layout_under_both_names() {
+    let l = Linked::new();
+    let store = l.store("help");
+    let dmw_bin = PathBuf::from(dmw_bin());
+    let top = run(&l.link(), &store, &["--help"], "", &[]);
+    assert_eq!(top.code, 0, "{top:?}");
+    let lines: Vec<&str> = top.stdout.lines().collect();
+    assert_eq!(lines[0], "Usage: docker-machine [OPTIONS] COMMAND [arg...]");
+    assert_eq!(lines[1], "");
+    assert!(
+        top.stdout
+            .ends_with("Run 'docker-machine COMMAND --help' for more information on a command.\n"),
+        "{}",
+        top.stdout
+    );
+    // The commands, from the `Commands:` section.
+    let commands: Vec<&str> = lines
+        .iter()
+        .skip_while(|l| **l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(
+        commands.contains(&"create") && commands.contains(&"rm"),
+        "{commands:?}"
+    );
+    for command in commands {
+        let dm = run(&l.link(), &store, &[command, "--help"], "", &[]);
+        let ours = run(&dmw_bin, &store, &[command, "--help"], "", &[]);
+        assert_eq!((dm.code, ours.code), (0, 0), "{command}: {dm:?} {ours:?}");
+        let dm_lines: Vec<&str> = dm.stdout.lines().collect();
+        assert_eq!(
+            dm_lines[0],
+            format!("Usage: docker-machine {command} [OPTIONS] [arg...]"),
+            "{command}"
+        );
+        assert_eq!(dm_lines[1], "", "{command}");
+        let about = ours.stdout.lines().next().unwrap_or_default();
+        assert!(!about.is_empty(), "{command}: {}", ours.stdout);
+        assert_eq!(dm_lines[2], about, "{command}: the same description");
+        assert!(
+            ours.stdout.contains(&format!("Usage: dmw {command}")),
+            "{command}: {}",
+            ours.stdout
+        );
+    }
+    let v = run(&l.link(), &store, &["--version"], "", &[]);
+    assert!(v.stdout.starts_with("docker-machine version "), "{v:?}");
+}

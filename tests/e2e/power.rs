@@ -195,7 +195,9 @@ fn regenerate_certs_and_provision_apply_for_real() {
         stdin.write_all(b"n\n").expect("answer");
     }
     let r: Run = child.wait_with_output().expect("wait").into();
-    fails_with(&r, "Aborted");
+    // Exit 0, as Docker Machine: declining is not a failure.
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("Aborted"), "{r:?}");
     assert!(
         r.stdout.contains("Regenerate TLS machine certs?"),
         "{}",

@@ -125,7 +125,11 @@ fn command(driver_flags: &[Flag]) -> Command {
     }
     // Last: a flattened `clap::Args` struct's doc comment sets the command's `about`, so
     // set earlier it would be replaced by the swarm flags' doc.
-    cmd.about("Create a machine")
+    cmd = cmd.about("Create a machine");
+    if crate::personality::docker_machine() {
+        cmd = cmd.help_template(super::command_help_template("create"));
+    }
+    cmd
 }
 
 fn strings(m: &ArgMatches, id: &str) -> Vec<String> {

@@ -166,12 +166,32 @@ enum Command {
     Version(machine_info::NameOutputArgs),
 }
 
-/// The command line definition, named as the program was invoked (`dmw`, `docker-machine`).
+/// The command line definition, named as the program was invoked (`dmw`, `docker-machine`),
+/// with Docker Machine's help layout under the docker-machine personality.
 fn cli_command() -> clap::Command {
     let name = crate::personality::name();
-    <Cli as clap::CommandFactory>::command()
+    let cmd = <Cli as clap::CommandFactory>::command()
         .name(name)
-        .bin_name(name)
+        .bin_name(name);
+    if !crate::personality::docker_machine() {
+        return cmd;
+    }
+    cmd.help_template(format!(
+        "Usage: {name} [OPTIONS] COMMAND [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n\nCommands:\n{{subcommands}}\n\nRun '{name} COMMAND --help' for more information on a command.\n"
+    ))
+    .mut_subcommands(|sub| {
+        let template = command_help_template(sub.get_name());
+        sub.help_template(template)
+    })
+}
+
+/// Docker Machine's layout of a command's help (urfave/cli's `CommandHelpTemplate`): the
+/// usage line, a blank line, then the description and the options.
+pub(crate) fn command_help_template(command: &str) -> String {
+    format!(
+        "Usage: {} {command} [OPTIONS] [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n",
+        crate::personality::name()
+    )
 }
 
 /// Print the help of subcommand `name` on stdout (as a command given too few arguments
