@@ -359,6 +359,14 @@ fn compat_help_layout_under_both_names() {
             ours.stdout
         );
     }
+    // An unknown command: Docker Machine's sentence under its name, exit 1 under both.
+    let r = run(&l.link(), &store, &["foo"], "", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "docker-machine: 'foo' is not a docker-machine command. See 'docker-machine --help'.\n"
+    );
+    assert_eq!(run(&dmw_bin, &store, &["foo"], "", &[]).code, 1);
     let v = run(&l.link(), &store, &["--version"], "", &[]);
     assert!(v.stdout.starts_with("docker-machine version "), "{v:?}");
 }

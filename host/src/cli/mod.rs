@@ -219,6 +219,17 @@ pub fn main() -> i32 {
     {
         Ok(c) => c,
         Err(e) => {
+            if e.kind() == clap::error::ErrorKind::InvalidSubcommand
+                && crate::personality::docker_machine()
+                && let Some(clap::error::ContextValue::String(cmd)) =
+                    e.get(clap::error::ContextKind::InvalidSubcommand)
+            {
+                eprintln!(
+                    "docker-machine: '{}' is not a docker-machine command. See 'docker-machine --help'.",
+                    crate::sanitize::stored_text(cmd)
+                );
+                return 1;
+            }
             let _ = e.print();
             return if e.use_stderr() { 1 } else { 0 };
         }
