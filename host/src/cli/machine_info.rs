@@ -106,7 +106,10 @@ pub async fn status(app: &App, a: NameOutputArgs) -> CliResult {
     expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
-    let state = if record.engine_only {
+    let state = if record.engine_only && record.status != crate::store::MachineStatus::Ready {
+        // A recorded engine whose create did not finish (as `ls` shows it).
+        "Error"
+    } else if record.engine_only {
         // Docker Machine's none driver: always Running; reachability only with --debug.
         if app.debug {
             match crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await {
