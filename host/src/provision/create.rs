@@ -29,8 +29,8 @@ pub fn never_provisioned(record: &MachineRecord) -> bool {
         .is_some_and(|e| e.step == NOT_PROVISIONED_STEP)
 }
 
-/// The `--url` the user gave the built-in none driver (its only flag), as typed; a value
-/// with control characters is not taken (it is printed by `ls`, `url` and `inspect`).
+/// The `--url` the user typed for the built-in none driver (its only flag), as typed; a
+/// value with control characters is not taken (it is printed by `ls`, `url` and `inspect`).
 fn recorded_url(req: &CreateRequest) -> Option<String> {
     if !matches!(&req.driver_source, Source::Builtin(b) if b.name == "none") {
         return None;
@@ -42,7 +42,9 @@ fn recorded_url(req: &CreateRequest) -> Option<String> {
         .values
         .first()?
         .clone();
-    (!url.is_empty() && !url.chars().any(char::is_control)).then_some(url)
+    // Only a value the user typed (a declared default is the plugin's text, not theirs).
+    (!url.is_empty() && !url.chars().any(char::is_control) && req.typed_values.contains(&url))
+        .then_some(url)
 }
 
 /// The endpoint of a recorded URL dmw can reach over TLS: `tcp://HOST[:PORT]` with an IP
