@@ -13,6 +13,7 @@ pub mod import;
 pub mod machine;
 pub mod names;
 pub mod natsort;
+pub mod personality;
 pub mod plugin;
 pub mod power;
 pub mod provision;

@@ -81,7 +81,7 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
     let mut o = Observed {
         name: name.into(),
         driver: record.driver.name.clone(),
-        url: record.url().unwrap_or_default(),
+        url: record.shown_url().unwrap_or_default(),
         ..Default::default()
     };
     match record.status {
@@ -118,18 +118,14 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
         Err(e) => e,
     };
     if record.engine_only {
-        match engine_answers_tcp(&record, timeout).await {
-            Ok(()) => {
-                o.state = "Running".into();
-                o.docker = "Unknown".into();
-                o.error = one_line(&format!("Unable to query docker version: {engine_error}"));
-            }
-            Err(e) => {
-                o.state = "Stopped".into();
-                o.docker = "Unknown".into();
-                o.error = one_line(&e);
-            }
-        }
+        // As Docker Machine's none driver, a recorded engine is always Running (scripts
+        // filter on it); whether its URL answers shows in ERRORS.
+        o.state = "Running".into();
+        o.docker = "Unknown".into();
+        o.error = one_line(&match engine_answers_tcp(&record, timeout).await {
+            Ok(()) => format!("Unable to query docker version: {engine_error}"),
+            Err(e) => format!("Unable to query docker version: {e}"),
+        });
         return o;
     }
     let report = Arc::new(Reporter::quiet(app.debug));
@@ -167,13 +163,16 @@ pub async fn query_engine(
     Ok(crate::engine_api::server_version(&url, &tls, timeout).await?)
 }
 
-/// Whether an engine-only machine's URL accepts a TCP connection (the state of a `none`
-/// machine: Running when it does, Stopped when not); the error says why not.
+/// Whether an engine-only machine's URL accepts a TCP connection (shown in ERRORS and by
+/// `status --debug`; its state is Running either way); the error says why not.
 pub async fn engine_answers_tcp(record: &MachineRecord, timeout: Duration) -> Result<(), String> {
     let ep = record
         .endpoint
         .as_ref()
-        .ok_or_else(|| "the machine has no URL".to_string())?;
+        .ok_or_else(|| match &record.engine_url {
+            Some(u) => format!("{u:?} is not a tcp://HOST:PORT URL dmw can reach"),
+            None => "the machine has no URL".to_string(),
+        })?;
     let addr = format!("{}:{}", ep.address, ep.engine_port);
     match tokio::time::timeout(
         timeout,

@@ -67,7 +67,9 @@ impl Action {
 /// driver learnt. A machine that comes up again is waited for until its engine answers.
 pub async fn run(app: &App, name: &str, action: Action, report: Arc<Reporter>) -> Result<()> {
     let mut record = app.store.load(name)?;
-    if record.endpoint.is_none() {
+    // An engine-only machine may have no endpoint (a `--url` that is not tcp://); its
+    // driver answers every action with Docker Machine's "hosts without a driver" error.
+    if record.endpoint.is_none() && !record.engine_only {
         bail!(
             "machine \"{name}\" has no address yet (its create did not get that far); remove it with `dmw rm {name}`"
         );

@@ -108,7 +108,7 @@ impl Reporter {
         if self.quiet {
             return;
         }
-        let line = self.scrub(&line);
+        let line = crate::personality::localize(&self.scrub(&line));
         match &self.held {
             Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()).push(line),
             None => println!("{line}"),

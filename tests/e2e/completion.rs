@@ -117,8 +117,8 @@ printf '<%s>\n' "$(DMW_PS1_SHOWSTATUS=true __dmw_ps1 '(%s)')"
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
-        r.stdout, "<>\n< [alpha]>\n<(alpha)>\n<(alpha S)>\nrc=3\n",
-        "the none machine at a closed port shows S (stopped): {r:?}"
+        r.stdout, "<>\n< [alpha]>\n<(alpha)>\n<(alpha R)>\nrc=3\n",
+        "a none machine is Running as in Docker Machine, even at a closed port: {r:?}"
     );
 
     // zsh and fish scripts parse (CI installs both through scripts/setup).

@@ -8,6 +8,7 @@ mod support;
 
 mod chain;
 mod clouds;
+mod compat;
 mod completion;
 mod failures;
 mod http_capability;

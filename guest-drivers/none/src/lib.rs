@@ -20,36 +20,21 @@ const DEFAULT_PORT: u16 = dmw_guest::text::DEFAULT_ENGINE_PORT;
 struct NoneDriver;
 
 /// Split `tcp://HOST[:PORT]` (HOST may be `[v6]`) into host and port (the structure is
-/// the host's own rule, `dmw_guest::text::parse_engine_url`).
-fn parse_url(url: &str) -> Result<(String, u16)> {
-    use dmw_guest::text::{UrlError, parse_engine_url};
-    let bad = |why: &str| {
-        Error::InvalidInput(format!(
-            "--url {url:?} is not a Docker engine URL ({why}); use tcp://HOST:PORT, e.g. tcp://192.0.2.10:2376"
-        ))
-    };
-    if url.starts_with("tcp://") && url.contains('@') {
-        return Err(bad("it must have no path or user"));
+/// the host's own rule, `dmw_guest::text::parse_engine_url`); `None` for any other URL,
+/// which is recorded all the same (Docker Machine accepted any text).
+fn parse_url(url: &str) -> Option<(String, u16)> {
+    if url.contains('@') {
+        return None;
     }
-    let parsed = parse_engine_url(url, &["tcp"]).map_err(|e| {
-        bad(match e {
-            UrlError::Scheme => "it must start with tcp://",
-            UrlError::Path => "it must have no path or user",
-            UrlError::UnclosedBracket => "unclosed [",
-            UrlError::JunkAfterBracket => "junk after ]",
-            UrlError::UnbracketedIpv6 => "an IPv6 host needs [brackets]",
-            UrlError::MissingHost => "no host",
-            UrlError::InvalidPort => "the port must be a number between 1 and 65535",
-        })
-    })?;
+    let parsed = dmw_guest::text::parse_engine_url(url, &["tcp"]).ok()?;
     if parsed
         .host
         .chars()
         .any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(bad("no host"));
+        return None;
     }
-    Ok((parsed.host, parsed.port))
+    Some((parsed.host, parsed.port))
 }
 
 /// The error of an operation a recorded engine does not have, in Docker Machine's words.
@@ -73,16 +58,17 @@ impl Driver for NoneDriver {
     fn set_config(_machine_name: &str, flags: &Flags) -> Result<()> {
         let url =
             flags.required_text("url", "--url option is required when no driver is selected")?;
-        let url = url.trim().to_string();
-        let (host, port) = parse_url(&url)?;
+        // Recorded as given, as Docker Machine did: the engine may live anywhere.
         store::set(URL, &url);
-        store::set(HOST, &host);
-        store::set(PORT, port);
+        if let Some((host, port)) = parse_url(&url) {
+            store::set(HOST, &host);
+            store::set(PORT, port);
+        }
         Ok(())
     }
 
     fn pre_create_check() -> Result<()> {
-        parse_url(&store::require(URL)?).map(|_| ())
+        store::require(URL).map(|_| ())
     }
 
     fn state() -> Result<MachineState> {
@@ -92,7 +78,12 @@ impl Driver for NoneDriver {
     }
 
     fn address() -> Result<String> {
-        store::require(HOST)
+        let url = store::require(URL)?;
+        store::get(HOST).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "--url {url:?} is not a tcp://HOST:PORT engine URL, so it has no address"
+            ))
+        })
     }
 
     fn ssh_endpoint() -> Result<SshEndpoint> {
@@ -136,19 +127,20 @@ mod tests {
     #[test]
     fn parses_urls() {
         assert_eq!(
-            parse_url("tcp://10.0.0.5:2376").ok(),
+            parse_url("tcp://10.0.0.5:2376"),
             Some(("10.0.0.5".into(), 2376))
         );
         assert_eq!(
-            parse_url("tcp://docker.example:12376/").ok(),
+            parse_url("tcp://docker.example:12376/"),
             Some(("docker.example".into(), 12376))
         );
         assert_eq!(
-            parse_url("tcp://[fd00::5]:2377").ok(),
+            parse_url("tcp://[fd00::5]:2377"),
             Some(("fd00::5".into(), 2377))
         );
-        assert_eq!(parse_url("tcp://h").ok(), Some(("h".into(), 2376)));
-        for bad in [
+        assert_eq!(parse_url("tcp://h"), Some(("h".into(), 2376)));
+        for other in [
+            "none",
             "http://h:2376",
             "tcp://",
             "tcp://h:0",
@@ -158,11 +150,20 @@ mod tests {
             "tcp://::1:2376",
             "tcp://u@h:1",
         ] {
-            assert!(
-                matches!(parse_url(bad), Err(Error::InvalidInput(m)) if m.contains("tcp://HOST:PORT")),
-                "{bad}"
-            );
+            assert_eq!(parse_url(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn records_any_url_as_docker_machine() {
+        mock::reset();
+        NoneDriver::set_config("m", &url("none")).expect("config");
+        NoneDriver::pre_create_check().expect("check");
+        NoneDriver::create().expect("create");
+        assert!(matches!(NoneDriver::state(), Ok(MachineState::Running)));
+        assert!(
+            matches!(NoneDriver::address(), Err(Error::Unsupported(m)) if m.contains("\"none\""))
+        );
     }
 
     #[test]

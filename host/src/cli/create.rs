@@ -7,6 +7,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::engine_args::EngineArgs;
 use super::swarm_args::{SwarmCreateArgs, SwarmPlan};
+use super::worded;
 use super::{CliError, CliResult};
 use crate::app::App;
 use crate::plugin::driver::{Flag, FlagKind, FlagValue};
@@ -65,9 +66,15 @@ fn list(id: &'static str, help: &'static str) -> Arg {
 
 fn command(driver_flags: &[Flag]) -> Command {
     let mut cmd = Command::new("create")
-        .bin_name("dmw create")
-        .about("Create a machine")
+        .bin_name(format!("{} create", crate::personality::name()))
         .arg(Arg::new("name").value_name("NAME").help("Machine name"))
+        // Refused with Docker Machine's message rather than clap's (scripts match it).
+        .arg(
+            Arg::new("extra")
+                .num_args(1..)
+                .action(ArgAction::Append)
+                .hide(true),
+        )
         .arg(
             Arg::new("driver")
                 .short('d')
@@ -115,6 +122,12 @@ fn command(driver_flags: &[Flag]) -> Command {
             arg = arg.default_value(d.clone());
         }
         cmd = cmd.arg(arg);
+    }
+    // Last: a flattened `clap::Args` struct's doc comment sets the command's `about`, so
+    // set earlier it would be replaced by the swarm flags' doc.
+    cmd = cmd.about("Create a machine");
+    if crate::personality::docker_machine() {
+        cmd = cmd.help_template(super::command_help_template("create"));
     }
     cmd
 }
@@ -280,7 +293,20 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             Some(found) => found,
             None => Source::from_arg(d, Kind::Driver),
         }
-        .map_err(load_err)?;
+        .map_err(|e| {
+            let unknown = !(d.contains('/') || d.ends_with(".wasm"));
+            let dmw_error = load_err(e);
+            if unknown {
+                worded(
+                    format!(
+                        "Driver \"{d}\" not found. Do you have the plugin binary \"docker-machine-driver-{d}\" accessible in your PATH?"
+                    ),
+                    dmw_error,
+                )
+            } else {
+                dmw_error
+            }
+        })?;
         let mut driver = app
             .new_driver(&source, report.clone())
             .await
@@ -297,7 +323,8 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
         loaded = Some((source, driver));
     }
-    let argv = std::iter::once("dmw create".to_string()).chain(a.args.iter().cloned());
+    let argv = std::iter::once(format!("{} create", crate::personality::name()))
+        .chain(a.args.iter().cloned());
     let m = match command(&flags).try_get_matches_from(argv) {
         Ok(m) => m,
         Err(e) => {
@@ -316,7 +343,22 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         let _ = command(&flags).print_help();
         return Err(CliError::new("Error: No machine name specified"));
     };
-    crate::names::validate(&name).map_err(|e| create_error(&name, "validate name", e))?;
+    let extra = strings(&m, "extra");
+    if !extra.is_empty() {
+        let found = format!("[{}]", extra.join(" "));
+        return Err(worded(
+            format!("Invalid command line. Found extra arguments {found}"),
+            CliError::new(format!(
+                "Invalid command line: found extra arguments {found}; create takes one machine name, after its flags"
+            )),
+        ));
+    }
+    crate::names::validate(&name).map_err(|e| {
+        worded(
+            format!("Error creating machine: {e}"),
+            create_error(&name, "validate name", e),
+        )
+    })?;
     let Some((driver_source, flags_driver)) = loaded else {
         return Err(CliError {
             code: 3,
@@ -324,10 +366,9 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         });
     };
     if app.store.exists(&name) {
-        return Err(create_error(
-            &name,
-            "check name",
-            exists_message(app, &name),
+        return Err(worded(
+            format!("Docker machine \"{name}\" already exists"),
+            create_error(&name, "check name", exists_message(app, &name)),
         ));
     }
     let recipe = match m.get_one::<String>("recipe") {
@@ -340,10 +381,14 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let engine = EngineArgs::from_arg_matches(&m)
         .map_err(|e| create_error(&name, "read engine flags", e))?
         .options();
-    let swarm_plan = SwarmCreateArgs::from_arg_matches(&m)
-        .map_err(|e| create_error(&name, "read swarm flags", e))?
+    let swarm_args = SwarmCreateArgs::from_arg_matches(&m)
+        .map_err(|e| create_error(&name, "read swarm flags", e))?;
+    let swarm_plan = swarm_args
         .plan()
         .map_err(|e| create_error(&name, "read swarm flags", e))?;
+    if let Some(warning) = swarm_args.ignored_warning() {
+        report.warn(&warning);
+    }
     if let Some(SwarmPlan::Join { manager, .. }) = &swarm_plan
         && !app.store.exists(manager)
     {
@@ -519,6 +564,16 @@ fn first_line(text: &str) -> &str {
 
 /// Write the machine's docker context; a failure is a warning (the machine works anyway).
 pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
+    // A none machine whose `--url` is not tcp:// has nothing a docker context could hold.
+    if let Ok(record) = app.store.load(name)
+        && record.engine_only
+        && record.endpoint.is_none()
+    {
+        report.debug(&format!(
+            "no docker context for \"{name}\": its URL is not a tcp://HOST:PORT engine URL"
+        ));
+        return;
+    }
     let written = app
         .store
         .load(name)
@@ -534,9 +589,17 @@ pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
             crate::context::write(&dir, name, &url, &app.store.machine_dir(name))
         });
     match written {
-        Ok(()) => report.info(&format!(
-            "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
-        )),
+        Ok(()) => {
+            let line = format!(
+                "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
+            );
+            // Docker Machine wrote no context: its scripts see no line about one.
+            if crate::personality::docker_machine() {
+                report.debug(&line);
+            } else {
+                report.info(&line);
+            }
+        }
         Err(e) => report.warn(&format!("no docker context for \"{name}\": {e:#}")),
     }
 }

@@ -52,7 +52,7 @@ where
             println!("{line}");
         }
         if let Err(message) = result {
-            eprintln!("{message}");
+            eprintln!("{}", crate::personality::localize(&message));
             failed += 1;
         }
     }

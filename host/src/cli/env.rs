@@ -37,6 +37,12 @@ pub struct ConfigArgs {
 async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String), CliError> {
     let record = app.store.load(name)?;
     let Some(url) = record.url() else {
+        if let Some(typed) = &record.engine_url {
+            return Err(CliError::new(format!(
+                "Error checking TLS connection: machine \"{name}\" records the URL {:?}, which is not a tcp://HOST:PORT engine URL; the docker CLI cannot use it",
+                crate::sanitize::stored_text(typed)
+            )));
+        }
         return Err(CliError::new(format!(
             "machine \"{name}\" has no address yet: its create did not get that far; `dmw rm {name}` removes it"
         )));
@@ -114,11 +120,7 @@ pub async fn env(app: &App, a: EnvArgs, argv: &[String]) -> CliResult {
     }
     let (record, url) = checked_machine(app, &name).await?;
     let no_proxy = a.no_proxy.then(|| {
-        let ip = record
-            .endpoint
-            .as_ref()
-            .map(|e| e.address.clone())
-            .unwrap_or_default();
+        let ip = record.shown_ip().unwrap_or_default();
         crate::render::env::no_proxy_update(
             std::env::var("no_proxy").ok().as_deref(),
             std::env::var("NO_PROXY").ok().as_deref(),

@@ -69,7 +69,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
     let mut failed = false;
     for name in names {
         let answer = match app.store.load(&name) {
-            Ok(r) => r.endpoint.map(|ep| ep.address).ok_or_else(|| {
+            Ok(r) => r.shown_ip().ok_or_else(|| {
                 format!("Error getting IP address: machine \"{name}\" has no address yet")
             }),
             Err(e) => Err(e.to_string()),
@@ -77,7 +77,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
         match answer {
             Ok(address) => println!("{address}"),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{}", crate::personality::localize(&e));
                 failed = true;
             }
         }
@@ -97,7 +97,7 @@ pub fn url(app: &App, a: NameArgs) -> CliResult {
     expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
-    println!("{}", record.url().unwrap_or_default());
+    println!("{}", record.shown_url().unwrap_or_default());
     Ok(())
 }
 
@@ -106,11 +106,20 @@ pub async fn status(app: &App, a: NameOutputArgs) -> CliResult {
     expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
-    let state = if record.endpoint.is_none() {
+    let state = if record.engine_only && record.status != crate::store::MachineStatus::Ready {
+        // A recorded engine whose create did not finish (as `ls` shows it).
         "Error"
     } else if record.engine_only {
-        let up = crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await;
-        if up.is_ok() { "Running" } else { "Stopped" }
+        // Docker Machine's none driver: always Running; reachability only with --debug.
+        if app.debug {
+            match crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await {
+                Ok(()) => eprintln!("machine \"{name}\": its engine URL accepts connections"),
+                Err(e) => eprintln!("machine \"{name}\": {}", crate::sanitize::stored_text(&e)),
+            }
+        }
+        "Running"
+    } else if record.endpoint.is_none() {
+        "Error"
     } else {
         let mut driver = app
             .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
@@ -142,7 +151,7 @@ pub async fn active(app: &App, a: ActiveArgs) -> CliResult {
             app.store
                 .load(n)
                 .ok()
-                .and_then(|r| r.url())
+                .and_then(|r| r.shown_url())
                 .is_some_and(|u| u == host)
         })
         .collect();

@@ -69,6 +69,19 @@ impl From<crate::store::LoadError> for CliError {
 /// A command's result.
 pub type CliResult = Result<(), CliError>;
 
+/// `dmw_error`, worded as Docker Machine 0.16.2 worded it (`docker_machine`) when dmw runs
+/// as `docker-machine`: only the text differs, never the exit code.
+pub(crate) fn worded(docker_machine: impl Into<String>, dmw_error: CliError) -> CliError {
+    if crate::personality::docker_machine() {
+        CliError {
+            message: docker_machine.into(),
+            code: dmw_error.code,
+        }
+    } else {
+        dmw_error
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "dmw",
@@ -153,12 +166,70 @@ enum Command {
     Version(machine_info::NameOutputArgs),
 }
 
+/// The command line definition, named as the program was invoked (`dmw`, `docker-machine`),
+/// with Docker Machine's help layout under the docker-machine personality.
+fn cli_command() -> clap::Command {
+    let name = crate::personality::name();
+    let cmd = <Cli as clap::CommandFactory>::command()
+        .name(name)
+        .bin_name(name);
+    if !crate::personality::docker_machine() {
+        return cmd;
+    }
+    cmd.help_template(format!(
+        "Usage: {name} [OPTIONS] COMMAND [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n\nCommands:\n{{subcommands}}\n\nRun '{name} COMMAND --help' for more information on a command.\n"
+    ))
+    .mut_subcommands(|sub| {
+        let template = command_help_template(sub.get_name());
+        sub.help_template(template)
+    })
+}
+
+/// Docker Machine's layout of a command's help (urfave/cli's `CommandHelpTemplate`): the
+/// usage line, a blank line, then the description and the options.
+pub(crate) fn command_help_template(command: &str) -> String {
+    format!(
+        "Usage: {} {command} [OPTIONS] [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n",
+        crate::personality::name()
+    )
+}
+
+/// Print the help of subcommand `name` on stdout (as a command given too few arguments
+/// does in Docker Machine, before its error).
+pub(crate) fn print_command_help(name: &str) {
+    let mut cmd = cli_command();
+    cmd.build();
+    if let Some(sub) = cmd.find_subcommand_mut(name) {
+        let _ = sub.print_help();
+    }
+}
+
 /// Run the CLI with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    crate::personality::init(crate::personality::Personality::from_invocation(
+        args.first().map(String::as_str).unwrap_or_default(),
+        std::env::var(crate::personality::COMPAT_ENV)
+            .ok()
+            .as_deref(),
+    ));
+    let cli = match cli_command()
+        .try_get_matches_from(&args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
+            if e.kind() == clap::error::ErrorKind::InvalidSubcommand
+                && crate::personality::docker_machine()
+                && let Some(clap::error::ContextValue::String(cmd)) =
+                    e.get(clap::error::ContextKind::InvalidSubcommand)
+            {
+                eprintln!(
+                    "docker-machine: '{}' is not a docker-machine command. See 'docker-machine --help'.",
+                    crate::sanitize::stored_text(cmd)
+                );
+                return 1;
+            }
             let _ = e.print();
             return if e.use_stderr() { 1 } else { 0 };
         }
@@ -168,7 +239,7 @@ pub fn main() -> i32 {
         return 0;
     }
     let Some(command) = cli.command else {
-        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        let _ = cli_command().print_help();
         return 0;
     };
     let root = match cli
@@ -213,7 +284,7 @@ pub fn main() -> i32 {
                 let lines: Vec<String> = e
                     .message
                     .split('\n')
-                    .map(crate::sanitize::stored_text)
+                    .map(|l| crate::personality::localize(&crate::sanitize::stored_text(l)))
                     .collect();
                 eprintln!("{}", lines.join("\n"));
             }

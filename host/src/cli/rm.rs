@@ -24,6 +24,8 @@ pub struct RmArgs {
 /// Run `dmw rm`.
 pub async fn run(app: &App, a: RmArgs) -> CliResult {
     if a.names.is_empty() {
+        // Docker Machine showed the command's help first.
+        super::print_command_help("rm");
         return Err(CliError::new(
             "Error: Expected to get one or more machine names as arguments",
         ));
@@ -31,7 +33,11 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     println!("About to remove {}", a.names.join(", "));
     println!("WARNING: This action will delete both local reference and remote instance.");
     if !(a.yes || a.force || confirm("Are you sure?")) {
-        return Err(CliError::new("Aborted: nothing was removed"));
+        // A "no" is not a failure: Docker Machine exited 0 and said nothing more.
+        if !crate::personality::docker_machine() {
+            eprintln!("Aborted: nothing was removed");
+        }
+        return Ok(());
     }
     let ending = if a.force {
         HashSet::new()
@@ -92,7 +98,9 @@ async fn remove_one(
 ) -> Result<(), String> {
     let record = match app.store.load(name) {
         Ok(r) => r,
-        Err(LoadError::NotFound(_)) => return Err(format!("{name} does not exist.")),
+        Err(e @ LoadError::NotFound(_)) => {
+            return Err(format!("Error removing host \"{name}\": {e}"));
+        }
         Err(e @ LoadError::Corrupt { .. }) => {
             if !force && app.store.machine(name).record().exists() {
                 return Err(format!(

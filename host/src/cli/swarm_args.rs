@@ -1,6 +1,6 @@
 //! Docker Machine's `--swarm-*` create flags, mapped onto Swarm mode: the ones that still
-//! mean something become a [`SwarmPlan`], the others are refused with one sentence saying
-//! what Swarm mode does instead.
+//! mean something become a [`SwarmPlan`]; the legacy Swarm ones are accepted (scripts pass
+//! them) and ignored, with one warning line saying why.
 
 use crate::swarm::{AddrOptions, Role};
 
@@ -41,52 +41,48 @@ pub struct SwarmCreateArgs {
     /// Swarm option for joining: listen-addr=ADDR[:PORT] or data-path-addr=ADDR
     #[arg(long, value_name = "KEY=VALUE")]
     pub swarm_join_opt: Vec<String>,
-    /// Refused: Swarm mode has no discovery service (use --swarm-join NAME)
+    /// Ignored: Swarm mode has no discovery service (use --swarm-join NAME)
     #[arg(long, value_name = "URL")]
     pub swarm_discovery: Option<String>,
-    /// Refused: Swarm mode runs no swarm container
+    /// Ignored: Swarm mode runs no swarm container
     #[arg(long, value_name = "IMAGE")]
     pub swarm_image: Option<String>,
-    /// Refused: Swarm mode always spreads tasks (use placement preferences on services)
+    /// Ignored: Swarm mode always spreads tasks (use placement preferences on services)
     #[arg(long, value_name = "STRATEGY")]
     pub swarm_strategy: Option<String>,
-    /// Refused: Swarm mode has no separate manager endpoint (use `dmw env --swarm NAME`)
+    /// Ignored: Swarm mode has no separate manager endpoint (use `env --swarm NAME`)
     #[arg(long, value_name = "HOST")]
     pub swarm_host: Option<String>,
-    /// Refused: Swarm mode's features come with the engine (use --engine-opt experimental)
+    /// Ignored: Swarm mode's features come with the engine (use --engine-opt experimental)
     #[arg(long)]
     pub swarm_experimental: bool,
 }
 
 impl SwarmCreateArgs {
-    /// The plan, or the one sentence explaining a flag Swarm mode has no use for.
+    /// The one warning line naming the legacy Swarm flags given, which Swarm mode has no
+    /// use for and `create` ignores; `None` when none was given.
+    pub fn ignored_warning(&self) -> Option<String> {
+        let given: Vec<&str> = [
+            ("--swarm-discovery", self.swarm_discovery.is_some()),
+            ("--swarm-strategy", self.swarm_strategy.is_some()),
+            ("--swarm-image", self.swarm_image.is_some()),
+            ("--swarm-host", self.swarm_host.is_some()),
+            ("--swarm-experimental", self.swarm_experimental),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if given.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Ignoring {}: legacy Swarm flags; Swarm mode is built into Docker Engine (no swarm container, discovery service, strategy or manager port), so they have nothing to set",
+            given.join(", ")
+        ))
+    }
+
+    /// The plan, or the one sentence explaining why the flags given make none.
     pub fn plan(&self) -> Result<Option<SwarmPlan>, String> {
-        let legacy = "Swarm mode is built into Docker Engine (no swarm container, no discovery service; managers keep the cluster state themselves)";
-        if self.swarm_discovery.is_some() {
-            return Err(format!(
-                "--swarm-discovery is not supported: {legacy}; join an existing cluster with --swarm-join MANAGER, or start one with --swarm-manager"
-            ));
-        }
-        if self.swarm_image.is_some() {
-            return Err(format!(
-                "--swarm-image is not supported: {legacy}, so there is no image to choose; leave the flag out"
-            ));
-        }
-        if self.swarm_strategy.is_some() {
-            return Err(format!(
-                "--swarm-strategy is not supported: {legacy} and always spreads tasks; use placement constraints or preferences on services (`docker service create --placement-pref`)"
-            ));
-        }
-        if self.swarm_host.is_some() {
-            return Err(format!(
-                "--swarm-host is not supported: {legacy} and is reached through a manager's own engine (`dmw env --swarm NAME`); to set the cluster listen address use --swarm-opt listen-addr=ADDR:PORT"
-            ));
-        }
-        if self.swarm_experimental {
-            return Err(format!(
-                "--swarm-experimental is not supported: {legacy} and its features come with the engine; use --engine-opt experimental"
-            ));
-        }
         let mut addrs = AddrOptions::default();
         let opts = if self.swarm_join.is_some() {
             &self.swarm_join_opt
@@ -171,20 +167,29 @@ mod tests {
             ..Default::default()
         };
         assert!(alone.plan().unwrap_err().contains("--swarm-join NAME"));
-        let disc = SwarmCreateArgs {
+        // Docker Machine's `--swarm --swarm-master --swarm-discovery token://…`: a new
+        // cluster, the legacy flags ignored with one warning.
+        let legacy = SwarmCreateArgs {
             swarm: true,
+            swarm_manager: true,
             swarm_discovery: Some("token://x".into()),
+            swarm_strategy: Some("binpack".into()),
+            swarm_experimental: true,
             ..Default::default()
         };
+        assert!(matches!(legacy.plan(), Ok(Some(SwarmPlan::Init(_)))));
+        let warning = legacy.ignored_warning().expect("warning");
         assert!(
-            disc.plan()
-                .unwrap_err()
-                .starts_with("--swarm-discovery is not supported: Swarm mode")
+            warning.starts_with(
+                "Ignoring --swarm-discovery, --swarm-strategy, --swarm-experimental: legacy Swarm flags;"
+            ),
+            "{warning}"
         );
+        assert_eq!(SwarmCreateArgs::default().ignored_warning(), None);
         let strategy = SwarmCreateArgs {
             swarm_strategy: Some("binpack".into()),
             ..Default::default()
         };
-        assert!(strategy.plan().is_err());
+        assert_eq!(strategy.plan(), Ok(None));
     }
 }

@@ -44,9 +44,15 @@ pub fn run(app: &App, a: UseArgs) -> CliResult {
         )));
     }
     if !context::exists(&dir, &name) {
-        let url = record
-            .url()
-            .ok_or_else(|| CliError::new(format!("machine \"{name}\" has no address yet")))?;
+        let url = record.url().ok_or_else(|| {
+            CliError::new(match &record.engine_url {
+                Some(typed) => format!(
+                    "machine \"{name}\" records the URL {:?}, which is not a tcp://HOST:PORT engine URL; a docker context cannot use it",
+                    crate::sanitize::stored_text(typed)
+                ),
+                None => format!("machine \"{name}\" has no address yet"),
+            })
+        })?;
         context::write(&dir, &name, &url, &app.store.machine_dir(&name))?;
     } else if !context::is_ours(&dir, &name) {
         return Err(CliError::new(format!(

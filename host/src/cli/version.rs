@@ -10,7 +10,8 @@ use crate::app::App;
 /// `dmw version X.Y.Z, build <commit>`.
 pub fn version_line() -> String {
     format!(
-        "dmw version {}, build {}",
+        "{} version {}, build {}",
+        crate::personality::name(),
         super::VERSION,
         option_env!("DMW_GIT_COMMIT").unwrap_or("dev")
     )

@@ -29,6 +29,38 @@ pub fn never_provisioned(record: &MachineRecord) -> bool {
         .is_some_and(|e| e.step == NOT_PROVISIONED_STEP)
 }
 
+/// The `--url` the user typed for the built-in none driver (its only flag), as typed; a
+/// value with control characters is not taken (it is printed by `ls`, `url` and `inspect`).
+fn recorded_url(req: &CreateRequest) -> Option<String> {
+    if !matches!(&req.driver_source, Source::Builtin(b) if b.name == "none") {
+        return None;
+    }
+    let url = req
+        .driver_flags
+        .iter()
+        .find(|f| f.name == "url")?
+        .values
+        .first()?
+        .clone();
+    // Only a value the user typed (a declared default is the plugin's text, not theirs).
+    (!url.is_empty() && !url.chars().any(char::is_control) && req.typed_values.contains(&url))
+        .then_some(url)
+}
+
+/// The endpoint of a recorded URL dmw can reach over TLS: `tcp://HOST[:PORT]` with an IP
+/// address or DNS name; `None` for any other text.
+fn reachable_endpoint(url: &str) -> Option<Endpoint> {
+    let parsed = dmw_text::parse_engine_url(url, &["tcp"]).ok()?;
+    check_engine_values("none", &parsed.host, parsed.port).ok()?;
+    Some(Endpoint {
+        address: parsed.host,
+        engine_port: parsed.port,
+        ssh_address: String::new(),
+        ssh_port: 0,
+        ssh_user: String::new(),
+    })
+}
+
 /// What `create` was asked for.
 pub struct CreateRequest {
     /// Machine name (already validated).
@@ -228,9 +260,8 @@ impl Run<'_> {
             .await?;
         link.reset().await;
         self.report.step("Docker is up and running!");
-        self.report.info(&format!(
-            "To see how to connect your Docker Client to the Docker Engine running on this machine, run: dmw env {name}"
-        ));
+        self.report
+            .info(&crate::personality::create_done_hint(&name));
         Ok(())
     }
 
@@ -302,24 +333,44 @@ impl Run<'_> {
             .pre_create_check()
             .await
             .map_err(|e| self.pre_create_failure(e))?;
-        let (address, engine_port) = self.create_at_provider(driver).await?;
-        self.record.endpoint = Some(Endpoint {
-            address,
-            engine_port,
-            ssh_address: String::new(),
-            ssh_port: 0,
-            ssh_user: String::new(),
-        });
+        if let Some(url) = recorded_url(req) {
+            // The built-in none driver: the URL is the user's own text, kept as typed
+            // (Docker Machine accepted any); dmw reaches it only when it is tcp://HOST:PORT.
+            self.report.step("Creating machine...");
+            self.provider_called = true;
+            driver
+                .create()
+                .await
+                .map_err(|e| self.fail("create machine", e))?;
+            self.record.driver_state = driver.state_kv();
+            self.record.endpoint = reachable_endpoint(&url);
+            self.record.engine_url = Some(url);
+        } else {
+            let (address, engine_port) = self.create_at_provider(driver).await?;
+            self.record.endpoint = Some(Endpoint {
+                address,
+                engine_port,
+                ssh_address: String::new(),
+                ssh_port: 0,
+                ssh_user: String::new(),
+            });
+        }
         self.copy_client_certs()
             .map_err(|e| self.fail("copy client certificates", e))?;
         self.record.status = MachineStatus::Ready;
         self.record.error = None;
         self.save("save machine")?;
-        self.report.info(&format!(
-            "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
-            self.record.url().unwrap_or_default(),
-            self.app.store.certs().ca_cert().display()
-        ));
+        if crate::personality::docker_machine() {
+            // Docker Machine's none driver stopped here with its usual closing line.
+            self.report
+                .info(&crate::personality::create_done_hint(&name));
+        } else {
+            self.report.info(&format!(
+                "Machine \"{name}\" records the engine at {}: dmw does not provision it or log into it. Its engine must trust the CA {} for `dmw env {name}` to work.",
+                self.record.shown_url().unwrap_or_default(),
+                self.app.store.certs().ca_cert().display()
+            ));
+        }
         Ok(())
     }
 

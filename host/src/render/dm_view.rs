@@ -63,8 +63,8 @@ pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static 
     } else {
         (String::new(), String::new())
     };
-    let driver = json!({
-        "IPAddress": ep.map(|e| e.address.clone()).unwrap_or_default(),
+    let mut driver = json!({
+        "IPAddress": record.shown_ip().unwrap_or_default(),
         "MachineName": record.name,
         "SSHUser": ep.map(|e| e.ssh_user.clone()).unwrap_or_default(),
         "SSHPort": ep.map(|e| e.ssh_port).unwrap_or_default(),
@@ -75,6 +75,10 @@ pub fn inspect_aliases(record: &MachineRecord, storage: &Path) -> Vec<(&'static 
         "SwarmHost": "",
         "SwarmDiscovery": "",
     });
+    // Docker Machine's none driver kept its `--url` as `Driver.URL`.
+    if let (Some(url), Some(map)) = (&record.engine_url, driver.as_object_mut()) {
+        map.insert("URL".into(), Value::String(url.clone()));
+    }
     let host_options = json!({
         "Driver": "",
         "EngineOptions": engine_options(&record.engine),

@@ -219,6 +219,11 @@ pub struct MachineRecord {
     /// no SSH access, nothing to provision; state comes from the URL.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub engine_only: bool,
+    /// The engine URL exactly as the user typed it (`create -d none --url URL`), which
+    /// `url`, `ls` and `ip` show as Docker Machine did; the endpoint holds it only when it
+    /// is a `tcp://HOST[:PORT]` URL dmw can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_url: Option<String>,
     /// Where the machine was adopted from (`dmw import`), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
@@ -279,6 +284,22 @@ impl SwarmMembership {
     }
 }
 
+/// The authority of a URL as Go's `url.Parse` puts it in `Host`: what follows `scheme://`
+/// up to the path, query or fragment, without any `user@`.
+pub fn url_host(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    if scheme.is_empty() {
+        return String::new();
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((_, host)) => host.to_string(),
+        None => authority.to_string(),
+    }
+}
+
 /// A machine adopted from a Docker Machine store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Imported {
@@ -310,6 +331,7 @@ impl MachineRecord {
             docker_version: None,
             created_at,
             engine_only: false,
+            engine_url: None,
             imported: None,
             generated_key: false,
             http: None,
@@ -330,6 +352,22 @@ impl MachineRecord {
     /// The engine URL, if the address is known.
     pub fn url(&self) -> Option<String> {
         self.endpoint.as_ref().map(Endpoint::url)
+    }
+
+    /// The URL `url` and `ls` print: the recorded `--url` of an engine-only machine as
+    /// typed, else the endpoint's URL.
+    pub fn shown_url(&self) -> Option<String> {
+        self.engine_url.clone().or_else(|| self.url())
+    }
+
+    /// What `ip` prints: the address, or for a recorded `--url` the URL's `host:port` as
+    /// Go's `url.Parse(...).Host` gave it to Docker Machine's none driver (empty for a
+    /// URL without `//`).
+    pub fn shown_ip(&self) -> Option<String> {
+        match &self.engine_url {
+            Some(u) => Some(url_host(u)),
+            None => self.endpoint.as_ref().map(|e| e.address.clone()),
+        }
     }
 
     /// A copy safe to show on a terminal: the texts that came from plugins (the stored
@@ -357,5 +395,19 @@ impl MachineRecord {
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_host_is_gos_url_host() {
+        assert_eq!(url_host("tcp://127.0.0.1:2999"), "127.0.0.1:2999");
+        assert_eq!(url_host("tcp://u@h:1/p?q#f"), "h:1");
+        assert_eq!(url_host("tcp://[::1]:2376"), "[::1]:2376");
+        assert_eq!(url_host("none"), "");
+        assert_eq!(url_host("://h"), "");
     }
 }
