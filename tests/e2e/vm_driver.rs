@@ -135,17 +135,24 @@ fn test_image() -> image::Image {
     built
 }
 
+/// The start of every test that boots VMs: root (else skipped), [`VM_LOCK`], the image.
+fn vm_test(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, image::Image)> {
+    if !require_root_or_skip(name) {
+        return None;
+    }
+    let lock = vm_lock();
+    Some((lock, test_image()))
+}
+
 fn status(dmw: &Dmw, name: &str) -> String {
     dmw.run(&["status", name]).stdout.trim().to_string()
 }
 
 #[test]
 fn vm_lifecycle_with_the_default_driver() {
-    if !require_root_or_skip("vm_lifecycle_with_the_default_driver") {
+    let Some((_one_at_a_time, built)) = vm_test("vm_lifecycle_with_the_default_driver") else {
         return;
-    }
-    let _one_at_a_time = vm_lock();
-    let built = test_image();
+    };
 
     let dmw = Dmw::new();
     let name = "vm1";
@@ -417,11 +424,10 @@ fn a_driver_directory_over_its_quota_refuses_the_next_call() {
 
 #[test]
 fn two_vms_created_at_once_on_a_shared_network() {
-    if !require_root_or_skip("two_vms_created_at_once_on_a_shared_network") {
+    let Some((_one_at_a_time, built)) = vm_test("two_vms_created_at_once_on_a_shared_network")
+    else {
         return;
-    }
-    let _one_at_a_time = vm_lock();
-    let built = test_image();
+    };
     let image_dir = built.dir.display().to_string();
     let dmw = Dmw::new();
     let _guards = [
@@ -503,11 +509,11 @@ fn two_vms_created_at_once_on_a_shared_network() {
 
 #[test]
 fn a_boot_that_hangs_is_killed_retried_once_then_explained() {
-    if !require_root_or_skip("a_boot_that_hangs_is_killed_retried_once_then_explained") {
+    let Some((_one_at_a_time, built)) =
+        vm_test("a_boot_that_hangs_is_killed_retried_once_then_explained")
+    else {
         return;
-    }
-    let _one_at_a_time = vm_lock();
-    let built = test_image();
+    };
     let dmw = Dmw::new();
     let name = "vhang";
     let _guard = Guard { dmw: &dmw, name };
