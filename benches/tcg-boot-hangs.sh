@@ -14,6 +14,9 @@ dir=${1:?usage: $0 IMAGE_DIR N [QEMU ARGS...]}
 n=${2:?usage: $0 IMAGE_DIR N [QEMU ARGS...]}
 shift 2
 smp=${SMP:-2} stall=${STALL:-30} limit=${LIMIT:-180}
+for tool in bc qemu-system-x86_64; do
+  command -v "$tool" >/dev/null || { echo "$0: needs $tool (apt-get install bc qemu-system-x86)" >&2; exit 2; }
+done
 work=$(mktemp -d)
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 hangs=0 times=()
