@@ -295,11 +295,9 @@ impl Run<'_> {
         }
     }
 
-    /// Make the machine at the provider; returns its address and engine port.
-    pub(super) async fn create_at_provider(
-        &mut self,
-        driver: &mut Driver,
-    ) -> Result<(String, u16), StepFailure> {
+    /// Call the driver's `create` (from here on `rm` must ask the provider) and keep the
+    /// state it stored.
+    async fn call_create(&mut self, driver: &mut Driver) -> Result<(), StepFailure> {
         self.report.step("Creating machine...");
         self.provider_called = true;
         driver
@@ -307,6 +305,15 @@ impl Run<'_> {
             .await
             .map_err(|e| self.fail("create machine", e))?;
         self.record.driver_state = driver.state_kv();
+        Ok(())
+    }
+
+    /// Make the machine at the provider; returns its address and engine port.
+    pub(super) async fn create_at_provider(
+        &mut self,
+        driver: &mut Driver,
+    ) -> Result<(String, u16), StepFailure> {
+        self.call_create(driver).await?;
         let address = driver
             .address()
             .await
@@ -336,13 +343,7 @@ impl Run<'_> {
         if let Some(url) = recorded_url(req) {
             // The built-in none driver: the URL is the user's own text, kept as typed
             // (Docker Machine accepted any); dmw reaches it only when it is tcp://HOST:PORT.
-            self.report.step("Creating machine...");
-            self.provider_called = true;
-            driver
-                .create()
-                .await
-                .map_err(|e| self.fail("create machine", e))?;
-            self.record.driver_state = driver.state_kv();
+            self.call_create(driver).await?;
             self.record.endpoint = reachable_endpoint(&url);
             self.record.engine_url = Some(url);
         } else {
