@@ -54,6 +54,7 @@ const TEST_FIXTURES: &[(&str, &str)] = &[
         "DMW_TEST_HOSTILE_ARGS_DRIVER",
         "dmw_test_hostile_args_driver",
     ),
+    ("DMW_TEST_HOSTILE_VM_DRIVER", "dmw_test_hostile_vm_driver"),
     (
         "DMW_TEST_HOSTILE_FILES_DRIVER",
         "dmw_test_hostile_files_driver",

@@ -23,6 +23,7 @@ mod security_keys;
 mod security_limits;
 mod security_output;
 mod security_programs;
+mod security_vm;
 mod states;
 mod swarm;
 mod template_driver;

@@ -15,7 +15,7 @@
 //!   a FULL TRUST warning and says "runs printenv with any arguments: it can do anything you
 //!   can"; `plugin install --yes` refuses without `--full-trust`; the interactive install
 //!   asks a second question that only the words "full trust" answer; `plugin inspect
-//!   builtin:qemu` warns the same way for the qemu driver's programs. Before: inspect said
+//!   builtin:qemu` asks no full trust (its VM is the host's, through `vm`). Before: inspect said
 //!   "local program printenv", like any other ask, and `--yes` approved it.
 
 use crate::support::Dmw;
@@ -97,10 +97,15 @@ fn a_program_with_any_arguments_is_shown_and_approved_as_full_trust() {
             && r.stderr.contains("Nothing was installed"),
         "{r:?}"
     );
-    // The built-in qemu driver declares its programs without forms: inspect says so too.
+    // The built-in qemu driver runs no program itself: its VM is the host's (`vm`), so no
+    // full trust is asked (before the `vm` capability it declared qemu-system-x86_64 and
+    // qemu-img with any arguments, and inspect opened with this warning).
     let qemu = dmw.ok(&["plugin", "inspect", "builtin:qemu"]);
     assert!(
-        qemu.starts_with("WARNING — FULL TRUST: this driver runs qemu-system-x86_64 and qemu-img with any arguments"),
+        !qemu.contains("FULL TRUST")
+            && qemu
+                .contains("capability vm (runs one local virtual machine per machine under QEMU")
+            && !qemu.contains("qemu-img"),
         "{qemu}"
     );
     let r = dmw.run_with_stdin(&["plugin", "install", HOSTILE_PROCESS], "y\nfull trust\n");

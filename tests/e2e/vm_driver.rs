@@ -80,7 +80,7 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 
 /// The QEMU processes of a test's machines (their command line names the machine: `-name
 /// dmw-NAME`; their working directory is in the test's store).
-fn qemus_in(store: &Path) -> Vec<u32> {
+pub(crate) fn qemus_in(store: &Path) -> Vec<u32> {
     let store = store.display().to_string();
     processes_mentioning("qemu-system-x86_64")
         .into_iter()

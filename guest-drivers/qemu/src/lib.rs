@@ -1,16 +1,18 @@
 //! The `qemu` driver: a local virtual machine under QEMU, dmw's default driver (Docker
 //! Machine's was a local VirtualBox VM).
 //!
-//! It runs only what it declared, through the host's `process` capability
-//! (`qemu-system-x86_64`, `qemu-img`), and keeps every file in its own directory of the
-//! machine (`files`, seen at `/files`; programs start there, so they take its files by
-//! relative name):
+//! It runs no program itself: the VM is the host's, through the `vm` capability. The driver
+//! gives typed values and the host builds QEMU's command line (sandboxed), keeps the VM's
+//! files in the machine's `vm/` directory, out of the driver's reach, and speaks QEMU's
+//! monitor:
 //!
-//! - `overlay.qcow2`: a copy-on-write overlay over the image (`qemu-img create -b`),
-//!   `--qemu-disk-size` large;
-//! - `seed.img`: the NoCloud seed ([`seed`]) with the machine's public key (`keys`), user
-//!   `docker` and the machine's name as hostname;
-//! - `console.log` (serial console), `qemu.log` (QEMU's own output), `qmp.sock` (QMP).
+//! - the disk: a copy-on-write overlay over the image, `--qemu-disk-size` large;
+//! - the seed: the NoCloud seed ([`seed`]) with the machine's public key (`keys`), user
+//!   `docker` and the machine's name as hostname, made here and handed to the host;
+//! - the serial console, which the driver reads through `vm` to watch the boot.
+//!
+//! `files` is used for dmw's image cache only: the images `dmw image build` made and
+//! verified downloads (`cached-download`).
 //!
 //! Networking is QEMU's user mode: SSH and the engine port are forwarded from 127.0.0.1
 //! (free ports found at create and kept, so stop/start keeps the URL and certificates);
@@ -27,37 +29,18 @@ use std::time::{Duration, Instant};
 
 use dmw_guest::driver::{Driver, MachineState, SshEndpoint, generated_public_key};
 use dmw_guest::flags::{Flag, FlagKind, Flags, flag};
-use dmw_guest::process::{self, Signal};
+use dmw_guest::vm::{self, Accel, Boot, Forward};
 use dmw_guest::{Error, Result, files, info, store, warn};
 
 dmw_guest::permissions! {
     capability "keys";
-    capability "process";
+    capability "vm";
     capability "files";
     capability "http";
     http_host "cloud.debian.org";
     http_host "{qemu-image}";
-    program "qemu-system-x86_64";
-    program "qemu-img";
 }
 
-/// The QEMU program for x86-64 guests.
-const QEMU: &str = "qemu-system-x86_64";
-/// QEMU's disk tool.
-const QEMU_IMG: &str = "qemu-img";
-/// The handle of the VM's QEMU process.
-const HANDLE: &str = "qemu";
-/// QEMU's own output (the host appends the process's stdout and stderr to HANDLE.log).
-const QEMU_LOG: &str = "qemu.log";
-/// Files in the driver's directory.
-const OVERLAY: &str = "overlay.qcow2";
-const SEED: &str = "seed.img";
-const CONSOLE: &str = "console.log";
-const QMP: &str = "qmp.sock";
-const PROBE_LOG: &str = "accel-probe.log";
-
-/// QEMU's `-sandbox` setting for every VM.
-const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 /// The user the seed makes and dmw logs in as.
 const USER: &str = "docker";
 /// The kernel command line for images `dmw image build` makes.
@@ -74,13 +57,6 @@ const IMAGE_INITRD: &str = "initrd.img";
 
 /// How long `stop` waits for the guest to power off after ACPI powerdown.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long QEMU may take to open its QMP socket after it started.
-const QMP_WAIT: Duration = Duration::from_secs(20);
-/// How long one QMP exchange may take.
-const QMP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a KVM guest may take to print the kernel's first line before KVM counts as
-/// not working (well under a second where it works; TCG takes about one).
-const KVM_PROBE: Duration = Duration::from_secs(5);
 /// How long the serial console may stay silent during a TCG boot before the boot counts
 /// as hung (a TCG boot prints every few seconds, also on a loaded machine; a hung kernel
 /// prints nothing more while QEMU keeps spinning).
@@ -92,9 +68,7 @@ const BOOT_WATCH_MAX: Duration = Duration::from_secs(600);
 /// How often the console is looked at during a boot.
 const BOOT_POLL: Duration = Duration::from_millis(500);
 /// How much of the console's end is read each time.
-const CONSOLE_TAIL: u64 = 4096;
-/// Timeout of `qemu-img` runs.
-const IMG_TIMEOUT: Duration = Duration::from_secs(120);
+const CONSOLE_TAIL: u32 = 4096;
 
 /// Store keys.
 mod key {
@@ -119,10 +93,8 @@ mod key {
     pub const SHARED_ADDRESS: &str = "shared-address";
 }
 
-/// The shared network (`--qemu-network shared`): QEMU's socket netdev on a multicast group
-/// over the loopback interface (no root), one for all of the user's VMs on this computer.
-const SHARED_GROUP: &str = "230.0.77.77:41077";
-/// Its addresses: 10.77.0.0/16, each VM's derived from its name.
+/// The shared network's addresses (`--qemu-network shared`: QEMU's socket netdev on a
+/// multicast group over the loopback interface, one for all of the user's VMs here): 10.77.0.0/16, each VM's derived from its name.
 const SHARED_PREFIX: u8 = 16;
 
 /// A VM's MAC and address on the shared network, derived from its name (FNV-1a): the
@@ -206,18 +178,9 @@ fn is_url(image: &str) -> bool {
     image.starts_with("http://") || image.starts_with("https://")
 }
 
-/// The format (`qcow2`, `raw`) `qemu-img info` reports for a disk, or why it is no disk.
+/// The format (`qcow2`, `raw`) of a disk the host accepts for a VM, or why it is none.
 fn disk_format(path: &str) -> Result<String> {
-    let out = process::run_ok(QEMU_IMG, &["info", "--output=json", path], IMG_TIMEOUT)?;
-    let v: serde_json::Value = serde_json::from_str(&out)
-        .map_err(|_| Error::Failed(format!("qemu-img info {path}: not JSON")))?;
-    match v.get("format").and_then(|f| f.as_str()) {
-        Some(f @ ("qcow2" | "raw")) => Ok(f.to_string()),
-        Some(other) => Err(invalid(format!(
-            "the image {path} is {other}; use a qcow2 or raw image"
-        ))),
-        None => Err(Error::Failed(format!("qemu-img info {path}: no format"))),
-    }
+    vm::inspect_disk(path)
 }
 
 /// Resolve the image: an image directory `dmw image build` made (by path or by name, or
@@ -288,19 +251,21 @@ fn resolve_image() -> Result<()> {
     Ok(())
 }
 
-/// Decide the accelerator for `--qemu-accel` (stored: every start uses the same).
+/// Decide the accelerator for `--qemu-accel` (stored: every start uses the same). The
+/// host's probe boots the disk's kernel under KVM: `/dev/kvm` being there is not enough (on
+/// machines without working nested virtualisation a KVM guest hangs early in its boot).
 fn decide_accel() -> Result<()> {
     let choice = store::get(key::ACCEL_CHOICE).unwrap_or_else(|| "auto".into());
     let accel = match choice.as_str() {
         "tcg" => "tcg".to_string(),
-        _ => match kvm_works()? {
-            Ok(()) => "kvm".to_string(),
-            Err(why) if choice == "kvm" => {
+        _ => match vm::probe_kvm()? {
+            None => "kvm".to_string(),
+            Some(why) if choice == "kvm" => {
                 return Err(Error::Failed(format!(
                     "--qemu-accel kvm: {why}; use --qemu-accel tcg"
                 )));
             }
-            Err(why) => {
+            Some(why) => {
                 warn(&format!("{why}; using TCG (emulation, slower)"));
                 "tcg".to_string()
             }
@@ -310,189 +275,47 @@ fn decide_accel() -> Result<()> {
     Ok(())
 }
 
-/// Whether KVM really runs the image's kernel: `/dev/kvm` being there is not enough (on
-/// machines without working nested virtualisation a KVM guest hangs early in the kernel's
-/// boot). Boots the kernel with no disk (`panic=-1`) and looks for its first console line
-/// within [`KVM_PROBE`]. Without a kernel (an image with its own bootloader) KVM is taken
-/// when QEMU can open it.
-fn kvm_works() -> Result<std::result::Result<(), String>> {
-    let probe_log = files::path(PROBE_LOG);
-    let _ = std::fs::remove_file(&probe_log);
-    let kernel = store::get(key::KERNEL).filter(|k| !k.is_empty());
-    let mut args = vec![
-        "-accel",
-        "kvm",
-        "-m",
-        "256",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-serial",
-    ];
-    let serial = format!("file:{PROBE_LOG}");
-    args.push(&serial);
-    match &kernel {
-        Some(k) => args.extend([
-            "-machine",
-            "pc",
-            "-append",
-            "console=ttyS0 panic=-1",
-            "-kernel",
-            k,
-        ]),
-        None => args.extend(["-machine", "none", "-S", "-qmp", "none"]),
-    }
-    let out = process::run(QEMU, &args, KVM_PROBE)?;
-    let console = std::fs::read_to_string(&probe_log).unwrap_or_default();
-    let _ = std::fs::remove_file(&probe_log);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("Could not access KVM") || stderr.contains("/dev/kvm") {
-        return Ok(Err("this computer has no usable /dev/kvm".into()));
-    }
-    let works = match kernel {
-        Some(_) => console.contains("Linux version"),
-        None => !stderr.contains("kvm"),
-    };
-    Ok(if works {
-        Ok(())
-    } else {
-        Err(format!(
-            "/dev/kvm is there but a KVM guest did not run within {}s (nested virtualisation not working?)",
-            KVM_PROBE.as_secs()
-        ))
-    })
-}
-
-/// QEMU's arguments for this machine (relative file names: QEMU starts in the driver's
-/// directory).
-fn qemu_args() -> Result<Vec<String>> {
-    let name = store::require(key::NAME)?;
+/// How the VM runs: the stored choices, as the host's typed boot parameters (SSH and the
+/// engine port forwarded from 127.0.0.1; the engine listens in the guest on the port it
+/// is reached at).
+fn boot_spec() -> Result<Boot> {
     let ssh_port: u16 = store::get_or(key::SSH_PORT, 0)?;
     let engine_port: u16 = store::get_or(key::ENGINE_PORT, 0)?;
-    let mut args: Vec<String> = vec![
-        "-nodefaults".into(),
-        "-no-user-config".into(),
-        "-name".into(),
-        format!("dmw-{name}"),
-        // No HPET: an emulated timer that costs host CPU and that TCG guests were seen to
-        // hang on ("Switched to clocksource hpet", then nothing); the guest uses its TSC
-        // or the ACPI PM timer.
-        "-machine".into(),
-        "pc,hpet=off".into(),
-        // QEMU's seccomp filter: no obsolete system calls, no privilege changes, no new
-        // processes (so neither `-incoming exec:` nor a QMP `migrate exec:` runs a
-        // command), no changes to scheduling or resource limits.
-        "-sandbox".into(),
-        SANDBOX.into(),
-    ];
-    match store::get(key::ACCEL).as_deref() {
-        Some("kvm") => args.extend(["-accel", "kvm", "-cpu", "host"].map(String::from)),
-        // TCG's `max` CPU has RDRAND, which the kernel trusts to seed its random number
-        // generator at once; with the default CPU a TCG guest was seen stuck for minutes in
-        // getrandom() at the second boot (systemd-random-seed, soft lockups).
-        _ => args.extend(["-accel", "tcg", "-cpu", "max"].map(String::from)),
-    }
-    args.extend([
-        "-m".into(),
-        store::get_or(key::MEMORY, 1024u32)?.to_string(),
-        "-smp".into(),
-        store::get_or(key::CPUS, 2u32)?.to_string(),
-    ]);
-    if let Some(kernel) = store::get(key::KERNEL).filter(|k| !k.is_empty()) {
-        args.extend(["-kernel".into(), kernel]);
-        if let Some(initrd) = store::get(key::INITRD).filter(|k| !k.is_empty()) {
-            args.extend(["-initrd".into(), initrd]);
-        }
-        let append = store::get(key::APPEND)
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| DEFAULT_APPEND.into());
-        args.extend(["-append".into(), append]);
-    }
-    args.extend([
-        "-drive".into(),
-        format!("file={OVERLAY},if=virtio,format=qcow2"),
-        "-drive".into(),
-        format!("file={SEED},if=virtio,format=raw,readonly=on"),
-        "-netdev".into(),
-        format!(
-            "user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{engine_port}-:{engine_port}"
-        ),
-        "-device".into(),
-        "virtio-net-pci,netdev=net0".into(),
-        // Entropy from the host's /dev/urandom (virtio-rng): the guest never waits for its
-        // random number generator at boot.
-        "-object".into(),
-        "rng-random,id=rng0,filename=/dev/urandom".into(),
-        "-device".into(),
-        "virtio-rng-pci,rng=rng0".into(),
-    ]);
-    if let (Some(mac), Some(_)) = (store::get(key::SHARED_MAC), store::get(key::SHARED_ADDRESS)) {
-        args.extend([
-            "-netdev".into(),
-            format!("socket,id=net1,mcast={SHARED_GROUP},localaddr=127.0.0.1"),
-            "-device".into(),
-            format!("virtio-net-pci,netdev=net1,mac={mac}"),
-        ]);
-    }
-    args.extend([
-        "-display".into(),
-        "none".into(),
-        "-serial".into(),
-        format!("file:{CONSOLE}"),
-        "-qmp".into(),
-        format!("unix:{QMP},server=on,wait=off"),
-    ]);
-    Ok(args)
+    let shared_mac = match (store::get(key::SHARED_MAC), store::get(key::SHARED_ADDRESS)) {
+        (Some(mac), Some(_)) => Some(mac),
+        _ => None,
+    };
+    Ok(Boot {
+        memory_mib: store::get_or(key::MEMORY, 1024u32)?,
+        cpus: store::get_or(key::CPUS, 2u32)?,
+        accel: match store::get(key::ACCEL).as_deref() {
+            Some("kvm") => Accel::Kvm,
+            _ => Accel::Tcg,
+        },
+        append: store::get(key::APPEND).filter(|a| !a.is_empty()),
+        forwards: vec![
+            Forward {
+                host_port: ssh_port,
+                guest_port: 22,
+            },
+            Forward {
+                host_port: engine_port,
+                guest_port: engine_port,
+            },
+        ],
+        shared_mac,
+    })
 }
 
 /// The last lines QEMU wrote about an error (its own log), if any.
 fn qemu_error() -> Option<String> {
-    let log = std::fs::read_to_string(files::path(QEMU_LOG)).ok()?;
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.contains("warning:") && !l.contains("terminating on signal")
-        })
-        .collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join("; ");
-    (!tail.is_empty()).then(|| tail.chars().take(600).collect())
+    vm::qemu_errors()
 }
 
-/// Start QEMU and wait until it answers on QMP.
+/// Start QEMU (the host waits until its monitor answers).
 fn boot() -> Result<()> {
-    let args = qemu_args()?;
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    // A fresh log per start: a leftover error must not make a later run look failed.
-    std::fs::write(files::path(QEMU_LOG), b"")
-        .map_err(|e| Error::Failed(format!("cannot reset {QEMU_LOG}: {e}")))?;
-    let _ = std::fs::remove_file(files::path(QMP));
-    process::spawn(HANDLE, QEMU, &argv)?;
-    let mut waited = Duration::ZERO;
-    let step = Duration::from_millis(200);
-    loop {
-        if !process::running(HANDLE)? {
-            let why = qemu_error().unwrap_or_else(|| "no message".into());
-            let _ = process::kill(HANDLE);
-            return Err(Error::Failed(format!(
-                "QEMU exited right after starting: {why}"
-            )));
-        }
-        if qmp(r#"{"execute":"query-status"}"#).is_ok() {
-            return Ok(());
-        }
-        if waited >= QMP_WAIT {
-            let _ = process::kill(HANDLE);
-            return Err(Error::Failed(format!(
-                "QEMU did not open its QMP socket within {}s",
-                QMP_WAIT.as_secs()
-            )));
-        }
-        dmw_guest::host::sleep(step);
-        waited += step;
-    }
+    vm::start(&boot_spec()?)?;
+    Ok(())
 }
 
 /// How long the console may stay silent before the boot counts as hung.
@@ -602,20 +425,9 @@ fn last_line(tail: &str) -> String {
     line.chars().filter(|c| !c.is_control()).take(160).collect()
 }
 
-/// The serial console's size and its last [`CONSOLE_TAIL`] bytes (lossy UTF-8).
+/// The serial console's size and its last [`CONSOLE_TAIL`] bytes.
 fn console_tail() -> (u64, String) {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(files::path(CONSOLE)) else {
-        return (0, String::new());
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut tail = Vec::new();
-    if f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)))
-        .is_ok()
-    {
-        let _ = f.take(CONSOLE_TAIL).read_to_end(&mut tail);
-    }
-    (len, String::from_utf8_lossy(&tail).into_owned())
+    vm::console(CONSOLE_TAIL)
 }
 
 /// How a watched boot ended.
@@ -631,7 +443,7 @@ fn watch_boot() -> Result<Booted> {
     let stall = boot_stall();
     let mut watch = BootWatch::new(stall, Instant::now());
     loop {
-        if !process::running(HANDLE)? {
+        if !vm::running()? {
             let why = qemu_error().unwrap_or_else(|| "no message".into());
             return Err(Error::Failed(format!(
                 "QEMU exited while the VM booted: {why}"
@@ -681,7 +493,7 @@ fn boot_watched(again: &dyn Fn() -> Result<()>) -> Result<()> {
         match watch_boot()? {
             Booted::Done => return Ok(()),
             Booted::Hung(line) => {
-                process::kill(HANDLE)?;
+                vm::kill()?;
                 let hung = format!(
                     "the VM hung at boot: its serial console printed nothing for {}s, the last line being {line:?}",
                     stall.as_secs()
@@ -690,7 +502,7 @@ fn boot_watched(again: &dyn Fn() -> Result<()>) -> Result<()> {
                     warn(&format!("{hung}; killed it, booting again"));
                 } else {
                     return Err(Error::Failed(format!(
-                        "{hung}, twice in a row (the whole console is {CONSOLE} in the machine's driver directory); try again, or with --qemu-cpus 1"
+                        "{hung}, twice in a row (the whole console is console.log in the machine's vm directory); try again, or with --qemu-cpus 1"
                     )));
                 }
             }
@@ -699,38 +511,47 @@ fn boot_watched(again: &dyn Fn() -> Result<()>) -> Result<()> {
     Err(Error::Failed("the VM did not boot".into()))
 }
 
-/// Make the machine's disk: a fresh copy-on-write overlay over the image.
-fn make_overlay() -> Result<()> {
-    let disk = store::require(key::DISK)?;
-    let format = store::require(key::FORMAT)?;
-    let size = store::get(key::DISK_SIZE).unwrap_or_else(|| "20G".into());
-    let _ = std::fs::remove_file(files::path(OVERLAY));
-    process::run_ok(
-        QEMU_IMG,
-        &[
-            "create", "-q", "-f", "qcow2", "-F", &format, "-b", &disk, OVERLAY, &size,
-        ],
-        IMG_TIMEOUT,
-    )?;
-    Ok(())
+/// The NoCloud seed of the machine: its name, the public key dmw made for it, user
+/// `docker`, and its address on the shared network when it joined.
+fn seed_image() -> Result<Vec<u8>> {
+    let name = store::require(key::NAME)?;
+    let key = generated_public_key().ok_or_else(|| {
+        invalid("the qemu driver logs in with the key dmw makes for the machine; it takes no SSH key of yours")
+    })?;
+    let shared = match (store::get(key::SHARED_MAC), store::get(key::SHARED_ADDRESS)) {
+        (Some(mac), Some(address)) => Some(seed::SharedNic { mac, address }),
+        _ => None,
+    };
+    seed::Seed {
+        instance_id: format!("dmw-{name}"),
+        hostname: name,
+        user: USER.into(),
+        ssh_public_key: key,
+        shared,
+    }
+    .fat_image()
 }
 
-/// One QMP command; the `return` value.
-fn qmp(command: &str) -> Result<serde_json::Value> {
-    let reply = files::qmp(QMP, command, QMP_TIMEOUT)?;
-    let v: serde_json::Value =
-        serde_json::from_str(&reply).map_err(|_| Error::Failed("QMP reply is not JSON".into()))?;
-    if let Some(e) = v.get("error") {
-        return Err(Error::Failed(format!("QMP {command}: {e}")));
-    }
-    Ok(v.get("return").cloned().unwrap_or_default())
+/// Make the machine's disk (a fresh copy-on-write overlay over the image) and its seed.
+fn make_disk() -> Result<()> {
+    let disk = store::require(key::DISK)?;
+    let size = store::get(key::DISK_SIZE).unwrap_or_else(|| "20G".into());
+    let kernel = store::get(key::KERNEL).filter(|k| !k.is_empty());
+    let initrd = store::get(key::INITRD).filter(|k| !k.is_empty());
+    vm::create_disk(
+        &disk,
+        &size,
+        kernel.as_deref(),
+        initrd.as_deref(),
+        &seed_image()?,
+    )
 }
 
 /// Two distinct free ports on 127.0.0.1.
 fn two_ports() -> Result<(u16, u16)> {
-    let a = process::free_port()?;
+    let a = vm::free_port()?;
     for _ in 0..8 {
-        let b = process::free_port()?;
+        let b = vm::free_port()?;
         if b != a {
             return Ok((a, b));
         }
@@ -898,23 +719,17 @@ impl Driver for Qemu {
     }
 
     fn pre_create_check() -> Result<()> {
-        for program in [QEMU, QEMU_IMG] {
-            process::run_ok(program, &["--version"], IMG_TIMEOUT)?;
-        }
         resolve_image()
     }
 
     fn create() -> Result<()> {
         let name = store::require(key::NAME)?;
-        let key = generated_public_key().ok_or_else(|| {
-            invalid("the qemu driver logs in with the key dmw makes for the machine; it takes no SSH key of yours")
-        })?;
-        decide_accel()?;
-        info(&format!(
-            "Creating the VM's disk and first-boot seed ({})...",
-            store::get(key::ACCEL).unwrap_or_default()
-        ));
-        let shared = (store::get(key::NETWORK).as_deref() == Some("shared")).then(|| {
+        if generated_public_key().is_none() {
+            return Err(invalid(
+                "the qemu driver logs in with the key dmw makes for the machine; it takes no SSH key of yours",
+            ));
+        }
+        if store::get(key::NETWORK).as_deref() == Some("shared") {
             let nic = shared_nic(&name);
             store::set(key::SHARED_MAC, &nic.mac);
             store::set(key::SHARED_ADDRESS, &nic.address);
@@ -922,18 +737,10 @@ impl Driver for Qemu {
                 "On the shared network as {}",
                 nic.address.split('/').next().unwrap_or_default()
             ));
-            nic
-        });
-        let seed = seed::Seed {
-            instance_id: format!("dmw-{name}"),
-            hostname: name.clone(),
-            user: USER.into(),
-            ssh_public_key: key,
-            shared,
-        };
-        std::fs::write(files::path(SEED), seed.fat_image()?)
-            .map_err(|e| Error::Failed(format!("cannot write the seed volume: {e}")))?;
-        make_overlay()?;
+        }
+        info("Creating the VM's disk and first-boot seed...");
+        make_disk()?;
+        decide_accel()?;
         let mut last = None;
         for _ in 0..3 {
             let (ssh_port, engine_port) = two_ports()?;
@@ -942,7 +749,7 @@ impl Driver for Qemu {
             info(&format!(
                 "Starting the VM (SSH on 127.0.0.1:{ssh_port}, engine on 127.0.0.1:{engine_port})..."
             ));
-            match boot_watched(&make_overlay) {
+            match boot_watched(&make_disk) {
                 Ok(()) => return Ok(()),
                 // Another program took a port between the probe and QEMU's bind: new ports.
                 Err(e) if e.message().contains("forwarding") => last = Some(e),
@@ -953,22 +760,22 @@ impl Driver for Qemu {
     }
 
     fn state() -> Result<MachineState> {
-        if !process::running(HANDLE)? {
+        if !vm::running()? {
             if let Some(why) = qemu_error() {
                 warn(&format!("QEMU ended with: {why}"));
                 return Ok(MachineState::Error);
             }
             return Ok(MachineState::Stopped);
         }
-        let Ok(status) = qmp(r#"{"execute":"query-status"}"#) else {
+        let Ok(status) = vm::status() else {
             return Ok(MachineState::Starting);
         };
-        Ok(match status.get("status").and_then(|s| s.as_str()) {
-            Some("running") => MachineState::Running,
-            Some("paused" | "suspended") => MachineState::Paused,
-            Some("shutdown") => MachineState::Stopping,
-            Some("inmigrate" | "prelaunch") => MachineState::Starting,
-            Some("guest-panicked" | "internal-error" | "io-error") => MachineState::Error,
+        Ok(match status.as_str() {
+            "running" => MachineState::Running,
+            "paused" | "suspended" => MachineState::Paused,
+            "shutdown" => MachineState::Stopping,
+            "inmigrate" | "prelaunch" => MachineState::Starting,
+            "guest-panicked" | "internal-error" | "io-error" => MachineState::Error,
             _ => MachineState::None,
         })
     }
@@ -993,33 +800,38 @@ impl Driver for Qemu {
     }
 
     fn start() -> Result<()> {
-        if process::running(HANDLE)? {
+        if vm::running()? {
             return Ok(());
+        }
+        if !vm::has_disk() {
+            return Err(Error::Failed(
+                "this machine's VM has no disk here: it was made by a dmw before the `vm` capability (its files are in the machine's driver directory) or its files were removed; remove it (`dmw rm`) and create it again".into(),
+            ));
         }
         boot_watched(&|| Ok(()))
     }
 
     fn stop() -> Result<()> {
-        if !process::running(HANDLE)? {
+        if !vm::running()? {
             return Ok(());
         }
         info("Stopping the VM (ACPI power button)...");
-        if let Err(e) = qmp(r#"{"execute":"system_powerdown"}"#) {
+        if let Err(e) = vm::powerdown() {
             warn(&format!("{}; killing QEMU instead", e.message()));
-            return process::kill(HANDLE);
+            return vm::kill();
         }
-        if process::wait(HANDLE, STOP_TIMEOUT)? {
-            return process::kill(HANDLE);
+        if vm::wait(STOP_TIMEOUT)? {
+            return vm::kill();
         }
         warn(&format!(
             "the VM did not power off within {}s; killing it",
             STOP_TIMEOUT.as_secs()
         ));
-        process::signal(HANDLE, Signal::Term)?;
-        if process::wait(HANDLE, Duration::from_secs(5))? {
-            return process::kill(HANDLE);
+        vm::terminate()?;
+        if vm::wait(Duration::from_secs(5))? {
+            return vm::kill();
         }
-        process::kill(HANDLE)
+        vm::kill()
     }
 
     fn restart() -> Result<()> {
@@ -1028,13 +840,14 @@ impl Driver for Qemu {
     }
 
     fn kill() -> Result<()> {
-        process::kill(HANDLE)
+        vm::kill()
     }
 
     fn remove() -> Result<()> {
-        process::kill(HANDLE)?;
+        vm::destroy()?;
+        // The files older dmw versions kept in the driver's own directory.
         let entries = std::fs::read_dir(files::DIR)
-            .map_err(|e| Error::Failed(format!("cannot list the VM's files: {e}")))?;
+            .map_err(|e| Error::Failed(format!("cannot list the driver's files: {e}")))?;
         for entry in entries.flatten() {
             let path = entry.path();
             let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -1122,39 +935,36 @@ mod tests {
     }
 
     #[test]
-    fn qemu_gets_relative_files_and_the_stored_ports() {
+    fn the_vm_boots_with_the_stored_choices_and_ports() {
         dmw_guest::mock::reset();
-        Qemu::set_config("vm1", &Flags::of(&[("qemu-kernel", "/img/vmlinuz")])).expect("config");
+        Qemu::set_config(
+            "vm1",
+            &Flags::of(&[("qemu-memory", "2048"), ("qemu-cpus", "1")]),
+        )
+        .expect("config");
         store::set(key::SSH_PORT, 40022);
         store::set(key::ENGINE_PORT, 40376);
         store::set(key::ACCEL, "tcg");
-        let args = qemu_args().expect("args").join(" ");
-        assert!(args.contains("-kernel /img/vmlinuz"), "{args}");
-        assert!(
-            args.contains("-append root=/dev/vda console=ttyS0"),
-            "{args}"
-        );
-        assert!(args.contains("hostfwd=tcp:127.0.0.1:40022-:22"), "{args}");
-        assert!(
-            args.contains("hostfwd=tcp:127.0.0.1:40376-:40376"),
-            "{args}"
-        );
-        assert!(args.contains("file=overlay.qcow2,if=virtio"), "{args}");
-        assert!(
-            args.contains("-qmp unix:qmp.sock,server=on,wait=off"),
-            "{args}"
-        );
-        assert!(args.contains("-accel tcg"), "{args}");
-        assert!(args.contains("-machine pc,hpet=off"), "{args}");
-        assert!(
-            args.contains(
-                "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
-            ),
-            "{args}"
-        );
-        assert!(args.contains("-accel tcg -cpu max"), "{args}");
-        assert!(args.contains("virtio-rng-pci,rng=rng0"), "{args}");
+        let boot = boot_spec().expect("boot");
+        assert_eq!((boot.memory_mib, boot.cpus), (2048, 1));
+        assert!(matches!(boot.accel, Accel::Tcg));
+        assert_eq!(boot.append.as_deref(), Some(DEFAULT_APPEND));
+        let ports: Vec<(u16, u16)> = boot
+            .forwards
+            .iter()
+            .map(|f| (f.host_port, f.guest_port))
+            .collect();
+        assert_eq!(ports, vec![(40022, 22), (40376, 40376)]);
+        assert!(boot.shared_mac.is_none());
+        let nic = shared_nic("vm1");
+        store::set(key::SHARED_MAC, &nic.mac);
+        store::set(key::SHARED_ADDRESS, &nic.address);
+        store::set(key::ACCEL, "kvm");
+        let boot = boot_spec().expect("boot");
+        assert_eq!(boot.shared_mac.as_deref(), Some(nic.mac.as_str()));
+        assert!(matches!(boot.accel, Accel::Kvm));
     }
+
     #[test]
     fn a_boot_that_stops_printing_is_hung_one_that_prints_is_not() {
         let t0 = Instant::now();

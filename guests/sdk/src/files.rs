@@ -2,6 +2,7 @@
 //! `permissions! { capability "files"; }`), seen at [`DIR`] through WASI: use `std::fs`
 //! there. Nothing else of the file system is visible. Programs run through
 //! [`crate::process`] start in this directory, so they take its files by relative name.
+//! Also here: dmw's image cache (the images `dmw image build` made, verified downloads).
 
 use std::time::Duration;
 
@@ -18,9 +19,12 @@ pub fn path(name: &str) -> String {
     format!("{DIR}/{name}")
 }
 
-/// Send one QMP command (a JSON object, e.g. `{"execute":"query-status"}`) to the QEMU
-/// monitor on the unix socket `socket` in the driver's directory; the reply as JSON text
-/// (`{"return":...}` or `{"error":...}`).
+/// Send one QMP command (a JSON object, e.g. `{"execute":"query-status"}`; only
+/// `query-status`, `query-name`, `query-version`, `system_powerdown`, `system_reset`, `stop`,
+/// `cont` and `quit`, without arguments) to the QEMU monitor on the unix socket `socket` in
+/// the driver's directory, for a driver that starts QEMU through [`crate::process`] (a VM
+/// run through [`crate::vm`] is the host's); the reply as JSON text (`{"return":...}` or
+/// `{"error":...}`).
 pub fn qmp(socket: &str, command: &str, timeout: Duration) -> Result<String> {
     let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     #[cfg(target_arch = "wasm32")]

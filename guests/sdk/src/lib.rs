@@ -1,7 +1,7 @@
 //! `dmw-guest`: what every dmw plugin (driver or recipe) shares.
 //!
 //! * [`bindings`]: the guest bindings of the host's imports (`log`, `store`, `ssh`,
-//!   `certs`, `keys`, and the shared `types`), generated once from `wit/`. A plugin crate calls
+//!   `certs`, `keys`, `process`, `files`, `vm`, and the shared `types`), generated once from `wit/`. A plugin crate calls
 //!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
 //!   world with `with` pointing every import at these modules: only the exports are
 //!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
@@ -30,8 +30,9 @@ pub mod permissions;
 pub mod process;
 pub mod sigv4;
 pub mod store;
+pub mod vm;
 
-/// Guest bindings for the host interfaces of `dmw:plugin@0.1.2` (imports only).
+/// Guest bindings for the host interfaces of `dmw:plugin@0.1.3` (imports only).
 ///
 /// Plugin crates reuse these types with wit-bindgen's `with` option, so a
 /// `types::Error` made by a helper here is the very type their exports return.
@@ -43,13 +44,14 @@ pub mod bindings {
 
             /// Every interface a dmw plugin may import.
             world imports {
-                import dmw:plugin/log@0.1.2;
-                import dmw:plugin/store@0.1.2;
-                import dmw:plugin/ssh@0.1.2;
-                import dmw:plugin/certs@0.1.2;
-                import dmw:plugin/keys@0.1.2;
-                import dmw:plugin/process@0.1.2;
-                import dmw:plugin/files@0.1.2;
+                import dmw:plugin/log@0.1.3;
+                import dmw:plugin/store@0.1.3;
+                import dmw:plugin/ssh@0.1.3;
+                import dmw:plugin/certs@0.1.3;
+                import dmw:plugin/keys@0.1.3;
+                import dmw:plugin/process@0.1.3;
+                import dmw:plugin/files@0.1.3;
+                import dmw:plugin/vm@0.1.3;
             }
         ",
         world: "dmw:guest-sdk/imports",
@@ -82,13 +84,13 @@ macro_rules! generate {
             world: "dmw:plugin/driver-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.2": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.2": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.2": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.2": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/keys@0.1.2": ::dmw_guest::bindings::dmw::plugin::keys,
-                "dmw:plugin/process@0.1.2": ::dmw_guest::bindings::dmw::plugin::process,
-                "dmw:plugin/files@0.1.2": ::dmw_guest::bindings::dmw::plugin::files,
+                "dmw:plugin/types@0.1.3": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.3": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.3": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.3": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/keys@0.1.3": ::dmw_guest::bindings::dmw::plugin::keys,
+                "dmw:plugin/process@0.1.3": ::dmw_guest::bindings::dmw::plugin::process,
+                "dmw:plugin/files@0.1.3": ::dmw_guest::bindings::dmw::plugin::files,
             },
         });
     };
@@ -98,11 +100,11 @@ macro_rules! generate {
             world: "dmw:plugin/recipe-plugin",
             runtime_path: "::dmw_guest::__wit_bindgen::rt",
             with: {
-                "dmw:plugin/types@0.1.2": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.2": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.2": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.2": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/certs@0.1.2": ::dmw_guest::bindings::dmw::plugin::certs,
+                "dmw:plugin/types@0.1.3": ::dmw_guest::bindings::dmw::plugin::types,
+                "dmw:plugin/log@0.1.3": ::dmw_guest::bindings::dmw::plugin::log,
+                "dmw:plugin/store@0.1.3": ::dmw_guest::bindings::dmw::plugin::store,
+                "dmw:plugin/ssh@0.1.3": ::dmw_guest::bindings::dmw::plugin::ssh,
+                "dmw:plugin/certs@0.1.3": ::dmw_guest::bindings::dmw::plugin::certs,
             },
         });
     };

@@ -114,7 +114,7 @@ fn check_socket_name(name: &str) -> Result<(), Error> {
 /// `O_PATH` beneath the directory with no symlink followed and one link
 /// ([`super::beneath::open_socket`]), and connected to through `/proc/self/fd/N` (which
 /// also lifts the 108-byte limit of socket paths).
-async fn connect_in(dir: &Path, name: &str) -> Result<tokio::net::UnixStream, Error> {
+pub(crate) async fn connect_in(dir: &Path, name: &str) -> Result<tokio::net::UnixStream, Error> {
     use std::os::fd::AsRawFd;
     check_socket_name(name)?;
     let fd = super::beneath::open_socket(dir, Path::new(name)).map_err(|e| {

@@ -19,6 +19,7 @@ pub mod process;
 pub mod quota;
 pub mod ssh;
 pub mod store;
+pub mod vm;
 
 pub use certs::CertGrant;
 pub use ssh::{SimulatedMachine, SshLink};

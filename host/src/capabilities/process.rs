@@ -80,6 +80,9 @@ const KEPT_ENV: &[&str] = &["LANG"];
 /// The variable that tags every process the host starts (and, inherited, their
 /// children) with a random value recorded for it, so the whole tree can be ended.
 pub const TAG_VAR: &str = "DMW_PROCESS_TAG";
+/// The handle under which the `vm` capability records a machine's QEMU (reserved: a
+/// plugin's `process` calls cannot name it).
+pub const VM_HANDLE: &str = "vm";
 /// Largest a spawn log (`HANDLE.log`) may be when its process is (re)started: a larger
 /// one is emptied first.
 pub const LOG_CAP: u64 = 64 << 20;
@@ -322,6 +325,11 @@ fn check_handle(handle: &str) -> Result<(), Error> {
         && handle
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if handle == VM_HANDLE {
+        return Err(Error::InvalidInput(format!(
+            "process handle {VM_HANDLE:?} is the host's (the `vm` capability's QEMU)"
+        )));
+    }
     if ok {
         Ok(())
     } else {
@@ -367,6 +375,23 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 impl ProcessCtx {
+    /// The host's own processes for machine `machine` in `dir` (no program of a plugin's:
+    /// the `vm` capability starts QEMU through it, recorded with the machine's others).
+    pub fn for_host(machine: &str, dir: MachineDir) -> ProcessCtx {
+        ProcessCtx {
+            machine: machine.to_string(),
+            dir,
+            programs: Vec::new(),
+            program_args: Vec::new(),
+            file_limit: None,
+        }
+    }
+
+    /// The executable `program` in the sanitized PATH programs get.
+    pub fn find(&self, program: &str) -> Option<PathBuf> {
+        which_in(program, &self.path().to_string_lossy())
+    }
+
     /// The machine's name.
     pub fn machine(&self) -> &str {
         &self.machine
@@ -498,13 +523,204 @@ impl ProcessCtx {
         recorded(&self.dir).map_err(|e| Error::Failed(format!("{e:#}")))
     }
 
-    fn started(&self, handle: &str) -> Result<Option<Started>, Error> {
-        check_handle(handle)?;
-        Ok(self.records()?.remove(handle))
-    }
-
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::Failed(format!("machine {}: {what}: {e}", self.machine))
+    }
+
+    /// Run `path` (the resolved `program`) with `args` in `work`, waiting at most `limit`;
+    /// its output whatever its exit status. Nothing it started outlives it.
+    pub async fn run_program(
+        &self,
+        program: &str,
+        path: &Path,
+        args: &[String],
+        work: &Path,
+        limit: Duration,
+    ) -> Result<ExecOutput, Error> {
+        let tag =
+            new_tag().map_err(|e| self.failed("cannot read random bytes for a process tag", e))?;
+        let cmd = self.command(path, args, work, &tag)?;
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.failed(&format!("cannot run {program}"), e))?;
+        // Nothing it started outlives `run`: its group and every process with its tag.
+        let tree = Started {
+            pid: child.id().unwrap_or_default(),
+            start_time: child.id().and_then(proc_stat).map(|(_, t)| t).unwrap_or(0),
+            program: path.to_path_buf(),
+            tag,
+        };
+        let out = child.stdout.take().map(|o| read_capped(o, OUTPUT_CAP));
+        let err = child.stderr.take().map(|e| read_capped(e, OUTPUT_CAP));
+        let outputs = tokio::spawn(async move {
+            let (o, e) = match (out, err) {
+                (Some(o), Some(e)) => tokio::join!(o, e),
+                _ => (Vec::new(), Vec::new()),
+            };
+            (o, e)
+        });
+        let (exit_code, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(Ok(status)) => (status.code().unwrap_or(-1), false),
+            Ok(Err(e)) => return Err(self.failed(&format!("waiting for {program}"), e)),
+            Err(_) => {
+                // The whole process group: a program's own children go with it.
+                if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
+                    // SAFETY: kill has no memory preconditions; the group is the child's own.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                }
+                let _ = child.kill().await;
+                (-1, true)
+            }
+        };
+        // The program was reaped: its pid is free, so only the group's members and the
+        // tagged processes are left to end.
+        let leftover = tokio::task::spawn_blocking(move || kill_started(&tree)).await;
+        if let Ok(Err(e)) = leftover {
+            return Err(self.failed(&format!("{program} left processes behind"), e));
+        }
+        // Output still open after the program ended (a grandchild holding the pipe) is
+        // not waited for long.
+        let (stdout, mut stderr) = tokio::time::timeout(Duration::from_secs(5), outputs)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        if timed_out {
+            stderr.extend_from_slice(
+                format!("\ntimed out after {} ms", limit.as_millis()).as_bytes(),
+            );
+        }
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Start `path` (the resolved `program`) with `args` in `work` detached under `handle`
+    /// (its own session; output to `log`) and record it; its pid. Fails if a process
+    /// recorded under `handle` still runs; what is left of an ended one is killed first.
+    pub fn spawn_program(
+        &self,
+        handle: &str,
+        program: &str,
+        path: &Path,
+        args: &[String],
+        work: &Path,
+        log: std::fs::File,
+    ) -> Result<u32, Error> {
+        let mut map = self.records()?;
+        if let Some(p) = map.get(handle)
+            && p.is_running()
+        {
+            return Err(Error::InvalidInput(format!(
+                "process {handle} still runs (pid {})",
+                p.pid
+            )));
+        }
+        // What is left of an ended process under this handle (a child it left
+        // behind) ends before the handle names a new one.
+        if let Some(old) = map.remove(handle) {
+            kill_started(&old).map_err(|e| self.failed(&format!("kill {handle}"), e))?;
+        }
+        // A record is kept while anything of its tree lives (`rm` ends it).
+        map.retain(|_, p| !p.tree().is_empty());
+        if map.len() >= MAX_HANDLES {
+            return Err(Error::InvalidInput(format!(
+                "{MAX_HANDLES} processes already run for this machine"
+            )));
+        }
+        let log2 = log
+            .try_clone()
+            .map_err(|e| self.failed("cannot open the process log", e))?;
+        let tag =
+            new_tag().map_err(|e| self.failed("cannot read random bytes for a process tag", e))?;
+        let mut cmd = self.command(path, args, work, &tag)?;
+        cmd.stdout(log).stderr(log2);
+        // Its own session: no terminal, and dmw's Ctrl-C does not reach it.
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.failed(&format!("cannot start {program}"), e))?;
+        let pid = child.id();
+        let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        // Reap it if it ends while dmw still runs (no zombie); after dmw exits, init does.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        map.insert(
+            handle.to_string(),
+            Started {
+                pid,
+                start_time,
+                program: path.to_path_buf(),
+                tag,
+            },
+        );
+        save(&self.dir, &map).map_err(|e| self.failed("cannot record the process", e))?;
+        Ok(pid)
+    }
+
+    /// Whether the process recorded under `handle` still runs.
+    pub fn is_running(&self, handle: &str) -> Result<bool, Error> {
+        Ok(self.records()?.get(handle).is_some_and(Started::is_running))
+    }
+
+    /// Send signal number `sig` to the process under `handle`, if it still runs.
+    pub fn signal(&self, handle: &str, sig: libc::c_int) -> Result<(), Error> {
+        match self.records()?.remove(handle) {
+            Some(p) if p.is_running() => {
+                send(&p, sig).map_err(|e| self.failed(&format!("signal {handle}"), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Wait up to `limit` for the process under `handle` to end; true when it did.
+    pub async fn wait_for(&self, handle: &str, limit: Duration) -> Result<bool, Error> {
+        let Some(p) = self.records()?.remove(handle) else {
+            return Ok(true);
+        };
+        let deadline = Instant::now() + limit;
+        while p.is_running() {
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(true)
+    }
+
+    /// Kill the tree of the process under `handle`, wait until it is gone and forget it.
+    pub fn kill_handle(&self, handle: &str) -> Result<(), Error> {
+        let mut map = self.records()?;
+        let Some(p) = map.remove(handle) else {
+            return Ok(());
+        };
+        kill_started(&p).map_err(|e| self.failed(&format!("kill {handle}"), e))?;
+        save(&self.dir, &map).map_err(|e| self.failed("cannot record the process", e))
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    pub fn free_port(&self) -> Result<u16, Error> {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| self.failed("cannot find a free port on 127.0.0.1", e))
     }
 }
 
@@ -572,82 +788,15 @@ impl Host for Granted<'_, ProcessCtx> {
             Ok(w) => w,
             Err(e) => return Ok(Err(e)),
         };
-        let tag = match new_tag() {
-            Ok(t) => t,
-            Err(e) => {
-                return Ok(Err(
-                    ctx.failed("cannot read random bytes for a process tag", e)
-                ));
-            }
-        };
-        let cmd = match ctx.command(&path, &args, &work, &tag) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(ctx.failed(&format!("cannot run {program}"), e))),
-        };
-        // Nothing it started outlives `run`: its group and every process with its tag.
-        let tree = Started {
-            pid: child.id().unwrap_or_default(),
-            start_time: child.id().and_then(proc_stat).map(|(_, t)| t).unwrap_or(0),
-            program: path.clone(),
-            tag,
-        };
-        let out = child.stdout.take().map(|o| read_capped(o, OUTPUT_CAP));
-        let err = child.stderr.take().map(|e| read_capped(e, OUTPUT_CAP));
-        let outputs = tokio::spawn(async move {
-            let (o, e) = match (out, err) {
-                (Some(o), Some(e)) => tokio::join!(o, e),
-                _ => (Vec::new(), Vec::new()),
-            };
-            (o, e)
-        });
-        let limit = timeout_of(timeout_ms, MAX_RUN);
-        let (exit_code, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(Ok(status)) => (status.code().unwrap_or(-1), false),
-            Ok(Err(e)) => return Ok(Err(ctx.failed(&format!("waiting for {program}"), e))),
-            Err(_) => {
-                // The whole process group: a program's own children go with it.
-                if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-                    // SAFETY: kill has no memory preconditions; the group is the child's own.
-                    unsafe { libc::kill(-pid, libc::SIGKILL) };
-                }
-                let _ = child.kill().await;
-                (-1, true)
-            }
-        };
-        // The program was reaped: its pid is free, so only the group's members and the
-        // tagged processes are left to end.
-        let leftover = tokio::task::spawn_blocking(move || kill_started(&tree)).await;
-        if let Ok(Err(e)) = leftover {
-            return Ok(Err(
-                ctx.failed(&format!("{program} left processes behind"), e)
-            ));
-        }
-        // Output still open after the program ended (a grandchild holding the pipe) is
-        // not waited for long.
-        let (stdout, mut stderr) = tokio::time::timeout(Duration::from_secs(5), outputs)
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .unwrap_or_default();
-        if timed_out {
-            stderr.extend_from_slice(
-                format!("\ntimed out after {} ms", limit.as_millis()).as_bytes(),
-            );
-        }
-        Ok(Ok(ExecOutput {
-            exit_code,
-            stdout,
-            stderr,
-        }))
+        Ok(ctx
+            .run_program(
+                &program,
+                &path,
+                &args,
+                &work,
+                timeout_of(timeout_ms, MAX_RUN),
+            )
+            .await)
     }
 
     async fn spawn(
@@ -664,68 +813,10 @@ impl Host for Granted<'_, ProcessCtx> {
             let path = ctx.resolve(self.plugin, &program)?;
             check_args(&args)?;
             ctx.check_form(self.plugin, &program, &args)?;
-            let mut map = ctx.records()?;
-            if let Some(p) = map.get(&handle)
-                && p.is_running()
-            {
-                return Err(Error::InvalidInput(format!(
-                    "process {handle} still runs (pid {})",
-                    p.pid
-                )));
-            }
-            // What is left of an ended process under this handle (a child it left
-            // behind) ends before the handle names a new one.
-            if let Some(old) = map.remove(&handle) {
-                kill_started(&old).map_err(|e| ctx.failed(&format!("kill {handle}"), e))?;
-            }
-            // A record is kept while anything of its tree lives (`rm` ends it).
-            map.retain(|_, p| !p.tree().is_empty());
-            if map.len() >= MAX_HANDLES {
-                return Err(Error::InvalidInput(format!(
-                    "{MAX_HANDLES} processes already run for this machine"
-                )));
-            }
             let work = ctx.work_dir()?;
             let log = open_log(&work, &handle)
                 .map_err(|e| ctx.failed(&format!("cannot open the log of process {handle}"), e))?;
-            let log2 = log
-                .try_clone()
-                .map_err(|e| ctx.failed("cannot open the process log", e))?;
-            let tag = new_tag()
-                .map_err(|e| ctx.failed("cannot read random bytes for a process tag", e))?;
-            let mut cmd = ctx.command(&path, &args, &work, &tag)?;
-            cmd.stdout(log).stderr(log2);
-            // Its own session: no terminal, and dmw's Ctrl-C does not reach it.
-            // SAFETY: setsid is async-signal-safe and touches no memory.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| ctx.failed(&format!("cannot start {program}"), e))?;
-            let pid = child.id();
-            let start_time = proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-            // Reap it if it ends while dmw still runs (no zombie); after dmw exits, init does.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
-            map.insert(
-                handle.clone(),
-                Started {
-                    pid,
-                    start_time,
-                    program: path,
-                    tag,
-                },
-            );
-            save(&ctx.dir, &map).map_err(|e| ctx.failed("cannot record the process", e))?;
-            Ok(pid)
+            ctx.spawn_program(&handle, &program, &path, &args, &work, log)
         })();
         Ok(spawned)
     }
@@ -734,9 +825,7 @@ impl Host for Granted<'_, ProcessCtx> {
         let Some(ctx) = &self.ctx else {
             return Ok(Err(self.denied("process")));
         };
-        Ok(ctx
-            .started(&handle)
-            .map(|p| p.is_some_and(|p| p.is_running())))
+        Ok(check_handle(&handle).and_then(|()| ctx.is_running(&handle)))
     }
 
     async fn send_signal(
@@ -753,13 +842,7 @@ impl Host for Granted<'_, ProcessCtx> {
             Signal::Int => libc::SIGINT,
             Signal::Hup => libc::SIGHUP,
         };
-        Ok(match ctx.started(&handle) {
-            Ok(Some(p)) if p.is_running() => {
-                send(&p, number).map_err(|e| ctx.failed(&format!("signal {handle}"), e))
-            }
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        })
+        Ok(check_handle(&handle).and_then(|()| ctx.signal(&handle, number)))
     }
 
     async fn wait(
@@ -770,46 +853,26 @@ impl Host for Granted<'_, ProcessCtx> {
         let Some(ctx) = &self.ctx else {
             return Ok(Err(self.denied("process")));
         };
-        let p = match ctx.started(&handle) {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(Ok(true)),
-            Err(e) => return Ok(Err(e)),
-        };
-        let deadline = Instant::now() + timeout_of(timeout_ms, MAX_WAIT);
-        while p.is_running() {
-            if Instant::now() >= deadline {
-                return Ok(Ok(false));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = check_handle(&handle) {
+            return Ok(Err(e));
         }
-        Ok(Ok(true))
+        Ok(ctx
+            .wait_for(&handle, timeout_of(timeout_ms, MAX_WAIT))
+            .await)
     }
 
     async fn kill(&mut self, handle: String) -> wasmtime::Result<Result<(), Error>> {
         let Some(ctx) = &self.ctx else {
             return Ok(Err(self.denied("process")));
         };
-        let done = (|| {
-            check_handle(&handle)?;
-            let mut map = ctx.records()?;
-            let Some(p) = map.remove(&handle) else {
-                return Ok(());
-            };
-            kill_started(&p).map_err(|e| ctx.failed(&format!("kill {handle}"), e))?;
-            save(&ctx.dir, &map).map_err(|e| ctx.failed("cannot record the process", e))
-        })();
-        Ok(done)
+        Ok(check_handle(&handle).and_then(|()| ctx.kill_handle(&handle)))
     }
 
     async fn free_port(&mut self) -> wasmtime::Result<Result<u16, Error>> {
         let Some(ctx) = &self.ctx else {
             return Ok(Err(self.denied("process")));
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| ctx.failed("cannot find a free port on 127.0.0.1", e));
-        Ok(port)
+        Ok(ctx.free_port())
     }
 }
 

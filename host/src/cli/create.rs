@@ -454,6 +454,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         driver.set_http(sender);
         settings
     });
+    driver.name_user_paths(&typed_values);
     let req = CreateRequest {
         name: name.clone(),
         driver_source,

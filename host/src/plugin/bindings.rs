@@ -1,6 +1,6 @@
 //! Host bindings of the plugin contract, one module per supported WIT version.
 //!
-//! `v0_1` is generated from `wit/` (package `dmw:plugin@0.1.2`). When a breaking
+//! `v0_1` is generated from `wit/` (package `dmw:plugin@0.1.3`). When a breaking
 //! version appears, the released WIT is frozen under `wit/v0.1/`, a new module is
 //! generated from `wit/`, and the loader picks the module from the version a
 //! component's exports carry (see `check_api` and `api_compatible` in `plugin/mod.rs`).
@@ -33,6 +33,6 @@ pub mod v0_1 {
         });
     }
 
-    pub use driver::dmw::plugin::{files, log, process, ssh, store, types};
+    pub use driver::dmw::plugin::{files, log, process, ssh, store, types, vm};
     pub use recipe::dmw::plugin::certs;
 }

@@ -3,7 +3,7 @@
 //! (the guest SDK's `dmw_guest::permissions!` writes it).
 //!
 //! The section is text, one entry a line after the header `dmw-permissions 1`:
-//! `capability NAME` (ssh, certs, http, keys, process, files), `http-host PATTERN`,
+//! `capability NAME` (ssh, certs, http, keys, process, files, vm), `http-host PATTERN`,
 //! `program NAME` (runs NAME with any arguments: full trust) or `program NAME ["ARG", …]`
 //! (runs NAME only with arguments that match one of its declared forms, see
 //! [`args_match`]), `secret FLAG` (the flag's value is a secret), `env-var NAME` (an
@@ -33,7 +33,7 @@ const MAX_SECTION: usize = 64 * 1024;
 const MAX_ENTRIES: usize = 64;
 
 /// Every capability a plugin may name.
-pub const CAPABILITIES: &[&str] = &["ssh", "certs", "http", "keys", "process", "files"];
+pub const CAPABILITIES: &[&str] = &["ssh", "certs", "http", "keys", "process", "files", "vm"];
 
 /// A plugin's declaration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -112,6 +112,20 @@ impl Driver {
         }
     }
 
+    /// The values the user typed for the driver's flags on this command: the files among
+    /// them may be the machine's VM image, kernel or initramfs (`vm`); nothing for a
+    /// driver not granted `vm`.
+    pub fn name_user_paths(&mut self, typed: &[String]) {
+        if let Some(vm) = self
+            .store
+            .data_mut()
+            .lent
+            .get_mut::<crate::capabilities::vm::VmCtx>()
+        {
+            vm.name_user_paths(typed);
+        }
+    }
+
     /// Offer the driver the machine's public SSH key, made by the host for it (lent to a
     /// driver granted `keys`). A key offered before stays.
     pub fn offer_public_key(&mut self, key: &str) {

@@ -36,6 +36,7 @@ pub const PROVIDED: &[Capability] = &[
     capabilities::http::CAPABILITY,
     capabilities::process::CAPABILITY,
     capabilities::files::CAPABILITY,
+    capabilities::vm::CAPABILITY,
 ];
 
 /// The names of the capabilities this dmw provides.
@@ -159,7 +160,10 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
         .capabilities
         .iter()
         .filter(|c| !defaults.contains(&c.as_str()))
-        .map(|c| format!("capability {c}"))
+        .map(|c| match c.as_str() {
+            "vm" => format!("capability vm ({VM_WORDS})"),
+            _ => format!("capability {c}"),
+        })
         .collect();
     // A literal address of special use says what it reaches (`127.0.0.1:8080`: your own
     // computer), since such an address is allowed only because the pattern names it; a
@@ -189,6 +193,9 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
     );
     asks
 }
+
+/// What the `vm` capability lets a plugin do, in words.
+pub const VM_WORDS: &str = "runs one local virtual machine per machine under QEMU, started by dmw with a command line dmw builds and QEMU's sandbox: it uses the memory, CPUs and disk size the driver asks for, and boots only images from dmw's image cache or files you name on the command line";
 
 /// What a declaration's programs ask for, in words: a program with argument forms "runs
 /// PROGRAM only as …"; one without "runs PROGRAM with any arguments: it can do anything you

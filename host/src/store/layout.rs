@@ -36,6 +36,8 @@ pub const DRIVER_DIR: &str = "driver";
 /// The processes the host started for the machine's driver (`process` capability): pid
 /// and start time by handle; host-owned, outside the driver's directory.
 pub const PROCESSES_FILE: &str = "processes.json";
+/// The host-owned directory of a machine's local VM (the `vm` capability's files).
+pub const VM_DIR: &str = "vm";
 
 /// The client TLS files of a `DOCKER_CERT_PATH`, with the mode each is written with.
 pub const CLIENT_TLS_FILES: [(&str, u32); 3] =
@@ -97,6 +99,11 @@ impl MachineDir {
     /// The host's record of the processes started for the driver, `processes.json`.
     pub fn processes(&self) -> PathBuf {
         self.0.join(PROCESSES_FILE)
+    }
+
+    /// The local VM's files, `vm/` (host-owned; never lent to a plugin).
+    pub fn vm_dir(&self) -> PathBuf {
+        self.0.join(VM_DIR)
     }
 
     /// The CA certificate, `ca.pem`.

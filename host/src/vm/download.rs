@@ -361,20 +361,24 @@ pub fn entries(cache: &Path) -> Vec<Entry> {
     found
 }
 
-/// The backing files the machines' disks name (each file directly in a machine's
-/// `driver/` directory that is a qcow2 with a backing file; at most 64 per machine).
+/// The backing files the machines' disks name (each file directly in a machine's `vm/`
+/// directory, or in its `driver/` directory for machines made before the `vm` capability,
+/// that is a qcow2 with a backing file; at most 64 per directory).
 pub fn in_use(machines: &Path) -> Vec<PathBuf> {
+    use crate::store::layout::{DRIVER_DIR, VM_DIR};
     let Ok(read) = std::fs::read_dir(machines) else {
         return Vec::new();
     };
     let mut used = Vec::new();
     for m in read.flatten() {
-        let Ok(files) = std::fs::read_dir(m.path().join(crate::store::layout::DRIVER_DIR)) else {
-            continue;
-        };
-        for f in files.flatten().take(64) {
-            if let Some(b) = crate::vm::qcow2::backing_file(&f.path()) {
-                used.push(PathBuf::from(b));
+        for dir in [VM_DIR, DRIVER_DIR] {
+            let Ok(files) = std::fs::read_dir(m.path().join(dir)) else {
+                continue;
+            };
+            for f in files.flatten().take(64) {
+                if let Some(b) = crate::vm::qcow2::backing_file(&f.path()) {
+                    used.push(PathBuf::from(b));
+                }
             }
         }
     }

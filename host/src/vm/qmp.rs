@@ -1,8 +1,9 @@
 //! A QMP client (QEMU Machine Protocol) for one command per connection: read the greeting,
 //! enter command mode with `qmp_capabilities`, send the command, and return its reply,
-//! skipping the asynchronous events QEMU sends in between. Used by the `files` capability
-//! for a driver's QMP socket; every line is bounded and the command is re-encoded (no
-//! newline or second command can ride along).
+//! skipping the asynchronous events QEMU sends in between. Used by the `vm` capability
+//! for a machine's VM and by `files` for a socket in a driver's directory; only the
+//! commands of [`ALLOWED`] are sent, every line is bounded and the command is re-encoded
+//! (no newline or second command can ride along).
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
@@ -15,8 +16,23 @@ pub const MAX_COMMAND: usize = 16 * 1024;
 /// Most events skipped while waiting for one reply.
 const MAX_EVENTS: usize = 256;
 
-/// Check a command: a JSON object with an `execute` string (and optionally `arguments`,
-/// `id`); returns it re-encoded on one line.
+/// The QMP commands sent to a VM's QEMU: its state, the power button, pause and resume,
+/// reset and quit — none that names a file, a program or a device. (`migrate` with an
+/// `exec:` URI, `human-monitor-command`, `blockdev-add`, `getfd`, `screendump` and the
+/// rest of QMP never reach QEMU.)
+pub const ALLOWED: &[&str] = &[
+    "query-status",
+    "query-name",
+    "query-version",
+    "system_powerdown",
+    "system_reset",
+    "stop",
+    "cont",
+    "quit",
+];
+
+/// Check a command: a JSON object with an `execute` name of [`ALLOWED`], no arguments (or
+/// empty ones), optionally an `id`; returns it re-encoded on one line.
 pub fn check_command(command: &str) -> Result<String> {
     if command.len() > MAX_COMMAND {
         bail!("the QMP command is longer than {MAX_COMMAND} bytes");
@@ -25,8 +41,21 @@ pub fn check_command(command: &str) -> Result<String> {
     let obj = v
         .as_object()
         .ok_or_else(|| anyhow!("the QMP command is not a JSON object"))?;
-    if !obj.get("execute").is_some_and(Value::is_string) {
+    let Some(name) = obj.get("execute").and_then(Value::as_str) else {
         bail!("the QMP command has no \"execute\" name");
+    };
+    if !ALLOWED.contains(&name) {
+        bail!(
+            "the QMP command {:?} is not one dmw sends (only {})",
+            crate::sanitize::plugin_text(name, 60),
+            ALLOWED.join(", ")
+        );
+    }
+    if obj
+        .get("arguments")
+        .is_some_and(|a| a.as_object().is_none_or(|a| !a.is_empty()))
+    {
+        bail!("the QMP command {name} takes no arguments here");
     }
     if let Some(k) = obj
         .keys()
@@ -195,11 +224,11 @@ mod tests {
             dir.path(),
             vec![
                 (r#"{"execute":"qmp_capabilities"}"#, vec![CAPS]),
-                (r#"{"execute":"nope"}"#, vec![NOT_FOUND]),
+                (r#"{"execute":"system_reset"}"#, vec![NOT_FOUND]),
             ],
         )
         .await;
-        let reply = command(client, r#"{"execute":"nope"}"#)
+        let reply = command(client, r#"{"execute":"system_reset"}"#)
             .await
             .expect("reply");
         assert!(reply.contains("CommandNotFound"), "{reply}");
@@ -211,12 +240,19 @@ mod tests {
             "query-status",
             "[1]",
             r#"{"arguments":{}}"#,
-            r#"{"execute":"x","exec-oob":"y"}"#,
+            r#"{"execute":"quit","exec-oob":"y"}"#,
+            // What a hostile driver sent through QMP (issue 18, proof 2), and its kin.
+            r#"{"execute":"migrate","arguments":{"uri":"exec:touch /tmp/x"}}"#,
+            r#"{"execute":"human-monitor-command","arguments":{"command-line":"info"}}"#,
+            r#"{"execute":"blockdev-add","arguments":{"driver":"file","filename":"/etc/shadow"}}"#,
+            r#"{"execute":"quit","arguments":{"x":1}}"#,
+            r#"{"execute":"quit","arguments":[]}"#,
         ] {
             assert!(check_command(bad).is_err(), "{bad}");
         }
         // A newline inside the command cannot smuggle a second one: it is re-encoded.
         let one = check_command("{\"execute\":\n\"quit\"}").expect("ok");
+        assert!(check_command(r#"{"execute":"query-status","arguments":{},"id":1}"#).is_ok());
         assert!(!one.contains('\n'));
         // A server that never ends its line is cut at the bound.
         let dir = tempfile::tempdir().expect("tmp");
