@@ -67,8 +67,7 @@ impl App {
     pub fn host_key_policy(&self, record: &MachineRecord) -> HostKeyPolicy {
         let known_hosts = self.store.machine(&record.name).known_hosts();
         // First contact: an imported machine, or one created with `--no-provision`.
-        let first_contact =
-            record.imported.is_some() || crate::provision::never_provisioned(record);
+        let first_contact = record.imported.is_some() || record.never_provisioned;
         if first_contact && !known_hosts.exists() {
             HostKeyPolicy::TrustOnFirstUse
         } else {
@@ -105,13 +104,13 @@ impl App {
             // A CA bundle that went away since create must not keep `rm` from working:
             // without it the system's roots apply (a private CA then fails TLS, clearly).
             let root = self.store.root();
-            let sender = crate::capabilities::http::Sender::new(settings.clone(), root).or_else(|e| {
+            let sender = crate::net::Sender::new(settings.clone(), root).or_else(|e| {
                 report.warn(&format!(
                     "machine \"{}\": {e:#}; its driver's HTTP requests trust the system's roots only",
                     record.name
                 ));
-                crate::capabilities::http::Sender::new(
-                    crate::capabilities::http::HttpSettings {
+                crate::net::Sender::new(
+                    crate::net::HttpSettings {
                         cacert: None,
                         ..settings.clone()
                     },

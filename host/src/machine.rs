@@ -103,6 +103,28 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
             }
             return o;
         }
+        MachineStatus::Unprovisioned => {
+            // No engine to ask: the provider's state, and in ERRORS what to do.
+            let report = Arc::new(Reporter::quiet(app.debug));
+            let state = match app.machine_driver(&record, report).await {
+                Ok(mut d) => d.state().await,
+                Err(e) => Err(e),
+            };
+            o.url.clear();
+            match state {
+                Ok(s) => {
+                    o.state = state_name(s).into();
+                    o.error = format!(
+                        "not provisioned (created with --no-provision): `dmw provision {name}` installs Docker"
+                    );
+                }
+                Err(e) => {
+                    o.state = "Error".into();
+                    o.error = one_line(&format!("{e:#}"));
+                }
+            }
+            return o;
+        }
         MachineStatus::Ready => {}
     }
     // The engine gets more than the caller's budget, so an engine that hangs makes the

@@ -63,9 +63,30 @@ impl Action {
     }
 }
 
-/// Run `action` on machine `name` (its lock must be held by the caller), then save what the
-/// driver learnt. A machine that comes up again is waited for until its engine answers.
+/// Run `action` on machine `name` holding its lock, then save what the driver learnt. A
+/// machine that comes up again is waited for until its engine answers, and its docker
+/// context is refreshed (a context that cannot be is a warning).
 pub async fn run(app: &App, name: &str, action: Action, report: Arc<Reporter>) -> Result<()> {
+    let _lock = app.store.lock_existing(name)?;
+    run_locked(app, name, action, report.clone()).await?;
+    if matches!(action, Action::Start | Action::Restart)
+        && let Err(e) = crate::context::refresh_machine(&app.store, name)
+    {
+        report.warn(&format!(
+            "the docker context of \"{name}\" was not updated: {e:#}"
+        ));
+    }
+    Ok(())
+}
+
+/// [`run`] for a caller that holds the machine's lock (`provision::upgrade` starts a
+/// stopped machine so), without the context refresh.
+pub(crate) async fn run_locked(
+    app: &App,
+    name: &str,
+    action: Action,
+    report: Arc<Reporter>,
+) -> Result<()> {
     let mut record = app.store.load(name)?;
     // An engine-only machine may have no endpoint (a `--url` that is not tcp://); its
     // driver answers every action with Docker Machine's "hosts without a driver" error.
@@ -121,7 +142,7 @@ async fn act(
     }
     // Only a provisioned machine has an engine to wait for (a `--no-provision` one has
     // none, and dmw must not connect to it).
-    if action.target() == MachineState::Running && !crate::provision::never_provisioned(record) {
+    if action.target() == MachineState::Running && !record.never_provisioned {
         report.info("Waiting for the Docker engine to answer...");
         let limit =
             crate::wait::wait_env(crate::wait::ENGINE_WAIT_ENV, crate::wait::ENGINE_WAIT_SECS);

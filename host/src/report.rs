@@ -36,28 +36,7 @@ pub struct Reporter {
 const LOG_OUTPUT_LIMIT: usize = 8 * 1024;
 /// Size limit of provision.log; after it one line says the log was cut.
 pub const LOG_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
-/// What a registered secret is replaced with.
-/// What a secret is shown as.
-pub const REDACTED: &str = "<redacted>";
-
-/// Words in a flag's name or a plugin's store key that make its value a secret (a
-/// password, a token, a key).
-pub const SECRET_WORDS: &[&str] = &[
-    "password",
-    "passphrase",
-    "token",
-    "secret",
-    "access-key",
-    "api-key",
-    "credential",
-];
-
-/// Whether a plugin's store key holds a secret: it starts with `secret:` (the SDK's
-/// `store::set_secret`) or its name says so ([`SECRET_WORDS`], case-insensitive, `_` as `-`).
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('_', "-");
-    k.starts_with("secret:") || SECRET_WORDS.iter().any(|w| k.contains(w))
-}
+pub use crate::sanitize::{REDACTED, SECRET_WORDS, is_secret_key};
 
 /// The open log file and how much it holds.
 struct LogFile {

@@ -60,6 +60,28 @@ pub fn is_inert(text: &str) -> bool {
     !text.chars().any(|c| c.is_control() || is_bidi_control(c))
 }
 
+/// What a secret is shown as.
+pub const REDACTED: &str = "<redacted>";
+
+/// Words in a flag's name or a plugin's store key that make its value a secret (a
+/// password, a token, a key).
+pub const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passphrase",
+    "token",
+    "secret",
+    "access-key",
+    "api-key",
+    "credential",
+];
+
+/// Whether a plugin's store key holds a secret: it starts with `secret:` (the SDK's
+/// `store::set_secret`) or its name says so ([`SECRET_WORDS`], case-insensitive, `_` as `-`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('_', "-");
+    k.starts_with("secret:") || SECRET_WORDS.iter().any(|w| k.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

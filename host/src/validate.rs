@@ -5,8 +5,6 @@
 
 use std::net::IpAddr;
 
-use crate::store::Endpoint;
-
 /// Longest DNS name (RFC 1035, without the trailing dot).
 const MAX_DNS_NAME: usize = 253;
 /// Longest DNS label.
@@ -100,28 +98,6 @@ pub fn ssh_user_problem(value: &str) -> Option<String> {
     ssh_user(value)
         .err()
         .map(|why| format!("SSH user {value:?}, which is not a valid user name ({why})"))
-}
-
-/// Checks every value of a stored endpoint (records written by older versions or imported
-/// from another store are checked again before they are used): the engine address and
-/// port, and — unless the machine has no SSH access (`ssh_port` 0) — the SSH address,
-/// port and user. The error says what is wrong, e.g. `address "a b", which is not …`.
-pub fn endpoint(ep: &Endpoint) -> Result<(), String> {
-    if let Some(p) = address_problem(&ep.address) {
-        return Err(p);
-    }
-    port(ep.engine_port).map_err(|why| format!("engine port: {why}"))?;
-    if ep.ssh_port == 0 && ep.ssh_address.is_empty() && ep.ssh_user.is_empty() {
-        return Ok(());
-    }
-    if let Some(p) = address_problem(&ep.ssh_address) {
-        return Err(format!("SSH {p}"));
-    }
-    port(ep.ssh_port).map_err(|why| format!("SSH port: {why}"))?;
-    if let Some(p) = ssh_user_problem(&ep.ssh_user) {
-        return Err(p);
-    }
-    Ok(())
 }
 
 /// Refuses an engine address or port from driver `driver` that is not an IP address or
@@ -250,34 +226,9 @@ mod tests {
     }
 
     #[test]
-    fn ports_and_endpoints() {
+    fn ports() {
         assert!(port(0).is_err());
         assert!(port(22).is_ok());
-        let mut ep = Endpoint {
-            address: "10.0.0.2".into(),
-            engine_port: 2376,
-            ssh_address: "10.0.0.2".into(),
-            ssh_port: 22,
-            ssh_user: "root".into(),
-        };
-        assert!(endpoint(&ep).is_ok());
-        let engine_only = Endpoint {
-            ssh_address: String::new(),
-            ssh_port: 0,
-            ssh_user: String::new(),
-            ..ep.clone()
-        };
-        assert!(endpoint(&engine_only).is_ok());
-        ep.ssh_user = "root\n ProxyCommand x".into();
-        let e = endpoint(&ep).unwrap_err();
-        assert!(e.starts_with("SSH user \"root\\n ProxyCommand x\""), "{e}");
-        ep.ssh_user = "root".into();
-        ep.address = "127.0.0.1/$(id)".into();
-        let e = endpoint(&ep).unwrap_err();
-        assert_eq!(
-            e,
-            "address \"127.0.0.1/$(id)\", which is not an IP address or DNS name (the character '/' is not allowed)"
-        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ dmw_guest::permissions! {
     http_host "{qemu-image}";
 }
 
+/// The disk an older dmw (before the `vm` capability) made in the driver's own directory.
+const LEGACY_DISK: &str = "overlay.qcow2";
 /// The user the seed makes and dmw logs in as.
 const USER: &str = "docker";
 /// The kernel command line for images `dmw image build` makes.
@@ -804,9 +806,22 @@ impl Driver for Qemu {
             return Ok(());
         }
         if !vm::has_disk() {
-            return Err(Error::Failed(
-                "this machine's VM has no disk here: it was made by a dmw before the `vm` capability (its files are in the machine's driver directory) or its files were removed; remove it (`dmw rm`) and create it again".into(),
-            ));
+            if !std::path::Path::new(&files::path(LEGACY_DISK)).exists() {
+                return Err(Error::Failed(
+                    "this machine's VM has no disk (its files were removed?); remove it (`dmw rm`) and create it again".into(),
+                ));
+            }
+            // Made by a dmw before the `vm` capability: its disk moves to the host's VM
+            // directory, with a seed made anew.
+            info("Taking over the VM's disk an older dmw made...");
+            let kernel = store::get(key::KERNEL).filter(|k| !k.is_empty());
+            let initrd = store::get(key::INITRD).filter(|k| !k.is_empty());
+            vm::adopt_disk(
+                LEGACY_DISK,
+                kernel.as_deref(),
+                initrd.as_deref(),
+                &seed_image()?,
+            )?;
         }
         boot_watched(&|| Ok(()))
     }

@@ -55,6 +55,23 @@ pub fn create_disk(
     }
 }
 
+/// Take over the disk an older dmw made in the driver's own directory (`overlay`, a file
+/// name there), with the kernel and initramfs it booted and a fresh seed.
+pub fn adopt_disk(
+    overlay: &str,
+    kernel: Option<&str>,
+    initrd: Option<&str>,
+    seed: &[u8],
+) -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    return wit::adopt_disk(overlay, kernel, initrd, seed);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (overlay, kernel, initrd, seed);
+        native()
+    }
+}
+
 /// Whether the VM's disk was made.
 pub fn has_disk() -> bool {
     #[cfg(target_arch = "wasm32")]

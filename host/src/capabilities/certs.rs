@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, SshLink, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::certs::{self as wit, Host, InstalledCerts};
-use crate::plugin::bindings::v0_1::types::Error;
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, SshLink, project};
+use crate::contract::v0_1::certs::{self as wit, Host, InstalledCerts};
+use crate::contract::v0_1::types::Error;
 
 /// The `certs` capability (recipes have it by default).
-pub const CAPABILITY: Capability = Capability {
-    name: "certs",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "certs",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// The certificate authority's service for one machine.
 pub struct CertsCtx {
@@ -25,8 +26,8 @@ pub struct CertsCtx {
 }
 
 /// Link `certs` through [`CertsCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<CertsCtx>>(linker, project::<CertsCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<CertsCtx>>(linker, project::<T, CertsCtx>)
 }
 
 fn lend(offer: &Offer, lent: &mut Lent) {

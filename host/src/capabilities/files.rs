@@ -15,17 +15,18 @@ use std::time::Duration;
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::driver::dmw::plugin::files::{self as wit, Host};
-use crate::plugin::bindings::v0_1::types::Error;
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::driver::dmw::plugin::files::{self as wit, Host};
+use crate::contract::v0_1::types::Error;
 
 /// The `files` capability (declared by the driver, granted by the user).
-pub const CAPABILITY: Capability = Capability {
-    name: "files",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "files",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// Where the plugin sees its directory.
 pub const GUEST_DIR: &str = "/files";
@@ -46,7 +47,7 @@ pub struct FilesCtx {
     image_cache: Option<PathBuf>,
     /// The plugin's HTTP sender downloads go through (its resolved `http-host` patterns, TLS
     /// settings and address checks); none without an `http` grant.
-    http: Option<std::sync::Arc<crate::capabilities::http::Sender>>,
+    http: Option<std::sync::Arc<crate::net::Sender>>,
     /// Progress output, for downloads.
     report: std::sync::Arc<crate::report::Reporter>,
 }
@@ -64,14 +65,14 @@ impl FilesCtx {
 
     /// Send downloads through `sender` (the plugin's `http` sender for this machine) from
     /// now on.
-    pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
+    pub fn set_http(&mut self, sender: std::sync::Arc<crate::net::Sender>) {
         self.http = Some(sender);
     }
 }
 
 /// Link `files` through [`FilesCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<FilesCtx>>(linker, project::<FilesCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<FilesCtx>>(linker, project::<T, FilesCtx>)
 }
 
 /// Lent only when the command works on one machine (its directory is known).
@@ -112,12 +113,12 @@ fn check_socket_name(name: &str) -> Result<(), Error> {
 
 /// Connect to the unix socket `name` directly in `dir`, never through a link: opened
 /// `O_PATH` beneath the directory with no symlink followed and one link
-/// ([`super::beneath::open_socket`]), and connected to through `/proc/self/fd/N` (which
+/// ([`crate::sandbox::beneath::open_socket`]), and connected to through `/proc/self/fd/N` (which
 /// also lifts the 108-byte limit of socket paths).
 pub(crate) async fn connect_in(dir: &Path, name: &str) -> Result<tokio::net::UnixStream, Error> {
     use std::os::fd::AsRawFd;
     check_socket_name(name)?;
-    let fd = super::beneath::open_socket(dir, Path::new(name)).map_err(|e| {
+    let fd = crate::sandbox::beneath::open_socket(dir, Path::new(name)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             Error::Denied(format!("QMP socket {name}: {e}"))
         } else {

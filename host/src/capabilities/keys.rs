@@ -5,16 +5,17 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::driver::dmw::plugin::keys::{self as wit, Host};
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::driver::dmw::plugin::keys::{self as wit, Host};
 
 /// The `keys` capability (declared by the driver, granted by the user).
-pub const CAPABILITY: Capability = Capability {
-    name: "keys",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "keys",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// The machine's public key, as the command knows it.
 pub struct KeysCtx {
@@ -24,8 +25,8 @@ pub struct KeysCtx {
 }
 
 /// Link `keys` through [`KeysCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<KeysCtx>>(linker, project::<KeysCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<KeysCtx>>(linker, project::<T, KeysCtx>)
 }
 
 fn lend(offer: &Offer, lent: &mut Lent) {

@@ -4,17 +4,18 @@ use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::log::{self as wit, Host, Level};
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::log::{self as wit, Host, Level};
 use crate::report::Reporter;
 
 /// The `log` capability (every plugin has it).
-pub const CAPABILITY: Capability = Capability {
-    name: "log",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "log",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// Where a plugin's messages go.
 pub struct LogCtx {
@@ -23,8 +24,8 @@ pub struct LogCtx {
 }
 
 /// Link `log` through [`LogCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<LogCtx>>(linker, project::<LogCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<LogCtx>>(linker, project::<T, LogCtx>)
 }
 
 fn lend(offer: &Offer, lent: &mut Lent) {

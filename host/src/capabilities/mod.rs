@@ -2,21 +2,21 @@
 //!
 //! Each module owns its context type (e.g. `log::LogCtx`, `ssh::SshCtx`), implements its
 //! generated `Host` trait on [`Granted`] of that context, and exports a [`Capability`]: its
-//! name, how it links its interface into the runtime's linker (through a projection from
-//! [`HostState`]) and how it builds its context from what the command [`Offer`]s. The
-//! grants policy (`plugin::grants`) lists them; the runtime lends an instance the contexts
-//! of the capabilities its grant names. A capability that was not lent (not granted, or
+//! name, how it links its interface into a linker (through a projection from any state
+//! that implements [`CapabilityView`] — wasmtime-wasi's `WasiView` pattern: no capability
+//! names the runtime's state type) and how it builds its context from what the command
+//! [`Offer`]s. The grants policy (`plugin::grants`) lists them; the runtime lends an
+//! instance the contexts of the capabilities its grant names. A capability that was not lent (not granted, or
 //! nothing to lend: `ssh` before the machine has an address) answers `denied`, naming
 //! itself, instead of acting.
 
-pub mod beneath;
 pub mod certs;
 pub mod files;
+pub mod forms;
 pub mod http;
 pub mod keys;
 pub mod log;
 pub mod process;
-pub mod quota;
 pub mod ssh;
 pub mod store;
 pub mod vm;
@@ -31,23 +31,52 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{HasData, Linker};
 
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::types;
+use crate::contract::v0_1::types;
 use crate::report::Reporter;
 
-/// The capabilities every plugin gets: `log` and `store`.
-pub const ALWAYS: &[Capability] = &[log::CAPABILITY, store::CAPABILITY];
+/// What an embedder's per-instance state gives the capabilities: the contexts lent to the
+/// instance, and wasi:http's view (the `http` capability answers `wasi:http` through it).
+/// The runtime implements it for its own state; capabilities are written against it.
+pub trait CapabilityView: wasmtime_wasi_http::WasiHttpView + Send + 'static {
+    /// The capability contexts lent to this instance.
+    fn lent(&mut self) -> &mut Lent;
+}
 
-/// One capability: its name in declarations and grants, how its interface is linked and
-/// how its context is built from an [`Offer`].
-#[derive(Clone, Copy)]
-pub struct Capability {
+/// One capability: its name in declarations and grants, how its interface is linked into
+/// a linker of state `T` and how its context is built from an [`Offer`].
+pub struct Capability<T: 'static> {
     /// The name a plugin declares and a grant names (the WIT interface's name).
     pub name: &'static str,
-    /// Link the interface into a linker, through a projection from [`HostState`].
-    pub link: fn(&mut Linker<HostState>) -> wasmtime::Result<()>,
+    /// Link the interface into a linker, through a projection from `T`'s [`Lent`].
+    pub link: fn(&mut Linker<T>) -> wasmtime::Result<()>,
     /// Put this capability's context into `lent`, when the offer has what it needs.
     pub lend: fn(&Offer, &mut Lent),
+}
+
+impl<T: 'static> Clone for Capability<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: 'static> Copy for Capability<T> {}
+
+/// The capabilities every plugin gets: `log` and `store`.
+pub const fn always<T: CapabilityView>() -> [Capability<T>; 2] {
+    [log::capability(), store::capability()]
+}
+
+/// Every other capability this host provides, lent only when granted.
+pub const fn provided<T: CapabilityView>() -> [Capability<T>; 7] {
+    [
+        ssh::capability(),
+        certs::capability(),
+        keys::capability(),
+        http::capability(),
+        process::capability(),
+        files::capability(),
+        vm::capability(),
+    ]
 }
 
 /// What a command offers a plugin instance; its grant decides which capabilities get it.
@@ -66,7 +95,7 @@ pub struct Offer {
     /// `create` through `Driver::offer_public_key`; empty for a key file of the user's).
     pub public_key: Arc<OnceLock<String>>,
     /// The HTTP sender for the machine (`http`): its allowed hosts and TLS settings.
-    pub http: Option<Arc<http::Sender>>,
+    pub http: Option<Arc<crate::net::Sender>>,
     /// The directory of the one machine the command works on, once it exists (`process`
     /// keeps its records there, `files` lends its `driver/` directory).
     pub machine_dir: Option<crate::store::MachineDir>,
@@ -75,7 +104,7 @@ pub struct Offer {
     /// The local programs the plugin declared (set by the runtime from its grant; `process`).
     pub programs: Vec<String>,
     /// The argument forms of the programs declared with them (`process`).
-    pub program_args: Vec<crate::plugin::declaration::ProgramArgs>,
+    pub program_args: Vec<forms::ProgramArgs>,
 }
 
 impl Offer {
@@ -171,7 +200,7 @@ impl<C> Granted<'_, C> {
 }
 
 /// Links capability context `C`'s interface: its `HasData` (wasmtime bindgen's per-interface
-/// `add_to_linker::<HostState, Lend<C>>(linker, project::<C>)`).
+/// `add_to_linker::<T, Lend<C>>(linker, project::<T, C>)`).
 pub struct Lend<C>(PhantomData<C>);
 
 impl<C: 'static> HasData for Lend<C> {
@@ -179,8 +208,6 @@ impl<C: 'static> HasData for Lend<C> {
 }
 
 /// The projection from an instance's state to capability context `C`.
-pub fn project<C: 'static>(state: &mut HostState) -> Granted<'_, C> {
-    state.lent.granted::<C>()
+pub fn project<T: CapabilityView, C: 'static>(state: &mut T) -> Granted<'_, C> {
+    state.lent().granted::<C>()
 }
-
-impl types::Host for HostState {}

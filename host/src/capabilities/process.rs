@@ -13,12 +13,12 @@
 //!   ([`sanitized_path`]: the host's absolute entries, none in the machine's directory)
 //!   and the process's tag ([`TAG_VAR`]); the working directory is the plugin's own
 //!   directory of the machine (`machines/NAME/driver`); no file a program writes may grow
-//!   past the directory's quota (`RLIMIT_FSIZE`, [`super::quota`]).
+//!   past the directory's quota (`RLIMIT_FSIZE`, [`crate::sandbox::quota`]).
 //! - `run` waits with a timeout (capped) and caps the output it keeps; nothing it started
 //!   outlives it (its process group and every process carrying its tag are killed when it
 //!   returns).
 //! - `spawn` starts a detached process (own session and process group, stdin empty,
-//!   output to `HANDLE.log` in the plugin's directory, opened through [`super::beneath`]:
+//!   output to `HANDLE.log` in the plugin's directory, opened through [`crate::sandbox::beneath`]:
 //!   never through a link the plugin planted; a log over [`LOG_CAP`] is emptied first)
 //!   and records its pid, start time (from /proc/PID/stat) and tag under the plugin's
 //!   handle name in `machines/NAME/processes.json`, a host-owned file outside the
@@ -42,19 +42,20 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::driver::dmw::plugin::process::{self as wit, Host, Signal};
-use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
-use crate::plugin::declaration::{ProgramArgs, args_match, describe_form};
+use super::forms::{ProgramArgs, args_match, describe_form};
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::driver::dmw::plugin::process::{self as wit, Host, Signal};
+use crate::contract::v0_1::types::{Error, ExecOutput};
 use crate::store::MachineDir;
 
 /// The `process` capability (declared by the driver with its programs, granted by the user).
-pub const CAPABILITY: Capability = Capability {
-    name: "process",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "process",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// Most arguments one program gets.
 const MAX_ARGS: usize = 256;
@@ -103,8 +104,8 @@ pub struct ProcessCtx {
 }
 
 /// Link `process` through [`ProcessCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<ProcessCtx>>(linker, project::<ProcessCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<ProcessCtx>>(linker, project::<T, ProcessCtx>)
 }
 
 /// Lent only when the command works on one machine (its directory is known).
@@ -235,11 +236,11 @@ pub fn sanitized_path(host_path: &std::ffi::OsStr, machine_dir: &Path) -> std::f
 }
 
 /// The processes recorded in a machine's directory (none when the file is missing); read
-/// through [`super::beneath`] (no link followed), at most 1 MiB.
+/// through [`crate::sandbox::beneath`] (no link followed), at most 1 MiB.
 pub fn recorded(dir: &MachineDir) -> Result<BTreeMap<String, Started>> {
     use std::io::Read;
     let name = Path::new(crate::store::layout::PROCESSES_FILE);
-    match super::beneath::open(dir.path(), name, super::beneath::Mode::Read) {
+    match crate::sandbox::beneath::open(dir.path(), name, crate::sandbox::beneath::Mode::Read) {
         Ok(f) => {
             let mut bytes = Vec::new();
             f.take(1 << 20)
@@ -387,6 +388,11 @@ impl ProcessCtx {
         }
     }
 
+    /// The machine's directory (holds `processes.json`).
+    pub fn dir(&self) -> &MachineDir {
+        &self.dir
+    }
+
     /// The executable `program` in the sanitized PATH programs get.
     pub fn find(&self, program: &str) -> Option<PathBuf> {
         which_in(program, &self.path().to_string_lossy())
@@ -464,7 +470,7 @@ impl ProcessCtx {
     /// The plugin's directory (created 0700 when missing): the programs' working directory.
     fn work_dir(&self) -> Result<PathBuf, Error> {
         let work = self.dir.driver_dir();
-        super::beneath::private_dir(&work)
+        crate::sandbox::beneath::private_dir(&work)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
         Ok(work)
     }
@@ -481,7 +487,7 @@ impl ProcessCtx {
     ) -> Result<std::process::Command, Error> {
         let quota = match self.file_limit {
             Some(limit) => limit,
-            None => super::quota::plugin_dir_quota()
+            None => crate::sandbox::quota::plugin_dir_quota()
                 .map_err(|e| Error::Failed(format!("machine {}: {e:#}", self.machine)))?,
         };
         let mut cmd = std::process::Command::new(program);
@@ -725,11 +731,12 @@ impl ProcessCtx {
 }
 
 /// The log of process `handle` in the plugin's directory `work`, for appending: opened
-/// beneath the directory without following a link ([`super::beneath`]), emptied first
+/// beneath the directory without following a link ([`crate::sandbox::beneath`]), emptied first
 /// when it is over [`LOG_CAP`].
 fn open_log(work: &Path, handle: &str) -> io::Result<std::fs::File> {
     let name = PathBuf::from(format!("{handle}.log"));
-    let log = super::beneath::open(work, &name, super::beneath::Mode::Append(0o600))?;
+    let log =
+        crate::sandbox::beneath::open(work, &name, crate::sandbox::beneath::Mode::Append(0o600))?;
     if log.metadata()?.len() > LOG_CAP {
         log.set_len(0)?;
     }

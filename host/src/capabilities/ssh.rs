@@ -6,10 +6,9 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::ssh::{self as wit, Host};
-use crate::plugin::bindings::v0_1::types::{Error, ExecOutput};
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::ssh::{self as wit, Host};
+use crate::contract::v0_1::types::{Error, ExecOutput};
 use crate::report::Reporter;
 use crate::ssh::{HostKeyPolicy, Output, Session, SshError, Target};
 
@@ -176,11 +175,13 @@ fn to_output(o: Output) -> ExecOutput {
 }
 
 /// The `ssh` capability (every plugin has it by default, to the machine being worked on).
-pub const CAPABILITY: Capability = Capability {
-    name: "ssh",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "ssh",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// The one machine a plugin may reach.
 pub struct SshCtx {
@@ -189,8 +190,8 @@ pub struct SshCtx {
 }
 
 /// Link `ssh` through [`SshCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<SshCtx>>(linker, project::<SshCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<SshCtx>>(linker, project::<T, SshCtx>)
 }
 
 fn lend(offer: &Offer, lent: &mut Lent) {

@@ -9,16 +9,17 @@ use std::collections::BTreeMap;
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::store::{self as wit, Host};
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::store::{self as wit, Host};
 
 /// The `store` capability (every plugin has it).
-pub const CAPABILITY: Capability = Capability {
-    name: "store",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "store",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// The plugin's key-value state for this machine.
 #[derive(Default)]
@@ -28,8 +29,8 @@ pub struct StoreCtx {
 }
 
 /// Link `store` through [`StoreCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<StoreCtx>>(linker, project::<StoreCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<StoreCtx>>(linker, project::<T, StoreCtx>)
 }
 
 fn lend(offer: &Offer, lent: &mut Lent) {

@@ -28,19 +28,20 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 
 use super::process::{ProcessCtx, VM_HANDLE, install_hint};
-use super::{Capability, Granted, Lend, Lent, Offer, project};
-use crate::plugin::HostState;
-use crate::plugin::bindings::v0_1::driver::dmw::plugin::vm::{self as wit, Accel, Boot, Host};
-use crate::plugin::bindings::v0_1::types::Error;
+use super::{Capability, CapabilityView, Granted, Lend, Lent, Offer, project};
+use crate::contract::v0_1::driver::dmw::plugin::vm::{self as wit, Accel, Boot, Host};
+use crate::contract::v0_1::types::Error;
 use crate::store::MachineDir;
 use crate::vm::qemu::{self, VmDisk, file};
 
 /// The `vm` capability (declared by the driver, granted by the user).
-pub const CAPABILITY: Capability = Capability {
-    name: "vm",
-    link: add_to_linker,
-    lend,
-};
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "vm",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// Largest seed image.
 const MAX_SEED: usize = 16 << 20;
@@ -78,8 +79,8 @@ pub struct VmCtx {
 }
 
 /// Link `vm` through [`VmCtx`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, Lend<VmCtx>>(linker, project::<VmCtx>)
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Lend<VmCtx>>(linker, project::<T, VmCtx>)
 }
 
 /// Lent only when the command works on one machine (its directory is known).
@@ -178,7 +179,7 @@ impl VmCtx {
         })
     }
 
-    /// What the host recorded when it made the VM's disk.
+    /// What the host recorded when it made the VM's disk (damaged: an error).
     fn record(&self) -> Result<Option<VmDisk>, Error> {
         let path = self.dir.join(file::RECORD);
         match std::fs::read(&path) {
@@ -214,7 +215,7 @@ impl VmCtx {
 
     /// The VM's directory, made (0700) when missing.
     fn work_dir(&self) -> Result<&Path, Error> {
-        super::beneath::private_dir(&self.dir)
+        crate::sandbox::beneath::private_dir(&self.dir)
             .map_err(|e| self.failed(&format!("cannot create {}", self.dir.display()), e))?;
         Ok(&self.dir)
     }
@@ -293,15 +294,15 @@ impl VmCtx {
         }
         let bytes =
             qemu::parse_disk_size(size).map_err(|e| Error::InvalidInput(format!("{e:#}")))?;
-        let quota =
-            super::quota::plugin_dir_quota().map_err(|e| self.failed("quota", format!("{e:#}")))?;
+        let quota = crate::sandbox::quota::plugin_dir_quota()
+            .map_err(|e| self.failed("quota", format!("{e:#}")))?;
         if bytes > quota {
             return Err(Error::InvalidInput(format!(
                 "machine {}: a disk of {} is larger than the cap of {} on a machine's files ({}); raise it or ask for a smaller disk",
                 self.machine,
-                super::quota::show_size(bytes),
-                super::quota::show_size(quota),
-                super::quota::QUOTA_VAR
+                crate::sandbox::quota::show_size(bytes),
+                crate::sandbox::quota::show_size(quota),
+                crate::sandbox::quota::QUOTA_VAR
             )));
         }
         if seed.len() > MAX_SEED {
@@ -343,6 +344,101 @@ impl VmCtx {
                 "qemu-img create",
                 crate::sanitize::plugin_text(err.trim(), 600),
             ));
+        }
+        crate::store::write_private(&work.join(file::SEED), seed)
+            .map_err(|e| self.failed("cannot write the seed", format!("{e:#}")))?;
+        let record = VmDisk {
+            base,
+            format: format.to_string(),
+            kernel,
+            initrd,
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| self.failed("vm.json", e))?;
+        crate::store::write_private(&work.join(file::RECORD), &json)
+            .map_err(|e| self.failed("cannot record the VM's disk", format!("{e:#}")))
+    }
+
+    /// Take over a disk an older dmw made in the plugin's directory: see wit/vm.wit.
+    fn adopt_disk(
+        &self,
+        overlay: &str,
+        kernel: Option<&str>,
+        initrd: Option<&str>,
+        seed: &[u8],
+    ) -> Result<(), Error> {
+        use std::os::unix::fs::MetadataExt;
+        if self.made().is_ok() {
+            return Err(Error::InvalidInput(format!(
+                "machine {}: its VM has a disk already",
+                self.machine
+            )));
+        }
+        let records = crate::capabilities::process::recorded(self.procs.dir())
+            .map_err(|e| self.failed("cannot read its processes", format!("{e:#}")))?;
+        if let Some((handle, p)) = records.iter().find(|(_, p)| p.is_running()) {
+            return Err(Error::Failed(format!(
+                "machine {}: a process an older dmw started for it still runs ({handle}, pid {}); stop it (`kill {}`) and start the machine again",
+                self.machine, p.pid, p.pid
+            )));
+        }
+        let plugin_dir = self.procs.plugin_dir();
+        let name = Path::new(overlay);
+        let file =
+            crate::sandbox::beneath::open(&plugin_dir, name, crate::sandbox::beneath::Mode::Read)
+                .map_err(|e| {
+                self.failed(
+                    &format!("the disk {overlay:?} of the driver's directory"),
+                    e,
+                )
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| self.failed("the old disk", e))?;
+        let mut head = Vec::new();
+        file.take(64 << 10)
+            .read_to_end(&mut head)
+            .map_err(|e| self.failed("cannot read the old disk", e))?;
+        if !head.starts_with(crate::vm::qcow2::MAGIC) {
+            return Err(Error::InvalidInput(format!(
+                "machine {}: {overlay} is not a qcow2 overlay",
+                self.machine
+            )));
+        }
+        let backing = crate::vm::qcow2::backing_name(&head).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "machine {}: {overlay} names no image it was made over",
+                self.machine
+            ))
+        })?;
+        let base = self.input("image", &backing)?;
+        let format = self.format_of(&base)?;
+        let kernel = kernel
+            .filter(|k| !k.is_empty())
+            .map(|k| self.input("kernel", k))
+            .transpose()?;
+        let initrd = initrd
+            .filter(|k| !k.is_empty())
+            .map(|k| self.input("initramfs", k))
+            .transpose()?;
+        if seed.len() > MAX_SEED {
+            return Err(Error::InvalidInput(format!(
+                "the seed image is larger than {} MiB",
+                MAX_SEED >> 20
+            )));
+        }
+        let work = self.work_dir()?;
+        let disk = work.join(file::DISK);
+        std::fs::rename(plugin_dir.join(name), &disk)
+            .map_err(|e| self.failed("cannot move the old disk", e))?;
+        // What was moved must be the file checked above (not a link put in its place).
+        let moved =
+            std::fs::symlink_metadata(&disk).map_err(|e| self.failed("the moved disk", e))?;
+        if !moved.is_file() || moved.dev() != meta.dev() || moved.ino() != meta.ino() {
+            let _ = std::fs::remove_file(&disk);
+            return Err(Error::Denied(format!(
+                "machine {}: {overlay} changed while it was moved; nothing was taken over",
+                self.machine
+            )));
         }
         crate::store::write_private(&work.join(file::SEED), seed)
             .map_err(|e| self.failed("cannot write the seed", format!("{e:#}")))?;
@@ -468,6 +564,13 @@ impl VmCtx {
     }
 }
 
+/// What the VM of the machine in `dir` boots, as the host recorded it (none before its
+/// disk was made).
+pub fn recorded_disk(dir: &MachineDir) -> Option<VmDisk> {
+    let bytes = std::fs::read(dir.vm_dir().join(file::RECORD)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The host's [`qemu::Boot`] for the plugin's.
 fn typed(boot: Boot) -> qemu::Boot {
     qemu::Boot {
@@ -512,6 +615,19 @@ impl Host for Granted<'_, VmCtx> {
         Ok(ctx
             .create_disk(&disk, &size, kernel.as_deref(), initrd.as_deref(), &seed)
             .await)
+    }
+
+    async fn adopt_disk(
+        &mut self,
+        overlay: String,
+        kernel: Option<String>,
+        initrd: Option<String>,
+        seed: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Err(self.denied("vm")));
+        };
+        Ok(ctx.adopt_disk(&overlay, kernel.as_deref(), initrd.as_deref(), &seed))
     }
 
     async fn has_disk(&mut self) -> wasmtime::Result<bool> {
@@ -717,6 +833,55 @@ mod tests {
         );
         assert!(matches!(
             ctx.create_disk(&path, "1G", None, Some(&path), b"").await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn a_disk_an_older_dmw_made_is_taken_over_only_over_a_cached_image() {
+        let (root, ctx, cached, mine) = setup();
+        let driver = root.path().join("store/machines/m1/driver");
+        let overlay = |name: &str, base: &Path| {
+            std::process::Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                .arg(base)
+                .arg(driver.join(name))
+                .arg("1M")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !overlay("overlay.qcow2", &cached) {
+            eprintln!("skipped: qemu-img is not installed");
+            return;
+        }
+        // Over a file of the user's that is not in the cache: refused, left where it is.
+        assert!(overlay("mine.qcow2", &mine));
+        assert!(matches!(
+            ctx.adopt_disk("mine.qcow2", None, None, b"seed"),
+            Err(Error::Denied(_))
+        ));
+        assert!(driver.join("mine.qcow2").exists());
+        // A link in the driver's directory is not followed.
+        std::os::unix::fs::symlink(driver.join("overlay.qcow2"), driver.join("link.qcow2"))
+            .expect("link");
+        assert!(ctx.adopt_disk("link.qcow2", None, None, b"seed").is_err());
+        assert!(
+            ctx.adopt_disk("../config.json", None, None, b"seed")
+                .is_err()
+        );
+        // Over a cached image: moved into the VM's directory and recorded.
+        ctx.adopt_disk("overlay.qcow2", None, None, b"seed")
+            .expect("taken over");
+        assert!(!driver.join("overlay.qcow2").exists());
+        let made = ctx.made().expect("made");
+        assert_eq!(made.base, std::fs::canonicalize(&cached).expect("real"));
+        assert_eq!(made.format, "raw");
+        assert_eq!(
+            std::fs::read(ctx.dir.join(file::SEED)).expect("seed"),
+            b"seed"
+        );
+        assert!(matches!(
+            ctx.adopt_disk("mine.qcow2", None, None, b"seed"),
             Err(Error::InvalidInput(_))
         ));
     }

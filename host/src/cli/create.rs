@@ -409,13 +409,13 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let typed_values = typed_values(&values, &flags, &typed);
     let store_root = app.store.root();
     let http = if flags_driver.granted("http") {
-        let settings = crate::capabilities::http::HttpSettings::resolve(
-            flags_driver.declaration(),
+        let settings = crate::net::HttpSettings::resolve(
+            &flags_driver.declaration().http_ask(),
             &values,
             &typed,
         )
         .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        let sender = crate::capabilities::http::Sender::new(settings.clone(), store_root)
+        let sender = crate::net::Sender::new(settings.clone(), store_root)
             .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
         Some((settings, Arc::new(sender)))
     } else {
@@ -535,6 +535,9 @@ fn exists_message(app: &App, name: &str) -> String {
         return format!("{exists}; `dmw rm {name}` removes what is left of it");
     };
     match (&record.status, &record.error) {
+        (crate::store::MachineStatus::Unprovisioned, _) => format!(
+            "{exists}: it was created with --no-provision; `dmw provision {name}` provisions it, `dmw rm {name}` removes it"
+        ),
         (crate::store::MachineStatus::Error, Some(err)) => format!(
             "{exists}: its create failed at step \"{}\" ({}). {}`dmw rm {name}` removes it so that create can start over",
             err.step,

@@ -48,7 +48,7 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
         )));
     };
     if let Some(ep) = &record.endpoint
-        && let Err(why) = crate::validate::endpoint(ep)
+        && let Err(why) = ep.check()
     {
         return Err(CliError::new(format!(
             "machine \"{name}\": its record holds {why}; `dmw rm {name}` removes it"
@@ -65,7 +65,12 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
                     crate::sanitize::stored_text(&e.message)
                 )
             })
-            .unwrap_or_else(|| "its create has not finished".into());
+            .unwrap_or_else(|| match record.status {
+                MachineStatus::Unprovisioned => format!(
+                    "it was created with --no-provision and has no engine yet; `dmw provision {name}` installs Docker"
+                ),
+                _ => "its create has not finished".into(),
+            });
         return Err(CliError::new(format!(
             "machine \"{name}\" is not ready: {why}"
         )));

@@ -50,7 +50,7 @@ pub fn run(app: &App, a: ImageArgs) -> CliResult {
 }
 
 fn prune(app: &App) -> CliResult {
-    use crate::capabilities::quota::show_size;
+    use crate::sandbox::quota::show_size;
     use crate::vm::download;
     let cache = app.store.images_dir();
     let done = download::prune(&cache, &app.store.machines_dir())

@@ -19,8 +19,13 @@ enum PluginCommand {
     /// Show what a plugin (FILE or builtin:NAME) is and what it asks for, without running it
     /// with any capability
     Inspect {
-        /// A .wasm file, or builtin:NAME
-        plugin: String,
+        /// A .wasm file, or builtin:NAME (not with --machine)
+        #[arg(required_unless_present = "machine", conflicts_with = "machine")]
+        plugin: Option<String>,
+        /// The driver of machine NAME, and what it was given for that machine: the hosts
+        /// its patterns resolved to, its TLS settings, what its VM boots
+        #[arg(long, value_name = "NAME")]
+        machine: Option<String>,
         /// Output format: json
         #[arg(short = 'o', long = "output", value_name = "FORMAT")]
         output: Option<String>,
@@ -50,15 +55,38 @@ enum PluginCommand {
 /// Run `dmw plugin …`.
 pub async fn run(app: &App, a: PluginArgs) -> CliResult {
     match a.command {
-        PluginCommand::Inspect { plugin, output } => {
-            let source = match plugin.strip_prefix("builtin:") {
-                Some(name) => Source::from_reference(&format!("builtin:{name}"), Kind::Driver)
-                    .or_else(|_| Source::from_reference(&format!("builtin:{name}"), Kind::Recipe)),
-                None => Source::from_arg(&ensure_path(&plugin), Kind::Driver),
+        PluginCommand::Inspect {
+            plugin,
+            machine,
+            output,
+        } => {
+            let record = match &machine {
+                Some(name) => Some(
+                    app.store
+                        .load(name)
+                        .map_err(|e| CliError::new(format!("Error: machine \"{name}\": {e:#}")))?,
+                ),
+                None => None,
+            };
+            let source = match (
+                &record,
+                plugin.as_deref().map(|p| (p, p.strip_prefix("builtin:"))),
+            ) {
+                (Some(r), _) => Source::from_reference(&r.driver.source, Kind::Driver),
+                (None, Some((_, Some(name)))) => {
+                    Source::from_reference(&format!("builtin:{name}"), Kind::Driver).or_else(|_| {
+                        Source::from_reference(&format!("builtin:{name}"), Kind::Recipe)
+                    })
+                }
+                (None, Some((path, None))) => Source::from_arg(&ensure_path(path), Kind::Driver),
+                (None, None) => Err(anyhow::anyhow!("give a plugin or --machine NAME")),
             }
             .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
             let runtime = app.runtime()?;
-            let found = inspect::inspect(runtime, &source).await?;
+            let mut found = inspect::inspect(runtime, &source).await?;
+            found.machine = record
+                .as_ref()
+                .map(|r| inspect::MachineGrant::of(r, &app.store.machine(&r.name)));
             match output.as_deref() {
                 Some("json") => println!(
                     "{}",

@@ -15,16 +15,9 @@ pub struct PowerArgs {
 pub async fn run(app: &App, action: Action, a: PowerArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     each::for_each(app, names, |name, report| async move {
-        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
         power::run(app, &name, action, report)
             .await
-            .map_err(|e| format!("{e:#}"))?;
-        if matches!(action, Action::Start | Action::Restart)
-            && let Err(e) = crate::context::refresh_machine(&app.store, &name)
-        {
-            eprintln!("WARNING: the docker context of \"{name}\" was not updated: {e:#}");
-        }
-        Ok(())
+            .map_err(|e| format!("{e:#}"))
     })
     .await?;
     match action {

@@ -2,12 +2,9 @@
 //! existing machines, with their stored options.
 
 use super::{CliError, CliResult, confirm, each, names_or_default};
-use std::sync::Arc;
 
 use crate::app::App;
-use crate::plugin::driver::MachineState;
-use crate::report::Reporter;
-use crate::{power, provision};
+use crate::provision;
 
 /// Arguments of `provision` and `upgrade`.
 #[derive(clap::Args)]
@@ -29,8 +26,12 @@ pub struct RegenerateArgs {
     client_certs: bool,
 }
 
-/// The message of a failed step, as the multi-machine runner prints it.
+/// The message of a failed step, as the multi-machine runner prints it (a machine that
+/// could not be locked — it does not exist — is said as the store says it).
 fn step_error(verb: &str, name: &str, f: &provision::StepFailure) -> String {
+    if f.step == provision::LOCK_STEP {
+        return f.error.to_string();
+    }
     format!(
         "Error {verb} machine \"{name}\": {} failed: {:#}",
         f.step, f.error
@@ -41,7 +42,6 @@ fn step_error(verb: &str, name: &str, f: &provision::StepFailure) -> String {
 pub async fn run(app: &App, a: ProvisionArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     each::for_each(app, names, |name, report| async move {
-        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
         provision::reprovision(app, &name, report.clone())
             .await
             .map_err(|f| step_error("provisioning", &name, &f))?;
@@ -55,10 +55,6 @@ pub async fn run(app: &App, a: ProvisionArgs) -> CliResult {
 pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     each::for_each(app, names, |name, report| async move {
-        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
-        start_for_upgrade(app, &name, report.clone())
-            .await
-            .map_err(|f| step_error("upgrading", &name, &f))?;
         let (before, after) = provision::upgrade(app, &name, report.clone())
             .await
             .map_err(|f| step_error("upgrading", &name, &f))?;
@@ -71,39 +67,6 @@ pub async fn upgrade(app: &App, a: ProvisionArgs) -> CliResult {
         Ok(())
     })
     .await
-}
-
-/// Start a machine that is not running so it can be upgraded (Docker Machine does the same).
-async fn start_for_upgrade(
-    app: &App,
-    name: &str,
-    report: Arc<Reporter>,
-) -> Result<(), provision::StepFailure> {
-    let failure = |step, e| provision::StepFailure::new(name, step, e);
-    let record = app
-        .store
-        .load(name)
-        .map_err(|e| failure("load machine", e.into()))?;
-    if record.endpoint.is_none() {
-        // `provision::upgrade` explains a machine without an address.
-        return Ok(());
-    }
-    let mut driver = app
-        .machine_driver(&record, report.clone())
-        .await
-        .map_err(|e| failure("start machine", e))?;
-    let state = driver
-        .state()
-        .await
-        .map_err(|e| failure("start machine", e))?;
-    if state != MachineState::Running {
-        report.info("Starting machine so machine can be upgraded...");
-        drop(driver);
-        power::run(app, name, power::Action::Start, report.clone())
-            .await
-            .map_err(|e| failure("start machine", e))?;
-    }
-    Ok(())
 }
 
 /// Run `dmw regenerate-certs [--client-certs] NAME...`.
@@ -144,15 +107,9 @@ pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
         }
     }
     each::for_each(app, names, |name, report| async move {
-        let _lock = app.store.lock_existing(&name).map_err(|e| e.to_string())?;
         provision::regenerate_certs(app, &name, report.clone())
             .await
             .map_err(|f| step_error("regenerating certificates of", &name, &f))?;
-        if let Err(e) = crate::context::refresh_machine(&app.store, &name) {
-            report.warn(&format!(
-                "the docker context of \"{name}\" was not updated: {e:#}"
-            ));
-        }
         report.info(&format!("Machine \"{name}\" has new certificates."));
         Ok(())
     })

@@ -37,7 +37,7 @@ pub fn run(app: &App, a: UseArgs) -> CliResult {
     }
     let record = app.store.load(&name)?;
     if let Some(ep) = &record.endpoint
-        && let Err(why) = crate::validate::endpoint(ep)
+        && let Err(why) = ep.check()
     {
         return Err(CliError::new(format!(
             "machine \"{name}\": its record holds {why}; `dmw rm {name}` removes it"

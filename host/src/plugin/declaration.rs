@@ -32,13 +32,13 @@ const HEADER: &str = "dmw-permissions 1";
 const MAX_SECTION: usize = 64 * 1024;
 const MAX_ENTRIES: usize = 64;
 
-/// Every capability a plugin may name.
-pub const CAPABILITIES: &[&str] = &["ssh", "certs", "http", "keys", "process", "files", "vm"];
+pub use crate::capabilities::forms::{ProgramArgs, args_match, describe_form};
+pub use crate::net::KeystoneCatalogFlags;
 
 /// A plugin's declaration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Declaration {
-    /// Capabilities it asks for (each one of [`CAPABILITIES`]).
+    /// Capabilities it asks for (each one this host provides, `grants::provided_names`).
     pub capabilities: Vec<String>,
     /// HTTP hosts it may reach (patterns; `{flag-name}` stands for the host of the value the
     /// user typed for that flag, never its default).
@@ -71,72 +71,21 @@ pub struct Declaration {
     pub http_keystone_catalog: Option<KeystoneCatalogFlags>,
 }
 
-/// The `http-keystone-catalog` entry: the flags whose values choose the catalog endpoints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeystoneCatalogFlags {
-    /// The flag with the Keystone auth URL (its host is where the token is asked for).
-    pub auth_url: String,
-    /// The flag with the region (unset: every region).
-    pub region: String,
-    /// The flag with the interface (`public`, `internal`, `admin`, or Docker Machine's
-    /// `publicURL`…; unset: public).
-    pub interface: String,
-}
-
-/// One form a declared program may be run in: a pattern for each argument.
-///
-/// The grammar, one pattern an argument: a literal matches exactly that argument; `*`
-/// matches one argument that does not start with `-` (a value, never an option);
-/// `PREFIX*` one argument that starts with PREFIX (`--output=*`, `-*` for any option);
-/// `**`, only as the last pattern, any number of further arguments (anything). No pattern
-/// matches an argument holding `*` literally but a literal.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProgramArgs {
-    /// The program, as declared by `program`.
-    pub program: String,
-    /// The argument patterns.
-    pub args: Vec<String>,
+impl Declaration {
+    /// Its HTTP entries, for the `http` capability to resolve.
+    pub fn http_ask(&self) -> crate::net::HttpAsk {
+        crate::net::HttpAsk {
+            http_hosts: self.http_hosts.clone(),
+            http_cacert: self.http_cacert.clone(),
+            http_insecure: self.http_insecure.clone(),
+            http_keystone_catalog: self.http_keystone_catalog.clone(),
+        }
+    }
 }
 
 /// Most patterns in one form, and the longest pattern.
 const MAX_FORM_ARGS: usize = 64;
 const MAX_PATTERN: usize = 1024;
-
-/// Whether `args` match the argument patterns `patterns` (see [`ProgramArgs`]).
-pub fn args_match(patterns: &[String], args: &[String]) -> bool {
-    match patterns.split_first() {
-        None => args.is_empty(),
-        Some((p, _)) if p == "**" => true,
-        Some((p, rest)) => match args.split_first() {
-            None => false,
-            Some((a, more)) => arg_matches(p, a) && args_match(rest, more),
-        },
-    }
-}
-
-fn arg_matches(pattern: &str, arg: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some("") => !arg.starts_with('-'),
-        Some(prefix) => arg.starts_with(prefix),
-        None => pattern == arg,
-    }
-}
-
-/// A form in words: the program, then each pattern (`<a value>` for `*`, `<PREFIX…>` for
-/// `PREFIX*`, `<any further arguments>` for `**`).
-pub fn describe_form(form: &ProgramArgs) -> String {
-    let mut words = vec![form.program.clone()];
-    for p in &form.args {
-        words.push(match p.strip_suffix('*') {
-            Some("*") => "<any further arguments>".to_string(),
-            Some("") => "<a value>".to_string(),
-            Some(prefix) => format!("<{prefix}…>"),
-            None if p.is_empty() || p.contains(char::is_whitespace) => format!("{p:?}"),
-            None => p.clone(),
-        });
-    }
-    words.join(" ")
-}
 
 /// Check the patterns of a `program` entry (see [`ProgramArgs`]).
 fn check_form(line: &str, args: &[String]) -> Result<()> {
@@ -305,10 +254,11 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
         }
         let list = match key {
             "capability" => {
-                if !CAPABILITIES.contains(&value) {
+                let known = super::grants::provided_names();
+                if !known.contains(&value) {
                     bail!(
                         "it declares the capability {value:?}, which dmw does not know (known: {})",
-                        CAPABILITIES.join(", ")
+                        known.join(", ")
                     );
                 }
                 &mut d.capabilities

@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use wasmtime::Store;
 
-use super::bindings::v0_1::driver::DriverPlugin;
-use super::bindings::v0_1::driver::exports::dmw::plugin::driver as wit;
-use super::bindings::v0_1::types;
 use super::{HostState, with_deadline};
 use crate::capabilities::store::StoreCtx;
+use crate::contract::v0_1::driver::DriverPlugin;
+use crate::contract::v0_1::driver::exports::dmw::plugin::driver as wit;
+use crate::contract::v0_1::types;
 
 pub use wit::{DriverInfo, Flag, FlagKind, FlagValue, MachineState, SshDetails};
 
@@ -102,7 +102,7 @@ impl Driver {
 
     /// Send the driver's HTTP requests through `sender` (its allowed hosts and TLS settings
     /// for this machine) from now on; nothing for a driver not granted `http`.
-    pub fn set_http(&mut self, sender: std::sync::Arc<crate::capabilities::http::Sender>) {
+    pub fn set_http(&mut self, sender: std::sync::Arc<crate::net::Sender>) {
         let lent = &mut self.store.data_mut().lent;
         if let Some(files) = lent.get_mut::<crate::capabilities::files::FilesCtx>() {
             files.set_http(sender.clone());
@@ -160,10 +160,10 @@ impl Driver {
     }
 
     /// Refuse `call` when the plugin's directory of the machine is over its quota
-    /// ([`crate::capabilities::quota`]).
+    /// ([`crate::sandbox::quota`]).
     fn check_quota(&self, call: &str) -> Result<()> {
         match self.plugin_dir() {
-            Some((machine, dir)) => crate::capabilities::quota::check(&machine, &dir, call),
+            Some((machine, dir)) => crate::sandbox::quota::check(&machine, &dir, call),
             None => Ok(()),
         }
     }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::Kind;
 use super::declaration::Declaration;
+use super::{HostState, Kind};
 use crate::capabilities::{self, Capability, Lent, Offer};
 
 /// Capabilities every plugin of `kind` gets without asking.
@@ -29,15 +29,7 @@ pub fn default_capabilities(kind: Kind) -> &'static [&'static str] {
 }
 
 /// Capabilities this dmw provides to plugins that were granted them: one line each.
-pub const PROVIDED: &[Capability] = &[
-    capabilities::ssh::CAPABILITY,
-    capabilities::certs::CAPABILITY,
-    capabilities::keys::CAPABILITY,
-    capabilities::http::CAPABILITY,
-    capabilities::process::CAPABILITY,
-    capabilities::files::CAPABILITY,
-    capabilities::vm::CAPABILITY,
-];
+pub const PROVIDED: &[Capability<HostState>] = &capabilities::provided::<HostState>();
 
 /// The names of the capabilities this dmw provides.
 pub fn provided_names() -> Vec<&'static str> {
@@ -48,7 +40,7 @@ pub fn provided_names() -> Vec<&'static str> {
 /// `store` always, every other capability only when granted.
 pub fn lend(grant: &Grant, offer: &Offer) -> Lent {
     let mut lent = Lent::new(&offer.plugin);
-    for capability in capabilities::ALWAYS {
+    for capability in capabilities::always::<HostState>() {
         (capability.lend)(offer, &mut lent);
     }
     for capability in PROVIDED.iter().filter(|c| grant.has(c.name)) {
@@ -168,12 +160,14 @@ pub fn beyond_default(kind: Kind, d: &Declaration) -> Vec<String> {
     // A literal address of special use says what it reaches (`127.0.0.1:8080`: your own
     // computer), since such an address is allowed only because the pattern names it; a
     // `{flag}` pattern says that only a URL the user types counts.
-    asks.extend(d.http_hosts.iter().map(
-        |h| match crate::capabilities::http::literal_special_use(h) {
-            Some(kind) => format!("HTTP host {h} ({kind})"),
-            None => format!("HTTP host {}", host_words(h)),
-        },
-    ));
+    asks.extend(
+        d.http_hosts
+            .iter()
+            .map(|h| match crate::net::literal_special_use(h) {
+                Some(kind) => format!("HTTP host {h} ({kind})"),
+                None => format!("HTTP host {}", host_words(h)),
+            }),
+    );
     asks.extend(d.http_keystone_catalog.iter().map(|k| {
         format!(
             "HTTP hosts of the Keystone service catalog at {{{}}} (region {{{}}}, interface {{{}}}; only from an auth URL you type in --{})",
@@ -321,12 +315,6 @@ pub fn decide(
         }
     }
     for c in &d.capabilities {
-        if !provided_names().contains(&c.as_str()) {
-            bail!(
-                "it needs the capability {c}, which this dmw does not provide yet (it provides: {})",
-                provided_names().join(", ")
-            );
-        }
         if !capabilities.contains(c) {
             capabilities.push(c.clone());
         }
@@ -562,11 +550,11 @@ mod tests {
         let g =
             decide(Kind::Driver, Origin::Builtin, "x", &decl(&["keys"]), &reg).expect("builtin");
         assert!(g.has("keys"));
-        // Every capability a plugin may name is provided (the "does not provide yet" answer
-        // is for names added to the declaration format before their host module).
-        for c in super::super::declaration::CAPABILITIES {
-            assert!(provided_names().contains(c), "{c} is not provided");
-        }
+        // The names a declaration may use are the capabilities provided: one list.
+        assert_eq!(
+            provided_names(),
+            vec!["ssh", "certs", "keys", "http", "process", "files", "vm"]
+        );
     }
 
     #[test]

@@ -58,6 +58,99 @@ pub struct Inspection {
     /// Whether its flag declarations follow dmw's rules (`plugin::flag_policy`), and if
     /// not, why.
     pub flags_ok: Result<(), String>,
+    /// What it was given for one machine (`plugin inspect --machine NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineGrant>,
+}
+
+/// What a machine's driver was given when the machine was created: the hosts its
+/// declared patterns resolved to with the values the user typed, its TLS settings, and
+/// what its VM boots.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineGrant {
+    /// The machine's name.
+    pub machine: String,
+    /// The hosts its HTTP requests may reach (each declared pattern, `{flag}` patterns
+    /// resolved from the URLs the user typed).
+    pub http_hosts: Vec<String>,
+    /// Those of them that came from a URL the user typed.
+    pub typed_hosts: Vec<String>,
+    /// The Keystone whose catalog adds hosts: auth origin, region and interface.
+    pub keystone: Option<String>,
+    /// The CA bundle its requests trust besides the system's roots.
+    pub cacert: Option<String>,
+    /// Whether TLS verification is off for it.
+    pub insecure: bool,
+    /// What its VM boots (`vm`): the image, its format, the kernel and initramfs.
+    pub vm: Option<crate::vm::qemu::VmDisk>,
+}
+
+impl MachineGrant {
+    /// What `record`'s driver was given (its VM's record read from `dir`).
+    pub fn of(record: &crate::store::MachineRecord, dir: &crate::store::MachineDir) -> Self {
+        let http = record.http.clone().unwrap_or_default();
+        MachineGrant {
+            machine: record.name.clone(),
+            http_hosts: http.hosts.clone(),
+            typed_hosts: http.named.clone(),
+            keystone: http.keystone.as_ref().map(|k| {
+                format!(
+                    "{} (region {}, interface {})",
+                    k.auth,
+                    k.region.as_deref().unwrap_or("any"),
+                    k.interface
+                )
+            }),
+            cacert: http.cacert.as_ref().map(|p| p.display().to_string()),
+            insecure: http.insecure,
+            vm: crate::capabilities::vm::recorded_disk(dir),
+        }
+    }
+}
+
+/// A machine's grant in plain words, one fact a line.
+pub fn render_machine(m: &MachineGrant) -> String {
+    let hosts = if m.http_hosts.is_empty() {
+        "none".to_string()
+    } else {
+        m.http_hosts
+            .iter()
+            .map(|h| {
+                if m.typed_hosts.contains(h) {
+                    format!("{h} (from a URL you typed)")
+                } else {
+                    h.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!("for machine \"{}\":\n  http hosts: {hosts}\n", m.machine);
+    if let Some(k) = &m.keystone {
+        out.push_str(&format!("  and the Keystone service catalog of {k}\n"));
+    }
+    let tls = match (&m.cacert, m.insecure) {
+        (_, true) => "verification off (you typed the insecure flag)".to_string(),
+        (Some(ca), false) => format!("system roots and the CA bundle {ca}"),
+        (None, false) => "system roots only".to_string(),
+    };
+    out.push_str(&format!("  http tls:   {tls}\n"));
+    if let Some(vm) = &m.vm {
+        out.push_str(&format!(
+            "  vm boots:   {} ({}){}{}\n",
+            vm.base.display(),
+            vm.format,
+            vm.kernel
+                .as_ref()
+                .map(|k| format!(", kernel {}", k.display()))
+                .unwrap_or_default(),
+            vm.initrd
+                .as_ref()
+                .map(|k| format!(", initramfs {}", k.display()))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 impl Inspection {
@@ -159,6 +252,7 @@ pub async fn inspect(runtime: &Runtime, source: &Source) -> Result<Inspection> {
         usable,
         builtin_copy,
         flags_ok,
+        machine: None,
     })
 }
 
@@ -281,5 +375,51 @@ pub fn render(i: &Inspection) -> String {
             Ok(()) => "yes".to_string(),
             Err(why) => format!("no: {why}"),
         }
-    )
+    ) + &i.machine.as_ref().map(render_machine).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_machines_grant_says_which_hosts_the_user_typed_and_what_its_vm_boots() {
+        let m = MachineGrant {
+            machine: "m1".into(),
+            http_hosts: vec!["api.example.com".into(), "127.0.0.1:8080".into()],
+            typed_hosts: vec!["127.0.0.1:8080".into()],
+            keystone: Some("https://keystone:5000 (region any, interface public)".into()),
+            cacert: Some("/home/u/ca.pem".into()),
+            insecure: false,
+            vm: Some(crate::vm::qemu::VmDisk {
+                base: "/c/img/disk.qcow2".into(),
+                format: "qcow2".into(),
+                kernel: Some("/c/img/vmlinuz".into()),
+                initrd: None,
+            }),
+        };
+        let text = render_machine(&m);
+        for want in [
+            "for machine \"m1\":",
+            "http hosts: api.example.com, 127.0.0.1:8080 (from a URL you typed)",
+            "and the Keystone service catalog of https://keystone:5000",
+            "http tls:   system roots and the CA bundle /home/u/ca.pem",
+            "vm boots:   /c/img/disk.qcow2 (qcow2), kernel /c/img/vmlinuz",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+        let none = MachineGrant {
+            http_hosts: vec![],
+            keystone: None,
+            vm: None,
+            insecure: true,
+            ..m
+        };
+        let text = render_machine(&none);
+        assert!(
+            text.contains("http hosts: none") && text.contains("verification off"),
+            "{text}"
+        );
+        assert!(!text.contains("vm boots"), "{text}");
+    }
 }

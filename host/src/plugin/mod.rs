@@ -2,7 +2,6 @@
 //! instantiation), a cap on host calls per call, resource limits per plugin instance and
 //! an on-disk cache of compiled code.
 
-pub mod bindings;
 pub mod builtin;
 mod cache;
 pub mod declaration;
@@ -304,7 +303,7 @@ fn over_quota(state: &HostState) -> Result<(), String> {
     if driver::ENDING_CALLS.contains(&func.as_str()) {
         return Ok(());
     }
-    crate::capabilities::quota::check_during(files.machine(), files.dir(), &func)
+    crate::sandbox::quota::check_during(files.machine(), files.dir(), &func)
         .map_err(|e| format!("{e:#}"))
 }
 
@@ -395,21 +394,24 @@ impl WasiView for HostState {
 }
 
 impl wasmtime_wasi_http::WasiHttpView for HostState {
-    /// `wasi:http` answered by the instance's `http` context when it was granted one, else
-    /// by hooks that refuse every request.
+    /// `wasi:http` answered by the `http` capability ([`crate::capabilities::http::view`]).
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        let hooks: &mut dyn wasmtime_wasi_http::WasiHttpHooks =
-            match self.lent.get_mut::<crate::capabilities::http::HttpCtx>() {
-                Some(ctx) => ctx,
-                None => &mut self.no_http,
-            };
-        wasmtime_wasi_http::WasiHttpCtxView {
-            hooks,
-            table: &mut self.table,
-            ctx: &mut self.http_ctx,
-        }
+        crate::capabilities::http::view(
+            &mut self.lent,
+            &mut self.no_http,
+            &mut self.table,
+            &mut self.http_ctx,
+        )
     }
 }
+
+impl crate::capabilities::CapabilityView for HostState {
+    fn lent(&mut self) -> &mut Lent {
+        &mut self.lent
+    }
+}
+
+impl crate::contract::v0_1::types::Host for HostState {}
 
 /// The shared wasmtime engine, linkers and compile cache. One per process.
 pub struct Runtime {
@@ -445,12 +447,15 @@ impl Runtime {
         // capability linking itself; what an instance may use is decided by its grant.
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        bindings::v0_1::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        crate::contract::v0_1::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s: &mut HostState| s,
         )
         .map_err(|e| anyhow!("{e}"))?;
-        for capability in crate::capabilities::ALWAYS.iter().chain(grants::PROVIDED) {
+        for capability in crate::capabilities::always::<HostState>()
+            .iter()
+            .chain(grants::PROVIDED)
+        {
             (capability.link)(&mut linker)
                 .map_err(|e| anyhow!("cannot link the {} capability: {e}", capability.name))?;
         }
@@ -626,7 +631,7 @@ impl Runtime {
         // WASI grants nothing but, to a plugin lent `files`, its own directory.
         if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
             let dir = files.dir();
-            crate::capabilities::beneath::private_dir(dir).with_context(|| {
+            crate::sandbox::beneath::private_dir(dir).with_context(|| {
                 format!("cannot create the plugin's directory {}", dir.display())
             })?;
             wasi.preopened_dir(
@@ -712,7 +717,7 @@ impl Runtime {
         offer: Offer,
     ) -> Result<Driver> {
         let (mut store, pre) = self.prepare(component, grant, offer, Kind::Driver)?;
-        let pre = bindings::v0_1::driver::DriverPluginPre::new(pre)
+        let pre = crate::contract::v0_1::driver::DriverPluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw driver plugin: {e}"))?;
         let bindings =
             instantiation(&mut store, Kind::Driver, |s| pre.instantiate_async(s)).await?;
@@ -727,7 +732,7 @@ impl Runtime {
         offer: Offer,
     ) -> Result<Recipe> {
         let (mut store, pre) = self.prepare(component, grant, offer, Kind::Recipe)?;
-        let pre = bindings::v0_1::recipe::RecipePluginPre::new(pre)
+        let pre = crate::contract::v0_1::recipe::RecipePluginPre::new(pre)
             .map_err(|e| anyhow!("not a dmw recipe plugin: {e}"))?;
         let bindings =
             instantiation(&mut store, Kind::Recipe, |s| pre.instantiate_async(s)).await?;
@@ -881,8 +886,12 @@ pub(crate) async fn with_deadline<T>(
 
 /// The text of an error a plugin returned, made inert and bounded
 /// ([`crate::sanitize::plugin_text`]): it is shown on the terminal and kept in the record.
-pub(crate) fn describe_error(plugin: &str, func: &str, e: &bindings::v0_1::types::Error) -> String {
-    use bindings::v0_1::types::Error as E;
+pub(crate) fn describe_error(
+    plugin: &str,
+    func: &str,
+    e: &crate::contract::v0_1::types::Error,
+) -> String {
+    use crate::contract::v0_1::types::Error as E;
     let text = match e {
         E::InvalidInput(m) | E::Failed(m) | E::Unreachable(m) | E::Denied(m) => m.as_str(),
         E::Unsupported(m) if m.is_empty() => {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use wasmtime::Store;
 
-use super::bindings::v0_1::recipe::RecipePlugin;
-use super::bindings::v0_1::recipe::exports::dmw::plugin::recipe as wit;
 use super::{HostState, with_deadline};
 use crate::capabilities::store::StoreCtx;
+use crate::contract::v0_1::recipe::RecipePlugin;
+use crate::contract::v0_1::recipe::exports::dmw::plugin::recipe as wit;
 
 pub use wit::{EngineConfig, InstallMethod, OsInfo, RecipeInfo};
 

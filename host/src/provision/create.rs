@@ -17,18 +17,6 @@ use crate::store::{DriverRef, Endpoint, EngineOptions, MachineRecord, MachineSta
 use crate::validate::{check_engine_values, check_ssh_values};
 use crate::wait::{SSH_WAIT_ENV, SSH_WAIT_SECS, wait_env, wait_for_ssh};
 
-/// The step a `--no-provision` machine's record names: it was never provisioned.
-pub const NOT_PROVISIONED_STEP: &str = "provision (skipped: --no-provision)";
-
-/// Whether the machine was created with `--no-provision` and not provisioned since: dmw
-/// never connected to it (no pinned host key, no engine).
-pub fn never_provisioned(record: &MachineRecord) -> bool {
-    record
-        .error
-        .as_ref()
-        .is_some_and(|e| e.step == NOT_PROVISIONED_STEP)
-}
-
 /// The `--url` the user typed for the built-in none driver (its only flag), as typed; a
 /// value with control characters is not taken (it is printed by `ls`, `url` and `inspect`).
 fn recorded_url(req: &CreateRequest) -> Option<String> {
@@ -79,7 +67,7 @@ pub struct CreateRequest {
     /// environment variables): the only paths the driver may name as the SSH key.
     pub typed_values: Vec<String>,
     /// The driver's `http` settings for this machine (a driver granted `http`).
-    pub http: Option<crate::capabilities::http::HttpSettings>,
+    pub http: Option<crate::net::HttpSettings>,
     /// `--no-provision`: stop once the machine exists at the provider (no SSH, no engine).
     pub no_provision: bool,
 }
@@ -220,13 +208,9 @@ impl Run<'_> {
         if req.no_provision {
             // Nothing connects to the machine: its record says it is not provisioned, so
             // `ls` and the power commands never wait for an engine that was not installed.
-            self.record.status = MachineStatus::Error;
-            self.record.error = Some(StepError {
-                step: NOT_PROVISIONED_STEP.into(),
-                message: format!(
-                    "created with --no-provision: dmw did not wait for SSH and installed no Docker Engine; `dmw provision {name}` does both"
-                ),
-            });
+            self.record.status = MachineStatus::Unprovisioned;
+            self.record.error = None;
+            self.record.never_provisioned = true;
             self.save("save machine")?;
             self.report.step(&format!(
                 "Machine created at the provider, not provisioned (--no-provision): `dmw provision {name}` waits for SSH and installs Docker"
@@ -358,8 +342,7 @@ impl Run<'_> {
         }
         self.copy_client_certs()
             .map_err(|e| self.fail("copy client certificates", e))?;
-        self.record.status = MachineStatus::Ready;
-        self.record.error = None;
+        self.record.mark_ready();
         self.save("save machine")?;
         if crate::personality::docker_machine() {
             // Docker Machine's none driver stopped here with its usual closing line.

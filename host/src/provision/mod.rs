@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::report::Reporter;
 use crate::store::MachineRecord;
 
-pub use create::{CreateRequest, NOT_PROVISIONED_STEP, create, never_provisioned};
+pub use create::{CreateRequest, create};
 pub use recipe_choice::{choose_recipe, detect_os};
 pub use rerun::{regenerate_certs, reprovision, upgrade};
 pub use steps::{bootstrap_certs, cert_org, check_tls_san, engine_config, server_sans};
@@ -37,6 +37,10 @@ pub struct StepFailure {
     /// Process exit code (3 for a failed pre-create check, as Docker Machine).
     pub exit_code: i32,
 }
+
+/// The step of a failure to take a machine's lock (it does not exist, or its lock file
+/// cannot be opened): its error is the whole message.
+pub const LOCK_STEP: &str = "lock machine";
 
 impl StepFailure {
     /// A failure of `step` on machine `machine`, with exit code 1.

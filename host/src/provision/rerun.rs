@@ -15,9 +15,27 @@ use crate::report::Reporter;
 use crate::store::{Endpoint, MachineRecord, MachineStatus, StepError};
 use crate::wait::{SSH_WAIT_ENV, SSH_WAIT_SECS, wait_env, wait_for_ssh};
 
-/// Run the recipe again on a machine with its stored options (`dmw provision`): detect the
-/// OS, install (kept when present), configure (unchanged configuration: no restart), verify.
+/// The machine's lock, for the re-runs: a failure is a [`StepFailure`] of [`LOCK_STEP`].
+fn lock(app: &App, name: &str) -> Result<crate::store::MachineLock, StepFailure> {
+    app.store
+        .lock_existing(name)
+        .map_err(|e| failure(name, super::LOCK_STEP, e))
+}
+
+/// Run the recipe again on a machine with its stored options (`dmw provision`), holding its
+/// lock: detect the OS, install (kept when present), configure (unchanged configuration: no
+/// restart), verify.
 pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result<(), StepFailure> {
+    let _lock = lock(app, name)?;
+    reprovision_locked(app, name, report).await
+}
+
+/// [`reprovision`] with the lock held.
+async fn reprovision_locked(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
     let (mut record, endpoint, link) = connect(app, name, &report).await?;
     let recipe = match &record.recipe {
         Some(r) => Some(
@@ -37,8 +55,9 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
     finish(app, &mut record, &report, result)
 }
 
-/// Issue the machine a new server certificate and install it (`dmw regenerate-certs`):
-/// the kept one is dropped and the recipe runs again, which restarts the engine.
+/// Issue the machine a new server certificate and install it (`dmw regenerate-certs`),
+/// holding its lock: the kept one is dropped and the recipe runs again, which restarts the
+/// engine; its docker context is refreshed (a context that cannot be is a warning).
 pub async fn regenerate_certs(
     app: &App,
     name: &str,
@@ -52,6 +71,7 @@ pub async fn regenerate_certs(
             crate::store::LoadError::NotFound(name.to_string()).into(),
         ));
     }
+    let _lock = lock(app, name)?;
     report.info("Regenerating TLS certificates");
     for file in [dir.server_cert(), dir.server_key()] {
         match std::fs::remove_file(&file) {
@@ -66,16 +86,25 @@ pub async fn regenerate_certs(
             }
         }
     }
-    reprovision(app, name, report).await
+    reprovision_locked(app, name, report.clone()).await?;
+    if let Err(e) = crate::context::refresh_machine(&app.store, name) {
+        report.warn(&format!(
+            "the docker context of \"{name}\" was not updated: {e:#}"
+        ));
+    }
+    Ok(())
 }
 
-/// Upgrade the engine through the machine's recipe (`dmw upgrade`; the command starts the
-/// machine first if it is not running); returns the engine versions before and after.
+/// Upgrade the engine through the machine's recipe (`dmw upgrade`), holding its lock; a
+/// machine that is not running is started first (as Docker Machine did). Returns the engine
+/// versions before and after.
 pub async fn upgrade(
     app: &App,
     name: &str,
     report: Arc<Reporter>,
 ) -> Result<(Option<String>, String), StepFailure> {
+    let _lock = lock(app, name)?;
+    start_for_upgrade(app, name, report.clone()).await?;
     let (mut record, endpoint, link) = connect(app, name, &report).await?;
     let before = record.docker_version.clone();
     let mut run = Run {
@@ -89,6 +118,38 @@ pub async fn upgrade(
     finish(app, &mut record, &report, result)?;
     let after = record.docker_version.clone().unwrap_or_default();
     Ok((before, after))
+}
+
+/// Start a machine that is not running so it can be upgraded (its lock held).
+async fn start_for_upgrade(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
+    let record = app
+        .store
+        .load(name)
+        .map_err(|e| failure(name, "load machine", e.into()))?;
+    if record.endpoint.is_none() {
+        // `connect` explains a machine without an address.
+        return Ok(());
+    }
+    let mut driver = app
+        .machine_driver(&record, report.clone())
+        .await
+        .map_err(|e| failure(name, "start machine", e))?;
+    let state = driver
+        .state()
+        .await
+        .map_err(|e| failure(name, "start machine", e))?;
+    if state != crate::plugin::driver::MachineState::Running {
+        report.info("Starting machine so machine can be upgraded...");
+        drop(driver);
+        crate::power::run_locked(app, name, crate::power::Action::Start, report.clone())
+            .await
+            .map_err(|e| failure(name, "start machine", e))?;
+    }
+    Ok(())
 }
 
 /// A failure of `step` on machine `name`.

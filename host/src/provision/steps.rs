@@ -13,7 +13,7 @@ use crate::capabilities::{CertGrant, Offer, SshLink};
 use crate::plugin::recipe::{EngineConfig, InstallMethod, OsInfo};
 use crate::plugin::{Kind, Recipe, Source};
 use crate::report::Reporter;
-use crate::store::{DriverRef, Endpoint, EngineOptions, MachineStatus};
+use crate::store::{DriverRef, Endpoint, EngineOptions};
 use crate::wait::{ENGINE_WAIT_ENV, ENGINE_WAIT_SECS, wait_env, wait_for_engine};
 
 /// The subject organisation of certificates: `$USER` (or `unknown`), as Docker Machine.
@@ -119,8 +119,7 @@ impl Run<'_> {
         .await
         .map_err(|e| self.fail("check engine", e))?;
         self.record.docker_version = Some(version);
-        self.record.status = MachineStatus::Ready;
-        self.record.error = None;
+        self.record.mark_ready();
         self.save("save machine")
     }
 

@@ -4,20 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-/// CA certificate (CA directory, machine directory, `DOCKER_CERT_PATH`).
-pub const CA_CERT: &str = "ca.pem";
-/// CA private key (CA directory only).
-pub const CA_KEY: &str = "ca-key.pem";
-/// Client certificate.
-pub const CLIENT_CERT: &str = "cert.pem";
-/// Client private key.
-pub const CLIENT_KEY: &str = "key.pem";
+/// The certificate files and the lock file, spelled by `tls`, which makes and locks them.
+pub use crate::tls::{CA_CERT, CA_KEY, CLIENT_CERT, CLIENT_KEY, LOCK_FILE};
 /// Server certificate, kept in the machine directory.
 pub const SERVER_CERT: &str = "server.pem";
 /// Server private key, kept in the machine directory.
 pub const SERVER_KEY: &str = "server-key.pem";
-/// Lock file of a directory (machine directory, CA directory).
-pub const LOCK_FILE: &str = ".lock";
 /// The machine record (also Docker Machine's per-machine file name).
 pub const RECORD_FILE: &str = "config.json";
 /// The machine's SSH private key.

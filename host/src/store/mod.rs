@@ -189,11 +189,13 @@ impl Store {
                 });
             }
         };
-        serde_json::from_slice(&bytes).map_err(|e| LoadError::Corrupt {
-            name: name.into(),
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map(MachineRecord::upgrade)
+            .map_err(|e| LoadError::Corrupt {
+                name: name.into(),
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Save a machine's record atomically (0600).

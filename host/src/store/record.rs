@@ -15,9 +15,16 @@ pub enum MachineStatus {
     Creating,
     /// Provisioned: the engine answered over mutual TLS.
     Ready,
+    /// It exists at its provider and dmw has not provisioned it (`create --no-provision`):
+    /// no SSH contact yet, no engine; `dmw provision` does both.
+    Unprovisioned,
     /// A step failed; `error` says which.
     Error,
 }
+
+/// The step older records named for a `--no-provision` machine (status `error`), read as
+/// [`MachineStatus::Unprovisioned`] (see [`MachineRecord::upgrade`]).
+pub const LEGACY_NOT_PROVISIONED_STEP: &str = "provision (skipped: --no-provision)";
 
 /// The step that failed and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +172,29 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Check every value (records written by older versions or imported from another store
+    /// are checked again before they are used): the engine address and port, and — unless
+    /// the machine has no SSH access (`ssh_port` 0) — the SSH address, port and user. The
+    /// error says what is wrong, e.g. `address "a b", which is not …`.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::validate::{address_problem, port, ssh_user_problem};
+        if let Some(p) = address_problem(&self.address) {
+            return Err(p);
+        }
+        port(self.engine_port).map_err(|why| format!("engine port: {why}"))?;
+        if self.ssh_port == 0 && self.ssh_address.is_empty() && self.ssh_user.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = address_problem(&self.ssh_address) {
+            return Err(format!("SSH {p}"));
+        }
+        port(self.ssh_port).map_err(|why| format!("SSH port: {why}"))?;
+        if let Some(p) = ssh_user_problem(&self.ssh_user) {
+            return Err(p);
+        }
+        Ok(())
+    }
+
     /// The engine URL, `tcp://address:port`.
     pub fn url(&self) -> String {
         if self.address.contains(':') {
@@ -234,10 +264,15 @@ pub struct MachineRecord {
     /// What the driver's `http` capability may reach for this machine and how (its allowed
     /// hosts with its flags resolved, CA bundle, insecure mode), for a driver granted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<crate::capabilities::http::HttpSettings>,
+    pub http: Option<crate::net::HttpSettings>,
     /// Its place in a Swarm-mode cluster, if dmw made it join one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<SwarmMembership>,
+    /// dmw has never provisioned it (created with `--no-provision`; cleared when a
+    /// provisioning succeeds): its first SSH connection pins the host key, also after a
+    /// provisioning that failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_provisioned: bool,
 }
 
 /// A machine's place in a Swarm-mode cluster, as recorded when it joined.
@@ -336,7 +371,31 @@ impl MachineRecord {
             generated_key: false,
             http: None,
             swarm: None,
+            never_provisioned: false,
         }
+    }
+
+    /// Bring a record written by an older dmw to this one's meaning: a `--no-provision`
+    /// machine was status `error` with [`LEGACY_NOT_PROVISIONED_STEP`].
+    pub fn upgrade(mut self) -> MachineRecord {
+        if self.status == MachineStatus::Error
+            && self
+                .error
+                .as_ref()
+                .is_some_and(|e| e.step == LEGACY_NOT_PROVISIONED_STEP)
+        {
+            self.status = MachineStatus::Unprovisioned;
+            self.error = None;
+            self.never_provisioned = true;
+        }
+        self
+    }
+
+    /// Mark it provisioned: the engine answered.
+    pub fn mark_ready(&mut self) {
+        self.status = MachineStatus::Ready;
+        self.error = None;
+        self.never_provisioned = false;
     }
 
     /// Why the machine has no SSH access, if it has none (the `none` driver).
@@ -373,7 +432,7 @@ impl MachineRecord {
     /// A copy safe to show on a terminal: the texts that came from plugins (the stored
     /// error, the driver's name, the plugins' state values) made inert, as records written
     /// before the host sanitised plugin text may hold raw control characters; the values
-    /// of secret store keys ([`crate::report::is_secret_key`]) shown as `<redacted>`.
+    /// of secret store keys ([`crate::sanitize::is_secret_key`]) shown as `<redacted>`.
     pub fn for_display(&self) -> MachineRecord {
         use crate::sanitize::stored_text;
         let mut r = self.clone();
@@ -390,8 +449,8 @@ impl MachineRecord {
             *v = stored_text(v);
         }
         for (k, v) in r.driver_state.iter_mut().chain(r.recipe_state.iter_mut()) {
-            if crate::report::is_secret_key(k) {
-                *v = crate::report::REDACTED.to_string();
+            if crate::sanitize::is_secret_key(k) {
+                *v = crate::sanitize::REDACTED.to_string();
             }
         }
         r
@@ -409,5 +468,78 @@ mod tests {
         assert_eq!(url_host("tcp://[::1]:2376"), "[::1]:2376");
         assert_eq!(url_host("none"), "");
         assert_eq!(url_host("://h"), "");
+    }
+
+    #[test]
+    fn a_legacy_no_provision_record_reads_as_unprovisioned_until_provisioned() {
+        let mut r = MachineRecord::new(
+            "np",
+            DriverRef::builtin("amazonec2"),
+            EngineOptions::default(),
+        );
+        r.status = MachineStatus::Error;
+        r.error = Some(StepError {
+            step: LEGACY_NOT_PROVISIONED_STEP.into(),
+            message: "created with --no-provision".into(),
+        });
+        let json = serde_json::to_string(&r).expect("json");
+        let mut read: MachineRecord = serde_json::from_str::<MachineRecord>(&json)
+            .expect("read")
+            .upgrade();
+        assert_eq!(read.status, MachineStatus::Unprovisioned);
+        assert!(read.never_provisioned && read.error.is_none());
+        // Written back, it says so in this version's words.
+        let json = serde_json::to_string(&read).expect("json");
+        assert!(
+            json.contains("\"status\":\"unprovisioned\"")
+                && json.contains("\"never_provisioned\":true"),
+            "{json}"
+        );
+        read.mark_ready();
+        assert_eq!(read.status, MachineStatus::Ready);
+        assert!(!read.never_provisioned);
+        assert!(
+            !serde_json::to_string(&read)
+                .expect("json")
+                .contains("never_provisioned")
+        );
+        // Another failed step is left as it is.
+        let mut failed = read.clone();
+        failed.status = MachineStatus::Error;
+        failed.error = Some(StepError {
+            step: "wait for SSH".into(),
+            message: "no answer".into(),
+        });
+        let kept = failed.clone().upgrade();
+        assert_eq!((kept.status, kept.error), (failed.status, failed.error));
+    }
+
+    #[test]
+    fn endpoints_are_checked_value_by_value() {
+        let mut ep = Endpoint {
+            address: "10.0.0.2".into(),
+            engine_port: 2376,
+            ssh_address: "10.0.0.2".into(),
+            ssh_port: 22,
+            ssh_user: "root".into(),
+        };
+        assert!(ep.check().is_ok());
+        let engine_only = Endpoint {
+            ssh_address: String::new(),
+            ssh_port: 0,
+            ssh_user: String::new(),
+            ..ep.clone()
+        };
+        assert!(engine_only.check().is_ok());
+        ep.ssh_user = "root\n ProxyCommand x".into();
+        let e = ep.check().unwrap_err();
+        assert!(e.starts_with("SSH user \"root\\n ProxyCommand x\""), "{e}");
+        ep.ssh_user = "root".into();
+        ep.address = "127.0.0.1/$(id)".into();
+        let e = ep.check().unwrap_err();
+        assert_eq!(
+            e,
+            "address \"127.0.0.1/$(id)\", which is not an IP address or DNS name (the character '/' is not allowed)"
+        );
     }
 }

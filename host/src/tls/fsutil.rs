@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 
+use super::LOCK_FILE;
+
 /// File mode for private keys.
 pub(crate) const KEY_MODE: u32 = 0o600;
 /// File mode for certificates.
@@ -25,9 +27,6 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .with_context(|| format!("creating certificate directory {}", dir.display()))
 }
-
-/// Name of the lock file that serialises certificate changes within a directory.
-pub(crate) const LOCK_FILE: &str = crate::store::layout::LOCK_FILE;
 
 /// Takes an advisory `flock` on `dir/.lock` (exclusive or shared), blocking until it is
 /// granted; the lock is released when the returned file is dropped.

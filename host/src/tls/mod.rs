@@ -22,8 +22,16 @@ use time::{Duration, OffsetDateTime};
 
 use ca::{Ca, Validity};
 
-/// File names in the CA directory, spelled by the store's layout.
-pub use crate::store::layout::{CA_CERT, CA_KEY, CLIENT_CERT, CLIENT_KEY};
+/// CA certificate (CA directory, machine directory, `DOCKER_CERT_PATH`).
+pub const CA_CERT: &str = "ca.pem";
+/// CA private key (CA directory only).
+pub const CA_KEY: &str = "ca-key.pem";
+/// Client certificate.
+pub const CLIENT_CERT: &str = "cert.pem";
+/// Client private key.
+pub const CLIENT_KEY: &str = "key.pem";
+/// Lock file of a directory (machine directory, CA directory).
+pub const LOCK_FILE: &str = ".lock";
 /// Lifetime of every certificate (Docker Machine: 1080 days).
 pub const VALIDITY: Duration = Duration::days(1080);
 /// How far `notBefore` is backdated to tolerate clock skew (Docker Machine: 5 minutes).

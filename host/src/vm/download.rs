@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Empty};
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
-use crate::capabilities::http::Sender;
+use crate::net::Sender;
 
 /// Longest URL accepted.
 pub const MAX_URL: usize = 2048;
@@ -207,7 +207,7 @@ pub fn check_allowed(sender: Option<&Sender>, uri: &Uri) -> Result<()> {
     if sender.is_some_and(|h| h.allows(scheme, &bare.to_ascii_lowercase(), port)) {
         Ok(())
     } else {
-        let why = crate::capabilities::http::scheme_note(allowed, scheme, bare, port)
+        let why = crate::net::scheme_note(allowed, scheme, bare, port)
             .unwrap_or_else(|| "the plugin did not declare it".to_string());
         bail!(
             "the download from host {host} (port {port}) is refused: {why} (http-host patterns allowed here: {})",
@@ -237,7 +237,7 @@ pub async fn cached_download(
     let uri = check_url(url)?;
     let spec = parse_checksum(checksum)?;
     check_allowed(sender, &uri)?;
-    let quota = crate::capabilities::quota::env_size(CACHE_QUOTA_VAR, DEFAULT_CACHE_QUOTA)?;
+    let quota = crate::sandbox::quota::env_size(CACHE_QUOTA_VAR, DEFAULT_CACHE_QUOTA)?;
     let name = file_name(&uri);
     let expected = match spec {
         ChecksumSpec::Sum(sum) => sum,
@@ -296,8 +296,8 @@ pub async fn cached_download(
                 progress(&format!(
                     "evicted {} ({}, least recently used) from the image cache ({CACHE_QUOTA_VAR}={})",
                     e.file.as_deref().unwrap_or(&e.dir).display(),
-                    crate::capabilities::quota::show_size(e.bytes),
-                    crate::capabilities::quota::show_size(quota)
+                    crate::sandbox::quota::show_size(e.bytes),
+                    crate::sandbox::quota::show_size(quota)
                 ));
             }
         }
@@ -342,7 +342,7 @@ pub fn entries(cache: &Path) -> Vec<Entry> {
                 return None;
             }
             let dir = e.path();
-            let bytes = crate::capabilities::quota::usage(&dir).ok()?.bytes;
+            let bytes = crate::sandbox::quota::usage(&dir).ok()?.bytes;
             let file = std::fs::read_dir(&dir).ok().and_then(|r| {
                 r.flatten().map(|f| f.path()).find(|p| {
                     let n = p.file_name().unwrap_or_default().to_string_lossy();
@@ -388,7 +388,7 @@ pub fn in_use(machines: &Path) -> Vec<PathBuf> {
 /// Evict the least recently used downloads (not `keep`, not one a machine uses) until the
 /// cache fits `quota`; the evicted. Fails, naming [`CACHE_QUOTA_VAR`], when it cannot fit.
 fn trim(cache: &Path, keep: &Path, quota: u64, machines: Option<&Path>) -> Result<Vec<Entry>> {
-    use crate::capabilities::quota::show_size;
+    use crate::sandbox::quota::show_size;
     let all = entries(cache);
     let mut total: u64 = all.iter().map(|e| e.bytes).sum();
     if total <= quota {
@@ -476,7 +476,7 @@ async fn fetch_to(
     quota: u64,
     progress: Progress<'_>,
 ) -> Result<()> {
-    use crate::capabilities::quota::show_size;
+    use crate::sandbox::quota::show_size;
     let mut response = get(uri, sender).await?;
     let total = response
         .headers()
@@ -649,8 +649,7 @@ async fn get(uri: &Uri, sender: Option<&Sender>) -> Result<http::Response<hyper:
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
         {
-            let next = crate::capabilities::http::next_hop(&uri, location)
-                .map_err(|why| anyhow!("dmw {why}"))?;
+            let next = crate::net::next_hop(&uri, location).map_err(|why| anyhow!("dmw {why}"))?;
             uri = check_url(&next.to_string()).with_context(|| format!("{uri} redirects"))?;
             continue;
         }
@@ -666,7 +665,7 @@ async fn get(uri: &Uri, sender: Option<&Sender>) -> Result<http::Response<hyper:
 /// proxies the environment names, and the address check).
 async fn request(sender: &Sender, uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
     let opened = sender
-        .open::<Empty<Bytes>>(uri, crate::capabilities::http::CONNECT_TIMEOUT)
+        .open::<Empty<Bytes>>(uri, crate::net::CONNECT_TIMEOUT)
         .await
         .map_err(|e| anyhow!("cannot connect to {uri}: {e}"))?;
     let mut headers = http::HeaderMap::new();
@@ -786,7 +785,7 @@ mod tests {
     /// A sender allowing `hosts` (patterns as declared).
     fn sender(hosts: &[&str]) -> Sender {
         Sender::new(
-            crate::capabilities::http::HttpSettings {
+            crate::net::HttpSettings {
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
                 ..Default::default()
             },

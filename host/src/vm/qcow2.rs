@@ -187,12 +187,16 @@ pub fn check(path: &Path) -> Result<()> {
 /// The backing file a qcow2 image at `path` names (for the cache: images machines use).
 pub fn backing_file(path: &Path) -> Option<String> {
     // The name follows the header (QEMU writes it in the first cluster).
-    let head = read_first(path, 64 << 10).ok()?;
+    backing_name(&read_first(path, 64 << 10).ok()?)
+}
+
+/// The backing file the qcow2 header `head` names, if any.
+pub fn backing_name(head: &[u8]) -> Option<String> {
     if head.get(..4)? != MAGIC {
         return None;
     }
-    let offset = usize::try_from(be64(&head, 8)?).ok()?;
-    let size = be32(&head, 16)? as usize;
+    let offset = usize::try_from(be64(head, 8)?).ok()?;
+    let size = be32(head, 16)? as usize;
     let name = head.get(offset..offset.checked_add(size)?)?;
     (size > 0).then(|| String::from_utf8_lossy(name).into_owned())
 }

@@ -143,7 +143,7 @@ fn is_local_mac(mac: &str) -> bool {
 pub fn parse_disk_size(size: &str) -> Result<u64> {
     let ok =
         !size.is_empty() && size.len() <= 16 && size.chars().all(|c| c.is_ascii_alphanumeric());
-    match crate::capabilities::quota::parse_size(size).filter(|_| ok) {
+    match crate::sandbox::quota::parse_size(size).filter(|_| ok) {
         Some(bytes) if bytes >= 1 << 20 => Ok(bytes),
         _ => bail!(
             "disk size {:?} is not a size such as 20G",

@@ -63,6 +63,24 @@ fn digitalocean_chain() {
     );
     assert!(stdout.contains("Docker is up and running!"), "{stdout}");
     assert!(stdout.contains("answered 429; retrying in 1 s"), "{stdout}");
+    // What the driver was given for this machine: the API host from the URL typed.
+    let api_host = api.trim_start_matches("http://").trim_end_matches('/');
+    let granted = dmw.ok(&["plugin", "inspect", "--machine", "do1"]);
+    assert!(
+        granted.contains("for machine \"do1\":")
+            && granted.contains(&format!("{api_host} (from a URL you typed)"))
+            && granted.contains("http tls:   system roots only"),
+        "{granted}"
+    );
+    let json = dmw.ok(&["plugin", "inspect", "--machine", "do1", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["machine"]["machine"], "do1", "{json}");
+    assert!(
+        v["machine"]["typed_hosts"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty()),
+        "{json}"
+    );
     let creates: Vec<String> = cloud
         .http
         .request_lines()

@@ -20,8 +20,34 @@ use http::Uri;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_PATTERNS;
-use crate::plugin::declaration::Declaration;
-use crate::plugin::driver::FlagValue;
+use crate::contract::v0_1::FlagValue;
+
+/// What a plugin declared about HTTP — its `http-host`, `http-cacert`, `http-insecure` and
+/// `http-keystone-catalog` entries (the fields of the same names of its declaration) — which
+/// [`HttpSettings::resolve`] resolves with the flag values the user typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpAsk {
+    /// The host patterns (`{flag}` for the host of a flag's value).
+    pub http_hosts: Vec<String>,
+    /// The flag naming a CA bundle file.
+    pub http_cacert: Option<String>,
+    /// The flag that turns TLS verification off.
+    pub http_insecure: Option<String>,
+    /// The flags choosing the Keystone catalog's endpoints.
+    pub http_keystone_catalog: Option<KeystoneCatalogFlags>,
+}
+
+/// The `http-keystone-catalog` entry: the flags whose values choose the catalog endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeystoneCatalogFlags {
+    /// The flag with the Keystone auth URL (its host is where the token is asked for).
+    pub auth_url: String,
+    /// The flag with the region (unset: every region).
+    pub region: String,
+    /// The flag with the interface (`public`, `internal`, `admin`, or Docker Machine's
+    /// `publicURL`…; unset: public).
+    pub interface: String,
+}
 
 /// What the `http` capability needs for one machine, kept in its record: the allowed host
 /// patterns (flags resolved) and the TLS settings from the plugin's flags.
@@ -180,7 +206,7 @@ impl HttpSettings {
     /// the user gave, on the command line or in the flag's environment variable), never
     /// from the plugin's default: with nothing typed, the pattern allows no host.
     pub fn resolve(
-        d: &Declaration,
+        d: &HttpAsk,
         flags: &[FlagValue],
         typed: &BTreeSet<String>,
     ) -> Result<HttpSettings> {
@@ -602,9 +628,9 @@ mod tests {
         );
         assert_eq!(literal_special_use("8.8.8.8"), None);
         // A URL the user typed: `http://` without a port becomes `:80`, `https://` none.
-        let d = Declaration {
+        let d = HttpAsk {
             http_hosts: pats(&["{acme-url}", "{acme-secure}"]),
-            ..Declaration::default()
+            ..HttpAsk::default()
         };
         let fv = |n: &str, v: &str| FlagValue {
             name: n.into(),
@@ -738,7 +764,7 @@ mod tests {
 
     #[test]
     fn flag_patterns_resolve_to_the_flag_values_host() {
-        let d = Declaration {
+        let d = HttpAsk {
             http_hosts: pats(&[
                 "{acme-url}",
                 "{acme-other}",
@@ -747,7 +773,7 @@ mod tests {
             ]),
             http_cacert: Some("acme-cacert".into()),
             http_insecure: Some("acme-insecure".into()),
-            ..Declaration::default()
+            ..HttpAsk::default()
         };
         let fv = |n: &str, v: &str| FlagValue {
             name: n.into(),
@@ -769,25 +795,24 @@ mod tests {
         let ftp = [fv("acme-url", "ftp://x/")];
         let bad = HttpSettings::resolve(&d, &ftp, &all_typed(&ftp));
         assert!(bad.is_err());
-        let star = Declaration {
+        let star = HttpAsk {
             http_hosts: pats(&["*"]),
-            ..Declaration::default()
+            ..HttpAsk::default()
         };
         assert!(HttpSettings::resolve(&star, &[], &BTreeSet::new()).is_err());
     }
 
     #[test]
     fn flag_patterns_and_files_come_only_from_typed_values() {
-        let d = Declaration {
+        let d = HttpAsk {
             http_hosts: pats(&["{acme-url}", "{acme-url}:*", "static.acme.test"]),
             http_cacert: Some("acme-cacert".into()),
             http_insecure: Some("acme-insecure".into()),
-            http_keystone_catalog: Some(crate::plugin::declaration::KeystoneCatalogFlags {
+            http_keystone_catalog: Some(KeystoneCatalogFlags {
                 auth_url: "acme-url".into(),
                 region: "acme-region".into(),
                 interface: "acme-interface".into(),
             }),
-            ..Declaration::default()
         };
         let fv = |n: &str, v: &str| FlagValue {
             name: n.into(),
@@ -923,14 +948,13 @@ mod tests {
             201
         ));
         assert!(!k.is_token_answer(&post, &uri("https://keystone.test:5000/v3/servers"), 201));
-        let d = Declaration {
-            capabilities: vec!["http".into()],
-            http_keystone_catalog: Some(crate::plugin::declaration::KeystoneCatalogFlags {
+        let d = HttpAsk {
+            http_keystone_catalog: Some(KeystoneCatalogFlags {
                 auth_url: "os-auth-url".into(),
                 region: "os-region".into(),
                 interface: "os-endpoint-type".into(),
             }),
-            ..Declaration::default()
+            ..HttpAsk::default()
         };
         let flag = |n: &str, v: &str| FlagValue {
             name: n.into(),

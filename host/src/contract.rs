@@ -1,4 +1,6 @@
-//! Host bindings of the plugin contract, one module per supported WIT version.
+//! The plugin contract as the host sees it: the bindings generated from `wit/`, one module
+//! per supported WIT version. A neutral room: the runtime (`plugin`) and the capabilities
+//! both build on it, and neither reaches into the other for it.
 //!
 //! `v0_1` is generated from `wit/` (package `dmw:plugin@0.1.3`). When a breaking
 //! version appears, the released WIT is frozen under `wit/v0.1/`, a new module is
@@ -34,5 +36,6 @@ pub mod v0_1 {
     }
 
     pub use driver::dmw::plugin::{files, log, process, ssh, store, types, vm};
+    pub use driver::exports::dmw::plugin::driver::FlagValue;
     pub use recipe::dmw::plugin::certs;
 }

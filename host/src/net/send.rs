@@ -313,7 +313,7 @@ pub fn retry_after(value: Option<&str>, now: std::time::SystemTime) -> Option<Du
 }
 
 /// An allowed request, sent with redirects and retries; the whole answer read.
-pub(super) async fn send(
+pub async fn send(
     sender: &Sender,
     report: &Reporter,
     plugin: &str,

@@ -3,7 +3,8 @@
 //!
 //! - Every request is checked in the send-request hook against the plugin's declared
 //!   `http-host` patterns, with `{flag}` replaced by the host of that flag's value for this
-//!   machine — a value the user typed, never the plugin's default ([`HttpSettings::resolve`]). Anything else is refused **before any connection
+//!   machine — a value the user typed, never the plugin's default
+//!   ([`crate::net::HttpSettings::resolve`]). Anything else is refused **before any connection
 //!   is opened** (the request body is drained first so the guest sees
 //!   `http-request-denied`, not a reset), and the refusal names the host in the log.
 //! - Only http and https; a pattern without a port allows https on port 443 only.
@@ -11,7 +12,7 @@
 //!   against the same list; never from https to plain http, and credentials
 //!   (`Authorization`, cookies, …) only to the origin they were sent to.
 //! - By address, not by name: a host name is looked up once, each address checked
-//!   ([`allow::special_use`]: loopback, link-local and metadata, private, … are refused
+//!   ([`crate::net::special_use`]: loopback, link-local and metadata, private, … are refused
 //!   unless the URL is that literal address or the user typed the name), and the
 //!   connection goes to the checked address (no second lookup: no DNS rebinding).
 //! - dmw's own sender: hyper http1 over tokio-rustls, trusting the system's roots plus the
@@ -23,63 +24,33 @@
 //! - Every request goes to the machine's log as method, URL (secret-looking query values
 //!   redacted) and status; `--debug` shows the headers with credentials redacted.
 //!
+//! This module is the WIT adapter (the instance's context, the hooks, the link step); the
+//! HTTP client itself — allow-list, sender, proxies, log lines — is the network service,
+//! [`crate::net`].
+//!
 //! A plugin not granted `http` gets `http-request-denied` for every request (and a
 //! component that imports `wasi:http` without declaring `http` is refused before it runs,
 //! see `plugin::grants::check_imports`).
 
-mod allow;
-mod log;
-mod proxy;
-mod send;
-
-pub use allow::{
-    HttpSettings, KeystoneCatalog, allowed, check_pattern, literal_special_use, scheme_note,
-    special_use,
-};
-pub use log::{loggable_headers, loggable_url};
-pub use proxy::{Proxy, ProxyConfig};
-pub use send::{Resolve, Sender, next_hop, retry_after};
-
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
-use super::{Capability, Lent, Offer};
-use crate::plugin::HostState;
+use super::{Capability, CapabilityView, Lent, Offer};
+use crate::net::{self, MAX_REQUEST_BODY, Sender, loggable_url};
 use crate::report::Reporter;
 
 /// The `http` capability (declared by the plugin, granted by the user).
-pub const CAPABILITY: Capability = Capability {
-    name: "http",
-    link: add_to_linker,
-    lend,
-};
-
-/// Longest a connection (TCP, proxy tunnel and TLS) may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest one attempt of a request may take, answer body included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Largest answer body read.
-pub const MAX_RESPONSE_BODY: usize = 16 << 20;
-/// Largest request body a plugin may send.
-pub const MAX_REQUEST_BODY: usize = 8 << 20;
-/// Most redirects followed for one request.
-pub const MAX_REDIRECTS: usize = 5;
-/// Most retries of one request on 429/502/503/504.
-pub const MAX_RETRIES: u32 = 3;
-/// Longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Largest CA bundle file read (only one the user named: `HttpSettings::resolve`).
-const MAX_CA_BUNDLE: u64 = 1 << 20;
-/// Most resolved host patterns.
-const MAX_PATTERNS: usize = 64;
-
-/// The prefix of the message of a refused redirect (the guest SDK names the host from it).
-pub const DENIED_REDIRECT_PREFIX: &str = "dmw-denied-host ";
+pub const fn capability<T: CapabilityView>() -> Capability<T> {
+    Capability {
+        name: "http",
+        link: add_to_linker::<T>,
+        lend,
+    }
+}
 
 /// The `http` context of a plugin instance.
 pub struct HttpCtx {
@@ -100,8 +71,9 @@ impl HttpCtx {
     }
 }
 
-/// Link `wasi:http` (outgoing-handler and types), answered through [`HostState`]'s hooks.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Link `wasi:http` (outgoing-handler and types), answered through the state's wasi:http
+/// view (which [`view`] makes).
+pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
@@ -111,6 +83,22 @@ fn lend(offer: &Offer, lent: &mut Lent) {
         sender: offer.http.clone(),
         report: offer.report.clone(),
     });
+}
+
+/// wasi:http's view of an instance: answered by its `http` context (the allow-list, the
+/// sender) when it was granted one, else by `no_http`, which refuses every request. The
+/// runtime's `WasiHttpView` is this.
+pub fn view<'a>(
+    lent: &'a mut Lent,
+    no_http: &'a mut NoHttp,
+    table: &'a mut wasmtime::component::ResourceTable,
+    ctx: &'a mut wasmtime_wasi_http::WasiHttpCtx,
+) -> wasmtime_wasi_http::WasiHttpCtxView<'a> {
+    let hooks: &mut dyn WasiHttpHooks = match lent.get_mut::<HttpCtx>() {
+        Some(ctx) => ctx,
+        None => no_http,
+    };
+    wasmtime_wasi_http::WasiHttpCtxView { hooks, table, ctx }
 }
 
 /// The hooks of an instance with no `http` grant: every request is refused.
@@ -171,7 +159,7 @@ impl WasiHttpHooks for HttpCtx {
         let plugin = self.plugin.clone();
         let report = self.report.clone();
         let uri = request.uri().clone();
-        let (scheme, host, port) = allow::target(&uri);
+        let (scheme, host, port) = net::target(&uri);
         let Some(sender) = self
             .sender
             .clone()
@@ -180,7 +168,7 @@ impl WasiHttpHooks for HttpCtx {
             let why = self
                 .sender
                 .as_deref()
-                .and_then(|s| allow::scheme_note(&s.settings().hosts, &scheme, &host, port))
+                .and_then(|s| net::scheme_note(&s.settings().hosts, &scheme, &host, port))
                 .unwrap_or_else(|| {
                     format!(
                         "host {host} is not in the plugin's http-host list{}",
@@ -208,7 +196,7 @@ impl WasiHttpHooks for HttpCtx {
                 .await
                 .map_err(|_| wasmtime_wasi_http::Error::HttpRequestBodySize(None))?
                 .to_bytes();
-            let answer = send::send(&sender, &report, &plugin, parts, body, options).await?;
+            let answer = net::send(&sender, &report, &plugin, parts, body, options).await?;
             let (parts, body) = answer.into_parts();
             let body: WasiBody = Full::new(body)
                 .map_err(|never| match never {})
