@@ -163,6 +163,53 @@ pub fn refresh_machine(store: &crate::store::Store, name: &str) -> Result<bool> 
     refresh(&docker_config_dir()?, name, &url, &store.machine_dir(name))
 }
 
+/// Write machine `name`'s docker context after a create or an import; a failure is a
+/// warning (the machine works without it), and a context of the same name that is not
+/// dmw's is left as it is.
+pub fn write_for_machine(
+    store: &crate::store::Store,
+    name: &str,
+    report: &crate::report::Reporter,
+) {
+    // A none machine whose `--url` is not tcp:// has nothing a docker context could hold.
+    if let Ok(record) = store.load(name)
+        && record.engine_only
+        && record.endpoint.is_none()
+    {
+        report.debug(&format!(
+            "no docker context for \"{name}\": its URL is not a tcp://HOST:PORT engine URL"
+        ));
+        return;
+    }
+    let written = store
+        .load(name)
+        .map_err(anyhow::Error::from)
+        .and_then(|record| {
+            let url = record.url().ok_or_else(|| anyhow!("no address"))?;
+            let dir = docker_config_dir()?;
+            if exists(&dir, name) && !is_ours(&dir, name) {
+                anyhow::bail!(
+                    "a docker context named \"{name}\" exists and is not dmw's; left as it is"
+                );
+            }
+            write(&dir, name, &url, &store.machine_dir(name))
+        });
+    match written {
+        Ok(()) => {
+            let line = format!(
+                "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
+            );
+            // Docker Machine wrote no context: its scripts see no line about one.
+            if crate::personality::docker_machine() {
+                report.debug(&line);
+            } else {
+                report.info(&line);
+            }
+        }
+        Err(e) => report.warn(&format!("no docker context for \"{name}\": {e:#}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! `v0_1` is generated from `wit/` (package `dmw:plugin@0.1.3`). When a breaking
 //! version appears, the released WIT is frozen under `wit/v0.1/`, a new module is
 //! generated from `wit/`, and the loader picks the module from the version a
-//! component's exports carry (see `check_api` and `api_compatible` in `plugin/mod.rs`).
+//! component's exports carry (see `check_api` and `api_compatible` in `plugin/api.rs`).
 
 /// Bindings for `dmw:plugin@0.1.x`.
 pub mod v0_1 {

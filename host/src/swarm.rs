@@ -138,6 +138,22 @@ async fn not_in_a_swarm(name: &str, engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// What create does about Swarm mode after provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmPlan {
+    /// Initialise a new cluster.
+    Init(AddrOptions),
+    /// Join the cluster of the named manager.
+    Join {
+        /// The manager machine.
+        manager: String,
+        /// The role to join as.
+        role: Role,
+        /// Addresses.
+        addrs: AddrOptions,
+    },
+}
+
 /// `name`'s engine initialises a new cluster named after the machine; returns the facts
 /// saved in its record.
 pub async fn init(

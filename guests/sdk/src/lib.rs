@@ -1,10 +1,12 @@
 //! `dmw-guest`: what every dmw plugin (driver or recipe) shares.
 //!
 //! * [`bindings`]: the guest bindings of the host's imports (`log`, `store`, `ssh`,
-//!   `certs`, `keys`, `process`, `files`, `vm`, and the shared `types`), generated once from `wit/`. A plugin crate calls
-//!   [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs wit-bindgen for its
-//!   world with `with` pointing every import at these modules: only the exports are
-//!   generated in the plugin, and the plugin needs no wit-bindgen dependency of its own.
+//!   `certs`, `keys`, `process`, `files`, `vm`, and the shared `types`), generated once
+//!   from `wit/` (build.rs reads the version and each world's imports there). A plugin
+//!   crate calls [`generate!`] (`dmw_guest::generate!("driver-plugin")`), which runs
+//!   wit-bindgen for its world with `with` pointing every import at these modules: only
+//!   the exports are generated in the plugin, and the plugin needs no wit-bindgen
+//!   dependency of its own.
 //! * Drivers: implement [`driver::Driver`] (defaults for everything a provider does not
 //!   have) and register it with [`export_driver!`]; declare and read flags with [`flags`].
 //! * HTTP for drivers granted `http`: [`http`] (a blocking client over `wasi:http`).
@@ -32,83 +34,15 @@ pub mod sigv4;
 pub mod store;
 pub mod vm;
 
-/// Guest bindings for the host interfaces of `dmw:plugin@0.1.3` (imports only).
-///
-/// Plugin crates reuse these types with wit-bindgen's `with` option, so a
-/// `types::Error` made by a helper here is the very type their exports return.
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        inline: "
-            package dmw:guest-sdk;
-
-            /// Every interface a dmw plugin may import.
-            world imports {
-                import dmw:plugin/log@0.1.3;
-                import dmw:plugin/store@0.1.3;
-                import dmw:plugin/ssh@0.1.3;
-                import dmw:plugin/certs@0.1.3;
-                import dmw:plugin/keys@0.1.3;
-                import dmw:plugin/process@0.1.3;
-                import dmw:plugin/files@0.1.3;
-                import dmw:plugin/vm@0.1.3;
-            }
-        ",
-        world: "dmw:guest-sdk/imports",
-        generate_all,
-    });
-}
+// The import bindings (`bindings`) and the `generate!` macro, derived from wit/ by
+// build.rs: the WIT version and the interfaces are spelled there once.
+include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
 /// Text rules shared with the host: shell quoting and engine URL parsing (crate `dmw-text`).
 pub use dmw_text as text;
-
-/// Generate a plugin's export bindings for a world of `dmw:plugin` (`"driver-plugin"` or
-/// `"recipe-plugin"`), reusing this crate's import bindings. Call it at the plugin's crate
-/// root, then implement `exports::dmw::plugin::<driver|recipe>::Guest` and call `export!`.
-/// The WIT folder is `../../wit` relative to the plugin's Cargo.toml unless given:
-/// `dmw_guest::generate!("driver-plugin", "path/to/wit")`.
-#[macro_export]
-macro_rules! generate {
-    ("driver-plugin") => {
-        $crate::generate!("driver-plugin", "../../wit");
-    };
-    ("recipe-plugin") => {
-        $crate::generate!("recipe-plugin", "../../wit");
-    };
-    ("driver-plugin", $path:literal) => {
-        $crate::__wit_bindgen::generate!({
-            path: $path,
-            world: "dmw:plugin/driver-plugin",
-            runtime_path: "::dmw_guest::__wit_bindgen::rt",
-            with: {
-                "dmw:plugin/types@0.1.3": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.3": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.3": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.3": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/keys@0.1.3": ::dmw_guest::bindings::dmw::plugin::keys,
-                "dmw:plugin/process@0.1.3": ::dmw_guest::bindings::dmw::plugin::process,
-                "dmw:plugin/files@0.1.3": ::dmw_guest::bindings::dmw::plugin::files,
-            },
-        });
-    };
-    ("recipe-plugin", $path:literal) => {
-        $crate::__wit_bindgen::generate!({
-            path: $path,
-            world: "dmw:plugin/recipe-plugin",
-            runtime_path: "::dmw_guest::__wit_bindgen::rt",
-            with: {
-                "dmw:plugin/types@0.1.3": ::dmw_guest::bindings::dmw::plugin::types,
-                "dmw:plugin/log@0.1.3": ::dmw_guest::bindings::dmw::plugin::log,
-                "dmw:plugin/store@0.1.3": ::dmw_guest::bindings::dmw::plugin::store,
-                "dmw:plugin/ssh@0.1.3": ::dmw_guest::bindings::dmw::plugin::ssh,
-                "dmw:plugin/certs@0.1.3": ::dmw_guest::bindings::dmw::plugin::certs,
-            },
-        });
-    };
-}
 
 /// Fixtures for a recipe's native unit tests, expanded in its test module (where the
 /// recipe's generated `OsInfo`, `EngineConfig` and `InstallMethod` are in scope through

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::engine_args::EngineArgs;
-use super::swarm_args::{SwarmCreateArgs, SwarmPlan};
+use super::swarm_args::SwarmCreateArgs;
 use super::worded;
 use super::{CliError, CliResult};
 use crate::app::App;
 use crate::plugin::driver::{Flag, FlagKind, FlagValue};
 use crate::plugin::{Kind, Source};
-use crate::provision::{self, CreateRequest};
+use crate::provision::{self, CreateFailure, Left, NewMachine};
 use crate::report::Reporter;
 use clap::{Args as _, FromArgMatches as _};
 
@@ -161,39 +161,6 @@ fn flag_values(m: &ArgMatches, flags: &[Flag]) -> Vec<FlagValue> {
 /// What `dmw create` says when no driver was given and QEMU (the default) is missing.
 const NO_QEMU: &str = "no --driver given, and the default driver, qemu (a local VM), needs qemu-system-x86_64 and qemu-img, which are not installed: install them (Debian/Ubuntu: `sudo apt-get install qemu-system-x86 qemu-utils`), or pass a driver, e.g. --driver generic --generic-ip-address HOST for a machine you already have. Nothing was created";
 
-/// The driver `create` uses when none is given: `qemu` when its programs are installed
-/// (none otherwise: create then says what to install). Not for `--help` alone.
-fn default_driver(args: &[String]) -> Option<String> {
-    let programs = ["qemu-system-x86_64", "qemu-img"];
-    programs
-        .iter()
-        .all(|p| crate::capabilities::process::which(p).is_some())
-        .then(|| "qemu".to_string())
-        .filter(|_| !args.is_empty())
-}
-
-/// A driver installed under `name` (`dmw plugin install`): its file, whose bytes must be
-/// the very ones approved (same sha256, checked on the bytes that are loaded), whatever it
-/// asks for.
-fn installed_driver(app: &App, name: &str) -> Option<anyhow::Result<Source>> {
-    if name.contains('/')
-        || name.ends_with(".wasm")
-        || crate::plugin::builtin::driver(name).is_some()
-    {
-        return None;
-    }
-    let registry = match crate::plugin::grants::Registry::load(&app.store.grants_file()) {
-        Ok(r) => r,
-        Err(e) => return Some(Err(e)),
-    };
-    let p = registry.named(name, Kind::Driver)?;
-    Some(Ok(Source::Installed {
-        name: name.to_string(),
-        path: p.path.clone(),
-        sha256: p.sha256.clone(),
-    }))
-}
-
 /// The names of the driver's flags whose values the user gave (not the driver's
 /// defaults): on the command line, or in the environment variable the driver declared for
 /// the flag. Decided here once; file flags, `{flag}` hosts, the CA bundle and the SSH key
@@ -212,68 +179,6 @@ fn typed_flags(m: &ArgMatches, flags: &[Flag]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The text values the user gave the driver's flags (see [`typed_flags`]).
-fn typed_values(values: &[FlagValue], flags: &[Flag], typed: &BTreeSet<String>) -> Vec<String> {
-    let text = |name: &str| {
-        flags
-            .iter()
-            .any(|f| f.name == name && matches!(f.kind, FlagKind::Text | FlagKind::TextList))
-    };
-    values
-        .iter()
-        .filter(|v| typed.contains(&v.name) && text(&v.name))
-        .flat_map(|v| v.values.iter().cloned())
-        .collect()
-}
-
-use crate::report::SECRET_WORDS;
-
-/// Largest file a `file` flag may name.
-const MAX_FLAG_FILE: u64 = 64 << 10;
-
-/// Replace the value of each flag the driver declared as a file (`file FLAG`) by the file's
-/// contents (UTF-8, at most 64 KiB, read by [`crate::user_file::read`]): a plugin cannot
-/// read the user's files itself. Only a value the user typed is read; a file flag the user
-/// did not type is passed on empty.
-fn read_file_flags(
-    mut values: Vec<FlagValue>,
-    files: &[String],
-    typed: &BTreeSet<String>,
-    store_root: &std::path::Path,
-) -> Result<Vec<FlagValue>, String> {
-    for v in values.iter_mut().filter(|v| files.contains(&v.name)) {
-        if !typed.contains(&v.name) {
-            v.values.clear();
-            continue;
-        }
-        for value in v.values.iter_mut().filter(|x| !x.is_empty()) {
-            let path = std::path::Path::new(value.as_str());
-            let bytes = crate::user_file::read(path, MAX_FLAG_FILE, store_root)
-                .map_err(|e| format!("--{} {value}: {e}", v.name))?;
-            *value = String::from_utf8(bytes)
-                .map_err(|_| format!("--{} {value}: the file is not UTF-8 text", v.name))?;
-        }
-    }
-    Ok(values)
-}
-
-/// Whether flag `name` holds a secret: the driver declared it (`secret FLAG`) or its name
-/// says so.
-pub fn is_secret_flag(name: &str, declared: &[String]) -> bool {
-    declared.iter().any(|d| d == name) || SECRET_WORDS.iter().any(|w| name.contains(w))
-}
-
-/// The values of secret flags ([`is_secret_flag`]): they are replaced by `<redacted>` in
-/// everything create prints and logs (values shorter than 4 characters are left alone).
-fn secret_values(m: &ArgMatches, flags: &[Flag], declared: &[String]) -> Vec<String> {
-    flags
-        .iter()
-        .filter(|f| is_secret_flag(&f.name, declared))
-        .flat_map(|f| strings(m, &f.name))
-        .filter(|v| v.len() >= 4)
-        .collect()
-}
-
 fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliError {
     CliError::new(format!(
         "Error creating machine \"{name}\": {step} failed: {message}"
@@ -283,45 +188,34 @@ fn create_error(name: &str, step: &str, message: impl std::fmt::Display) -> CliE
 /// Run `dmw create`.
 pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     let report = Arc::new(Reporter::new(app.debug));
-    let driver_name = driver_arg(&a.args).or_else(|| default_driver(&a.args));
+    // The default driver only for a create with arguments (not `create` alone, which
+    // prints the help).
+    let driver_name = driver_arg(&a.args).or_else(|| {
+        provision::default_driver()
+            .filter(|_| !a.args.is_empty())
+            .map(str::to_string)
+    });
     let mut loaded = None;
     let mut flags = Vec::new();
     if let Some(d) = &driver_name {
-        let name = name_hint(&a.args);
-        let load_err = |e: anyhow::Error| create_error(name, "load driver", format!("{e:#}"));
-        let source = match installed_driver(app, d) {
-            Some(found) => found,
-            None => Source::from_arg(d, Kind::Driver),
-        }
-        .map_err(|e| {
-            let unknown = !(d.contains('/') || d.ends_with(".wasm"));
-            let dmw_error = load_err(e);
-            if unknown {
-                worded(
-                    format!(
-                        "Driver \"{d}\" not found. Do you have the plugin binary \"docker-machine-driver-{d}\" accessible in your PATH?"
-                    ),
-                    dmw_error,
-                )
-            } else {
-                dmw_error
-            }
-        })?;
-        let mut driver = app
-            .new_driver(&source, report.clone())
+        let l = provision::load_driver(app, d, report.clone())
             .await
-            .map_err(load_err)?;
-        flags = driver.create_flags().await?;
-        // A file that is byte for byte a built-in driver is that built-in, used by path
-        // (decided on the bytes that were loaded, `Driver::is_builtin`).
-        crate::plugin::flag_policy::check(
-            driver.name(),
-            &flags,
-            driver.is_builtin(),
-            driver.declaration(),
-        )
-        .map_err(|e| load_err(anyhow::anyhow!("{e}")))?;
-        loaded = Some((source, driver));
+            .map_err(|f| {
+                let dmw_error =
+                    create_error(name_hint(&a.args), "load driver", format!("{:#}", f.error));
+                if f.unknown {
+                    worded(
+                        format!(
+                            "Driver \"{d}\" not found. Do you have the plugin binary \"docker-machine-driver-{d}\" accessible in your PATH?"
+                        ),
+                        dmw_error,
+                    )
+                } else {
+                    dmw_error
+                }
+            })?;
+        flags = l.flags.clone();
+        loaded = Some(l);
     }
     let argv = std::iter::once(format!("{} create", crate::personality::name()))
         .chain(a.args.iter().cloned());
@@ -359,7 +253,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             create_error(&name, "validate name", e),
         )
     })?;
-    let Some((driver_source, flags_driver)) = loaded else {
+    let Some(loaded) = loaded else {
         return Err(CliError {
             code: 3,
             ..create_error(&name, "load driver", NO_QEMU)
@@ -389,139 +283,59 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
     if let Some(warning) = swarm_args.ignored_warning() {
         report.warn(&warning);
     }
-    if let Some(SwarmPlan::Join { manager, .. }) = &swarm_plan
-        && !app.store.exists(manager)
-    {
-        return Err(create_error(
-            &name,
-            "read swarm flags",
-            format!("--swarm-join names machine \"{manager}\", which does not exist"),
-        ));
-    }
-    for san in strings(&m, "tls-san") {
-        provision::check_tls_san(&san)
-            .map_err(|e| create_error(&name, "read TLS flags", format!("{e:#}")))?;
-    }
-    // The HTTP settings and the values read from the user's files, before anything is
-    // claimed: both from the values the user typed only (never the driver's defaults).
+    let flags_values = flag_values(&m, &flags);
     let typed = typed_flags(&m, &flags);
-    let values = flag_values(&m, &flags);
-    let typed_values = typed_values(&values, &flags, &typed);
-    let store_root = app.store.root();
-    let http = if flags_driver.granted("http") {
-        let settings = crate::net::HttpSettings::resolve(
-            &flags_driver.declaration().http_ask(),
-            &values,
-            &typed,
-        )
-        .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        let sender = crate::net::Sender::new(settings.clone(), store_root)
-            .map_err(|e| create_error(&name, "read driver flags", format!("{e:#}")))?;
-        Some((settings, Arc::new(sender)))
-    } else {
-        None
-    };
-    let driver_flags = read_file_flags(
-        values,
-        &flags_driver.declaration().files,
-        &typed,
-        store_root,
-    )
-    .map_err(|e| create_error(&name, "read driver flags", e))?;
-    let dir = app
-        .store
-        .claim(&name)
-        .map_err(|e| create_error(&name, "check name", format!("{e:#}")))?;
-    let _lock = app.store.lock(&name)?;
-    let log = crate::store::MachineDir::at(&dir).provision_log();
-    let report = Arc::new(Reporter::new(app.debug).with_log_file(&log));
-    for secret in secret_values(&m, &flags, &flags_driver.declaration().secrets) {
-        report.redact(&secret);
-    }
-    // The driver that creates the machine is a fresh instance for it: lent the machine's
-    // directory (`process`, `files`) when granted, which the one asked for flags was not.
-    let mut driver = match app
-        .new_machine_driver(&driver_source, report.clone(), &name)
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = app.store.remove(&name);
-            return Err(create_error(&name, "load driver", format!("{e:#}")));
-        }
-    };
-    let http = http.map(|(settings, sender)| {
-        driver.set_http(sender);
-        settings
-    });
-    driver.name_user_paths(&typed_values);
-    let req = CreateRequest {
+    let no_provision = m.get_flag("no-provision");
+    let request = NewMachine {
         name: name.clone(),
-        driver_source,
-        driver_flags,
-        http,
-        typed_values,
+        driver_source: loaded.source,
+        driver: loaded.driver,
+        flags,
+        values: flags_values,
+        typed,
+        recipe,
         engine,
         tls_sans: strings(&m, "tls-san"),
-        recipe,
-        no_provision: m.get_flag("no-provision"),
+        no_provision,
+        docker_context: !m.get_flag("no-docker-context"),
+        swarm: swarm_plan,
     };
-    let no_context = m.get_flag("no-docker-context") || req.no_provision;
-    provision::create(app, driver, req, report.clone())
+    provision::new_machine(app, request)
         .await
-        .map_err(|f| {
-            let next = if let Ok(record) = app.store.load(&name) {
-                format!(
-                    "The machine record was kept with this error: `dmw ls` shows it, {}`dmw rm {name}` removes it; the log is {}",
-                    resume_hint(&record),
-                    log.display()
-                )
-            } else {
-                "Nothing was created and nothing was kept: correct the command and run it again."
-                    .to_string()
-            };
-            CliError {
-                message: report.scrub(&format!(
-                    "Error creating machine \"{name}\": {} failed: {:#}\n{next}",
-                    f.step, f.error
-                )),
-                code: f.exit_code,
-            }
-        })?;
-    if !no_context {
-        write_context(app, &name, &report);
-    }
-    if let Some(plan) = swarm_plan {
-        swarm_step(app, &name, plan, &report).await?;
-    }
-    Ok(())
+        .map_err(|f| failed(&name, f))
 }
 
-/// Swarm mode after provisioning: init or join. A failure leaves the machine as it is
-/// (ready, outside the cluster) and says how to retry.
-async fn swarm_step(app: &App, name: &str, plan: SwarmPlan, report: &Reporter) -> CliResult {
-    let (done, retry) = match &plan {
-        SwarmPlan::Init(addrs) => (
-            crate::swarm::init(app, name, addrs, report).await,
-            format!("dmw swarm init {name}"),
+/// What create prints when it fails: the step and why, then what is left and the way on.
+fn failed(name: &str, f: CreateFailure) -> CliError {
+    let next = match &f.left {
+        Left::Untouched => None,
+        Left::Pipeline {
+            kept: Some(record),
+            log,
+        } => Some(format!(
+            "The machine record was kept with this error: `dmw ls` shows it, {}`dmw rm {name}` removes it; the log is {}",
+            resume_hint(record),
+            log.display()
+        )),
+        Left::Pipeline { kept: None, .. } => Some(
+            "Nothing was created and nothing was kept: correct the command and run it again."
+                .to_string(),
         ),
-        SwarmPlan::Join {
-            manager,
-            role,
-            addrs,
-        } => (
-            crate::swarm::join(app, name, manager, *role, addrs, report).await,
-            format!(
-                "dmw swarm join {name} --manager {manager} --as {}",
-                role.as_str()
-            ),
-        ),
+        Left::OutsideSwarm { retry } => Some(format!(
+            "The machine was created and is ready, outside any swarm; `{retry}` tries again."
+        )),
     };
-    done.map(|_| ()).map_err(|e| {
-        CliError::new(format!(
-            "Error creating machine \"{name}\": swarm failed: {e:#}\nThe machine was created and is ready, outside any swarm; `{retry}` tries again."
-        ))
-    })
+    let mut message = format!(
+        "Error creating machine \"{name}\": {} failed: {}",
+        f.step, f.message
+    );
+    if let Some(next) = next {
+        message = format!("{message}\n{next}");
+    }
+    CliError {
+        message,
+        code: f.exit_code,
+    }
 }
 
 /// Why `name` cannot be created again: it exists — being created right now, or kept from a
@@ -564,46 +378,4 @@ fn resume_hint(record: &crate::store::MachineRecord) -> String {
 /// The first line of a stored message, for a one-line hint.
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
-}
-
-/// Write the machine's docker context; a failure is a warning (the machine works anyway).
-pub(super) fn write_context(app: &App, name: &str, report: &Reporter) {
-    // A none machine whose `--url` is not tcp:// has nothing a docker context could hold.
-    if let Ok(record) = app.store.load(name)
-        && record.engine_only
-        && record.endpoint.is_none()
-    {
-        report.debug(&format!(
-            "no docker context for \"{name}\": its URL is not a tcp://HOST:PORT engine URL"
-        ));
-        return;
-    }
-    let written = app
-        .store
-        .load(name)
-        .map_err(anyhow::Error::from)
-        .and_then(|record| {
-            let url = record.url().ok_or_else(|| anyhow::anyhow!("no address"))?;
-            let dir = crate::context::docker_config_dir()?;
-            if crate::context::exists(&dir, name) && !crate::context::is_ours(&dir, name) {
-                anyhow::bail!(
-                    "a docker context named \"{name}\" exists and is not dmw's; left as it is"
-                );
-            }
-            crate::context::write(&dir, name, &url, &app.store.machine_dir(name))
-        });
-    match written {
-        Ok(()) => {
-            let line = format!(
-                "Docker context \"{name}\" written: `docker --context {name} ps`, or `dmw use {name}`"
-            );
-            // Docker Machine wrote no context: its scripts see no line about one.
-            if crate::personality::docker_machine() {
-                report.debug(&line);
-            } else {
-                report.info(&line);
-            }
-        }
-        Err(e) => report.warn(&format!("no docker context for \"{name}\": {e:#}")),
-    }
 }

@@ -67,7 +67,7 @@ pub async fn run(app: &App, a: ImportArgs) -> CliResult {
                     imported += 1;
                     println!("  {} ({}, {}): imported", c.name, c.driver, c.summary);
                     if !a.no_docker_context {
-                        super::create::write_context(app, &c.name, &report);
+                        crate::context::write_for_machine(&app.store, &c.name, &report);
                     }
                 }
                 Err(e) => {

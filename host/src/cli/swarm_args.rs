@@ -2,23 +2,7 @@
 //! mean something become a [`SwarmPlan`]; the legacy Swarm ones are accepted (scripts pass
 //! them) and ignored, with one warning line saying why.
 
-use crate::swarm::{AddrOptions, Role};
-
-/// What create does about Swarm mode after provisioning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SwarmPlan {
-    /// Initialise a new cluster.
-    Init(AddrOptions),
-    /// Join the cluster of the named manager.
-    Join {
-        /// The manager machine.
-        manager: String,
-        /// The role to join as.
-        role: Role,
-        /// Addresses.
-        addrs: AddrOptions,
-    },
-}
+use crate::swarm::{AddrOptions, Role, SwarmPlan};
 
 /// The `--swarm-*` flags of `create`.
 #[derive(clap::Args, Debug, Clone, Default)]

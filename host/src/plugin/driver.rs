@@ -1,16 +1,15 @@
-//! A running driver plugin: typed calls with deadlines.
+//! A running driver plugin ([`Instance`] of the driver bindings): typed calls with
+//! deadlines, refused while the plugin's directory is over its quota.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
-use wasmtime::Store;
+use anyhow::Result;
 
-use super::{HostState, with_deadline};
-use crate::capabilities::store::StoreCtx;
+#[cfg(test)]
+use super::HostState;
+use super::instance::Instance;
 use crate::contract::v0_1::driver::DriverPlugin;
 use crate::contract::v0_1::driver::exports::dmw::plugin::driver as wit;
-use crate::contract::v0_1::types;
 
 pub use wit::{DriverInfo, Flag, FlagKind, FlagValue, MachineState, SshDetails};
 
@@ -20,16 +19,7 @@ const QUICK: Duration = Duration::from_secs(60);
 const SLOW: Duration = Duration::from_secs(30 * 60);
 
 /// One instance of a driver plugin.
-pub struct Driver {
-    store: Store<HostState>,
-    bindings: DriverPlugin,
-    name: String,
-}
-
-/// A driver's answer: either the call failed in the host (trap, timeout) or the plugin said no.
-fn plugin_err(name: &str, func: &str, e: types::Error) -> anyhow::Error {
-    anyhow!("{}", crate::plugin::describe_error(name, func, &e))
-}
+pub type Driver = Instance<DriverPlugin>;
 
 /// The calls that end things: never refused for the plugin directory's quota (so a
 /// machine whose directory is full can still be stopped and removed).
@@ -42,68 +32,16 @@ macro_rules! unit_call {
             if !ENDING_CALLS.contains(&$label) {
                 self.check_quota($label)?;
             }
-            let name = self.name.clone();
-            let r = with_deadline(&name, $label, $limit, self.bindings.dmw_plugin_driver().$call(&mut self.store)).await?;
-            r.map_err(|e| plugin_err(&name, $label, e))
+            self.answer($label, $limit, |b, s| b.dmw_plugin_driver().$call(s)).await
         }
     };
 }
 
-impl Driver {
-    pub(super) fn new(store: Store<HostState>, bindings: DriverPlugin) -> Driver {
-        let name = store.data().lent.plugin().to_string();
-        Driver {
-            store,
-            bindings,
-            name,
-        }
-    }
-
-    /// Use `name` (the driver's own, from `info`; made inert and short, as plugin text)
-    /// in messages from now on.
-    pub fn rename(&mut self, name: &str) {
-        let name = crate::sanitize::plugin_text(name, crate::sanitize::NAME_LIMIT);
-        self.name = name.clone();
-        self.store.data_mut().lent.rename(&name);
-    }
-
-    /// What the driver declared, as granted (its secret flags, declared environment
-    /// variables, HTTP hosts and TLS flags).
-    pub fn declaration(&self) -> &crate::plugin::declaration::Declaration {
-        &self.store.data().declaration
-    }
-
-    /// Whether the driver is built in, or a file byte for byte a built-in driver (decided on
-    /// the bytes that were loaded).
-    pub fn is_builtin(&self) -> bool {
-        self.store.data().builtin
-    }
-
-    /// The driver's name (its own, from `info`, once [`Driver::rename`] was called).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Send the driver's log messages to `report` from now on.
-    pub fn set_report(&mut self, report: std::sync::Arc<crate::report::Reporter>) {
-        let lent = &mut self.store.data_mut().lent;
-        if let Some(http) = lent.get_mut::<crate::capabilities::http::HttpCtx>() {
-            http.set_report(report.clone());
-        }
-        if let Some(log) = lent.get_mut::<crate::capabilities::log::LogCtx>() {
-            log.report = report;
-        }
-    }
-
-    /// Whether the instance was granted `capability`.
-    pub fn granted(&self, capability: &str) -> bool {
-        self.store.data().granted.iter().any(|c| c == capability)
-    }
-
+impl Instance<DriverPlugin> {
     /// Send the driver's HTTP requests through `sender` (its allowed hosts and TLS settings
     /// for this machine) from now on; nothing for a driver not granted `http`.
     pub fn set_http(&mut self, sender: std::sync::Arc<crate::net::Sender>) {
-        let lent = &mut self.store.data_mut().lent;
+        let lent = &mut self.data_mut().lent;
         if let Some(files) = lent.get_mut::<crate::capabilities::files::FilesCtx>() {
             files.set_http(sender.clone());
         }
@@ -117,7 +55,6 @@ impl Driver {
     /// driver not granted `vm`.
     pub fn name_user_paths(&mut self, typed: &[String]) {
         if let Some(vm) = self
-            .store
             .data_mut()
             .lent
             .get_mut::<crate::capabilities::vm::VmCtx>()
@@ -129,29 +66,19 @@ impl Driver {
     /// Offer the driver the machine's public SSH key, made by the host for it (lent to a
     /// driver granted `keys`). A key offered before stays.
     pub fn offer_public_key(&mut self, key: &str) {
-        let _ = self.store.data().public_key.set(key.to_string());
+        let _ = self.data().public_key.set(key.to_string());
     }
 
     /// The instance's store data (tests).
     #[cfg(test)]
     pub(crate) fn store_data(&self) -> &HostState {
-        self.store.data()
-    }
-
-    /// The driver's key-value state (to persist in the machine record).
-    pub fn state_kv(&self) -> BTreeMap<String, String> {
-        self.store
-            .data()
-            .lent
-            .get::<StoreCtx>()
-            .map(|s| s.kv.clone())
-            .unwrap_or_default()
+        self.data()
     }
 
     /// The machine and the plugin's directory of it, when the driver has one (lent `files`
     /// or `process`).
     fn plugin_dir(&self) -> Option<(String, std::path::PathBuf)> {
-        let lent = &self.store.data().lent;
+        let lent = &self.data().lent;
         if let Some(files) = lent.get::<crate::capabilities::files::FilesCtx>() {
             return Some((files.machine().to_string(), files.dir().to_path_buf()));
         }
@@ -170,42 +97,25 @@ impl Driver {
 
     /// Name and description.
     pub async fn info(&mut self) -> Result<DriverInfo> {
-        with_deadline(
-            &self.name.clone(),
-            "info",
-            QUICK,
-            self.bindings.dmw_plugin_driver().call_info(&mut self.store),
-        )
-        .await
+        self.call("info", QUICK, |b, s| b.dmw_plugin_driver().call_info(s))
+            .await
     }
 
     /// The flags it adds to `create`.
     pub async fn create_flags(&mut self) -> Result<Vec<Flag>> {
-        with_deadline(
-            &self.name.clone(),
-            "create-flags",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_create_flags(&mut self.store),
-        )
+        self.call("create-flags", QUICK, |b, s| {
+            b.dmw_plugin_driver().call_create_flags(s)
+        })
         .await
     }
 
     /// Hand it the create flags.
     pub async fn set_config(&mut self, machine: &str, flags: &[FlagValue]) -> Result<()> {
         self.check_quota("set-config")?;
-        let name = self.name.clone();
-        let r = with_deadline(
-            &name,
-            "set-config",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_set_config(&mut self.store, machine, flags),
-        )
-        .await?;
-        r.map_err(|e| plugin_err(&name, "set-config", e))
+        self.answer("set-config", QUICK, |b, s| {
+            b.dmw_plugin_driver().call_set_config(s, machine, flags)
+        })
+        .await
     }
 
     unit_call!(
@@ -233,61 +143,33 @@ impl Driver {
     /// The machine's state.
     pub async fn state(&mut self) -> Result<MachineState> {
         self.check_quota("state")?;
-        let name = self.name.clone();
-        let r = with_deadline(
-            &name,
-            "state",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_state(&mut self.store),
-        )
-        .await?;
-        r.map_err(|e| plugin_err(&name, "state", e))
+        self.answer("state", QUICK, |b, s| b.dmw_plugin_driver().call_state(s))
+            .await
     }
 
     /// The machine's address.
     pub async fn address(&mut self) -> Result<String> {
         self.check_quota("address")?;
-        let name = self.name.clone();
-        let r = with_deadline(
-            &name,
-            "address",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_address(&mut self.store),
-        )
-        .await?;
-        r.map_err(|e| plugin_err(&name, "address", e))
+        self.answer("address", QUICK, |b, s| {
+            b.dmw_plugin_driver().call_address(s)
+        })
+        .await
     }
 
     /// How to reach it over SSH.
     pub async fn ssh_endpoint(&mut self) -> Result<SshDetails> {
         self.check_quota("ssh-endpoint")?;
-        let name = self.name.clone();
-        let r = with_deadline(
-            &name,
-            "ssh-endpoint",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_ssh_endpoint(&mut self.store),
-        )
-        .await?;
-        r.map_err(|e| plugin_err(&name, "ssh-endpoint", e))
+        self.answer("ssh-endpoint", QUICK, |b, s| {
+            b.dmw_plugin_driver().call_ssh_endpoint(s)
+        })
+        .await
     }
 
     /// The engine port.
     pub async fn engine_port(&mut self) -> Result<u16> {
-        with_deadline(
-            &self.name.clone(),
-            "engine-port",
-            QUICK,
-            self.bindings
-                .dmw_plugin_driver()
-                .call_engine_port(&mut self.store),
-        )
+        self.call("engine-port", QUICK, |b, s| {
+            b.dmw_plugin_driver().call_engine_port(s)
+        })
         .await
     }
 }

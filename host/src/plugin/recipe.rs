@@ -1,13 +1,11 @@
-//! A running recipe plugin: typed calls with deadlines.
+//! A running recipe plugin ([`Instance`] of the recipe bindings): typed calls with
+//! deadlines.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
-use wasmtime::Store;
+use anyhow::Result;
 
-use super::{HostState, with_deadline};
-use crate::capabilities::store::StoreCtx;
+use super::instance::Instance;
 use crate::contract::v0_1::recipe::RecipePlugin;
 use crate::contract::v0_1::recipe::exports::dmw::plugin::recipe as wit;
 
@@ -21,64 +19,29 @@ const INSTALL: Duration = Duration::from_secs(30 * 60);
 const CONFIGURE: Duration = Duration::from_secs(10 * 60);
 
 /// One instance of a recipe plugin.
-pub struct Recipe {
-    store: Store<HostState>,
-    bindings: RecipePlugin,
-    name: String,
-}
+pub type Recipe = Instance<RecipePlugin>;
 
 macro_rules! step_call {
     ($(#[$doc:meta])* $method:ident, $call:ident, $label:literal, $limit:expr, $($arg:ident : $ty:ty),*) => {
         $(#[$doc])*
         pub async fn $method(&mut self, $($arg: $ty),*) -> Result<()> {
-            let name = self.name.clone();
-            let r = with_deadline(&name, $label, $limit, self.bindings.dmw_plugin_recipe().$call(&mut self.store, $($arg),*)).await?;
-            r.map_err(|e| anyhow!("{}", crate::plugin::describe_error(&name, $label, &e)))
+            self.answer($label, $limit, |b, s| b.dmw_plugin_recipe().$call(s, $($arg),*)).await
         }
     };
 }
 
-impl Recipe {
-    pub(super) fn new(store: Store<HostState>, bindings: RecipePlugin) -> Recipe {
-        let name = store.data().lent.plugin().to_string();
-        Recipe {
-            store,
-            bindings,
-            name,
-        }
-    }
-
-    /// The recipe's key-value state.
-    pub fn state_kv(&self) -> BTreeMap<String, String> {
-        self.store
-            .data()
-            .lent
-            .get::<StoreCtx>()
-            .map(|s| s.kv.clone())
-            .unwrap_or_default()
-    }
-
+impl Instance<RecipePlugin> {
     /// Name and description.
     pub async fn info(&mut self) -> Result<RecipeInfo> {
-        with_deadline(
-            &self.name.clone(),
-            "info",
-            QUICK,
-            self.bindings.dmw_plugin_recipe().call_info(&mut self.store),
-        )
-        .await
+        self.call("info", QUICK, |b, s| b.dmw_plugin_recipe().call_info(s))
+            .await
     }
 
     /// How well it fits `os` (0: not at all).
     pub async fn applies(&mut self, os: &OsInfo) -> Result<u32> {
-        with_deadline(
-            &self.name.clone(),
-            "applies",
-            QUICK,
-            self.bindings
-                .dmw_plugin_recipe()
-                .call_applies(&mut self.store, os),
-        )
+        self.call("applies", QUICK, |b, s| {
+            b.dmw_plugin_recipe().call_applies(s, os)
+        })
         .await
     }
 

@@ -2,13 +2,15 @@
 //! mutual TLS. Every step is named; a failure is recorded in the machine's record (which
 //! `ls` shows and `rm` removes) and never touches other machines.
 //!
-//! `create.rs` is the create pipeline, `rerun.rs` the re-runs of the recipe on existing
-//! machines (provision, upgrade, regenerate-certs), `recipe_choice.rs` OS detection and
-//! recipe selection, `steps.rs` the recipe steps create and the re-runs share; this module
+//! `new_machine.rs` is the create use-case (driver loading, the values read for the
+//! driver, claim and lock, context, swarm) around `create.rs`, the create pipeline;
+//! `rerun.rs` the re-runs of the recipe on existing machines (provision, upgrade,
+//! regenerate-certs), `recipe_choice.rs` OS detection and recipe selection, `steps.rs` the recipe steps create and the re-runs share; this module
 //! keeps the types they share.
 
 mod create;
 pub mod machine_key;
+mod new_machine;
 pub mod os_release;
 mod recipe_choice;
 mod rerun;
@@ -21,6 +23,10 @@ use crate::report::Reporter;
 use crate::store::MachineRecord;
 
 pub use create::{CreateRequest, create};
+pub use new_machine::{
+    CreateFailure, Left, LoadFailure, LoadedDriver, NewMachine, default_driver, load_driver,
+    new_machine,
+};
 pub use recipe_choice::{choose_recipe, detect_os};
 pub use rerun::{regenerate_certs, reprovision, upgrade};
 pub use steps::{bootstrap_certs, cert_org, check_tls_san, engine_config, server_sans};
