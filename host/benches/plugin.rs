@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dmw::capabilities::Offer;
-use dmw::plugin::{Kind, Runtime, Source, builtin};
-use dmw::report::Reporter;
+use dmw::sandbox::capabilities::Offer;
+use dmw::sandbox::plugin::{Kind, Runtime, Source, builtin};
+use dmw::text::report::Reporter;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

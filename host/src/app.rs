@@ -6,11 +6,11 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 
-use crate::capabilities::{Offer, SshLink};
-use crate::plugin::{self, Driver, Kind, Runtime, Source};
-use crate::report::Reporter;
-use crate::ssh::{HostKeyPolicy, Target};
-use crate::store::{MachineRecord, Store};
+use crate::net::ssh::{HostKeyPolicy, Target};
+use crate::sandbox::capabilities::{Offer, SshLink};
+use crate::sandbox::plugin::{self, Driver, Kind, Runtime, Source};
+use crate::state::store::{MachineRecord, Store};
+use crate::text::report::Reporter;
 
 /// Shared state of one dmw invocation.
 pub struct App {
@@ -104,13 +104,13 @@ impl App {
             // A CA bundle that went away since create must not keep `rm` from working:
             // without it the system's roots apply (a private CA then fails TLS, clearly).
             let root = self.store.root();
-            let sender = crate::net::Sender::new(settings.clone(), root).or_else(|e| {
+            let sender = crate::net::http::Sender::new(settings.clone(), root).or_else(|e| {
                 report.warn(&format!(
                     "machine \"{}\": {e:#}; its driver's HTTP requests trust the system's roots only",
                     record.name
                 ));
-                crate::net::Sender::new(
-                    crate::net::HttpSettings {
+                crate::net::http::Sender::new(
+                    crate::net::http::HttpSettings {
                         cacert: None,
                         ..settings.clone()
                     },

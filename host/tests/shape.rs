@@ -1,8 +1,10 @@
 //! The shape of the host's code, read from its sources (docs/architecture.md, "Host"):
 //!
-//! - no import cycle among the top-level modules of `host/src` (a module's files naming
-//!   `crate::OTHER` make an arrow to OTHER; test modules and comments left out), so each
-//!   wing can be read, tested and replaced from the bottom up;
+//! - `host/src` holds wings only (folders named for what they are for), and no import
+//!   cycle runs among the modules of the wings (a module's files naming `crate::WING::OTHER`
+//!   — or, from a wing's own modules, `super::OTHER` — make an arrow to `WING::OTHER`; the
+//!   face `cli`, `vm` and `app` are one node each; test modules and comments left out), so
+//!   each module can be read, tested and replaced from the bottom up;
 //! - the capabilities are written against `CapabilityView`: no capability module names the
 //!   runtime's state type or reaches into `plugin`.
 
@@ -43,19 +45,41 @@ fn code(path: &Path) -> String {
         .join("\n")
 }
 
-/// The top-level modules `code` names through `crate::NAME` or `crate::{NAME, …}`.
-fn named_modules(code: &str) -> BTreeSet<String> {
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
-    };
+/// The wings whose modules are nodes of their own (`net::ssh`, `usecase::power`); every
+/// other top-level module is one node.
+const WINGS: &[&str] = &["net", "sandbox", "state", "text", "usecase"];
+
+/// The identifier at the start of `s`.
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The node a path names, from its segments after `crate::`: `net::ssh::Foo` → `net::ssh`,
+/// `cli::render::x` → `cli`.
+fn node_of(path: &str) -> String {
+    let first = ident(path);
+    if WINGS.contains(&first.as_str())
+        && let Some(rest) = path[first.len()..].strip_prefix("::")
+    {
+        let second = ident(rest);
+        if !second.is_empty() {
+            return format!("{first}::{second}");
+        }
+    }
+    first
+}
+
+/// The nodes `code` names through `crate::PATH` or `crate::{PATH, …}`, and, when `wing` is
+/// given (a file of one of its modules' roots), through `super::NAME` as `wing::NAME`.
+fn named_modules(code: &str, wing: Option<&str>) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
         if let Some(list) = rest.strip_prefix('{') {
             let list = &list[..list.find('}').unwrap_or(list.len())];
-            // Only the first segment of each entry (`a::b`, `c`) is a module of the crate.
+            // Only the start of each entry (`a::b`, `c`) is a path from the crate.
             let mut depth = 0usize;
             let mut start = true;
             for (j, ch) in list.char_indices() {
@@ -64,39 +88,64 @@ fn named_modules(code: &str) -> BTreeSet<String> {
                     '}' => depth = depth.saturating_sub(1),
                     ',' if depth == 0 => start = true,
                     c if start && !c.is_whitespace() => {
-                        found.insert(ident(&list[j..]));
+                        found.insert(node_of(&list[j..]));
                         start = false;
                     }
                     _ => {}
                 }
             }
         } else {
-            found.insert(ident(rest));
+            found.insert(node_of(rest));
         }
     }
-    found.retain(|m| !m.is_empty());
+    if let Some(wing) = wing {
+        for (i, _) in code.match_indices("super::") {
+            let before = &code[..i];
+            if before.ends_with("super::") || before.ends_with("::") {
+                continue;
+            }
+            let name = ident(&code[i + "super::".len()..]);
+            if !name.is_empty() && name != "super" {
+                found.insert(format!("{wing}::{name}"));
+            }
+        }
+    }
+    found.retain(|m| !m.is_empty() && m != "crate");
     found
 }
 
-/// The module graph: top-level module → the modules it names → the files that do.
+/// The module graph: node → the nodes it names → the files that do.
 fn graph(src: &Path) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     let mut g: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for path in sources(src) {
         let rel = path.strip_prefix(src).expect("under src");
-        let first = rel
+        let parts: Vec<String> = rel
             .components()
-            .next()
-            .expect("a component")
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        let first = parts[0].clone();
         if first == "lib" || first == "main" {
             continue;
         }
-        for m in named_modules(&code(&path)) {
-            if m != first {
-                g.entry(first.clone())
+        let wing = WINGS.contains(&first.as_str());
+        let node = match parts.get(1) {
+            Some(second) if wing && second != "mod" => format!("{first}::{second}"),
+            _ => first.clone(),
+        };
+        // `super::` from a module's root file (`wing/m.rs`, `wing/m/mod.rs`) names a
+        // sibling in the wing.
+        let root_file = wing
+            && (parts.len() == 2 || (parts.len() == 3 && parts[2] == "mod"))
+            && parts[1] != "mod";
+        let names = named_modules(&code(&path), root_file.then_some(first.as_str()));
+        for m in names {
+            if m != node && m != first {
+                g.entry(node.clone())
                     .or_default()
                     .entry(m)
                     .or_default()
@@ -143,6 +192,23 @@ fn src() -> PathBuf {
 }
 
 #[test]
+fn the_host_is_wings_only() {
+    let mut loose = Vec::new();
+    for entry in std::fs::read_dir(src()).expect("read src").flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let allowed =
+            entry.path().is_dir() || ["lib.rs", "main.rs", "app.rs"].contains(&name.as_str());
+        if !allowed {
+            loose.push(name);
+        }
+    }
+    assert!(
+        loose.is_empty(),
+        "host/src holds wings (folders) only; put {loose:?} in the wing it belongs to"
+    );
+}
+
+#[test]
 fn the_host_modules_import_each_other_without_a_cycle() {
     let g = graph(&src());
     assert!(
@@ -167,10 +233,12 @@ fn the_host_modules_import_each_other_without_a_cycle() {
 
 #[test]
 fn capabilities_never_name_the_runtime() {
-    let caps = src().join("capabilities");
-    for path in sources(&caps) {
+    let caps = src().join("sandbox").join("capabilities");
+    let found = sources(&caps);
+    assert!(found.len() > 5, "the capabilities are read: {found:?}");
+    for path in found {
         let code = code(&path);
-        for word in ["HostState", "crate::plugin"] {
+        for word in ["HostState", "sandbox::plugin", "super::super::plugin"] {
             assert!(
                 !code.contains(word),
                 "{} names {word}: a capability is written against CapabilityView and the contract, never the runtime",
@@ -182,9 +250,21 @@ fn capabilities_never_name_the_runtime() {
 
 #[test]
 fn the_reader_sees_crate_paths_and_lists() {
-    let code = "use crate::{store::MachineDir, tls, net::{Sender, HttpSettings}};\nlet x = crate::vm::qemu::QEMU;";
-    let found: Vec<String> = named_modules(code).into_iter().collect();
-    assert_eq!(found, vec!["net", "store", "tls", "vm"]);
+    let code = "use crate::{state::store::MachineDir, app, net::http::{Sender, HttpSettings}};\nlet x = crate::vm::qemu::QEMU;\nlet y = crate::cli::render::x;\nuse super::wait;\nuse super::super::z;";
+    let found: Vec<String> = named_modules(code, Some("usecase")).into_iter().collect();
+    assert_eq!(
+        found,
+        vec![
+            "app",
+            "cli",
+            "net::http",
+            "state::store",
+            "usecase::wait",
+            "vm"
+        ]
+    );
+    let found: Vec<String> = named_modules(code, None).into_iter().collect();
+    assert_eq!(found, vec!["app", "cli", "net::http", "state::store", "vm"]);
     let mut g: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     g.entry("a".into())
         .or_default()

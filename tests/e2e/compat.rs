@@ -45,7 +45,7 @@ fn run(program: &Path, store: &Path, args: &[&str], input: &str, env: &[(&str, &
         .arg(store)
         .args(args)
         .env_remove("DOCKER_HOST")
-        .env_remove(dmw::personality::COMPAT_ENV)
+        .env_remove(dmw::text::personality::COMPAT_ENV)
         .env("SHELL", "/bin/bash")
         .env("DOCKER_CONFIG", store.with_extension("docker"))
         .envs(env.iter().copied())
@@ -131,7 +131,7 @@ const CASES: &[Case] = &[
 fn compat_error_texts_under_both_names() {
     let l = Linked::new();
     let dmw_bin = PathBuf::from(dmw_bin());
-    let compat_env: &[(&str, &str)] = &[(dmw::personality::COMPAT_ENV, "docker-machine")];
+    let compat_env: &[(&str, &str)] = &[(dmw::text::personality::COMPAT_ENV, "docker-machine")];
     for (program, store, env, dm) in [
         (l.link(), l.store("link"), &[][..], true),
         (dmw_bin.clone(), l.store("env"), compat_env, true),
@@ -233,7 +233,7 @@ dm ls -q; echo "rc=$?"
             ),
         )
         .env_remove("DOCKER_HOST")
-        .env_remove(dmw::personality::COMPAT_ENV)
+        .env_remove(dmw::text::personality::COMPAT_ENV)
         .env("SHELL", "/bin/bash")
         .env("DOCKER_CONFIG", store.with_extension("docker"))
         .env("NO_PROXY", "")

@@ -9,7 +9,7 @@
 use std::net::TcpListener;
 use std::time::Instant;
 
-use dmw::store::{
+use dmw::state::store::{
     DriverRef, Endpoint, EngineOptions, MachineRecord, MachineStatus, StepError, Store,
     SwarmMembership,
 };
@@ -60,7 +60,7 @@ fn ready_machine(store: &Store, name: &str, engine_port: u16, ssh_port: u16, lab
 /// is the never-answering engine of `slow`).
 fn hostless_store(dmw: &Dmw) -> TcpListener {
     let store = Store::new(&dmw.storage);
-    dmw::tls::bootstrap(&store.certs_dir(), "tester").expect("certificates");
+    dmw::net::tls::bootstrap(&store.certs_dir(), "tester").expect("certificates");
     let hang = TcpListener::bind("127.0.0.1:0").expect("bind");
     let hang_port = hang.local_addr().expect("addr").port();
     ready_machine(
@@ -249,7 +249,7 @@ fn swarm_member(store: &Store, name: &str, cluster: &str, role: &str) {
 fn ls_golden_swarm_column_without_hosts() {
     let dmw = Dmw::new();
     let store = Store::new(&dmw.storage);
-    dmw::tls::bootstrap(&store.certs_dir(), "tester").expect("certificates");
+    dmw::net::tls::bootstrap(&store.certs_dir(), "tester").expect("certificates");
     swarm_member(&store, "m1", "m1", "manager");
     swarm_member(&store, "m2", "m1", "manager");
     swarm_member(&store, "w1", "m1", "worker");

@@ -74,7 +74,7 @@ fn measured(dmw: &Dmw, args: &[&str], envs: &[(&str, &str)]) -> Measured {
     }
 }
 
-/// The variable that lowers the plugin call limits (see host/src/plugin/mod.rs).
+/// The variable that lowers the plugin call limits (see host/src/sandbox/plugin/calls.rs).
 const CALL_TIMEOUT_ENV: &str = "DMW_PLUGIN_CALL_TIMEOUT";
 
 /// Check the bounds every hostile run must keep: memory, and the machine directory.

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dmw::app::App;
-use dmw::plugin::Source;
-use dmw::provision::{choose_recipe, os_release};
-use dmw::report::Reporter;
-use dmw::simulate::{self, Transcript};
-use dmw::store::Store;
+use dmw::sandbox::plugin::Source;
+use dmw::state::store::Store;
+use dmw::text::report::Reporter;
+use dmw::usecase::provision::{choose_recipe, os_release};
+use dmw::usecase::simulate::{self, Transcript};
 
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/recipes")

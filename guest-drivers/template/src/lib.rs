@@ -5,7 +5,7 @@
 //! SDK knows (the state from SSH reachability, flag parsing, the store) comes from
 //! `dmw_guest::driver::Driver`'s defaults.
 //!
-//! The rules the host enforces (`host/src/plugin/flag_policy.rs`): every flag starts with
+//! The rules the host enforces (`host/src/sandbox/plugin/flag_policy.rs`): every flag starts with
 //! the driver's name and a dash (`template-host`), every environment variable with its
 //! upper-case name and an underscore (`TEMPLATE_HOST`).
 

@@ -18,13 +18,14 @@ pub fn run(a: CompletionArgs) -> CliResult {
     // Completion for the program file that ran (a `docker-machine` link completes, and
     // lists machines with, `docker-machine`); not for a DMW_COMPAT alias, which the
     // script could not call.
-    let bin = crate::personality::Personality::from_invocation(
-        &crate::personality::current().argv0,
+    let bin = crate::text::personality::Personality::from_invocation(
+        &crate::text::personality::current().argv0,
         None,
     )
     .name;
     let mut cmd = Cli::command();
-    let script = crate::completion::script(&a.shell, &mut cmd, &bin).map_err(CliError::new)?;
+    let script =
+        crate::cli::shell_completion::script(&a.shell, &mut cmd, &bin).map_err(CliError::new)?;
     print!("{script}");
     Ok(())
 }

@@ -10,10 +10,10 @@ use super::swarm_args::SwarmCreateArgs;
 use super::worded;
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::plugin::driver::{Flag, FlagKind, FlagValue};
-use crate::plugin::{Kind, Source};
-use crate::provision::{self, CreateFailure, Left, NewMachine};
-use crate::report::Reporter;
+use crate::sandbox::plugin::driver::{Flag, FlagKind, FlagValue};
+use crate::sandbox::plugin::{Kind, Source};
+use crate::text::report::Reporter;
+use crate::usecase::provision::{self, CreateFailure, Left, NewMachine};
 use clap::{Args as _, FromArgMatches as _};
 
 /// Raw arguments: parsed in a second pass once the driver's flags are known.
@@ -66,7 +66,7 @@ fn list(id: &'static str, help: &'static str) -> Arg {
 
 fn command(driver_flags: &[Flag]) -> Command {
     let mut cmd = Command::new("create")
-        .bin_name(format!("{} create", crate::personality::name()))
+        .bin_name(format!("{} create", crate::text::personality::name()))
         .arg(Arg::new("name").value_name("NAME").help("Machine name"))
         // Refused with Docker Machine's message rather than clap's (scripts match it).
         .arg(
@@ -126,7 +126,7 @@ fn command(driver_flags: &[Flag]) -> Command {
     // Last: a flattened `clap::Args` struct's doc comment sets the command's `about`, so
     // set earlier it would be replaced by the swarm flags' doc.
     cmd = cmd.about("Create a machine");
-    if crate::personality::docker_machine() {
+    if crate::text::personality::docker_machine() {
         cmd = cmd.help_template(super::command_help_template("create"));
     }
     cmd
@@ -217,7 +217,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
         flags = l.flags.clone();
         loaded = Some(l);
     }
-    let argv = std::iter::once(format!("{} create", crate::personality::name()))
+    let argv = std::iter::once(format!("{} create", crate::text::personality::name()))
         .chain(a.args.iter().cloned());
     let m = match command(&flags).try_get_matches_from(argv) {
         Ok(m) => m,
@@ -247,7 +247,7 @@ pub async fn run(app: &App, a: CreateArgs) -> CliResult {
             )),
         ));
     }
-    crate::names::validate(&name).map_err(|e| {
+    crate::text::names::validate(&name).map_err(|e| {
         worded(
             format!("Error creating machine: {e}"),
             create_error(&name, "validate name", e),
@@ -349,10 +349,10 @@ fn exists_message(app: &App, name: &str) -> String {
         return format!("{exists}; `dmw rm {name}` removes what is left of it");
     };
     match (&record.status, &record.error) {
-        (crate::store::MachineStatus::Unprovisioned, _) => format!(
+        (crate::state::store::MachineStatus::Unprovisioned, _) => format!(
             "{exists}: it was created with --no-provision; `dmw provision {name}` provisions it, `dmw rm {name}` removes it"
         ),
-        (crate::store::MachineStatus::Error, Some(err)) => format!(
+        (crate::state::store::MachineStatus::Error, Some(err)) => format!(
             "{exists}: its create failed at step \"{}\" ({}). {}`dmw rm {name}` removes it so that create can start over",
             err.step,
             first_line(&err.message),
@@ -364,7 +364,7 @@ fn exists_message(app: &App, name: &str) -> String {
 
 /// "`dmw provision NAME` resumes it, " when the failed machine can be resumed (its endpoint
 /// is known and dmw provisions it), else nothing.
-fn resume_hint(record: &crate::store::MachineRecord) -> String {
+fn resume_hint(record: &crate::state::store::MachineRecord) -> String {
     if record.endpoint.is_some() && !record.engine_only {
         format!(
             "`dmw provision {}` resumes it from where it stopped, ",

@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::report::Reporter;
+use crate::text::report::Reporter;
 
 /// How many machines a multi-machine command works on at once.
 pub const POOL: usize = 8;
@@ -52,7 +52,7 @@ where
             println!("{line}");
         }
         if let Err(message) = result {
-            eprintln!("{}", crate::personality::localize(&message));
+            eprintln!("{}", crate::text::personality::localize(&message));
             failed += 1;
         }
     }

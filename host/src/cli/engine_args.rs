@@ -1,6 +1,6 @@
 //! The engine flags shared by `create` and `recipe plan` (Docker Machine's `--engine-*`).
 
-use crate::store::{EngineOptions, InstallMethod};
+use crate::state::store::{EngineOptions, InstallMethod};
 
 /// How to install and configure Docker Engine on the machine.
 #[derive(clap::Args, Debug, Clone)]

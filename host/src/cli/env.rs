@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{CliError, CliResult, name_or_default};
 use crate::app::App;
-use crate::render::{EnvSet, Shell, hint_cmdline, render_set, render_unset};
-use crate::store::{MachineRecord, MachineStatus};
+use crate::cli::render::{EnvSet, Shell, hint_cmdline, render_set, render_unset};
+use crate::state::store::{MachineRecord, MachineStatus};
 
 /// Arguments of `env`.
 #[derive(clap::Args)]
@@ -40,7 +40,7 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
         if let Some(typed) = &record.engine_url {
             return Err(CliError::new(format!(
                 "Error checking TLS connection: machine \"{name}\" records the URL {:?}, which is not a tcp://HOST:PORT engine URL; the docker CLI cannot use it",
-                crate::sanitize::stored_text(typed)
+                crate::text::sanitize::stored_text(typed)
             )));
         }
         return Err(CliError::new(format!(
@@ -62,7 +62,7 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
                 format!(
                     "{} failed: {}",
                     e.step,
-                    crate::sanitize::stored_text(&e.message)
+                    crate::text::sanitize::stored_text(&e.message)
                 )
             })
             .unwrap_or_else(|| match record.status {
@@ -75,10 +75,10 @@ async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String
             "machine \"{name}\" is not ready: {why}"
         )));
     }
-    let tls = crate::engine_api::ClientTls::load(&app.store.machine_dir(name))
+    let tls = crate::net::engine_api::ClientTls::load(&app.store.machine_dir(name))
         .map_err(|e| CliError::new(format!("machine \"{name}\": {e}")))?;
-    if let Err(e) = crate::engine_api::check(&url, &tls, Duration::from_secs(20)).await {
-        let hint = if matches!(e, crate::engine_api::EngineError::Tls { .. }) {
+    if let Err(e) = crate::net::engine_api::check(&url, &tls, Duration::from_secs(20)).await {
+        let hint = if matches!(e, crate::net::engine_api::EngineError::Tls { .. }) {
             format!(
                 "\nYou can attempt to regenerate them using 'dmw regenerate-certs {name}'.\nBe advised that this will trigger a Docker daemon restart which might stop running containers."
             )
@@ -111,22 +111,22 @@ pub async fn env(app: &App, a: EnvArgs, argv: &[String]) -> CliResult {
                 "Error: Expected no machine name when the -u flag is present",
             ));
         }
-        let var = a
-            .no_proxy
-            .then(|| crate::render::env::no_proxy_var(std::env::var("no_proxy").ok().as_deref()));
+        let var = a.no_proxy.then(|| {
+            crate::cli::render::env::no_proxy_var(std::env::var("no_proxy").ok().as_deref())
+        });
         print!("{}", render_unset(shell, var, &hint));
         return Ok(());
     }
     let mut name = name_or_default(app, a.name)?;
     if a.swarm {
-        name = crate::swarm::leader(app, &name)
+        name = crate::usecase::swarm::leader(app, &name)
             .await
             .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
     }
     let (record, url) = checked_machine(app, &name).await?;
     let no_proxy = a.no_proxy.then(|| {
         let ip = record.shown_ip().unwrap_or_default();
-        crate::render::env::no_proxy_update(
+        crate::cli::render::env::no_proxy_update(
             std::env::var("no_proxy").ok().as_deref(),
             std::env::var("NO_PROXY").ok().as_deref(),
             &ip,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::import::{self, Plan, docker_machine};
-use crate::report::Reporter;
+use crate::text::report::Reporter;
+use crate::usecase::import::{self, Plan, docker_machine};
 
 /// Arguments of `import`.
 #[derive(clap::Args)]
@@ -67,7 +67,7 @@ pub async fn run(app: &App, a: ImportArgs) -> CliResult {
                     imported += 1;
                     println!("  {} ({}, {}): imported", c.name, c.driver, c.summary);
                     if !a.no_docker_context {
-                        crate::context::write_for_machine(&app.store, &c.name, &report);
+                        crate::state::context::write_for_machine(&app.store, &c.name, &report);
                     }
                 }
                 Err(e) => {

@@ -4,8 +4,8 @@
 use super::output::{Output, format_is_json, parse_template, print_json, template_error};
 use super::{CliError, CliResult, name_or_default};
 use crate::app::App;
-use crate::render::dm_view::InspectView;
-use crate::render::template::{ObjectKind, from_json};
+use crate::cli::render::dm_view::InspectView;
+use crate::cli::render::template::{ObjectKind, from_json};
 
 /// Arguments of `inspect`.
 #[derive(clap::Args)]

@@ -8,10 +8,10 @@ use futures::stream::{self, StreamExt};
 use super::output::{Output, format_is_json, template_error};
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::machine::{Observed, observe};
-use crate::render::filter::{Candidate, Filters};
-use crate::render::listing::{LsFormat, LsItem};
-use crate::store::EngineOptions;
+use crate::cli::render::filter::{Candidate, Filters};
+use crate::cli::render::listing::{LsFormat, LsItem};
+use crate::state::store::EngineOptions;
+use crate::usecase::machine::{Observed, observe};
 
 /// How many machines are queried at once.
 const PARALLEL: usize = 32;

@@ -8,9 +8,9 @@ use futures::stream::{self, StreamExt};
 use super::output::{Output, print_json};
 use super::{CliError, CliResult, name_or_default, names_or_default};
 use crate::app::App;
-use crate::machine::observe;
-use crate::plugin::driver::state_name;
-use crate::report::Reporter;
+use crate::sandbox::plugin::driver::state_name;
+use crate::text::report::Reporter;
+use crate::usecase::machine::observe;
 
 /// Arguments of a command on one machine.
 #[derive(clap::Args)]
@@ -77,7 +77,7 @@ pub fn ip(app: &App, a: NamesArgs) -> CliResult {
         match answer {
             Ok(address) => println!("{address}"),
             Err(e) => {
-                eprintln!("{}", crate::personality::localize(&e));
+                eprintln!("{}", crate::text::personality::localize(&e));
                 failed = true;
             }
         }
@@ -106,30 +106,35 @@ pub async fn status(app: &App, a: NameOutputArgs) -> CliResult {
     expect_one(&a.extra)?;
     let name = name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
-    let state = if record.engine_only && record.status != crate::store::MachineStatus::Ready {
-        // A recorded engine whose create did not finish (as `ls` shows it).
-        "Error"
-    } else if record.engine_only {
-        // Docker Machine's none driver: always Running; reachability only with --debug.
-        if app.debug {
-            match crate::machine::engine_answers_tcp(&record, Duration::from_secs(10)).await {
-                Ok(()) => eprintln!("machine \"{name}\": its engine URL accepts connections"),
-                Err(e) => eprintln!("machine \"{name}\": {}", crate::sanitize::stored_text(&e)),
+    let state =
+        if record.engine_only && record.status != crate::state::store::MachineStatus::Ready {
+            // A recorded engine whose create did not finish (as `ls` shows it).
+            "Error"
+        } else if record.engine_only {
+            // Docker Machine's none driver: always Running; reachability only with --debug.
+            if app.debug {
+                match crate::usecase::machine::engine_answers_tcp(&record, Duration::from_secs(10))
+                    .await
+                {
+                    Ok(()) => eprintln!("machine \"{name}\": its engine URL accepts connections"),
+                    Err(e) => eprintln!(
+                        "machine \"{name}\": {}",
+                        crate::text::sanitize::stored_text(&e)
+                    ),
+                }
             }
-        }
-        "Running"
-    } else if record.endpoint.is_none() {
-        "Error"
-    } else {
-        let mut driver = app
-            .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
-            .await?;
-        let state = driver
-            .state()
-            .await
-            .map_err(|e| CliError::new(format!("error getting state for host {name}: {e:#}")))?;
-        state_name(state)
-    };
+            "Running"
+        } else if record.endpoint.is_none() {
+            "Error"
+        } else {
+            let mut driver = app
+                .machine_driver(&record, Arc::new(Reporter::quiet(app.debug)))
+                .await?;
+            let state = driver.state().await.map_err(|e| {
+                CliError::new(format!("error getting state for host {name}: {e:#}"))
+            })?;
+            state_name(state)
+        };
     match a.output {
         Output::Text => println!("{state}"),
         Output::Json => print_json(&serde_json::json!({ "Name": name, "State": state })),

@@ -1,5 +1,7 @@
-//! The command line: Docker Machine's commands, flags and output. Each command is a thin
-//! module that parses its arguments and calls the library.
+//! The face: Docker Machine's commands, flags and output. Each command is a thin module
+//! that parses its arguments, calls one use-case and prints; [`render`] holds the output
+//! formats that must match Docker Machine byte for byte, [`shell_completion`] the
+//! completion scripts.
 
 mod completion;
 mod create;
@@ -17,8 +19,10 @@ mod plugin;
 mod power;
 mod provision;
 mod recipe;
+pub mod render;
 mod rm;
 mod scp;
+pub mod shell_completion;
 mod ssh;
 mod swarm;
 mod swarm_args;
@@ -30,7 +34,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::store::Store;
+use crate::state::store::Store;
 
 /// `dmw version …, build …`
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -60,8 +64,8 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
-impl From<crate::store::LoadError> for CliError {
-    fn from(e: crate::store::LoadError) -> CliError {
+impl From<crate::state::store::LoadError> for CliError {
+    fn from(e: crate::state::store::LoadError) -> CliError {
         CliError::new(e.to_string())
     }
 }
@@ -72,7 +76,7 @@ pub type CliResult = Result<(), CliError>;
 /// `dmw_error`, worded as Docker Machine 0.16.2 worded it (`docker_machine`) when dmw runs
 /// as `docker-machine`: only the text differs, never the exit code.
 pub(crate) fn worded(docker_machine: impl Into<String>, dmw_error: CliError) -> CliError {
-    if crate::personality::docker_machine() {
+    if crate::text::personality::docker_machine() {
         CliError {
             message: docker_machine.into(),
             code: dmw_error.code,
@@ -90,7 +94,7 @@ pub(crate) fn worded(docker_machine: impl Into<String>, dmw_error: CliError) -> 
 )]
 struct Cli {
     /// Configures storage path
-    #[arg(short = 's', long, env = crate::store::STORAGE_ENV, global = true, value_name = "PATH")]
+    #[arg(short = 's', long, env = crate::state::store::STORAGE_ENV, global = true, value_name = "PATH")]
     storage_path: Option<PathBuf>,
     /// Enable debug mode (plugin and SSH detail on stderr)
     #[arg(short = 'D', long, global = true)]
@@ -169,11 +173,11 @@ enum Command {
 /// The command line definition, named as the program was invoked (`dmw`, `docker-machine`),
 /// with Docker Machine's help layout under the docker-machine personality.
 fn cli_command() -> clap::Command {
-    let name = crate::personality::name();
+    let name = crate::text::personality::name();
     let cmd = <Cli as clap::CommandFactory>::command()
         .name(name)
         .bin_name(name);
-    if !crate::personality::docker_machine() {
+    if !crate::text::personality::docker_machine() {
         return cmd;
     }
     cmd.help_template(format!(
@@ -190,7 +194,7 @@ fn cli_command() -> clap::Command {
 pub(crate) fn command_help_template(command: &str) -> String {
     format!(
         "Usage: {} {command} [OPTIONS] [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n",
-        crate::personality::name()
+        crate::text::personality::name()
     )
 }
 
@@ -207,9 +211,9 @@ pub(crate) fn print_command_help(name: &str) {
 /// Run the CLI with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    crate::personality::init(crate::personality::Personality::from_invocation(
+    crate::text::personality::init(crate::text::personality::Personality::from_invocation(
         args.first().map(String::as_str).unwrap_or_default(),
-        std::env::var(crate::personality::COMPAT_ENV)
+        std::env::var(crate::text::personality::COMPAT_ENV)
             .ok()
             .as_deref(),
     ));
@@ -220,13 +224,13 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             if e.kind() == clap::error::ErrorKind::InvalidSubcommand
-                && crate::personality::docker_machine()
+                && crate::text::personality::docker_machine()
                 && let Some(clap::error::ContextValue::String(cmd)) =
                     e.get(clap::error::ContextKind::InvalidSubcommand)
             {
                 eprintln!(
                     "docker-machine: '{}' is not a docker-machine command. See 'docker-machine --help'.",
-                    crate::sanitize::stored_text(cmd)
+                    crate::text::sanitize::stored_text(cmd)
                 );
                 return 1;
             }
@@ -284,7 +288,9 @@ pub fn main() -> i32 {
                 let lines: Vec<String> = e
                     .message
                     .split('\n')
-                    .map(|l| crate::personality::localize(&crate::sanitize::stored_text(l)))
+                    .map(|l| {
+                        crate::text::personality::localize(&crate::text::sanitize::stored_text(l))
+                    })
                     .collect();
                 eprintln!("{}", lines.join("\n"));
             }
@@ -301,18 +307,18 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Env(a) => env::env(app, a, argv).await,
         Command::Import(a) => import::run(app, a).await,
         Command::Ls(a) => ls::run(app, a).await,
-        Command::Kill(a) => power::run(app, crate::power::Action::Kill, a).await,
+        Command::Kill(a) => power::run(app, crate::usecase::power::Action::Kill, a).await,
         Command::Provision(a) => provision::run(app, a).await,
         Command::RegenerateCerts(a) => provision::regenerate_certs(app, a).await,
-        Command::Restart(a) => power::run(app, crate::power::Action::Restart, a).await,
+        Command::Restart(a) => power::run(app, crate::usecase::power::Action::Restart, a).await,
         Command::Plugin(a) => plugin::run(app, a).await,
         Command::Recipe(a) => recipe::run(app, a).await,
         Command::Rm(a) => rm::run(app, a).await,
         Command::Scp(a) => scp::run(app, a).await,
         Command::Ssh(a) => ssh::run(app, a).await,
-        Command::Start(a) => power::run(app, crate::power::Action::Start, a).await,
+        Command::Start(a) => power::run(app, crate::usecase::power::Action::Start, a).await,
         Command::Status(a) => machine_info::status(app, a).await,
-        Command::Stop(a) => power::run(app, crate::power::Action::Stop, a).await,
+        Command::Stop(a) => power::run(app, crate::usecase::power::Action::Stop, a).await,
         Command::Swarm(a) => swarm::run(app, a).await,
         Command::Upgrade(a) => provision::upgrade(app, a).await,
         Command::Version(a) => version::run(app, a).await,
@@ -366,9 +372,9 @@ pub(crate) fn confirm_phrase(question: &str, phrase: &str) -> bool {
 /// machine, or a create that did not get that far); `what` starts the message.
 pub(crate) fn ssh_target_or_error(
     app: &App,
-    record: &crate::store::MachineRecord,
+    record: &crate::state::store::MachineRecord,
     what: &str,
-) -> Result<crate::ssh::Target, CliError> {
+) -> Result<crate::net::ssh::Target, CliError> {
     if let Some(why) = record.no_ssh_reason() {
         return Err(CliError::new(format!("{what}: {why}")));
     }

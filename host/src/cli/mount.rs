@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::transfer::{Location, mount};
+use crate::net::transfer::{Location, mount};
 
 /// Arguments of `mount`.
 #[derive(clap::Args)]

@@ -2,7 +2,7 @@
 //! `version`). JSON field names are Docker-style CamelCase (see README "Output for scripts").
 
 use super::CliError;
-use crate::render::template::{GoTemplate, TemplateError};
+use crate::cli::render::template::{GoTemplate, TemplateError};
 
 /// What a command prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -16,7 +16,7 @@ pub enum Output {
 
 /// Prints a JSON value indented with four spaces (as `inspect` does).
 pub fn print_json<T: serde::Serialize>(v: &T) {
-    println!("{}", crate::render::template::pretty_json(v));
+    println!("{}", crate::cli::render::template::pretty_json(v));
 }
 
 /// A template error as a command failure that says which flag to fix.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::plugin::{Kind, Source, inspect};
+use crate::sandbox::plugin::{Kind, Source, inspect};
 
 /// Arguments of `plugin`.
 #[derive(clap::Args)]
@@ -120,7 +120,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             // .wasm) may carry a built-in's name; it is used by path, `--driver NAME` stays
             // the built-in.
             // Decided on the bytes inspected (and hashed for the approval), never re-read.
-            let shadowed = crate::plugin::builtin::driver(&found.name).is_some();
+            let shadowed = crate::sandbox::plugin::builtin::driver(&found.name).is_some();
             if shadowed && !found.builtin_copy {
                 return Err(CliError::new(format!(
                     "Error: the plugin calls itself \"{}\", the name of a built-in driver; it cannot be installed under that name",
@@ -134,7 +134,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
                     path.display()
                 )));
             }
-            if let Err(why) = crate::plugin::grants::check_imports(
+            if let Err(why) = crate::sandbox::plugin::grants::check_imports(
                 &found.imports,
                 if found.kind == "driver" {
                     Kind::Driver
@@ -167,7 +167,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
                         "Error: {} \"{}\" runs {programs} with any arguments: it can do anything you can ({}). Nothing was installed. To give it that trust, run `dmw plugin install --yes --full-trust {}`",
                         found.kind,
                         found.name,
-                        crate::plugin::grants::FULL_TRUST,
+                        crate::sandbox::plugin::grants::FULL_TRUST,
                         path.display()
                     )));
                 }
@@ -218,7 +218,7 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
         }
         PluginCommand::Rm { name } => {
             let path = app.store.grants_file();
-            let mut registry = crate::plugin::grants::Registry::load(&path)?;
+            let mut registry = crate::sandbox::plugin::grants::Registry::load(&path)?;
             let before = registry.plugins.len();
             registry.plugins.retain(|p| p.name != name);
             if registry.plugins.len() == before {

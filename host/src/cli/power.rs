@@ -2,7 +2,7 @@
 
 use super::{CliResult, each, names_or_default};
 use crate::app::App;
-use crate::power::{self, Action};
+use crate::usecase::power::{self, Action};
 
 /// Arguments of `start`, `stop`, `restart` and `kill`.
 #[derive(clap::Args)]

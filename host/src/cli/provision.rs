@@ -4,7 +4,7 @@
 use super::{CliError, CliResult, confirm, each, names_or_default};
 
 use crate::app::App;
-use crate::provision;
+use crate::usecase::provision;
 
 /// Arguments of `provision` and `upgrade`.
 #[derive(clap::Args)]
@@ -74,12 +74,12 @@ pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     if let Some(missing) = names.iter().find(|n| !app.store.exists(n)) {
         return Err(CliError::new(
-            crate::store::LoadError::NotFound(missing.clone()).to_string(),
+            crate::state::store::LoadError::NotFound(missing.clone()).to_string(),
         ));
     }
     if !a.force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible.") {
         // A "no" is not a failure: Docker Machine exited 0 and said nothing more.
-        if !crate::personality::docker_machine() {
+        if !crate::text::personality::docker_machine() {
             eprintln!("Aborted: no certificate was changed");
         }
         return Ok(());
@@ -87,7 +87,7 @@ pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
     if a.client_certs {
         println!("Regenerating local certificates");
         let certs = app.store.certs_dir();
-        crate::tls::regenerate(&certs, &provision::cert_org()).map_err(|e| {
+        crate::net::tls::regenerate(&certs, &provision::cert_org()).map_err(|e| {
             CliError::new(format!(
                 "Error regenerating the CA and client certificate in {}: {e:#}",
                 certs.display()

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::engine_args::EngineArgs;
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::plugin::{Kind, Source, builtin};
-use crate::report::Reporter;
-use crate::simulate::{self, Transcript};
+use crate::sandbox::plugin::{Kind, Source, builtin};
+use crate::text::report::Reporter;
+use crate::usecase::simulate::{self, Transcript};
 
 /// Arguments of `recipe`.
 #[derive(clap::Args)]
@@ -70,7 +70,11 @@ async fn ls(app: &App) -> CliResult {
             .recipe(
                 &component,
                 &grant,
-                crate::capabilities::Offer::new(b.name, report.clone(), Default::default()),
+                crate::sandbox::capabilities::Offer::new(
+                    b.name,
+                    report.clone(),
+                    Default::default(),
+                ),
             )
             .await?;
         println!("{:<12} {}", b.name, r.info().await?.description);

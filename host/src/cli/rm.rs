@@ -31,7 +31,7 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     println!("WARNING: This action will delete both local reference and remote instance.");
     if !(a.yes || a.force || confirm("Are you sure?")) {
         // A "no" is not a failure: Docker Machine exited 0 and said nothing more.
-        if !crate::personality::docker_machine() {
+        if !crate::text::personality::docker_machine() {
             eprintln!("Aborted: nothing was removed");
         }
         return Ok(());
@@ -44,7 +44,7 @@ pub async fn run(app: &App, a: RmArgs) -> CliResult {
     let ending = &ending;
     each::for_each(app, a.names, |name, report| async move {
         let end_cluster = ending.contains(&name);
-        crate::remove::remove(app, &name, a.force, end_cluster, &report).await?;
+        crate::usecase::remove::remove(app, &name, a.force, end_cluster, &report).await?;
         report.info(&format!("Successfully removed {name}"));
         Ok(())
     })
@@ -68,7 +68,8 @@ async fn clusters_ended(
         let Some(m) = record.swarm.filter(|m| m.is_manager()) else {
             continue;
         };
-        let Ok(Some(others)) = crate::swarm::last_manager_with_others(app, name).await else {
+        let Ok(Some(others)) = crate::usecase::swarm::last_manager_with_others(app, name).await
+        else {
             continue;
         };
         if !yes

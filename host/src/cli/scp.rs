@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::transfer::{self, Location, Options, Remote, Side};
+use crate::net::transfer::{self, Location, Options, Remote, Side};
 
 /// Arguments of `scp`.
 #[derive(clap::Args)]

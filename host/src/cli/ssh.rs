@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::ssh::external::{find_program, ssh_args};
-use crate::ssh::{HostKeyPolicy, Session, SshError, pty};
+use crate::net::ssh::external::{find_program, ssh_args};
+use crate::net::ssh::{HostKeyPolicy, Session, SshError, pty};
 
 /// Arguments of `ssh`.
 #[derive(clap::Args)]
@@ -81,8 +81,8 @@ fn system_shell_wanted(system_ssh: bool, args: &[String]) -> bool {
 /// The system's ssh client with the machine's key and pinned host key, and `extra`
 /// arguments after the destination (ssh options and/or a command, as Docker Machine's
 /// external client passed them).
-fn system_shell(t: &crate::ssh::Target, policy: HostKeyPolicy, extra: &[String]) -> CliResult {
-    let dest = crate::ssh::external::destination_args(t, extra).map_err(CliError::new)?;
+fn system_shell(t: &crate::net::ssh::Target, policy: HostKeyPolicy, extra: &[String]) -> CliResult {
+    let dest = crate::net::ssh::external::destination_args(t, extra).map_err(CliError::new)?;
     let status = std::process::Command::new("ssh")
         .args(ssh_args(t, policy))
         .args(dest)

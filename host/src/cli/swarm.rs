@@ -1,8 +1,8 @@
-//! `dmw swarm init|join|leave|ls`: Swarm mode on dmw machines (logic in `crate::swarm`).
+//! `dmw swarm init|join|leave|ls`: Swarm mode on dmw machines (logic in `crate::usecase::swarm`).
 
 use super::{CliError, CliResult, each};
 use crate::app::App;
-use crate::swarm::{self, AddrOptions, Role};
+use crate::usecase::swarm::{self, AddrOptions, Role};
 
 /// Arguments of `swarm`.
 #[derive(clap::Args)]
@@ -137,7 +137,7 @@ pub async fn run(app: &App, a: SwarmArgs) -> CliResult {
             let clusters = swarm::list(app, cluster.as_deref())
                 .await
                 .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
-            print!("{}", crate::render::swarm_table(&clusters));
+            print!("{}", crate::cli::render::swarm_table(&clusters));
             Ok(())
         }
     }

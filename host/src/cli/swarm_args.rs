@@ -2,7 +2,7 @@
 //! mean something become a [`SwarmPlan`]; the legacy Swarm ones are accepted (scripts pass
 //! them) and ignored, with one warning line saying why.
 
-use crate::swarm::{AddrOptions, Role, SwarmPlan};
+use crate::usecase::swarm::{AddrOptions, Role, SwarmPlan};
 
 /// The `--swarm-*` flags of `create`.
 #[derive(clap::Args, Debug, Clone, Default)]

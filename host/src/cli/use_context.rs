@@ -2,7 +2,7 @@
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::context;
+use crate::state::context;
 
 /// Arguments of `use`.
 #[derive(clap::Args)]
@@ -32,7 +32,7 @@ pub fn run(app: &App, a: UseArgs) -> CliResult {
             .build()
             .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
         name = rt
-            .block_on(crate::swarm::leader(app, &name))
+            .block_on(crate::usecase::swarm::leader(app, &name))
             .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
     }
     let record = app.store.load(&name)?;
@@ -48,7 +48,7 @@ pub fn run(app: &App, a: UseArgs) -> CliResult {
             CliError::new(match &record.engine_url {
                 Some(typed) => format!(
                     "machine \"{name}\" records the URL {:?}, which is not a tcp://HOST:PORT engine URL; a docker context cannot use it",
-                    crate::sanitize::stored_text(typed)
+                    crate::text::sanitize::stored_text(typed)
                 ),
                 None => format!("machine \"{name}\" has no address yet"),
             })

@@ -11,7 +11,7 @@ use crate::app::App;
 pub fn version_line() -> String {
     format!(
         "{} version {}, build {}",
-        crate::personality::name(),
+        crate::text::personality::name(),
         super::VERSION,
         option_env!("DMW_GIT_COMMIT").unwrap_or("dev")
     )
@@ -36,7 +36,7 @@ pub async fn run(app: &App, a: NameOutputArgs) -> CliResult {
         return Ok(());
     };
     let record = app.store.load(&name)?;
-    let version = crate::machine::query_engine(app, &record, Duration::from_secs(20))
+    let version = crate::usecase::machine::query_engine(app, &record, Duration::from_secs(20))
         .await
         .map_err(|e| {
             CliError::new(format!(

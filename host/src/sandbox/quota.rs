@@ -80,7 +80,7 @@ pub fn env_size(var: &str, default: u64) -> Result<u64> {
             Some(n) if n > 0 => Ok(n),
             _ => bail!(
                 "{var}={:?} is not a size: use digits with K, M, G or T (e.g. {var}=128G)",
-                crate::sanitize::plugin_text(&v, 40)
+                crate::text::sanitize::plugin_text(&v, 40)
             ),
         },
         Err(_) => bail!("{var} is not valid text: use digits with K, M, G or T (e.g. {var}=128G)"),

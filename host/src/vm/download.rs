@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Empty};
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
-use crate::net::Sender;
+use crate::net::http::Sender;
 
 /// Longest URL accepted.
 pub const MAX_URL: usize = 2048;
@@ -142,7 +142,7 @@ pub fn parse_checksum(spec: &str) -> Result<ChecksumSpec> {
     }
     bail!(
         "the checksum {:?} is not sha512:HEX, sha256:HEX or the URL of a checksum file",
-        crate::sanitize::plugin_text(spec, 80)
+        crate::text::sanitize::plugin_text(spec, 80)
     )
 }
 
@@ -207,7 +207,7 @@ pub fn check_allowed(sender: Option<&Sender>, uri: &Uri) -> Result<()> {
     if sender.is_some_and(|h| h.allows(scheme, &bare.to_ascii_lowercase(), port)) {
         Ok(())
     } else {
-        let why = crate::net::scheme_note(allowed, scheme, bare, port)
+        let why = crate::net::http::scheme_note(allowed, scheme, bare, port)
             .unwrap_or_else(|| "the plugin did not declare it".to_string());
         bail!(
             "the download from host {host} (port {port}) is refused: {why} (http-host patterns allowed here: {})",
@@ -288,7 +288,7 @@ pub async fn cached_download(
     progress(&format!("verified {expected}"));
     std::fs::rename(&part, &target)
         .with_context(|| format!("cannot move the download into {}", target.display()))?;
-    crate::store::write_private(&record, format!("{expected}\n").as_bytes())?;
+    crate::state::store::write_private(&record, format!("{expected}\n").as_bytes())?;
     touch(&dir);
     match trim(cache, &dir, quota, machines) {
         Ok(evicted) => {
@@ -365,7 +365,7 @@ pub fn entries(cache: &Path) -> Vec<Entry> {
 /// directory, or in its `driver/` directory for machines made before the `vm` capability,
 /// that is a qcow2 with a backing file; at most 64 per directory).
 pub fn in_use(machines: &Path) -> Vec<PathBuf> {
-    use crate::store::layout::{DRIVER_DIR, VM_DIR};
+    use crate::state::store::layout::{DRIVER_DIR, VM_DIR};
     let Ok(read) = std::fs::read_dir(machines) else {
         return Vec::new();
     };
@@ -649,7 +649,8 @@ async fn get(uri: &Uri, sender: Option<&Sender>) -> Result<http::Response<hyper:
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
         {
-            let next = crate::net::next_hop(&uri, location).map_err(|why| anyhow!("dmw {why}"))?;
+            let next =
+                crate::net::http::next_hop(&uri, location).map_err(|why| anyhow!("dmw {why}"))?;
             uri = check_url(&next.to_string()).with_context(|| format!("{uri} redirects"))?;
             continue;
         }
@@ -665,7 +666,7 @@ async fn get(uri: &Uri, sender: Option<&Sender>) -> Result<http::Response<hyper:
 /// proxies the environment names, and the address check).
 async fn request(sender: &Sender, uri: &Uri) -> Result<http::Response<hyper::body::Incoming>> {
     let opened = sender
-        .open::<Empty<Bytes>>(uri, crate::net::CONNECT_TIMEOUT)
+        .open::<Empty<Bytes>>(uri, crate::net::http::CONNECT_TIMEOUT)
         .await
         .map_err(|e| anyhow!("cannot connect to {uri}: {e}"))?;
     let mut headers = http::HeaderMap::new();
@@ -785,7 +786,7 @@ mod tests {
     /// A sender allowing `hosts` (patterns as declared).
     fn sender(hosts: &[&str]) -> Sender {
         Sender::new(
-            crate::net::HttpSettings {
+            crate::net::http::HttpSettings {
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
                 ..Default::default()
             },

@@ -64,7 +64,7 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 fn inert(bytes: &[u8]) -> String {
-    crate::sanitize::plugin_text(&String::from_utf8_lossy(bytes), 200)
+    crate::text::sanitize::plugin_text(&String::from_utf8_lossy(bytes), 200)
 }
 
 /// Check the first bytes of an image (at least its first cluster, or the whole file when

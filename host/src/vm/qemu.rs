@@ -119,7 +119,7 @@ impl Boot {
         {
             bail!(
                 "the MAC {:?} is not 52:54:00:xx:xx:xx",
-                crate::sanitize::plugin_text(mac, 40)
+                crate::text::sanitize::plugin_text(mac, 40)
             );
         }
         Ok(())
@@ -147,7 +147,7 @@ pub fn parse_disk_size(size: &str) -> Result<u64> {
         Some(bytes) if bytes >= 1 << 20 => Ok(bytes),
         _ => bail!(
             "disk size {:?} is not a size such as 20G",
-            crate::sanitize::plugin_text(size, 40)
+            crate::text::sanitize::plugin_text(size, 40)
         ),
     }
 }

@@ -47,7 +47,7 @@ pub fn check_command(command: &str) -> Result<String> {
     if !ALLOWED.contains(&name) {
         bail!(
             "the QMP command {:?} is not one dmw sends (only {})",
-            crate::sanitize::plugin_text(name, 60),
+            crate::text::sanitize::plugin_text(name, 60),
             ALLOWED.join(", ")
         );
     }

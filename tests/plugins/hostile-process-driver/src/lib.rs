@@ -197,28 +197,15 @@ impl Driver for HostileProcess {
         if let Err(e) = process::spawn("daemon", "setsid", &["-f", "sleep", "3601"]) {
             broken.push(format!("declared setsid did not spawn: {}", e.message()));
         }
-        if breach.is_empty() && broken.is_empty() {
-            Err(Error::Failed("HOSTILE-CONTAINED".into()))
-        } else {
-            breach.extend(broken);
-            Err(Error::Failed(format!(
-                "HOSTILE-BREACH: {}",
-                breach.join("; ")
-            )))
-        }
+        dmw_test_hostile_verdict::verdict(breach, broken)
     }
 
     fn address() -> Result<String> {
-        Ok("127.0.0.1".into())
+        dmw_test_hostile_verdict::address()
     }
 
     fn ssh_endpoint() -> Result<SshEndpoint> {
-        Ok(SshEndpoint {
-            address: "127.0.0.1".into(),
-            port: 22,
-            user: "root".into(),
-            key_path: None,
-        })
+        dmw_test_hostile_verdict::ssh_endpoint()
     }
 }
 

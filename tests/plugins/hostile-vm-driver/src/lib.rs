@@ -123,28 +123,15 @@ impl Driver for HostileVm {
             Ok(format) if format == "raw" => {}
             other => broken.push(format!("the image the user named: {other:?}")),
         }
-        if breach.is_empty() && broken.is_empty() {
-            Err(Error::Failed("HOSTILE-CONTAINED".into()))
-        } else {
-            breach.extend(broken);
-            Err(Error::Failed(format!(
-                "HOSTILE-BREACH: {}",
-                breach.join("; ")
-            )))
-        }
+        dmw_test_hostile_verdict::verdict(breach, broken)
     }
 
     fn address() -> Result<String> {
-        Ok("127.0.0.1".into())
+        dmw_test_hostile_verdict::address()
     }
 
     fn ssh_endpoint() -> Result<SshEndpoint> {
-        Ok(SshEndpoint {
-            address: "127.0.0.1".into(),
-            port: 22,
-            user: "root".into(),
-            key_path: None,
-        })
+        dmw_test_hostile_verdict::ssh_endpoint()
     }
 }
 

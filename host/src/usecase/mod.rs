@@ -1,0 +1,15 @@
+//! The use-case wing: what the commands do, each under the machine's lock, callable by a
+//! library user as by the CLI. [`provision`] create (`provision::new_machine`) and the
+//! re-runs of the recipe (provision, upgrade, regenerate-certs); [`power`] start, stop,
+//! restart, kill; [`remove`] rm; [`swarm`] Swarm mode; [`import`] machines from a Docker
+//! Machine store; [`machine`] a machine's live state; [`wait`] the waits they share;
+//! [`simulate`] recipes on simulated machines (`dmw recipe plan`, transcripts).
+
+pub mod import;
+pub mod machine;
+pub mod power;
+pub mod provision;
+pub mod remove;
+pub mod simulate;
+pub mod swarm;
+pub mod wait;
