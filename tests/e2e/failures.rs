@@ -443,3 +443,63 @@ fn a_failed_pre_create_check_leaves_nothing_and_the_corrected_create_works() {
         "{ls}"
     );
 }
+
+/// A hand-broken record (truncated, or a field of the wrong type) is one machine's error:
+/// `ls` lists it with what is wrong and the way on, every other machine lists and works,
+/// `rm` without -f refuses and names `rm -f`, which removes it and only it.
+#[test]
+fn a_broken_record_is_listed_with_its_fix_and_rm_f_removes_it_alone() {
+    let dmw = Dmw::new();
+    for name in ["good", "cut", "typed"] {
+        dmw.ok(&["create", "-d", "none", "--url", "tcp://127.0.0.1:1", name]);
+    }
+    let good_before = std::fs::read(dmw.machine_dir("good").join("config.json")).expect("good");
+    let cut = dmw.machine_dir("cut").join("config.json");
+    let text = std::fs::read(&cut).expect("cut");
+    std::fs::write(&cut, &text[..text.len() / 2]).expect("truncate");
+    std::fs::write(
+        dmw.machine_dir("typed").join("config.json"),
+        br#"{"name": 5}"#,
+    )
+    .expect("retype");
+
+    let ls = dmw.ok(&["ls"]);
+    for broken in ["cut", "typed"] {
+        let row = ls_row(&ls, broken).unwrap_or_else(|| panic!("{broken} listed: {ls}"));
+        let line = row.join(" ");
+        assert!(line.contains("Error"), "{line}");
+        assert!(
+            line.contains(&format!(
+                "fix the file, or `dmw rm -f {broken}` removes the record"
+            )),
+            "{line}"
+        );
+    }
+    assert!(
+        ls_row(&ls, "good").is_some_and(|r| r.join(" ").contains("Running")),
+        "{ls}"
+    );
+    assert_eq!(dmw.ok(&["url", "good"]).trim(), "tcp://127.0.0.1:1");
+
+    let r = dmw.run(&["rm", "-y", "cut"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Error removing host \"cut\": machine \"cut\": cannot read"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("`dmw rm -f cut`"), "{r:?}");
+    assert!(dmw.machine_dir("cut").exists(), "kept without -f");
+
+    for broken in ["cut", "typed"] {
+        dmw.ok(&["rm", "-f", "-y", broken]);
+        assert!(!dmw.machine_dir(broken).exists(), "{broken} removed");
+    }
+    let ls = dmw.ok(&["ls", "-q"]);
+    assert_eq!(ls.trim(), "good");
+    assert_eq!(
+        std::fs::read(dmw.machine_dir("good").join("config.json")).expect("good"),
+        good_before,
+        "the other record was not touched"
+    );
+}

@@ -108,7 +108,7 @@ fn ls_golden_table_formats_and_filters_without_hosts() {
     let expected = format!(
         concat!(
             "NAME     ACTIVE   DRIVER      STATE     URL   SWARM   DOCKER    ERRORS\n",
-            "broken   -        not found   Error                             machine \"broken\": cannot read {}: EOF while parsing an object at line 1 column 1\n",
+            "broken   -        not found   Error                             machine \"broken\": cannot read {}: EOF while parsing an object at line 1 column 1; fix the file, or `dmw rm -f broken` removes the record (not the machine at its provider)\n",
             "failed   -        generic     Error                             wait for SSH failed: connection refused\n",
             "slow              generic     Timeout                           \n",
             "web1     -        generic     Stopped                 Unknown   \n",

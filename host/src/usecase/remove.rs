@@ -27,9 +27,8 @@ pub async fn remove(
         }
         Err(e @ LoadError::Corrupt { .. }) => {
             if !force && app.store.machine(name).record().exists() {
-                return Err(format!(
-                    "Error removing host \"{name}\": {e}; use -f to remove the local record anyway"
-                ));
+                // The error names `rm -f` already.
+                return Err(format!("Error removing host \"{name}\": {e}"));
             }
             return app
                 .store

@@ -52,8 +52,10 @@ pub enum LoadError {
         "Docker machine \"{0}\" does not exist. Use \"dmw ls\" to list machines. Use \"dmw create\" to add a new one."
     )]
     NotFound(String),
-    /// The record exists but cannot be read.
-    #[error("machine \"{name}\": cannot read {path}: {reason}")]
+    /// The record exists but cannot be read: what is wrong, and the two ways on.
+    #[error(
+        "machine \"{name}\": cannot read {path}: {reason}; fix the file, or `dmw rm -f {name}` removes the record (not the machine at its provider)"
+    )]
     Corrupt {
         /// Machine name.
         name: String,
