@@ -503,3 +503,82 @@ fn a_broken_record_is_listed_with_its_fix_and_rm_f_removes_it_alone() {
         "the other record was not touched"
     );
 }
+
+/// `kill -9` of dmw while create waits for SSH: the per-machine lock dies with the process
+/// (nothing blocks the next command), `ls` says the create was interrupted and how to go
+/// on, `dmw provision` resumes it (here it fails again at the same step, which the record
+/// now names) and `rm` removes it at once.
+#[test]
+fn a_create_killed_while_waiting_for_ssh_is_resumable_and_leaves_no_lock() {
+    let dmw = Dmw::new();
+    let key = fresh_key(&dmw);
+    let mut child = dmw
+        .command(&[
+            "create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            "127.0.0.1",
+            "--generic-ssh-port",
+            "1",
+            "--generic-ssh-key",
+            &key,
+            "killed",
+        ])
+        .env("DMW_SSH_TIMEOUT", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start create");
+    // Until the create holds the machine (its lock) with an address recorded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ls = dmw.ok(&["ls"]);
+        if ls_row(&ls, "killed").is_some_and(|r| r.join(" ").contains("Creating")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never Creating: {ls}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let ls = dmw.ok(&["ls"]);
+    let row = ls_row(&ls, "killed").expect("listed").join(" ");
+    assert!(row.contains("Error"), "{row}");
+    assert!(
+        row.contains("create was interrupted before it finished: `dmw provision killed` resumes it, `dmw rm killed` removes it"),
+        "{row}"
+    );
+
+    let t = std::time::Instant::now();
+    let r = dmw
+        .command(&["provision", "killed"])
+        .env("DMW_SSH_TIMEOUT", "1")
+        .output()
+        .expect("provision");
+    assert_ne!(r.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("wait for SSH failed"), "{stderr}");
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "provision was blocked: {:?}",
+        t.elapsed()
+    );
+    let row = ls_row(&dmw.ok(&["ls"]), "killed")
+        .expect("listed")
+        .join(" ");
+    assert!(
+        row.contains("wait for SSH failed"),
+        "the record names the step: {row}"
+    );
+
+    let t = std::time::Instant::now();
+    dmw.ok(&["rm", "-y", "killed"]);
+    assert!(
+        t.elapsed().as_secs() < 10,
+        "rm was blocked: {:?}",
+        t.elapsed()
+    );
+    assert!(!dmw.machine_dir("killed").exists());
+}

@@ -65,6 +65,21 @@ pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
     }
 }
 
+/// What `ls` says of a machine whose create was interrupted (dmw killed, the computer
+/// off): resumable by `dmw provision` once the machine has an address that dmw provisions.
+fn interrupted(record: &MachineRecord) -> String {
+    let name = &record.name;
+    if record.endpoint.is_some() && !record.engine_only {
+        format!(
+            "create was interrupted before it finished: `dmw provision {name}` resumes it, `dmw rm {name}` removes it"
+        )
+    } else {
+        format!(
+            "create was interrupted before the machine had an address: `dmw rm {name}` removes what it made, then create can run again"
+        )
+    }
+}
+
 async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
     let record = match app.store.load(name) {
         Ok(r) => r,
@@ -97,9 +112,7 @@ async fn observe_inner(app: &App, name: &str, timeout: Duration) -> Observed {
                 o.state = "Creating".into();
             } else {
                 o.state = "Error".into();
-                o.error =
-                    "create was interrupted before it finished; run `dmw rm` and create it again"
-                        .into();
+                o.error = interrupted(&record);
             }
             return o;
         }

@@ -36,7 +36,10 @@ async fn reprovision_locked(
     name: &str,
     report: Arc<Reporter>,
 ) -> Result<(), StepFailure> {
-    let (mut record, endpoint, link) = connect(app, name, &report).await?;
+    let (mut record, endpoint, link) = match connect(app, name, &report).await {
+        Ok(connected) => connected,
+        Err(f) => return Err(unfinished_failed(app, name, &report, f)),
+    };
     let recipe = match &record.recipe {
         Some(r) => Some(
             Source::from_reference(&r.source, Kind::Recipe)
@@ -214,6 +217,26 @@ async fn connect(
 }
 
 /// Record a re-run's failure in the machine's record (which `ls` shows).
+/// A `provision` that failed before the recipe ran (no SSH, no address): a machine whose
+/// create never finished (interrupted, or failed) keeps the step in its record, as create
+/// would have, so `ls` says where it stands; a working machine's record is left as it is.
+fn unfinished_failed(app: &App, name: &str, report: &Reporter, f: StepFailure) -> StepFailure {
+    if let Ok(mut record) = app.store.load(name)
+        && matches!(
+            record.status,
+            MachineStatus::Creating | MachineStatus::Error
+        )
+    {
+        record.status = MachineStatus::Error;
+        record.error = Some(StepError {
+            step: f.step.to_string(),
+            message: report.scrub(&format!("{:#}", f.error)),
+        });
+        let _ = app.store.save(&record);
+    }
+    f
+}
+
 fn finish(
     app: &App,
     record: &mut MachineRecord,
