@@ -582,3 +582,89 @@ fn a_create_killed_while_waiting_for_ssh_is_resumable_and_leaves_no_lock() {
     );
     assert!(!dmw.machine_dir("killed").exists());
 }
+
+/// Unmounts the test's store file system when the test ends, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The store's file system full (a 2 MiB tmpfs): create fails naming the machine, the step
+/// and the cause, keeps nothing, touches no other record; once space is freed the same
+/// command works.
+#[test]
+fn a_full_store_fails_create_clearly_and_keeps_every_other_record() {
+    if !require_root_or_skip("a_full_store_fails_create_clearly_and_keeps_every_other_record") {
+        return;
+    }
+    let dmw = Dmw::new();
+    std::fs::create_dir_all(&dmw.storage).expect("store dir");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&dmw.storage)
+        .status()
+        .expect("mount");
+    assert!(st.success(), "mount tmpfs");
+    let _mounted = Mounted(dmw.storage.clone());
+    dmw.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "first",
+    ]);
+    let first = std::fs::read(dmw.machine_dir("first").join("config.json")).expect("first");
+
+    // Fill the file system to the last block.
+    let fill = dmw.storage.join("fill");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=1024"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let r = dmw.run(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:2",
+        "second",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("Error creating machine \"second\": ")
+            && r.stderr.contains("No space left on device"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("the store's file system is full; free space there"),
+        "{r:?}"
+    );
+    assert!(!dmw.machine_dir("second").exists(), "nothing kept");
+    assert_eq!(
+        std::fs::read(dmw.machine_dir("first").join("config.json")).expect("first"),
+        first,
+        "the other record was not touched"
+    );
+    let ls = dmw.ok(&["ls", "-q"]);
+    assert_eq!(ls.trim(), "first");
+
+    std::fs::remove_file(&fill).expect("free space");
+    dmw.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:2",
+        "second",
+    ]);
+    assert_eq!(dmw.ok(&["ls", "-q"]).split_whitespace().count(), 2);
+}

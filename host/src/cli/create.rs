@@ -312,11 +312,20 @@ fn failed(name: &str, f: CreateFailure) -> CliError {
         Left::Pipeline {
             kept: Some(record),
             log,
+            ..
         } => Some(format!(
             "The machine record was kept with this error: `dmw ls` shows it, {}`dmw rm {name}` removes it; the log is {}",
             resume_hint(record),
             log.display()
         )),
+        Left::Pipeline {
+            kept: None,
+            store_full: true,
+            ..
+        } => Some(
+            "Nothing was created and nothing was kept: the store's file system is full; free space there (or use another store, -s/DMW_STORAGE_PATH) and run the command again."
+                .to_string(),
+        ),
         Left::Pipeline { kept: None, .. } => Some(
             "Nothing was created and nothing was kept: correct the command and run it again."
                 .to_string(),

@@ -63,6 +63,8 @@ pub enum Left {
         kept: Option<Box<MachineRecord>>,
         /// The machine's provisioning log.
         log: PathBuf,
+        /// The step failed because the store's file system is full (ENOSPC).
+        store_full: bool,
     },
     /// The machine is ready, outside any swarm; `retry` is the command that tries again.
     OutsideSwarm {
@@ -331,6 +333,7 @@ pub async fn new_machine(app: &App, m: NewMachine) -> Result<(), CreateFailure> 
             left: Left::Pipeline {
                 kept: app.store.load(&name).ok().map(Box::new),
                 log: log.clone(),
+                store_full: no_space(&f.error),
             },
         })?;
     if m.docker_context && !m.no_provision {
@@ -340,6 +343,14 @@ pub async fn new_machine(app: &App, m: NewMachine) -> Result<(), CreateFailure> 
         Some(plan) => swarm_step(app, &name, plan, &report).await,
         None => Ok(()),
     }
+}
+
+/// Whether `error` comes from a full file system (ENOSPC anywhere in its chain).
+fn no_space(error: &anyhow::Error) -> bool {
+    error.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
+    })
 }
 
 /// Swarm mode after provisioning: init or join. A failure leaves the machine as it is
@@ -394,6 +405,16 @@ mod tests {
             name: name.into(),
             values: values.iter().map(|v| v.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_full_file_system_is_told_apart() {
+        let full = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("cannot write config.json");
+        assert!(no_space(&full));
+        let other = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::EACCES))
+            .context("cannot write config.json");
+        assert!(!no_space(&other));
     }
 
     #[test]
