@@ -668,3 +668,33 @@ fn a_full_store_fails_create_clearly_and_keeps_every_other_record() {
     ]);
     assert_eq!(dmw.ok(&["ls", "-q"]).split_whitespace().count(), 2);
 }
+
+/// Certificates that end within 30 days are told by `ls` and `env` with the command that
+/// renews them, and `regenerate-certs` renews them (short-lived ones made with
+/// DMW_CERT_DAYS; for a none machine only its client certificates are dmw's).
+#[test]
+fn certificates_ending_soon_are_told_and_regenerate_certs_renews_them() {
+    let dmw = Dmw::new();
+    let r = dmw
+        .command(&["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "soon"])
+        .env("DMW_CERT_DAYS", "10")
+        .output()
+        .expect("create");
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    let warning = "the client certificate expires on ";
+    let renew = "(in 9 days): `dmw regenerate-certs --client-certs soon` renews it";
+    let row = ls_row(&dmw.ok(&["ls"]), "soon").expect("listed").join(" ");
+    assert!(row.contains(warning) && row.contains(renew), "{row}");
+    let env = dmw.run(&["env", "soon"]);
+    assert!(
+        env.stderr
+            .contains(&format!("WARNING: machine \"soon\": {warning}")),
+        "{env:?}"
+    );
+
+    dmw.ok(&["regenerate-certs", "--client-certs", "-f", "soon"]);
+    let row = ls_row(&dmw.ok(&["ls"]), "soon").expect("listed").join(" ");
+    assert!(!row.contains(warning), "renewed: {row}");
+    let env = dmw.run(&["env", "soon"]);
+    assert!(!env.stderr.contains("WARNING"), "{env:?}");
+}

@@ -123,6 +123,10 @@ pub async fn env(app: &App, a: EnvArgs, argv: &[String]) -> CliResult {
             .await
             .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
     }
+    // Before the TLS check: an expired certificate may be why it fails.
+    for warning in crate::usecase::machine::cert_warnings(app, &name) {
+        eprintln!("WARNING: machine \"{name}\": {warning}");
+    }
     let (record, url) = checked_machine(app, &name).await?;
     let no_proxy = a.no_proxy.then(|| {
         let ip = record.shown_ip().unwrap_or_default();

@@ -44,10 +44,22 @@ fn one_line(s: &str) -> String {
 pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
     let started = std::time::Instant::now();
     match tokio::time::timeout(timeout, observe_inner(app, name, timeout)).await {
-        Ok(o) => Observed {
-            response_time: started.elapsed(),
-            ..o
-        },
+        Ok(o) => {
+            let mut o = Observed {
+                response_time: started.elapsed(),
+                ..o
+            };
+            let warnings = cert_warnings(app, name);
+            if !warnings.is_empty() {
+                let mut parts: Vec<String> = Some(o.error.clone())
+                    .filter(|e| !e.is_empty())
+                    .into_iter()
+                    .collect();
+                parts.extend(warnings);
+                o.error = parts.join("; ");
+            }
+            o
+        }
         Err(_) => {
             let driver = app
                 .store
@@ -63,6 +75,45 @@ pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
             }
         }
     }
+}
+
+/// What `ls` and `env` warn about a machine's certificates: its server certificate and
+/// the client certificate its docker CLI uses, each when it ends within 30 days or has
+/// ended ([`crate::net::tls::ends_soon`]), with the command that renews it.
+pub fn cert_warnings(app: &App, name: &str) -> Vec<String> {
+    let dir = app.store.machine(name);
+    let now = time::OffsetDateTime::now_utc();
+    let checks = [
+        (
+            dir.server_cert(),
+            "its server certificate",
+            format!("`dmw regenerate-certs {name}`"),
+        ),
+        (
+            dir.client_cert(),
+            "the client certificate",
+            format!("`dmw regenerate-certs --client-certs {name}`"),
+        ),
+    ];
+    let mut warnings = Vec::new();
+    for (path, what, renew) in checks {
+        let Ok(pem) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if let Ok(Some(end)) = crate::net::tls::ends_soon(&pem, now) {
+            let when = if end <= now {
+                format!("{what} expired on {}", end.date())
+            } else {
+                format!(
+                    "{what} expires on {} (in {} days)",
+                    end.date(),
+                    (end - now).whole_days()
+                )
+            };
+            warnings.push(format!("{when}: {renew} renews it"));
+        }
+    }
+    warnings
 }
 
 /// What `ls` says of a machine whose create was interrupted (dmw killed, the computer

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::der;
 use super::fsutil::{CERT_MODE, KEY_MODE, write_atomic};
-use super::{CA_CERT, CA_KEY, CLOCK_SKEW, VALIDITY, cert_der};
+use super::{CA_CERT, CA_KEY, CLOCK_SKEW, cert_der};
 
 /// A validity window for a new certificate.
 #[derive(Clone, Copy, Debug)]
@@ -25,14 +25,15 @@ pub(crate) struct Validity {
 }
 
 impl Validity {
-    /// Docker Machine's window: from 5 minutes ago (clock skew) for [`VALIDITY`].
+    /// Docker Machine's window: from 5 minutes ago (clock skew) for [`super::VALIDITY`] (or the
+    /// shorter [`super::lifetime`] the user set).
     pub(crate) fn standard() -> Self {
         let not_before = (OffsetDateTime::now_utc() - CLOCK_SKEW)
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc() - CLOCK_SKEW);
         Validity {
             not_before,
-            not_after: not_before + VALIDITY,
+            not_after: not_before + super::lifetime(),
         }
     }
 }

@@ -34,6 +34,31 @@ pub const CLIENT_KEY: &str = "key.pem";
 pub const LOCK_FILE: &str = ".lock";
 /// Lifetime of every certificate (Docker Machine: 1080 days).
 pub const VALIDITY: Duration = Duration::days(1080);
+/// Environment variable that shortens the lifetime of new certificates (whole days, 1 to
+/// 1080): for fleets that rotate sooner, and for tests of the expiry warnings.
+pub const VALIDITY_ENV: &str = "DMW_CERT_DAYS";
+/// How long before a certificate ends `ls` and `env` start to warn.
+pub const EXPIRY_WARNING: Duration = Duration::days(30);
+
+/// The lifetime of a new certificate: [`VALIDITY`], or fewer days from [`VALIDITY_ENV`].
+pub fn lifetime() -> Duration {
+    lifetime_from(std::env::var(VALIDITY_ENV).ok().as_deref())
+}
+
+/// [`lifetime`] with the variable's value given.
+fn lifetime_from(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|days| Duration::days(days.clamp(1, VALIDITY.whole_days())))
+        .unwrap_or(VALIDITY)
+}
+
+/// When the first certificate in `pem` ends, if that is within [`EXPIRY_WARNING`] of
+/// `now` (or already past).
+pub fn ends_soon(pem: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
+    let end = cert_expiry(pem)?;
+    Ok((end - now <= EXPIRY_WARNING).then_some(end))
+}
 /// How far `notBefore` is backdated to tolerate clock skew (Docker Machine: 5 minutes).
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 

@@ -402,3 +402,28 @@ fn concurrent_bootstraps_agree() {
     issue_server_cert(&dir, "alice.m1", &[]).unwrap();
     verify_client_cert(&read_file(&dir, CA_CERT), &read_file(&dir, CLIENT_CERT)).unwrap();
 }
+
+#[test]
+fn the_lifetime_can_only_be_shortened() {
+    assert_eq!(lifetime_from(None), VALIDITY);
+    assert_eq!(lifetime_from(Some("10")), Duration::days(10));
+    assert_eq!(lifetime_from(Some("0")), Duration::days(1));
+    assert_eq!(lifetime_from(Some("5000")), VALIDITY);
+    assert_eq!(lifetime_from(Some("ten")), VALIDITY);
+}
+
+#[test]
+fn a_certificate_ending_within_thirty_days_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    bootstrap(dir.path(), ORG).unwrap();
+    let pem = read_file(dir.path(), CLIENT_CERT);
+    let end = cert_expiry(&pem).unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(ends_soon(&pem, now).unwrap(), None, "1080 days ahead");
+    assert_eq!(ends_soon(&pem, end - Duration::days(31)).unwrap(), None);
+    assert_eq!(
+        ends_soon(&pem, end - Duration::days(29)).unwrap(),
+        Some(end)
+    );
+    assert_eq!(ends_soon(&pem, end + Duration::days(1)).unwrap(), Some(end));
+}

@@ -76,6 +76,16 @@ pub async fn regenerate_certs(
     }
     let _lock = lock(app, name)?;
     report.info("Regenerating TLS certificates");
+    // A machine dmw only knows by its engine URL (the none driver): its client
+    // certificates are dmw's to renew, its engine's server certificate is not.
+    if app.store.load(name).is_ok_and(|r| r.engine_only) {
+        super::steps::copy_client_certs(&app.store, name)
+            .map_err(|e| failure(name, "copy client certificates", e))?;
+        report.info(&format!(
+            "machine \"{name}\" uses the none driver: its client certificates were renewed; the engine's own server certificate is not dmw's to renew"
+        ));
+        return Ok(());
+    }
     for file in [dir.server_cert(), dir.server_key()] {
         match std::fs::remove_file(&file) {
             Ok(()) => {}

@@ -148,15 +148,21 @@ impl Run<'_> {
 
     /// Put ca.pem, cert.pem and key.pem in the machine directory (its DOCKER_CERT_PATH).
     pub(super) fn copy_client_certs(&self) -> Result<()> {
-        let certs = self.app.store.certs_dir();
-        let dir = self.app.store.machine_dir(&self.record.name);
-        for (file, mode) in crate::state::store::layout::CLIENT_TLS_FILES {
-            let bytes = std::fs::read(certs.join(file))
-                .with_context(|| format!("cannot read {}", certs.join(file).display()))?;
-            crate::state::store::write_atomic(&dir.join(file), &bytes, mode)?;
-        }
-        Ok(())
+        copy_client_certs(&self.app.store, &self.record.name)
     }
+}
+
+/// Copy the store's CA certificate and client certificate and key into machine `name`'s
+/// directory, where the docker CLI reads them (`DOCKER_CERT_PATH`).
+pub(super) fn copy_client_certs(store: &crate::state::store::Store, name: &str) -> Result<()> {
+    let certs = store.certs_dir();
+    let dir = store.machine_dir(name);
+    for (file, mode) in crate::state::store::layout::CLIENT_TLS_FILES {
+        let bytes = std::fs::read(certs.join(file))
+            .with_context(|| format!("cannot read {}", certs.join(file).display()))?;
+        crate::state::store::write_atomic(&dir.join(file), &bytes, mode)?;
+    }
+    Ok(())
 }
 
 /// The names the machine's server certificate is issued for: the validated address the
