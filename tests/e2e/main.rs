@@ -11,6 +11,7 @@ mod clouds;
 mod compat;
 mod completion;
 mod failures;
+mod host_keys;
 mod http_capability;
 mod import;
 mod methods;

@@ -137,7 +137,7 @@ enum Command {
     /// Mount or unmount a directory from a machine with SSHFS
     Mount(mount::MountArgs),
     /// Re-run provisioning on existing machines, with their stored options
-    Provision(provision::ProvisionArgs),
+    Provision(provision::ReprovisionArgs),
     /// Inspect a plugin's permissions, approve plugin files (`plugin inspect|install|ls|rm`)
     Plugin(plugin::PluginArgs),
     /// List install recipes, or show what one would run (`recipe plan`)

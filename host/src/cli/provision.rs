@@ -13,6 +13,17 @@ pub struct ProvisionArgs {
     names: Vec<String>,
 }
 
+/// Arguments of `provision`.
+#[derive(clap::Args)]
+pub struct ReprovisionArgs {
+    /// Machine names (default: "default")
+    names: Vec<String>,
+    /// Pin this new host key first (SHA256:…, as `dmw` printed it when the key changed and
+    /// as `ssh-keygen -lf` prints it on the machine); one machine only
+    #[arg(long, value_name = "FINGERPRINT")]
+    accept_host_key: Option<String>,
+}
+
 /// Arguments of `regenerate-certs`.
 #[derive(clap::Args)]
 pub struct RegenerateArgs {
@@ -38,13 +49,24 @@ fn step_error(verb: &str, name: &str, f: &provision::StepFailure) -> String {
     )
 }
 
-/// Run `dmw provision NAME...`.
-pub async fn run(app: &App, a: ProvisionArgs) -> CliResult {
+/// Run `dmw provision [--accept-host-key FINGERPRINT] NAME...`.
+pub async fn run(app: &App, a: ReprovisionArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
+    if a.accept_host_key.is_some() && names.len() != 1 {
+        return Err(CliError::new(
+            "Error: --accept-host-key names one machine's new key: give exactly one machine",
+        ));
+    }
+    let accept = a.accept_host_key.as_deref();
     each::for_each(app, names, |name, report| async move {
-        provision::reprovision(app, &name, report.clone())
-            .await
-            .map_err(|f| step_error("provisioning", &name, &f))?;
+        match accept {
+            Some(fingerprint) => {
+                provision::reprovision_accepting_host_key(app, &name, fingerprint, report.clone())
+                    .await
+            }
+            None => provision::reprovision(app, &name, report.clone()).await,
+        }
+        .map_err(|f| step_error("provisioning", &name, &f))?;
         report.info(&format!("Machine \"{name}\" was provisioned."));
         Ok(())
     })

@@ -89,13 +89,19 @@ pub enum SshError {
     },
     /// The server's host key differs from the pinned one.
     #[error(
-        "the host key of {addr} changed since it was pinned in {known_hosts} — possible man-in-the-middle; if the machine was rebuilt, remove that file and run `dmw provision`"
+        "the host key of {addr} changed since it was pinned in {known_hosts}: pinned {pinned}, offered now {offered} — someone may be between you and the machine, so nothing was sent. If the machine was rebuilt and {offered} is its new key (on the machine: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), `dmw provision --accept-host-key {offered} {machine}` pins it"
     )]
     HostKeyChanged {
         /// host:port
         addr: String,
         /// Where the pinned key lives.
         known_hosts: String,
+        /// The machine (the name of the directory that holds `known_hosts`).
+        machine: String,
+        /// The pinned keys' SHA-256 fingerprints.
+        pinned: String,
+        /// The offered key's SHA-256 fingerprint.
+        offered: String,
     },
     /// The private key could not be read.
     #[error("cannot use SSH key {path}: {reason}")]
@@ -150,12 +156,113 @@ pub enum SshError {
     },
 }
 
+/// A host key's SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`).
+pub fn fingerprint(key: &russh::keys::PublicKey) -> String {
+    key.fingerprint(russh::keys::HashAlg::Sha256).to_string()
+}
+
+/// The fingerprints of the keys pinned for `target` in its known_hosts file.
+fn pinned_fingerprints(target: &Target) -> Vec<String> {
+    russh::keys::known_hosts::known_host_keys_path(
+        &target.address,
+        target.port,
+        &target.known_hosts,
+    )
+    .map(|keys| keys.iter().map(|(_, k)| fingerprint(k)).collect())
+    .unwrap_or_default()
+}
+
+/// Only learns the server's host key, then ends the handshake (nothing is sent).
+struct ProbeHandler {
+    offered: Arc<std::sync::Mutex<Option<russh::keys::PublicKey>>>,
+}
+
+impl client::Handler for ProbeHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        if let PublicKeyOrCertificate::PublicKey { key, .. } = key
+            && let Ok(mut offered) = self.offered.lock()
+        {
+            *offered = Some(key.clone());
+        }
+        Ok(false)
+    }
+}
+
+/// The host key `target`'s sshd offers now, learnt from the start of a handshake that is
+/// then ended: no key of the user's is offered and nothing is sent.
+pub async fn offered_host_key(
+    target: &Target,
+    timeout: Duration,
+) -> Result<russh::keys::PublicKey, SshError> {
+    let addr = format!("{}:{}", target.address, target.port);
+    let offered = Arc::new(std::sync::Mutex::new(None));
+    let handler = ProbeHandler {
+        offered: offered.clone(),
+    };
+    let stream = tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| SshError::Unreachable {
+        addr: addr.clone(),
+        reason: format!("no answer within {}s", timeout.as_secs()),
+    })?
+    .map_err(|e| SshError::Unreachable {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let config = Arc::new(client::Config::default());
+    let _ = tokio::time::timeout(timeout, client::connect_stream(config, stream, handler)).await;
+    let key = offered.lock().ok().and_then(|k| k.clone());
+    key.ok_or_else(|| SshError::Session {
+        addr,
+        reason: "the server offered no host key".into(),
+    })
+}
+
+/// Pin `key` as `target`'s only host key: its known_hosts file is written anew.
+pub fn repin(target: &Target, key: &russh::keys::PublicKey) -> Result<(), SshError> {
+    let fail = |reason: String| SshError::Session {
+        addr: format!("{}:{}", target.address, target.port),
+        reason,
+    };
+    match std::fs::remove_file(&target.known_hosts) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot replace {}: {e}",
+                target.known_hosts.display()
+            )));
+        }
+    }
+    russh::keys::known_hosts::learn_known_hosts_path(
+        &target.address,
+        target.port,
+        key,
+        &target.known_hosts,
+    )
+    .map_err(|e| {
+        fail(format!(
+            "cannot write {}: {e}",
+            target.known_hosts.display()
+        ))
+    })
+}
+
 struct PinningHandler {
     host: String,
     port: u16,
     known_hosts: PathBuf,
     policy: HostKeyPolicy,
-    changed: Arc<std::sync::atomic::AtomicBool>,
+    /// The fingerprint of a key that differs from the pinned one, once offered.
+    changed: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl client::Handler for PinningHandler {
@@ -182,8 +289,9 @@ impl client::Handler for PinningHandler {
             }
             Ok(false) => Ok(false),
             Err(russh::keys::Error::KeyChanged { .. }) => {
-                self.changed
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Ok(mut changed) = self.changed.lock() {
+                    *changed = Some(fingerprint(&key));
+                }
                 Ok(false)
             }
             Err(e)
@@ -239,7 +347,7 @@ impl Session {
             keepalive_interval: Some(Duration::from_secs(15)),
             ..Default::default()
         });
-        let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let changed = Arc::new(std::sync::Mutex::new(None));
         let handler = PinningHandler {
             host: target.address.clone(),
             port: target.port,
@@ -272,10 +380,19 @@ impl Session {
                     });
                 }
                 Ok(Err(e)) => {
-                    if changed.load(std::sync::atomic::Ordering::SeqCst) {
+                    let offered = changed.lock().ok().and_then(|c| c.clone());
+                    if let Some(offered) = offered {
                         return Err(SshError::HostKeyChanged {
                             addr,
                             known_hosts: target.known_hosts.display().to_string(),
+                            machine: target
+                                .known_hosts
+                                .parent()
+                                .and_then(|d| d.file_name())
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            pinned: pinned_fingerprints(target).join(", "),
+                            offered,
                         });
                     }
                     return Err(SshError::Session {

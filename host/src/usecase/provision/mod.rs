@@ -28,7 +28,7 @@ pub use new_machine::{
     new_machine,
 };
 pub use recipe_choice::{choose_recipe, detect_os};
-pub use rerun::{regenerate_certs, reprovision, upgrade};
+pub use rerun::{regenerate_certs, reprovision, reprovision_accepting_host_key, upgrade};
 pub use steps::{bootstrap_certs, cert_org, check_tls_san, engine_config, server_sans};
 
 /// A failed pipeline step.

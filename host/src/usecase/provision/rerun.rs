@@ -30,6 +30,46 @@ pub async fn reprovision(app: &App, name: &str, report: Arc<Reporter>) -> Result
     reprovision_locked(app, name, report).await
 }
 
+/// [`reprovision`] of a machine whose host key changed, once the user checked the new
+/// one: the key its sshd offers now must have the fingerprint `accepted` (`SHA256:…`); it
+/// is pinned as the machine's only key, then the recipe runs again. A key with another
+/// fingerprint is refused and nothing is pinned.
+pub async fn reprovision_accepting_host_key(
+    app: &App,
+    name: &str,
+    accepted: &str,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
+    const STEP: &str = "accept host key";
+    let _lock = lock(app, name)?;
+    let record = app
+        .store
+        .load(name)
+        .map_err(|e| failure(name, "load machine", e.into()))?;
+    let target = app
+        .ssh_target(&record)
+        .ok_or_else(|| failure(name, STEP, anyhow!("it has no SSH endpoint")))?;
+    let key = crate::net::ssh::offered_host_key(&target, std::time::Duration::from_secs(20))
+        .await
+        .map_err(|e| failure(name, STEP, e.into()))?;
+    let offered = crate::net::ssh::fingerprint(&key);
+    if offered != accepted.trim() {
+        return Err(failure(
+            name,
+            STEP,
+            anyhow!(
+                "{}:{} offers the host key {offered}, not {}: nothing was pinned",
+                target.address,
+                target.port,
+                crate::text::sanitize::plugin_text(accepted, 100)
+            ),
+        ));
+    }
+    crate::net::ssh::repin(&target, &key).map_err(|e| failure(name, STEP, e.into()))?;
+    report.info(&format!("Host key {offered} pinned for \"{name}\""));
+    reprovision_locked(app, name, report).await
+}
+
 /// [`reprovision`] with the lock held.
 async fn reprovision_locked(
     app: &App,
