@@ -10,6 +10,7 @@ mod chain;
 mod clouds;
 mod compat;
 mod completion;
+mod concurrency;
 mod failures;
 mod host_keys;
 mod http_capability;
