@@ -12,21 +12,26 @@ use crate::support::{Dmw, Run, docker_hosts, ls_row};
 /// A crash-on-demand driver built with the guests (tests/plugins/crashy-driver).
 const CRASHY: &str = env!("DMW_TEST_CRASHY_DRIVER");
 
+/// `dmw create` of a generic machine whose SSH port (127.0.0.1:1) never answers: it waits
+/// for SSH, then fails at that step.
+fn unreachable_create(dmw: &Dmw, key: &str, name: &str) -> std::process::Command {
+    dmw.command(&[
+        "create",
+        "--driver",
+        "generic",
+        "--generic-ip-address",
+        "127.0.0.1",
+        "--generic-ssh-port",
+        "1",
+        "--generic-ssh-key",
+        key,
+        name,
+    ])
+}
+
 /// Create a record that must survive every failure around it.
 fn bystander(dmw: &Dmw) -> Vec<u8> {
-    let r = dmw
-        .command(&[
-            "create",
-            "--driver",
-            "generic",
-            "--generic-ip-address",
-            "127.0.0.1",
-            "--generic-ssh-port",
-            "1",
-            "--generic-ssh-key",
-            &fresh_key(dmw),
-            "bystander",
-        ])
+    let r = unreachable_create(dmw, &fresh_key(dmw), "bystander")
         .env("DMW_SSH_TIMEOUT", "0")
         .output()
         .expect("create bystander");
@@ -512,19 +517,7 @@ fn a_broken_record_is_listed_with_its_fix_and_rm_f_removes_it_alone() {
 fn a_create_killed_while_waiting_for_ssh_is_resumable_and_leaves_no_lock() {
     let dmw = Dmw::new();
     let key = fresh_key(&dmw);
-    let mut child = dmw
-        .command(&[
-            "create",
-            "--driver",
-            "generic",
-            "--generic-ip-address",
-            "127.0.0.1",
-            "--generic-ssh-port",
-            "1",
-            "--generic-ssh-key",
-            &key,
-            "killed",
-        ])
+    let mut child = unreachable_create(&dmw, &key, "killed")
         .env("DMW_SSH_TIMEOUT", "300")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

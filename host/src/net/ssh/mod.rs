@@ -172,6 +172,24 @@ fn pinned_fingerprints(target: &Target) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// The TCP connection to `target`'s sshd, within `timeout`.
+async fn tcp_connect(
+    target: &Target,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, SshError> {
+    let unreachable = |reason: String| SshError::Unreachable {
+        addr: format!("{}:{}", target.address, target.port),
+        reason,
+    };
+    tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| unreachable(format!("no answer within {}s", timeout.as_secs())))?
+    .map_err(|e| unreachable(e.to_string()))
+}
+
 /// Only learns the server's host key, then ends the handshake (nothing is sent).
 struct ProbeHandler {
     offered: Arc<std::sync::Mutex<Option<russh::keys::PublicKey>>>,
@@ -204,19 +222,7 @@ pub async fn offered_host_key(
     let handler = ProbeHandler {
         offered: offered.clone(),
     };
-    let stream = tokio::time::timeout(
-        timeout,
-        tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| SshError::Unreachable {
-        addr: addr.clone(),
-        reason: format!("no answer within {}s", timeout.as_secs()),
-    })?
-    .map_err(|e| SshError::Unreachable {
-        addr: addr.clone(),
-        reason: e.to_string(),
-    })?;
+    let stream = tcp_connect(target, timeout).await?;
     let config = Arc::new(client::Config::default());
     let _ = tokio::time::timeout(timeout, client::connect_stream(config, stream, handler)).await;
     let key = offered.lock().ok().and_then(|k| k.clone());
@@ -355,19 +361,7 @@ impl Session {
             policy,
             changed: changed.clone(),
         };
-        let stream = tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| SshError::Unreachable {
-            addr: addr.clone(),
-            reason: format!("no answer within {}s", timeout.as_secs()),
-        })?
-        .map_err(|e| SshError::Unreachable {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let stream = tcp_connect(target, timeout).await?;
         let _ = stream.set_nodelay(true);
         let mut handle =
             match tokio::time::timeout(timeout, client::connect_stream(config, stream, handler))

@@ -129,6 +129,21 @@ impl VmCtx {
         Error::Failed(format!("machine {}: {what}: {e}", self.machine))
     }
 
+    /// The kernel and initramfs the plugin named for the VM's direct boot (empty: none),
+    /// each checked as an input ([`VmCtx::input`]).
+    fn boot_files(
+        &self,
+        kernel: Option<&str>,
+        initrd: Option<&str>,
+    ) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
+        let file = |what: &str, path: Option<&str>| {
+            path.filter(|p| !p.is_empty())
+                .map(|p| self.input(what, p))
+                .transpose()
+        };
+        Ok((file("kernel", kernel)?, file("initramfs", initrd)?))
+    }
+
     /// Write the VM's seed and the record of what it boots (`vm.json`) in `work`, once its
     /// disk is made or taken over.
     fn record_disk(&self, work: &Path, seed: &[u8], disk: &VmDisk) -> Result<(), Error> {
@@ -290,14 +305,7 @@ impl VmCtx {
         }
         let base = self.input("image", disk)?;
         let format = self.format_of(&base)?;
-        let kernel = kernel
-            .filter(|k| !k.is_empty())
-            .map(|k| self.input("kernel", k))
-            .transpose()?;
-        let initrd = initrd
-            .filter(|k| !k.is_empty())
-            .map(|k| self.input("initramfs", k))
-            .transpose()?;
+        let (kernel, initrd) = self.boot_files(kernel, initrd)?;
         if initrd.is_some() && kernel.is_none() {
             return Err(Error::InvalidInput(
                 "an initramfs goes with a kernel".into(),
@@ -422,14 +430,7 @@ impl VmCtx {
         })?;
         let base = self.input("image", &backing)?;
         let format = self.format_of(&base)?;
-        let kernel = kernel
-            .filter(|k| !k.is_empty())
-            .map(|k| self.input("kernel", k))
-            .transpose()?;
-        let initrd = initrd
-            .filter(|k| !k.is_empty())
-            .map(|k| self.input("initramfs", k))
-            .transpose()?;
+        let (kernel, initrd) = self.boot_files(kernel, initrd)?;
         if seed.len() > MAX_SEED {
             return Err(Error::InvalidInput(format!(
                 "the seed image is larger than {} MiB",
