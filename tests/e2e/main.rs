@@ -6,6 +6,7 @@ mod http;
 mod ssh_probe;
 mod support;
 
+mod address_change;
 mod chain;
 mod clouds;
 mod compat;

@@ -79,7 +79,8 @@ pub async fn observe(app: &App, name: &str, timeout: Duration) -> Observed {
 
 /// What `ls` and `env` warn about a machine's certificates: its server certificate and
 /// the client certificate its docker CLI uses, each when it ends within 30 days or has
-/// ended ([`crate::net::tls::ends_soon`]), with the command that renews it.
+/// ended ([`crate::net::tls::ends_soon`]), and a server certificate that does not name the
+/// machine's address; each with the command that fixes it.
 pub fn cert_warnings(app: &App, name: &str) -> Vec<String> {
     let dir = app.store.machine(name);
     let now = time::OffsetDateTime::now_utc();
@@ -113,7 +114,30 @@ pub fn cert_warnings(app: &App, name: &str) -> Vec<String> {
             warnings.push(format!("{when}: {renew} renews it"));
         }
     }
+    if let Some(warning) = address_not_named(app, name, now) {
+        warnings.push(warning);
+    }
     warnings
+}
+
+/// The warning for a machine whose server certificate (still valid) does not name the
+/// address its record holds: the address changed since the certificate was issued (a
+/// provider gave the machine a new one at start), so the docker CLI would refuse it.
+fn address_not_named(app: &App, name: &str, now: time::OffsetDateTime) -> Option<String> {
+    let record = app.store.load(name).ok()?;
+    let address = record.endpoint.as_ref()?.address.clone();
+    let dir = app.store.machine(name);
+    let cert = std::fs::read_to_string(dir.server_cert()).ok()?;
+    let ca = std::fs::read_to_string(dir.ca_cert()).ok()?;
+    if crate::net::tls::cert_expiry(&cert).ok()? <= now {
+        return None;
+    }
+    match crate::net::tls::server_cert_names(&ca, &cert, &address) {
+        Ok(false) => Some(format!(
+            "its server certificate does not name its address {address} (the address changed since it was issued): `dmw regenerate-certs {name}` re-issues it"
+        )),
+        _ => None,
+    }
 }
 
 /// What `ls` says of a machine whose create was interrupted (dmw killed, the computer

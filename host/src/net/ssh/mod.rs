@@ -190,6 +190,19 @@ async fn tcp_connect(
     .map_err(|e| unreachable(e.to_string()))
 }
 
+/// Whether `key` is pinned in the machine's known_hosts file for any address (the file
+/// is the machine's own: every key in it is that machine's).
+fn machine_knows(known_hosts: &Path, key: &russh::keys::PublicKey) -> bool {
+    let Ok(text) = std::fs::read_to_string(known_hosts) else {
+        return false;
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter_map(|b64| russh::keys::parse_public_key_base64(b64).ok())
+        .any(|pinned| pinned.key_data() == key.key_data())
+}
+
 /// Only learns the server's host key, then ends the handshake (nothing is sent).
 struct ProbeHandler {
     offered: Arc<std::sync::Mutex<Option<russh::keys::PublicKey>>>,
@@ -285,6 +298,18 @@ impl client::Handler for PinningHandler {
         match russh::keys::check_known_hosts_path(&self.host, self.port, &key, &self.known_hosts) {
             Ok(true) => Ok(true),
             Ok(false) if self.policy == HostKeyPolicy::TrustOnFirstUse => {
+                russh::keys::known_hosts::learn_known_hosts_path(
+                    &self.host,
+                    self.port,
+                    &key,
+                    &self.known_hosts,
+                )?;
+                Ok(true)
+            }
+            // No key pinned for this address: the machine moved (a cloud server stopped
+            // and started, a new DHCP lease). Its own known_hosts holds only its keys, so
+            // the same key at the new address is the same machine: pinned there too.
+            Ok(false) if machine_knows(&self.known_hosts, &key) => {
                 russh::keys::known_hosts::learn_known_hosts_path(
                     &self.host,
                     self.port,

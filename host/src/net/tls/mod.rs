@@ -53,6 +53,23 @@ fn lifetime_from(value: Option<&str>) -> Duration {
         .unwrap_or(VALIDITY)
 }
 
+/// Whether the server certificate in `cert_pem` chains to the CA in `ca_pem` and names
+/// `name` (an IP address or DNS name), as the docker CLI checks it.
+pub fn server_cert_names(ca_pem: &str, cert_pem: &str, name: &str) -> Result<bool> {
+    let roots = Arc::new(root_store(ca_pem)?);
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, crypto_provider())
+            .build()
+            .context("building the server certificate verifier")?;
+    let server_name = rustls_pki_types::ServerName::try_from(name.to_string())
+        .map_err(|e| anyhow!("{name:?} is not an address or DNS name: {e}"))?;
+    let cert = cert_der(cert_pem)?;
+    use rustls::client::danger::ServerCertVerifier;
+    Ok(verifier
+        .verify_server_cert(&cert, &[], &server_name, &[], UnixTime::now())
+        .is_ok())
+}
+
 /// When the first certificate in `pem` ends, if that is within [`EXPIRY_WARNING`] of
 /// `now` (or already past).
 pub fn ends_soon(pem: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {

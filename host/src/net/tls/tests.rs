@@ -427,3 +427,20 @@ fn a_certificate_ending_within_thirty_days_is_told() {
     );
     assert_eq!(ends_soon(&pem, end + Duration::days(1)).unwrap(), Some(end));
 }
+
+#[test]
+fn a_server_certificate_names_only_the_addresses_it_was_issued_for() {
+    let dir = tempfile::tempdir().unwrap();
+    bootstrap(dir.path(), ORG).unwrap();
+    let ca = read_file(dir.path(), CA_CERT);
+    let sans = vec!["192.0.2.10".to_string(), "m1.example".to_string()];
+    let server = issue_server_cert(dir.path(), "alice.m1", &sans).unwrap();
+    assert!(server_cert_names(&ca, &server.cert_pem, "192.0.2.10").unwrap());
+    assert!(server_cert_names(&ca, &server.cert_pem, "m1.example").unwrap());
+    assert!(!server_cert_names(&ca, &server.cert_pem, "192.0.2.99").unwrap());
+    // Another CA's certificate names nothing for this one.
+    let other = tempfile::tempdir().unwrap();
+    bootstrap(other.path(), ORG).unwrap();
+    let other_ca = read_file(other.path(), CA_CERT);
+    assert!(!server_cert_names(&other_ca, &server.cert_pem, "192.0.2.10").unwrap());
+}
