@@ -66,8 +66,12 @@ impl App {
     /// it on its first connection.
     pub fn host_key_policy(&self, record: &MachineRecord) -> HostKeyPolicy {
         let known_hosts = self.store.machine(&record.name).known_hosts();
-        // First contact: an imported machine, or one created with `--no-provision`.
-        let first_contact = record.imported.is_some() || record.never_provisioned;
+        // First contact: an imported machine, one created with `--no-provision`, or one
+        // whose create stopped before SSH first answered (no key pinned yet: it is learnt
+        // at the first login, as create would have). A ready machine's pin is required.
+        let first_contact = record.imported.is_some()
+            || record.never_provisioned
+            || record.status != crate::state::store::MachineStatus::Ready;
         if first_contact && !known_hosts.exists() {
             HostKeyPolicy::TrustOnFirstUse
         } else {

@@ -13,6 +13,7 @@ mod compat;
 mod completion;
 mod concurrency;
 mod failures;
+mod faults;
 mod host_keys;
 mod http_capability;
 mod import;

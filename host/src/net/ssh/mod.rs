@@ -103,6 +103,20 @@ pub enum SshError {
         /// The offered key's SHA-256 fingerprint.
         offered: String,
     },
+    /// The server's host key is not pinned for this machine (and may not be learnt now).
+    #[error(
+        "the host key {offered} of {addr} is not pinned for this machine (in {known_hosts}), so nothing was sent. If you trust it (on the machine: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), `dmw provision --accept-host-key {offered} {machine}` pins it"
+    )]
+    HostKeyUnknown {
+        /// host:port
+        addr: String,
+        /// Where pinned keys live.
+        known_hosts: String,
+        /// The machine (the name of the directory that holds `known_hosts`).
+        machine: String,
+        /// The offered key's SHA-256 fingerprint.
+        offered: String,
+    },
     /// The private key could not be read.
     #[error("cannot use SSH key {path}: {reason}")]
     Key {
@@ -282,6 +296,8 @@ struct PinningHandler {
     policy: HostKeyPolicy,
     /// The fingerprint of a key that differs from the pinned one, once offered.
     changed: Arc<std::sync::Mutex<Option<String>>>,
+    /// The fingerprint of a key offered where none is pinned (and none may be learnt).
+    unknown: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl client::Handler for PinningHandler {
@@ -318,7 +334,12 @@ impl client::Handler for PinningHandler {
                 )?;
                 Ok(true)
             }
-            Ok(false) => Ok(false),
+            Ok(false) => {
+                if let Ok(mut unknown) = self.unknown.lock() {
+                    *unknown = Some(fingerprint(&key));
+                }
+                Ok(false)
+            }
             Err(russh::keys::Error::KeyChanged { .. }) => {
                 if let Ok(mut changed) = self.changed.lock() {
                     *changed = Some(fingerprint(&key));
@@ -379,12 +400,14 @@ impl Session {
             ..Default::default()
         });
         let changed = Arc::new(std::sync::Mutex::new(None));
+        let unknown = Arc::new(std::sync::Mutex::new(None));
         let handler = PinningHandler {
             host: target.address.clone(),
             port: target.port,
             known_hosts: target.known_hosts.clone(),
             policy,
             changed: changed.clone(),
+            unknown: unknown.clone(),
         };
         let stream = tcp_connect(target, timeout).await?;
         let _ = stream.set_nodelay(true);
@@ -399,18 +422,26 @@ impl Session {
                     });
                 }
                 Ok(Err(e)) => {
-                    let offered = changed.lock().ok().and_then(|c| c.clone());
-                    if let Some(offered) = offered {
+                    let machine = target
+                        .known_hosts
+                        .parent()
+                        .and_then(|d| d.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if let Some(offered) = changed.lock().ok().and_then(|c| c.clone()) {
                         return Err(SshError::HostKeyChanged {
                             addr,
                             known_hosts: target.known_hosts.display().to_string(),
-                            machine: target
-                                .known_hosts
-                                .parent()
-                                .and_then(|d| d.file_name())
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default(),
+                            machine,
                             pinned: pinned_fingerprints(target).join(", "),
+                            offered,
+                        });
+                    }
+                    if let Some(offered) = unknown.lock().ok().and_then(|c| c.clone()) {
+                        return Err(SshError::HostKeyUnknown {
+                            addr,
+                            known_hosts: target.known_hosts.display().to_string(),
+                            machine,
                             offered,
                         });
                     }

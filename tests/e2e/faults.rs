@@ -1,0 +1,111 @@
+//! Faults on real hosts (the testbed's handles): each ends with a clear error naming the
+//! machine and the step, or with dmw waiting for what the machine is busy with; and one
+//! command (`dmw provision NAME`) away from a working Docker host.
+
+use std::time::{Duration, Instant};
+
+use dmw_testbed::{Options, Testbed, require_root_or_skip};
+
+use crate::support::{Dmw, docker_run_ok, ls_row};
+
+/// A boot job holds apt's lock (as cloud-init does on a fresh cloud server), and dmw is
+/// killed (`kill -9`) while its create waits for that lock in the engine install: `ls`
+/// says the create was interrupted and how to go on, and `dmw provision` waits for the
+/// lock instead of failing on it and finishes a working Docker host.
+#[test]
+fn a_create_killed_during_the_install_waits_for_apts_lock_when_resumed() {
+    if !require_root_or_skip("a_create_killed_during_the_install_waits_for_apts_lock_when_resumed")
+    {
+        return;
+    }
+    let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
+    let host = &bed.hosts()[0];
+    // apt holds /var/lib/dpkg/lock-frontend for its whole install, here for 45 s more.
+    host.ssh_ok(
+        "root",
+        "systemd-run --unit=boot-apt --collect sh -c 'apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Pre-Invoke::=\"sleep 45\" install hello'",
+    )
+    .expect("start the apt job");
+
+    let dmw = Dmw::new();
+    let args = Dmw::create_args(host, "root", "busy");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = dmw
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start create");
+    // Until the recipe runs (the install comes next and waits for the lock).
+    let log = dmw.machine_dir("busy").join("provision.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Provisioning with")) {
+        assert!(Instant::now() < deadline, "the recipe never started");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "create ended early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let row = ls_row(&dmw.ok(&["ls"]), "busy").expect("listed").join(" ");
+    assert!(
+        row.contains("`dmw provision busy` resumes it"),
+        "interrupted, with the way on: {row}"
+    );
+    assert!(
+        host.ssh("root", "systemctl is-active --quiet boot-apt")
+            .is_ok_and(|o| o.success()),
+        "the apt job still holds the lock when provision starts"
+    );
+    let out = dmw.ok(&["provision", "busy"]);
+    assert!(out.contains("was provisioned"), "{out}");
+    docker_run_ok(&dmw, "busy");
+    assert!(
+        host.ssh("root", "test -x /usr/bin/hello")
+            .is_ok_and(|o| o.success()),
+        "the boot job finished too"
+    );
+    dmw.ok(&["rm", "-y", "busy"]);
+}
+
+/// sshd is down when create runs: create fails at "wait for SSH" naming the machine and
+/// keeps the record; once sshd is back, `dmw provision` resumes it to a working host.
+#[test]
+fn sshd_down_at_create_then_provision_resumes() {
+    if !require_root_or_skip("sshd_down_at_create_then_provision_resumes") {
+        return;
+    }
+    let bed = crate::support::docker_hosts(1);
+    let host = &bed.hosts()[0];
+    host.stop_sshd().expect("stop sshd");
+    let dmw = Dmw::new();
+    let args = Dmw::create_args(host, "root", "nossh");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = dmw
+        .command(&args)
+        .env("DMW_SSH_TIMEOUT", "3")
+        .output()
+        .expect("create");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Error creating machine \"nossh\": wait for SSH failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`dmw provision nossh` resumes it"),
+        "{stderr}"
+    );
+    let row = ls_row(&dmw.ok(&["ls"]), "nossh").expect("listed").join(" ");
+    assert!(row.contains("wait for SSH failed"), "{row}");
+
+    host.start_sshd().expect("start sshd");
+    let out = dmw.ok(&["provision", "nossh"]);
+    assert!(out.contains("was provisioned"), "{out}");
+    docker_run_ok(&dmw, "nossh");
+    dmw.ok(&["rm", "-y", "nossh"]);
+}
