@@ -109,3 +109,60 @@ fn sshd_down_at_create_then_provision_resumes() {
     docker_run_ok(&dmw, "nossh");
     dmw.ok(&["rm", "-y", "nossh"]);
 }
+
+/// The machine's link is cut while the engine installs: dmw notices the dead connection
+/// (SSH keepalives) instead of hanging, fails naming the machine and the step, keeps the
+/// record; once the link is back, `dmw provision` resumes it to a working Docker host.
+#[test]
+fn the_link_cut_during_the_install_fails_clearly_then_provision_resumes() {
+    if !require_root_or_skip("the_link_cut_during_the_install_fails_clearly_then_provision_resumes")
+    {
+        return;
+    }
+    let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let args = Dmw::create_args(host, "root", "cut");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = dmw
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start create");
+    let log = dmw.machine_dir("cut").join("provision.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Provisioning with")) {
+        assert!(Instant::now() < deadline, "the recipe never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    host.cut_link().expect("cut the link");
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("create ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "a dead link was noticed within minutes, not hung on: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("Error creating machine \"cut\": ") && stderr.contains(" failed: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`dmw provision cut` resumes it"),
+        "{stderr}"
+    );
+    let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), "cut")
+        .expect("listed")
+        .join(" ");
+    assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+
+    host.restore_link().expect("restore the link");
+    let out = dmw.ok(&["provision", "cut"]);
+    assert!(out.contains("was provisioned"), "{out}");
+    docker_run_ok(&dmw, "cut");
+    dmw.ok(&["rm", "-y", "cut"]);
+}
