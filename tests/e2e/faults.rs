@@ -166,3 +166,59 @@ fn the_link_cut_during_the_install_fails_clearly_then_provision_resumes() {
     docker_run_ok(&dmw, "cut");
     dmw.ok(&["rm", "-y", "cut"]);
 }
+
+/// The machine reboots while the engine is being configured: create either rides it out
+/// (the engine answers once the machine is back) or fails naming the machine and the step
+/// with the record kept; either way the machine ends one command away from a working
+/// Docker host.
+#[test]
+fn a_reboot_during_configure_ends_one_command_from_a_working_host() {
+    if !require_root_or_skip("a_reboot_during_configure_ends_one_command_from_a_working_host") {
+        return;
+    }
+    let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let args = Dmw::create_args(host, "root", "rebooted");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = dmw
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start create");
+    // The install is done and configure comes next once the client certs are copied.
+    let log = dmw.machine_dir("rebooted").join("provision.log");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Copying certs")) {
+        assert!(Instant::now() < deadline, "configure never came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    host.restart().expect("reboot the machine");
+    let out = child.wait_with_output().expect("create ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "create through the reboot: exit {:?}\n{stderr}",
+        out.status.code()
+    );
+    match out.status.code() {
+        Some(0) => {}
+        Some(1) => {
+            assert!(
+                stderr.contains("Error creating machine \"rebooted\": ")
+                    && stderr.contains(" failed: ")
+                    && stderr.contains("`dmw provision rebooted` resumes it"),
+                "{stderr}"
+            );
+            let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), "rebooted")
+                .expect("listed")
+                .join(" ");
+            assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+            let again = dmw.ok(&["provision", "rebooted"]);
+            assert!(again.contains("was provisioned"), "{again}");
+        }
+        other => panic!("create ended with {other:?}: {stderr}"),
+    }
+    docker_run_ok(&dmw, "rebooted");
+    dmw.ok(&["rm", "-y", "rebooted"]);
+}
