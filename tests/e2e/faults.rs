@@ -8,6 +8,39 @@ use dmw_testbed::{Options, Testbed, require_root_or_skip};
 
 use crate::support::{Dmw, docker_run_ok, ls_row};
 
+/// Start `dmw create` of machine `name` on `host` (its output kept) and return once its
+/// provisioning log shows `step`, within `limit`, the create still running.
+fn create_until(
+    dmw: &Dmw,
+    host: &dmw_testbed::Host,
+    name: &str,
+    step: &str,
+    limit: Duration,
+) -> std::process::Child {
+    let args = Dmw::create_args(host, "root", name);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = dmw
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start create");
+    let log = dmw.machine_dir(name).join("provision.log");
+    let deadline = Instant::now() + limit;
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(step)) {
+        assert!(
+            Instant::now() < deadline,
+            "create of {name} never got to {step:?}"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "create of {name} ended before {step:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 /// A boot job holds apt's lock (as cloud-init does on a fresh cloud server), and dmw is
 /// killed (`kill -9`) while its create waits for that lock in the engine install: `ls`
 /// says the create was interrupted and how to go on, and `dmw provision` waits for the
@@ -28,25 +61,14 @@ fn a_create_killed_during_the_install_waits_for_apts_lock_when_resumed() {
     .expect("start the apt job");
 
     let dmw = Dmw::new();
-    let args = Dmw::create_args(host, "root", "busy");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = dmw
-        .command(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start create");
     // Until the recipe runs (the install comes next and waits for the lock).
-    let log = dmw.machine_dir("busy").join("provision.log");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Provisioning with")) {
-        assert!(Instant::now() < deadline, "the recipe never started");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "create ended early"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut child = create_until(
+        &dmw,
+        host,
+        "busy",
+        "Provisioning with",
+        Duration::from_secs(120),
+    );
     std::thread::sleep(Duration::from_secs(3));
     child.kill().expect("kill -9");
     child.wait().expect("reap");
@@ -122,20 +144,13 @@ fn the_link_cut_during_the_install_fails_clearly_then_provision_resumes() {
     let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
-    let args = Dmw::create_args(host, "root", "cut");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = dmw
-        .command(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start create");
-    let log = dmw.machine_dir("cut").join("provision.log");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Provisioning with")) {
-        assert!(Instant::now() < deadline, "the recipe never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let child = create_until(
+        &dmw,
+        host,
+        "cut",
+        "Provisioning with",
+        Duration::from_secs(120),
+    );
     std::thread::sleep(Duration::from_secs(2));
     host.cut_link().expect("cut the link");
     let started = Instant::now();
@@ -179,21 +194,14 @@ fn a_reboot_during_configure_ends_one_command_from_a_working_host() {
     let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
     let host = &bed.hosts()[0];
     let dmw = Dmw::new();
-    let args = Dmw::create_args(host, "root", "rebooted");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = dmw
-        .command(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start create");
     // The install is done and configure comes next once the client certs are copied.
-    let log = dmw.machine_dir("rebooted").join("provision.log");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Copying certs")) {
-        assert!(Instant::now() < deadline, "configure never came");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = create_until(
+        &dmw,
+        host,
+        "rebooted",
+        "Copying certs",
+        Duration::from_secs(300),
+    );
     host.restart().expect("reboot the machine");
     let out = child.wait_with_output().expect("create ends");
     let stderr = String::from_utf8_lossy(&out.stderr);

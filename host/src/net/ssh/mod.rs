@@ -300,6 +300,19 @@ struct PinningHandler {
     unknown: Arc<std::sync::Mutex<Option<String>>>,
 }
 
+impl PinningHandler {
+    /// Pin `key` for this handler's host and port in the machine's known_hosts; accepted.
+    fn pin(&self, key: &russh::keys::PublicKey) -> Result<bool, russh::Error> {
+        russh::keys::known_hosts::learn_known_hosts_path(
+            &self.host,
+            self.port,
+            key,
+            &self.known_hosts,
+        )?;
+        Ok(true)
+    }
+}
+
 impl client::Handler for PinningHandler {
     type Error = russh::Error;
 
@@ -313,26 +326,15 @@ impl client::Handler for PinningHandler {
         };
         match russh::keys::check_known_hosts_path(&self.host, self.port, &key, &self.known_hosts) {
             Ok(true) => Ok(true),
-            Ok(false) if self.policy == HostKeyPolicy::TrustOnFirstUse => {
-                russh::keys::known_hosts::learn_known_hosts_path(
-                    &self.host,
-                    self.port,
-                    &key,
-                    &self.known_hosts,
-                )?;
-                Ok(true)
-            }
-            // No key pinned for this address: the machine moved (a cloud server stopped
-            // and started, a new DHCP lease). Its own known_hosts holds only its keys, so
-            // the same key at the new address is the same machine: pinned there too.
-            Ok(false) if machine_knows(&self.known_hosts, &key) => {
-                russh::keys::known_hosts::learn_known_hosts_path(
-                    &self.host,
-                    self.port,
-                    &key,
-                    &self.known_hosts,
-                )?;
-                Ok(true)
+            // No key pinned for this address: learnt at first contact; or the machine
+            // moved (a cloud server stopped and started, a new DHCP lease) — its own
+            // known_hosts holds only its keys, so the same key at the new address is the
+            // same machine: pinned there too.
+            Ok(false)
+                if self.policy == HostKeyPolicy::TrustOnFirstUse
+                    || machine_knows(&self.known_hosts, &key) =>
+            {
+                self.pin(&key)
             }
             Ok(false) => {
                 if let Ok(mut unknown) = self.unknown.lock() {
@@ -350,13 +352,7 @@ impl client::Handler for PinningHandler {
                 if !self.known_hosts.exists() && self.policy == HostKeyPolicy::TrustOnFirstUse =>
             {
                 let _ = e;
-                russh::keys::known_hosts::learn_known_hosts_path(
-                    &self.host,
-                    self.port,
-                    &key,
-                    &self.known_hosts,
-                )?;
-                Ok(true)
+                self.pin(&key)
             }
             Err(e) => Err(e.into()),
         }
