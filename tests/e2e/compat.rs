@@ -309,7 +309,8 @@ rc=0
 /// line, then the description); as `dmw`, clap's (the description first), with the same
 /// description.
 ///
-/// Before: the description came first under both names and the usage line said `dmw`.
+/// Before: the description came first under both names and the usage line said `dmw`;
+/// the option lines were clap's (`-d, --driver <DRIVER>`).
 #[test]
 fn compat_help_layout_under_both_names() {
     let l = Linked::new();
@@ -320,6 +321,25 @@ fn compat_help_layout_under_both_names() {
     let lines: Vec<&str> = top.stdout.lines().collect();
     assert_eq!(lines[0], "Usage: docker-machine [OPTIONS] COMMAND [arg...]");
     assert_eq!(lines[1], "");
+    assert!(lines[4].starts_with("Version: "), "{}", top.stdout);
+    // urfave/cli's flag lines, two spaces in, laid out with tabs; the options and the
+    // commands each end with a line of two spaces.
+    assert!(
+        top.stdout
+            .contains("\n  --storage-path, -s \tConfigures storage path [$DMW_STORAGE_PATH]\n"),
+        "{}",
+        top.stdout
+    );
+    assert!(
+        top.stdout
+            .contains("\n  --help, -h\t\tshow help\n  \nCommands:\n  active\t\t")
+    );
+    assert!(
+        top.stdout
+            .contains("  create\t\tCreate a machine (run `docker-machine create --driver"),
+        "hints name the invoked program: {}",
+        top.stdout
+    );
     assert!(
         top.stdout
             .ends_with("Run 'docker-machine COMMAND --help' for more information on a command.\n"),
@@ -331,7 +351,7 @@ fn compat_help_layout_under_both_names() {
         .iter()
         .skip_while(|l| **l != "Commands:")
         .skip(1)
-        .take_while(|l| !l.is_empty())
+        .take_while(|l| !l.trim().is_empty())
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .collect();
@@ -344,9 +364,15 @@ fn compat_help_layout_under_both_names() {
         let ours = run(&dmw_bin, &store, &[command, "--help"], "", &[]);
         assert_eq!((dm.code, ours.code), (0, 0), "{command}: {dm:?} {ours:?}");
         let dm_lines: Vec<&str> = dm.stdout.lines().collect();
+        // `[OPTIONS]` only for a command with flags, as Docker Machine's template.
+        let options = if dm_lines.contains(&"Options:") {
+            " [OPTIONS]"
+        } else {
+            ""
+        };
         assert_eq!(
             dm_lines[0],
-            format!("Usage: docker-machine {command} [OPTIONS] [arg...]"),
+            format!("Usage: docker-machine {command}{options} [arg...]"),
             "{command}"
         );
         assert_eq!(dm_lines[1], "", "{command}");
@@ -359,6 +385,44 @@ fn compat_help_layout_under_both_names() {
             ours.stdout
         );
     }
+    // A command's options as urfave/cli printed them: Docker Machine 0.16.2's `ls --help`
+    // but for dmw's own words (the layout, the flag forms and the tab stops are its).
+    let ls = run(&l.link(), &store, &["ls", "--help"], "", &[]);
+    assert_eq!(
+        ls.stdout,
+        concat!(
+            "Usage: docker-machine ls [OPTIONS] [arg...]\n",
+            "\n",
+            "List machines\n",
+            "\n",
+            "Options:\n",
+            "   \n",
+            "   --quiet, -q\t\t\t\t\tEnable quiet mode (print only machine names)\n",
+            "   --filter [--filter option --filter option]\tFilter output based on conditions provided (driver, state, name, swarm, label=KEY=VALUE)\n",
+            "   --timeout, -t \"10\"\t\t\t\tTimeout in seconds for each machine's query\n",
+            "   --format, -f \t\t\t\tPretty-print machines using a Go template (`table ...` adds a header; `json` = JSON)\n",
+            "   --output, -o \"text\"\t\t\t\tOutput format\n",
+        )
+    );
+    // create's flags sorted by name, the driver's among the shared ones, as Docker Machine.
+    let create = run(
+        &l.link(),
+        &store,
+        &["create", "-d", "none", "--help"],
+        "",
+        &[],
+    );
+    let flags: Vec<String> = create
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "Options:")
+        .skip(2)
+        .filter_map(|l| l.trim_start().split([' ', '\t']).next().map(str::to_string))
+        .collect();
+    let mut sorted = flags.clone();
+    sorted.sort();
+    assert!(flags.contains(&"--url".to_string()), "{}", create.stdout);
+    assert_eq!(flags, sorted, "{}", create.stdout);
     // An unknown command: Docker Machine's sentence under its name, exit 1 under both.
     let r = run(&l.link(), &store, &["foo"], "", &[]);
     assert_eq!(r.code, 1, "{r:?}");

@@ -175,6 +175,15 @@ fn import_docker_machine_store_and_none_driver() {
         "dmnone",
         &config_json(&store, "dmnone", "none", none),
     );
+    // none machine dmsock: a URL dmw cannot dial (Docker Machine recorded any text).
+    let sock = serde_json::json!({"IPAddress": "", "MachineName": "dmsock", "SSHUser": "",
+        "SSHPort": 0, "SSHKeyPath": "", "StorePath": s, "SwarmMaster": false, "SwarmHost": "",
+        "SwarmDiscovery": "", "URL": "unix:///var/run/docker.sock"});
+    write_machine(
+        &store,
+        "dmsock",
+        &config_json(&store, "dmsock", "none", sock),
+    );
     // virtualbox machine vb: not importable.
     let vb = serde_json::json!({"IPAddress": "192.168.99.100", "MachineName": "vb",
         "SSHUser": "docker", "SSHPort": 22, "CPU": 1, "Memory": 1024});
@@ -206,7 +215,15 @@ fn import_docker_machine_store_and_none_driver() {
     assert!(run.stdout.contains(": imported"), "{run:?}");
     assert!(run.stdout.contains("dmnone (none, tcp://"), "{run:?}");
     assert!(run.stdout.contains("vb (virtualbox): skipped"), "{run:?}");
-    assert_eq!(dmw.ok(&["ls", "-q"]), "dm1\ndmnone\n");
+    assert!(
+        run.stdout
+            .contains("dmsock (none, unix:///var/run/docker.sock): imported"),
+        "{run:?}"
+    );
+    assert_eq!(dmw.ok(&["ls", "-q"]), "dm1\ndmnone\ndmsock\n");
+    // Its URL is kept as it was and it is Running, as Docker Machine's none driver said.
+    assert_eq!(dmw.ok(&["url", "dmsock"]), "unix:///var/run/docker.sock\n");
+    assert_eq!(dmw.ok(&["status", "dmsock"]).trim(), "Running");
     assert!(!dmw.machine_dir("vb").exists());
     // The SSH key and Docker Machine's TLS material were copied; its CA key was not.
     for f in [
@@ -245,7 +262,11 @@ fn import_docker_machine_store_and_none_driver() {
         assert_eq!(r.code, 0, "docker through {name}: {r:?}");
         assert!(r.stdout.trim_end().ends_with("DONE"), "{r:?}");
     }
-    assert_eq!(dmw.ok(&["ip", "dm1", "dmnone"]), format!("{ip}\n{ip}\n"));
+    // A none machine's ip is its URL's host:port, as Docker Machine printed it.
+    assert_eq!(
+        dmw.ok(&["ip", "dm1", "dmnone"]),
+        format!("{ip}\n{ip}:2376\n")
+    );
     assert_eq!(dmw.ok(&["url", "dmnone"]).trim(), url);
     assert_eq!(dmw.ok(&["status", "dmnone"]).trim(), "Running");
 
@@ -303,6 +324,23 @@ fn import_docker_machine_store_and_none_driver() {
         let r = dmw.with_env(name, "docker ps --format '{{.ID}}' && echo DONE");
         assert_eq!(r.code, 0, "docker through {name} after provision: {r:?}");
     }
+    // env --no-proxy adds the none machine's ip, which is the URL's host:port as in Docker
+    // Machine, to what NO_PROXY held.
+    let out = dmw
+        .command(&["env", "--no-proxy", "n2"])
+        .env("SHELL", "/bin/bash")
+        .env_remove("no_proxy")
+        .env("NO_PROXY", "localhost")
+        .output()
+        .expect("dmw env");
+    let env: crate::support::Run = out.into();
+    assert_eq!(env.code, 0, "{env:?}");
+    assert!(
+        env.stdout
+            .contains(&format!("export NO_PROXY=\"localhost,{ip}:2376\"\n")),
+        "{env:?}"
+    );
+    assert_eq!(dmw.ok(&["ip", "n2"]), format!("{ip}:2376\n"));
     let ls = dmw.ok(&["ls"]);
     let row = ls_row(&ls, "n2").unwrap_or_else(|| panic!("{ls}"));
     assert_eq!(
@@ -329,7 +367,7 @@ fn import_docker_machine_store_and_none_driver() {
     assert!(r.stderr.contains("Error checking TLS connection"), "{r:?}");
 
     // rm only forgets the records; the engine keeps running.
-    dmw.ok(&["rm", "-y", "dmnone", "n2", "dm1"]);
+    dmw.ok(&["rm", "-y", "dmnone", "dmsock", "n2", "dm1"]);
     assert_eq!(dmw.ok(&["ls", "-q"]), "");
     host.ssh_ok("root", "docker info >/dev/null")
         .expect("engine still up");

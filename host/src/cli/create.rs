@@ -127,7 +127,10 @@ fn command(driver_flags: &[Flag]) -> Command {
     // set earlier it would be replaced by the swarm flags' doc.
     cmd = cmd.about("Create a machine");
     if crate::text::personality::docker_machine() {
-        cmd = cmd.help_template(super::command_help_template("create"));
+        // Docker Machine sorted create's flags by name, the driver's among the shared ones.
+        let help =
+            super::render::urfave_help::command_help(crate::text::personality::name(), &cmd, true);
+        cmd = cmd.override_help(help);
     }
     cmd
 }

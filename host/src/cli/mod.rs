@@ -180,18 +180,23 @@ fn cli_command() -> clap::Command {
     if !crate::text::personality::docker_machine() {
         return cmd;
     }
-    cmd.help_template(format!(
-        "Usage: {name} [OPTIONS] COMMAND [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n\nCommands:\n{{subcommands}}\n\nRun '{name} COMMAND --help' for more information on a command.\n"
-    ))
-    .mut_subcommands(|sub| {
-        let template = command_help_template(sub.get_name());
-        sub.help_template(template)
+    let app_help = render::urfave_help::app_help(name, &version::version_number(), &cmd);
+    cmd.override_help(app_help).mut_subcommands(|sub| {
+        if sub.has_subcommands() {
+            // Docker Machine had no nested commands: clap's options under its usage line.
+            let template = command_help_template(sub.get_name());
+            sub.help_template(template)
+        } else {
+            let help =
+                render::urfave_help::command_help(crate::text::personality::name(), &sub, false);
+            sub.override_help(help)
+        }
     })
 }
 
 /// Docker Machine's layout of a command's help (urfave/cli's `CommandHelpTemplate`): the
 /// usage line, a blank line, then the description and the options.
-pub(crate) fn command_help_template(command: &str) -> String {
+fn command_help_template(command: &str) -> String {
     format!(
         "Usage: {} {command} [OPTIONS] [arg...]\n\n{{about}}\n\nOptions:\n{{options}}\n",
         crate::text::personality::name()

@@ -10,8 +10,16 @@ use crate::app::App;
 /// `dmw version X.Y.Z, build <commit>`.
 pub fn version_line() -> String {
     format!(
-        "{} version {}, build {}",
+        "{} version {}",
         crate::text::personality::name(),
+        version_number()
+    )
+}
+
+/// `X.Y.Z, build <commit>` (Docker Machine's `version.FullVersion()`).
+pub fn version_number() -> String {
+    format!(
+        "{}, build {}",
         super::VERSION,
         option_env!("DMW_GIT_COMMIT").unwrap_or("dev")
     )

@@ -8,7 +8,8 @@
 //! - [`dm_view`]: Docker Machine-shaped views of a record (`inspect` aliases, `EngineOptions`);
 //! - [`filter`]: `ls --filter` parsing and matching;
 //! - [`listing`]: `ls` items (the `--format` fields), their table, template and JSON output;
-//! - [`swarm_ls`]: the `dmw swarm ls` table.
+//! - [`swarm_ls`]: the `dmw swarm ls` table;
+//! - [`urfave_help`]: help in Docker Machine's layout (the `docker-machine` personality).
 
 pub mod dm_view;
 pub mod env;
@@ -17,6 +18,7 @@ pub mod listing;
 pub mod swarm_ls;
 pub mod table;
 pub mod template;
+pub mod urfave_help;
 
 pub use crate::text::natsort::{self, natural_cmp};
 pub use env::{EnvSet, Shell, ShellError, hint_cmdline, render_set, render_unset};

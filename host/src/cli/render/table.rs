@@ -93,8 +93,22 @@ pub fn tabwrite(text: &str) -> String {
 
 /// Go's tabwriter with flags 0 and a non-tab `padchar`, for any `minwidth` and `padding`.
 pub fn tabwrite_with(text: &str, minwidth: usize, padding: usize, padchar: char) -> String {
+    tabwrite_go(text, minwidth, 8, padding, padchar)
+}
+
+/// Go's `tabwriter.NewWriter(w, minwidth, tabwidth, padding, padchar, 0)`: with `'\t'` as
+/// `padchar` a cell is padded with tabs to the next multiple of `tabwidth`, as urfave/cli's
+/// help printer (`0, 8, 1, '\t'`) laid out Docker Machine's help.
+pub fn tabwrite_go(
+    text: &str,
+    minwidth: usize,
+    tabwidth: usize,
+    padding: usize,
+    padchar: char,
+) -> String {
     let mut w = Writer {
         minwidth,
+        tabwidth,
         padding,
         padchar,
         lines: vec![Vec::new()],
@@ -116,6 +130,8 @@ struct Cell<'a> {
 
 struct Writer<'a> {
     minwidth: usize,
+    /// The width a `'\t'` pad counts for (Go's `tabwidth`; used only with `'\t'` padding).
+    tabwidth: usize,
     padding: usize,
     padchar: char,
     /// Completed cells per line; the last entry is the line being filled.
@@ -217,15 +233,33 @@ impl<'a> Writer<'a> {
         self.write_lines(line0, line1);
     }
 
+    /// Go's `writePadding`: spaces (or `padchar`) up to `cellw`; tabs up to the smallest
+    /// multiple of `tabwidth` at or above `cellw` when `padchar` is a tab.
+    fn pad(&mut self, textw: usize, cellw: usize) {
+        if self.padchar == '\t' {
+            if self.tabwidth == 0 {
+                return;
+            }
+            let cellw = cellw.div_ceil(self.tabwidth) * self.tabwidth;
+            let n = cellw.saturating_sub(textw);
+            for _ in 0..n.div_ceil(self.tabwidth) {
+                self.out.push('\t');
+            }
+            return;
+        }
+        for _ in 0..cellw.saturating_sub(textw) {
+            self.out.push(self.padchar);
+        }
+    }
+
     /// Go's `writeLines`.
     fn write_lines(&mut self, line0: usize, line1: usize) {
         for i in line0..line1 {
-            for (j, cell) in self.lines[i].iter().enumerate() {
+            for j in 0..self.lines[i].len() {
+                let cell = self.lines[i][j];
                 self.out.push_str(cell.text);
                 if let Some(&cellw) = self.widths.get(j) {
-                    for _ in 0..cellw.saturating_sub(cell.width) {
-                        self.out.push(self.padchar);
-                    }
+                    self.pad(cell.width, cellw);
                 }
             }
             if i + 1 < self.lines.len() {

@@ -172,6 +172,21 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint of an engine URL dmw can reach over TLS (a none machine's recorded URL):
+    /// `tcp://HOST[:PORT]` with an IP address or DNS name; `None` for any other text, which
+    /// is kept as the user's own and never dialled.
+    pub fn of_engine_url(url: &str) -> Option<Endpoint> {
+        let parsed = dmw_text::parse_engine_url(url, &["tcp"]).ok()?;
+        crate::text::validate::check_engine_values("none", &parsed.host, parsed.port).ok()?;
+        Some(Endpoint {
+            address: parsed.host,
+            engine_port: parsed.port,
+            ssh_address: String::new(),
+            ssh_port: 0,
+            ssh_user: String::new(),
+        })
+    }
+
     /// Check every value (records written by older versions or imported from another store
     /// are checked again before they are used): the engine address and port, and — unless
     /// the machine has no SSH access (`ssh_port` 0) — the SSH address, port and user. The

@@ -20,7 +20,8 @@ use crate::sandbox::plugin::driver::FlagValue;
 use crate::sandbox::plugin::{Source, builtin};
 use crate::state::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY, SERVER_CERT, SERVER_KEY};
 use crate::state::store::{
-    EngineOptions, Imported, InstallMethod, MachineDir, MachineRecord, MachineStatus, Store,
+    Endpoint, EngineOptions, Imported, InstallMethod, MachineDir, MachineRecord, MachineStatus,
+    Store,
 };
 use crate::text::report::Reporter;
 use docker_machine::HostConfig;
@@ -68,6 +69,9 @@ pub struct Candidate {
     pub ssh_key: Option<PathBuf>,
     /// The TLS files to copy: (source, file name in the machine directory, mode).
     pub tls: Vec<(PathBuf, &'static str, u32)>,
+    /// A none machine's URL, kept as Docker Machine recorded it (any text, as `create -d
+    /// none --url` takes it); reached only when it is `tcp://HOST[:PORT]`.
+    pub engine_url: Option<String>,
     /// One line for the user: where the machine is.
     pub summary: String,
 }
@@ -253,6 +257,10 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
             if url.is_empty() {
                 bail!("its config.json has no Driver.URL");
             }
+            // Printed by `ls`, `url` and `inspect`: one line of text, as create takes it.
+            if url.chars().any(char::is_control) {
+                bail!("its config.json has a Driver.URL with control characters");
+            }
             Ok(Candidate {
                 name: name.into(),
                 driver: "none".into(),
@@ -260,6 +268,7 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
                 engine,
                 ssh_key: None,
                 tls,
+                engine_url: Some(url.clone()),
                 summary: url,
             })
         }
@@ -317,6 +326,7 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
                 engine,
                 ssh_key: Some(key),
                 tls,
+                engine_url: None,
                 summary: format!("{user}@{ip}:{ssh_port}, engine port {engine_port}"),
             })
         }
@@ -341,15 +351,33 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     let info = driver.info().await?;
     driver.set_config(&c.name, &c.flags).await?;
     driver.pre_create_check().await?;
-    let address = driver.address().await?;
-    let engine_port = driver.engine_port().await?;
-    crate::text::validate::check_engine_values(&info.name, &address, engine_port)?;
-    let (ssh_address, ssh_port, ssh_user) = if info.provisions {
-        let ep = driver.ssh_endpoint().await?;
-        crate::text::validate::check_ssh_values(&info.name, &ep.address, &ep.user, ep.port)?;
-        (ep.address, ep.port, ep.user)
-    } else {
-        (String::new(), 0, String::new())
+    let endpoint = match &c.engine_url {
+        // The none driver's URL, as create records it: any text, reached only as tcp://.
+        Some(url) => Endpoint::of_engine_url(url),
+        None => {
+            let address = driver.address().await?;
+            let engine_port = driver.engine_port().await?;
+            crate::text::validate::check_engine_values(&info.name, &address, engine_port)?;
+            let (ssh_address, ssh_port, ssh_user) = if info.provisions {
+                let ep = driver.ssh_endpoint().await?;
+                crate::text::validate::check_ssh_values(
+                    &info.name,
+                    &ep.address,
+                    &ep.user,
+                    ep.port,
+                )?;
+                (ep.address, ep.port, ep.user)
+            } else {
+                (String::new(), 0, String::new())
+            };
+            Some(Endpoint {
+                address,
+                engine_port,
+                ssh_address,
+                ssh_port,
+                ssh_user,
+            })
+        }
     };
     let files = app.store.machine(&c.name);
     let dir = files.path();
@@ -379,13 +407,8 @@ async fn adopt(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -
     );
     record.driver_state = driver.state_kv();
     record.engine_only = !info.provisions;
-    record.endpoint = Some(crate::state::store::Endpoint {
-        address,
-        engine_port,
-        ssh_address,
-        ssh_port,
-        ssh_user,
-    });
+    record.endpoint = endpoint;
+    record.engine_url = c.engine_url.clone();
     record.status = MachineStatus::Ready;
     record.imported = Some(Imported {
         from: source.display().to_string(),
@@ -428,6 +451,14 @@ mod tests {
         machine(&src, "g1", "generic", generic, &["id_rsa", "server.pem"]);
         machine(&src, "nokey", "generic", generic, &[]);
         machine(&src, "n1", "none", r#"{"URL": "tcp://10.0.0.6:2376"}"#, &[]);
+        machine(&src, "n-any", "none", r#"{"URL": "none"}"#, &[]);
+        machine(
+            &src,
+            "n-ctl",
+            "none",
+            r#"{"URL": "tcp://h:1\u001b[2J"}"#,
+            &[],
+        );
         machine(&src, "vb", "virtualbox", "{}", &[]);
         machine(&src, "taken", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
         machine(&src, "bad_name", "none", r#"{"URL": "tcp://h:1"}"#, &[]);
@@ -472,10 +503,19 @@ mod tests {
             p => panic!("{p:?}"),
         }
         assert!(matches!(by_name("n1"), Plan::Import(c) if c.summary == "tcp://10.0.0.6:2376"));
+        // Any URL, as Docker Machine's none driver recorded it; one line of text only.
+        assert!(
+            matches!(by_name("n-any"), Plan::Import(c) if c.engine_url.as_deref() == Some("none"))
+        );
         let reason = |n: &str| match by_name(n) {
             Plan::Skip { reason, .. } => reason.clone(),
             p => panic!("{p:?}"),
         };
+        assert!(
+            reason("n-ctl").contains("control characters"),
+            "{}",
+            reason("n-ctl")
+        );
         assert!(
             reason("nokey").contains("SSH key is missing"),
             "{}",

@@ -37,20 +37,6 @@ fn recorded_url(req: &CreateRequest) -> Option<String> {
         .then_some(url)
 }
 
-/// The endpoint of a recorded URL dmw can reach over TLS: `tcp://HOST[:PORT]` with an IP
-/// address or DNS name; `None` for any other text.
-fn reachable_endpoint(url: &str) -> Option<Endpoint> {
-    let parsed = dmw_text::parse_engine_url(url, &["tcp"]).ok()?;
-    check_engine_values("none", &parsed.host, parsed.port).ok()?;
-    Some(Endpoint {
-        address: parsed.host,
-        engine_port: parsed.port,
-        ssh_address: String::new(),
-        ssh_port: 0,
-        ssh_user: String::new(),
-    })
-}
-
 /// What `create` was asked for.
 pub struct CreateRequest {
     /// Machine name (already validated).
@@ -333,7 +319,7 @@ impl Run<'_> {
             // The built-in none driver: the URL is the user's own text, kept as typed
             // (Docker Machine accepted any); dmw reaches it only when it is tcp://HOST:PORT.
             self.call_create(driver).await?;
-            self.record.endpoint = reachable_endpoint(&url);
+            self.record.endpoint = Endpoint::of_engine_url(&url);
             self.record.engine_url = Some(url);
         } else {
             let (address, engine_port) = self.create_at_provider(driver).await?;
