@@ -7,12 +7,16 @@
 //! Parsers covered: os-release and the legacy release files, `ls --filter`, Go templates
 //! (`--format`), the machine record loader, the Docker Machine store importer, the
 //! `dmw:permissions` section (and the wasm custom-section walker under it), QMP commands,
-//! and plugin text sanitizing.
+//! plugin text sanitizing, and the Keystone service catalog a token answer carries (the
+//! hosts it lets a driver reach). The create flag parser with a driver's flags is under
+//! property tests beside it (`cli::create::tests`), the drivers' cloud API answer parsers
+//! in their crates (`guest-drivers/*`).
 
 use std::time::{Duration, Instant};
 
 use dmw::cli::render::filter::Filters;
 use dmw::cli::render::template::{self, GoTemplate, ObjectKind};
+use dmw::net::http::{KeystoneCatalog, MAX_CATALOG_ORIGINS, check_pattern};
 use dmw::sandbox::plugin::declaration;
 use dmw::state::store::Store;
 use dmw::text::sanitize;
@@ -231,6 +235,100 @@ proptest! {
         // At most `max` bytes kept, each shown in at most 10 (`\\u{202e}`), then the note
         // that says how much was cut.
         prop_assert!(out.len() <= 10 * max + 32, "{} bytes for {max}", out.len());
+    }
+}
+
+/// Pieces of catalog endpoint URLs: schemes, hosts good and bad, ports, paths, junk.
+const URL_TOKENS: &[&str] = &[
+    "http://",
+    "https://",
+    "ftp://",
+    "file:///",
+    "nova.example",
+    "127.0.0.1",
+    "[::1]",
+    "[fe80::1%25eth0]",
+    "169.254.169.254",
+    ":8774",
+    ":99999",
+    ":",
+    "/v2.1",
+    "user:pw@",
+    "@",
+    "%2F",
+    "#",
+    "?",
+    " ",
+    "\u{0}",
+    "\u{1b}[2J",
+    "é",
+    ".",
+    "*",
+];
+
+/// One catalog endpoint: interface, region, URL, each near-valid or junk.
+fn catalog_endpoint() -> impl Strategy<Value = serde_json::Value> {
+    let interface = prop_oneof![
+        prop::sample::select(&["public", "internal", "admin"][..]).prop_map(str::to_string),
+        any::<String>(),
+    ];
+    let region = prop_oneof![
+        prop::sample::select(&["RegionOne", "r2", ""][..]).prop_map(str::to_string),
+        any::<String>(),
+    ];
+    let url = prop_oneof![4 => tokens(URL_TOKENS, 8), 1 => any::<String>()];
+    (interface, region.clone(), region, url, any::<bool>()).prop_map(
+        |(interface, region, region_id, url, numeric_url)| {
+            serde_json::json!({
+                "interface": interface,
+                "region": region,
+                "region_id": region_id,
+                // A wrong type where a string belongs, now and then.
+                "url": if numeric_url { serde_json::json!(1) } else { serde_json::json!(url) },
+            })
+        },
+    )
+}
+
+proptest! {
+    /// Whatever a token answer's catalog holds, the origins taken from it are bounded in
+    /// number, distinct, http(s) only, and name a host the allow-list's own pattern check
+    /// accepts (no user info, path or junk rides along into the allow-list).
+    #[test]
+    fn the_keystone_catalog_yields_only_bounded_checked_origins(
+        services in prop::collection::vec(
+            (
+                prop_oneof![Just("compute".to_string()), any::<String>()],
+                prop::collection::vec(catalog_endpoint(), 0..12),
+            ),
+            0..8,
+        ),
+        region in prop::option::of(prop::sample::select(&["RegionOne", "r2"][..])),
+        interface in prop::sample::select(&["public", "internal", "admin"][..]),
+        raw in any::<Vec<u8>>(),
+    ) {
+        let catalog = KeystoneCatalog {
+            auth: "https://keystone.example:5000".into(),
+            region: region.map(str::to_string),
+            interface: interface.into(),
+        };
+        let doc = serde_json::json!({"token": {"catalog": services
+            .into_iter()
+            .map(|(kind, endpoints)| serde_json::json!({"type": kind, "endpoints": endpoints}))
+            .collect::<Vec<_>>()}});
+        let body = serde_json::to_vec(&doc).expect("json");
+        let origins = bounded("KeystoneCatalog::origins", || catalog.origins(&body));
+        prop_assert!(origins.len() <= MAX_CATALOG_ORIGINS);
+        for (i, (origin, kind)) in origins.iter().enumerate() {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            prop_assert!(host.is_some(), "{origin}");
+            prop_assert!(check_pattern(host.unwrap_or_default()).is_ok(), "{origin}");
+            prop_assert!(kind.chars().count() <= 64);
+            prop_assert!(!origins[..i].iter().any(|(o, _)| o == origin), "{origin} twice");
+        }
+        let _ = bounded("KeystoneCatalog::origins (bytes)", || catalog.origins(&raw));
     }
 }
 

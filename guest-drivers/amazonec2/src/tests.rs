@@ -403,3 +403,32 @@ fn flags_are_checked() {
         Some("docker-machine")
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// EC2 answers (XML) that lost a tag or its text, got cut or came with another status
+    /// never make the driver panic: pre-create check, create, state, address and remove
+    /// each end with an answer or an error.
+    #[test]
+    fn spoiled_api_answers_never_panic(
+        plan in proptest::collection::vec(
+            (
+                0usize..24,
+                proptest::prelude::any::<u8>(),
+                proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
+                proptest::prelude::any::<u32>(),
+            ),
+            1..4,
+        ),
+    ) {
+        let _state = fake();
+        configure(&[]);
+        mock::spoil_answers(plan);
+        if AmazonEc2::pre_create_check().is_ok() && AmazonEc2::create().is_ok() {
+            let _ = AmazonEc2::state();
+            let _ = AmazonEc2::address();
+        }
+        let _ = AmazonEc2::remove();
+    }
+}

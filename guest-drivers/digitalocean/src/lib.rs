@@ -810,4 +810,33 @@ mod tests {
         let err = DigitalOcean::pre_create_check().expect_err("region");
         assert!(err.message().contains("valid region"), "{err:?}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// DigitalOcean answers that lost a field, changed a type, got cut or came with
+        /// another status never make the driver panic: pre-create check, create, state,
+        /// address and remove each end with an answer or an error.
+        #[test]
+        fn spoiled_api_answers_never_panic(
+            plan in proptest::collection::vec(
+                (
+                    0usize..12,
+                    proptest::prelude::any::<u8>(),
+                    proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
+                    proptest::prelude::any::<u32>(),
+                ),
+                1..4,
+            ),
+        ) {
+            let _state = fake();
+            configure();
+            mock::spoil_answers(plan);
+            if DigitalOcean::pre_create_check().is_ok() && DigitalOcean::create().is_ok() {
+                let _ = DigitalOcean::state();
+                let _ = DigitalOcean::address();
+            }
+            let _ = DigitalOcean::remove();
+        }
+    }
 }

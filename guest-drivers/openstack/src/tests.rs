@@ -810,3 +810,43 @@ fn an_api_that_times_out_names_the_machine_the_step_and_the_url() {
         Some(std::time::Duration::from_secs(60))
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Nova, Neutron and Keystone answers that lost a field, changed a type, got cut or
+    /// came with another status never make the driver panic: create, state, address and
+    /// remove each end with an answer or an error.
+    #[test]
+    fn spoiled_cloud_answers_never_panic(
+        plan in proptest::collection::vec(
+            (
+                0usize..24,
+                proptest::prelude::any::<u8>(),
+                proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
+                proptest::prelude::any::<u32>(),
+            ),
+            1..4,
+        ),
+        floating_ip in proptest::prelude::any::<bool>(),
+    ) {
+        let extra: &[(&str, &str)] = if floating_ip {
+            &[("openstack-floatingip-pool", "public")]
+        } else {
+            &[]
+        };
+        setup(
+            extra,
+            Script {
+                statuses: vec!["BUILD", "ACTIVE"],
+                ..Script::default()
+            },
+        );
+        mock::spoil_answers(plan);
+        if OpenStack::create().is_ok() {
+            let _ = OpenStack::state();
+            let _ = OpenStack::address();
+        }
+        let _ = OpenStack::remove();
+    }
+}

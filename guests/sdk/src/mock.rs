@@ -43,7 +43,11 @@ struct State {
     public_key: String,
     http: Option<HttpHandler>,
     http_requests: Vec<crate::http::Request>,
+    spoiler: Option<Spoiler>,
 }
+
+/// Spoils the `n`th answer (fuzz tests of a driver's answer parsing).
+type Spoiler = Box<dyn FnMut(usize, crate::http::Response) -> crate::http::Response>;
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
@@ -173,9 +177,215 @@ pub(crate) fn http_send(
             message: "the scripted host has no HTTP answer (mock::on_http)".into(),
         });
     };
-    let answer = handler(&req);
+    let fuzzing = STATE.with(|s| s.borrow().spoiler.is_some());
+    let answer = if fuzzing {
+        // A scripted cloud checks the requests it is sent; after a spoiled answer the
+        // driver may send one it does not expect. That is the script's limit, not the
+        // driver's fault: the request fails as if the connection dropped.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&req))).unwrap_or_else(
+            |_| {
+                Err(crate::http::HttpError::Transport {
+                    url: crate::http::shown_url(&req.url),
+                    message: "the scripted cloud did not expect this request".into(),
+                })
+            },
+        )
+    } else {
+        handler(&req)
+    };
     STATE.with(|s| s.borrow_mut().http = Some(handler));
-    answer
+    let Ok(resp) = answer else { return answer };
+    let (n, spoiler) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.http_requests.len() - 1, s.spoiler.take())
+    });
+    let Some(mut spoiler) = spoiler else {
+        return Ok(resp);
+    };
+    let resp = spoiler(n, resp);
+    STATE.with(|s| s.borrow_mut().spoiler = Some(spoiler));
+    Ok(resp)
+}
+
+/// Pass every answer of the [`on_http`] handler through `spoiler` (with the request's
+/// index, from 0) before the driver sees it.
+pub fn spoil_http(
+    spoiler: impl FnMut(usize, crate::http::Response) -> crate::http::Response + 'static,
+) {
+    STATE.with(|s| s.borrow_mut().spoiler = Some(Box::new(spoiler)));
+}
+
+/// Spoil the answers a plan names: each entry is (request index, then [`Spoil`]'s `kind`,
+/// `picks` and `n`) — the numbers a property test draws.
+pub fn spoil_answers(plan: Vec<(usize, u8, Vec<u32>, u32)>) {
+    spoil_http(move |i, mut resp| {
+        for (at, kind, picks, n) in &plan {
+            if *at == i {
+                let how = Spoil {
+                    kind: *kind,
+                    picks: picks.clone(),
+                    n: *n,
+                };
+                resp = spoil(resp, &how);
+            }
+        }
+        resp
+    });
+}
+
+/// How [`spoil`] changes one answer; fuzz tests draw the numbers.
+#[derive(Clone, Debug)]
+pub struct Spoil {
+    /// What is done: a status, a cut body, one JSON value replaced or removed, every value
+    /// of one key removed or replaced, XML text or a tag dropped, an empty body (taken
+    /// modulo the number of kinds).
+    pub kind: u8,
+    /// The way down the JSON tree (each pick chooses a child, modulo their number).
+    pub picks: Vec<u32>,
+    /// A number for the kind: the status picked, where the body is cut, the value put in.
+    pub n: u32,
+}
+
+/// Statuses a spoiled answer may get.
+const SPOIL_STATUSES: &[u16] = &[
+    200, 201, 202, 204, 301, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503,
+];
+
+/// `resp` changed as `how` says: a provider's answer that lost a field, changed a type,
+/// got cut, or came with another status. A body that is not JSON (EC2's XML) gets text
+/// cut out between tags or a tag dropped.
+pub fn spoil(mut resp: crate::http::Response, how: &Spoil) -> crate::http::Response {
+    let n = how.n as usize;
+    // Most spoils hit one key everywhere: that reaches the fields a driver reads.
+    match how.kind % 16 {
+        0 => resp.status = SPOIL_STATUSES[n % SPOIL_STATUSES.len()],
+        1 => {
+            let cut = n % (resp.body.len() + 1);
+            resp.body.truncate(cut);
+        }
+        8 => resp.body.clear(),
+        kind => match serde_json::from_slice::<serde_json::Value>(&resp.body) {
+            Ok(mut v) => {
+                let new = match kind {
+                    2 => Some(serde_json::Value::Null),
+                    3 => Some(serde_json::json!(n)),
+                    4 => Some(serde_json::json!("x".repeat(n % 70))),
+                    5 => Some(serde_json::json!([])),
+                    6 => Some(serde_json::json!({})),
+                    _ => None,
+                };
+                if kind >= 9 {
+                    let kind = if kind >= 13 { 10 } else { 9 };
+                    // Every value of one key the answer holds (`ip_address`, `status`).
+                    let mut keys = std::collections::BTreeSet::new();
+                    json_keys(&v, &mut keys);
+                    if let Some(key) = keys.iter().nth(n % keys.len().max(1)).cloned() {
+                        let pick = how.picks.first().copied().unwrap_or(0);
+                        let new = (kind == 10).then(|| match pick % 4 {
+                            0 => serde_json::Value::Null,
+                            1 => serde_json::json!(pick),
+                            2 => serde_json::json!("x"),
+                            _ => serde_json::json!([]),
+                        });
+                        spoil_key(&mut v, &key, &new);
+                    }
+                } else {
+                    spoil_json(&mut v, &how.picks, new);
+                }
+                resp.body = serde_json::to_vec(&v).unwrap_or_default();
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(&resp.body).into_owned();
+                let tags: Vec<usize> = text.match_indices('<').map(|(i, _)| i).collect();
+                if let Some(&at) = tags.get(n % tags.len().max(1)) {
+                    let end = text[at..]
+                        .find('>')
+                        .map(|e| at + e + 1)
+                        .unwrap_or(text.len());
+                    let out = if kind % 2 == 0 {
+                        // Drop the tag.
+                        format!("{}{}", &text[..at], &text[end..])
+                    } else {
+                        // Drop the text after it, up to the next tag.
+                        let next = text[end..].find('<').map(|e| end + e).unwrap_or(text.len());
+                        format!("{}{}", &text[..end], &text[next..])
+                    };
+                    resp.body = out.into_bytes();
+                }
+            }
+        },
+    }
+    resp
+}
+
+/// Every object key in `v`.
+fn json_keys(v: &serde_json::Value, keys: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                keys.insert(k.clone());
+                json_keys(child, keys);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|c| json_keys(c, keys)),
+        _ => {}
+    }
+}
+
+/// Replace (or, with `None`, remove) the value of `key` wherever it is in `v`.
+fn spoil_key(v: &mut serde_json::Value, key: &str, new: &Option<serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            match new {
+                None => {
+                    map.remove(key);
+                }
+                Some(n) => {
+                    if let Some(slot) = map.get_mut(key) {
+                        *slot = n.clone();
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                spoil_key(child, key, new);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|c| spoil_key(c, key, new)),
+        _ => {}
+    }
+}
+
+/// Replace (or, with `None`, remove) the value found by walking `picks` down `v`.
+fn spoil_json(v: &mut serde_json::Value, picks: &[u32], new: Option<serde_json::Value>) {
+    use serde_json::Value;
+    let Some((&pick, rest)) = picks.split_first() else {
+        *v = new.unwrap_or(Value::Null);
+        return;
+    };
+    match v {
+        Value::Object(map) if !map.is_empty() => {
+            let key = map
+                .keys()
+                .nth(pick as usize % map.len())
+                .cloned()
+                .unwrap_or_default();
+            if rest.is_empty() && new.is_none() {
+                map.remove(&key);
+            } else if let Some(child) = map.get_mut(&key) {
+                spoil_json(child, rest, new);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let i = pick as usize % items.len();
+            if rest.is_empty() && new.is_none() {
+                items.remove(i);
+            } else {
+                spoil_json(&mut items[i], rest, new);
+            }
+        }
+        // A leaf reached early: it is the value replaced.
+        _ => *v = new.unwrap_or(Value::Null),
+    }
 }
 
 /// Answer `reachable`.

@@ -391,3 +391,122 @@ fn resume_hint(record: &crate::state::store::MachineRecord) -> String {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::plugin::declaration::Declaration;
+    use crate::sandbox::plugin::flag_policy;
+    use proptest::prelude::*;
+
+    /// Pieces of driver names, flag names and arguments, so that most generated flags pass
+    /// the policy and most arguments name a flag.
+    const WORDS: &[&str] = &[
+        "acme",
+        "no",
+        "tls",
+        "engine",
+        "swarm",
+        "docker",
+        "context",
+        "provision",
+        "san",
+        "url",
+        "driver",
+        "recipe",
+        "-",
+        "x",
+        "1",
+        "help",
+        "version",
+        "d",
+        "opt",
+        "debug",
+        "s",
+    ];
+
+    fn word_text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(WORDS), 1..max).prop_map(|v| v.concat())
+    }
+
+    fn kind() -> impl Strategy<Value = FlagKind> {
+        prop_oneof![
+            Just(FlagKind::Text),
+            Just(FlagKind::Boolean),
+            Just(FlagKind::Integer),
+            Just(FlagKind::TextList),
+        ]
+    }
+
+    /// A flag of `driver`: most names start with the driver's name and most environment
+    /// variables with its prefix, as the policy asks.
+    fn flag(driver: String) -> impl Strategy<Value = Flag> {
+        let prefix = flag_policy::env_prefix(&driver);
+        let upper = |w: String| w.to_ascii_uppercase().replace('-', "_");
+        (
+            prop_oneof![
+                3 => word_text(3).prop_map(move |w| format!("{driver}-{w}")),
+                1 => word_text(4),
+            ],
+            any::<String>(),
+            kind(),
+            prop::option::of(prop_oneof![word_text(3), any::<String>()]),
+            prop_oneof![
+                2 => Just(None),
+                2 => word_text(3).prop_map(move |w| Some(format!("{prefix}{}", upper(w)))),
+                1 => word_text(3).prop_map(move |w| Some(upper(w))),
+            ],
+        )
+            .prop_map(|(name, usage, kind, default, env_var)| Flag {
+                name,
+                usage,
+                kind,
+                default,
+                env_var,
+            })
+    }
+
+    fn argument() -> impl Strategy<Value = String> {
+        prop_oneof![
+            word_text(4).prop_map(|w| format!("--{w}")),
+            word_text(4).prop_map(|w| format!("--{w}=")),
+            word_text(3),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        /// Whatever flags a driver declares, the ones the policy lets through never break
+        /// create's command line: no clap panic (two flags of one name, a flag that is
+        /// dmw's own), whatever the user then types. The policy itself never panics.
+        #[test]
+        fn driver_flags_the_policy_accepts_never_break_the_parser(
+            (driver, flags) in word_text(3).prop_flat_map(|d| {
+                (Just(d.clone()), prop::collection::vec(flag(d), 0..6))
+            }),
+            argv in prop::collection::vec(argument(), 0..8),
+        ) {
+            let declared = Declaration::default();
+            if flag_policy::check(&driver, &flags, false, &declared).is_ok() {
+                let args = std::iter::once("create".to_string()).chain(argv);
+                let _ = command(&flags).try_get_matches_from(args);
+                let _ = command(&flags).render_help();
+            }
+        }
+    }
+
+    /// Every flag of dmw's own create command is one no driver may declare: a driver flag
+    /// of the same name would make two arguments of one name.
+    #[test]
+    fn every_create_flag_is_reserved_from_drivers() {
+        let cmd = command(&[]);
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    flag_policy::is_reserved(long),
+                    "--{long} is create's own but a driver may declare it"
+                );
+            }
+        }
+    }
+}

@@ -11,8 +11,8 @@ mod proxy;
 mod send;
 
 pub use allow::{
-    HttpAsk, HttpSettings, KeystoneCatalog, KeystoneCatalogFlags, allowed, check_pattern,
-    literal_special_use, scheme_note, special_use, target,
+    HttpAsk, HttpSettings, KeystoneCatalog, KeystoneCatalogFlags, MAX_CATALOG_ORIGINS, allowed,
+    check_pattern, literal_special_use, scheme_note, special_use, target,
 };
 pub use log::{loggable_headers, loggable_url};
 pub use proxy::{Proxy, ProxyConfig};

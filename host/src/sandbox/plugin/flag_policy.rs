@@ -34,6 +34,7 @@ const RESERVED: &[&str] = &[
     "tls",
     "swarm",
     "no-docker-context",
+    "no-provision",
     "help",
     "version",
     "storage-path",
@@ -101,6 +102,14 @@ pub fn check(
             problems.join("\n")
         ))
     }
+}
+
+/// Whether `flag` is one of dmw's own words or under one of its prefixes (`--engine-…`), so
+/// no driver may declare it.
+pub fn is_reserved(flag: &str) -> bool {
+    RESERVED
+        .iter()
+        .any(|w| flag == *w || flag.starts_with(&format!("{w}-")))
 }
 
 /// The environment variable prefix of a driver: `acme-cloud` → `ACME_CLOUD_`.
@@ -177,10 +186,11 @@ fn check_flag(
             "driver {driver} declares the flag {name:?}; flag names must be 1-{MAX_NAME} characters of a-z, 0-9 and -"
         ));
     }
-    if let Some(word) = RESERVED
-        .iter()
-        .find(|w| name == **w || name.starts_with(&format!("{w}-")))
-    {
+    if is_reserved(name) {
+        let word = RESERVED
+            .iter()
+            .find(|w| name == **w || name.starts_with(&format!("{w}-")))
+            .unwrap_or(&name);
         return Err(format!(
             "driver {driver} declares the flag --{name}, which is dmw's own (--{word}…); a driver's flags must start with --{driver}-"
         ));
