@@ -87,7 +87,7 @@ pub fn enable() -> Result<()> {
 /// OpenRC reports the service stopped or crashed.
 pub fn restart_and_wait(port: u16) -> Result<()> {
     let advice = format!(
-        "Fix the cause shown above (a conflicting /etc/docker/daemon.json, a bad engine \
+        "Fix the cause the log below shows (a conflicting /etc/docker/daemon.json, a bad engine \
          option, another program on port {port}...), then provision the machine again."
     );
     engine::restart_service_and_wait(
@@ -98,6 +98,7 @@ pub fn restart_and_wait(port: u16) -> Result<()> {
             state_command: STATE,
             stopped: &[("stopped", "stopped"), ("crashed", "crashed")],
             diagnostics: DIAGNOSTICS,
+            reset: "",
             advice: &advice,
         },
     )

@@ -130,7 +130,8 @@ fn restart_and_wait(port: u16) -> Result<()> {
             state_command: "",
             stopped: &[],
             diagnostics: DIAGNOSTICS,
-            advice: "Fix the cause shown above (a bad engine option, another program on the \
+            reset: "",
+            advice: "Fix the cause the log below shows (a bad engine option, another program on the \
                      port...) in /var/lib/boot2docker/profile, then provision the machine again.",
         },
     )

@@ -155,7 +155,7 @@ pub const DIAGNOSTICS: &str = "service docker status 2>&1; echo; \
 /// How the wait for the engine watches the init script, for `port`'s messages.
 fn with_watch<T>(port: u16, body: impl FnOnce(&ServiceWatch) -> T) -> T {
     let advice = format!(
-        "Fix the cause shown above (a bad engine option, another program on port {port}...), \
+        "Fix the cause the log below shows (a bad engine option, another program on port {port}...), \
          then provision the machine again."
     );
     body(&ServiceWatch {
@@ -163,6 +163,7 @@ fn with_watch<T>(port: u16, body: impl FnOnce(&ServiceWatch) -> T) -> T {
         state_command: STATE,
         stopped: &[("dead", "died after starting")],
         diagnostics: DIAGNOSTICS,
+        reset: "",
         advice: &advice,
     })
 }

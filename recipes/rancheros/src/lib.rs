@@ -128,7 +128,8 @@ fn restart_and_wait(port: u16) -> Result<()> {
             state_command: "",
             stopped: &[],
             diagnostics: DIAGNOSTICS,
-            advice: "Fix the cause shown above (a bad engine option, another program on the \
+            reset: "",
+            advice: "Fix the cause the log below shows (a bad engine option, another program on the \
                      port...), check the engine's configuration with `sudo ros config get \
                      rancher.docker`, then provision the machine again.",
         },

@@ -3,7 +3,7 @@
 //! engine runs without a service manager dmw can ask (rancheros, boot2docker).
 
 use crate::cmd::{command_error, output_root};
-use crate::{Error, Result, debug, host, info};
+use crate::{Error, Result, debug, host, info, warn};
 use std::time::Duration;
 
 /// How many times [`wait_service_listening`] looks for the port.
@@ -14,6 +14,9 @@ pub const LISTEN_INTERVAL: Duration = Duration::from_secs(1);
 pub const LISTING: &str = "if command -v ss >/dev/null 2>&1; then ss -tln; \
     elif command -v netstat >/dev/null 2>&1; then netstat -tln; \
     else cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; fi";
+/// How long a failed restart waits before its one retry (what the engine needs may still be
+/// coming up on a freshly booted host: containerd, the network, a mount).
+pub const RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// Starts the line of a poll's output that carries the service's state.
 pub const STATE_MARK: &str = "dmw-unit-state";
 
@@ -31,6 +34,9 @@ pub struct ServiceWatch<'a> {
     pub stopped: &'a [(&'a str, &'a str)],
     /// A root shell command whose output explains a failure (status, log tail).
     pub diagnostics: &'a str,
+    /// A root shell command run before a failed restart is retried, so the service manager
+    /// tries again (systemd: `reset-failed`, past a start limit); empty when none is needed.
+    pub reset: &'a str,
     /// The last line of the errors: what the user should do.
     pub advice: &'a str,
 }
@@ -94,8 +100,8 @@ pub fn diagnostics(command: &str) -> String {
 }
 
 /// Wait until something listens on TCP `port` ([`LISTEN_ATTEMPTS`] × [`LISTEN_INTERVAL`]);
-/// stops early when the service reaches a state of `watch.stopped`. The error carries the
-/// output of `watch.diagnostics` and `watch.advice`.
+/// stops early when the service reaches a state of `watch.stopped`. The error carries
+/// `watch.advice`, then the output of `watch.diagnostics`.
 pub fn wait_service_listening(port: u16, watch: &ServiceWatch) -> Result<()> {
     let command = poll_command(watch);
     let mut state = String::new();
@@ -129,24 +135,90 @@ pub fn wait_service_listening(port: u16, watch: &ServiceWatch) -> Result<()> {
             why
         }
     };
+    // The advice before the long status and log, which a bounded message may cut.
     Err(Error::Failed(format!(
         "Docker Engine did not come up with TLS on port {port}: {why}.\n{}\n{}",
-        diagnostics(watch.diagnostics),
-        watch.advice
+        watch.advice,
+        diagnostics(watch.diagnostics)
     )))
 }
 
-/// Run the root command `restart`, then [`wait_service_listening`]; a failed restart's error
-/// carries the output of `watch.diagnostics` and `watch.advice`.
+/// The line of an engine's log that says why it did not start: dockerd's fatal line
+/// (`failed to start daemon: …`, `unable to configure the Docker daemon …`, `level=fatal`),
+/// else its last error that is not gRPC's reconnect noise, else its last line that is not
+/// routine (`failed to load listeners: …`); the journal's
+/// `date host dockerd[pid]: ` prefix taken off. `None` when the log says nothing of use.
+pub fn cause_line(log: &str) -> Option<String> {
+    let body = |line: &str| -> String {
+        let line = line.trim();
+        let text = match line.find("]: ") {
+            Some(i) if line[..i].contains('[') => &line[i + 3..],
+            _ => line,
+        };
+        text.chars().take(400).collect()
+    };
+    let fatal = |l: &&&str| {
+        let l = l.to_ascii_lowercase();
+        l.contains("failed to start daemon")
+            || l.contains("unable to configure the docker daemon")
+            || l.contains("error starting daemon")
+            || l.contains("level=fatal")
+    };
+    let error = |l: &&&str| {
+        let lower = l.to_ascii_lowercase();
+        lower.contains("level=error") && !lower.contains("grpc") && !lower.contains("module=grpc")
+    };
+    // Else dockerd's last word that is not routine (`failed to load listeners: …`).
+    let said = |l: &&&str| {
+        let lower = l.to_ascii_lowercase();
+        lower.contains("dockerd[")
+            && !["grpc", "level=info", "level=warn", "level=debug"]
+                .iter()
+                .any(|w| lower.contains(w))
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    lines
+        .iter()
+        .rev()
+        .find(fatal)
+        .or_else(|| lines.iter().rev().find(error))
+        .or_else(|| lines.iter().rev().find(said))
+        .map(|l| body(l))
+}
+
+/// Run the root command `restart`, then [`wait_service_listening`]. A restart that fails is
+/// tried once more after [`RETRY_PAUSE`] (saying why it failed: the log's [`cause_line`]),
+/// as a freshly booted host may not have what the engine needs yet; a second failure's error
+/// starts with that cause and `watch.advice`, then carries the output of
+/// `watch.diagnostics`.
 pub fn restart_service_and_wait(restart: &str, port: u16, watch: &ServiceWatch) -> Result<()> {
     info("Restarting docker...");
-    let out = output_root(restart)?;
+    let mut out = output_root(restart)?;
     if out.exit_code != 0 {
+        let log = diagnostics(watch.diagnostics);
+        warn(&format!(
+            "{} did not start ({}); trying once more in {} s",
+            watch.service,
+            cause_line(&log).unwrap_or_else(|| "its log says no more".into()),
+            RETRY_PAUSE.as_secs()
+        ));
+        host::sleep(RETRY_PAUSE);
+        if !watch.reset.trim().is_empty() {
+            // Its own result does not matter: the restart's does.
+            let _ = output_root(watch.reset)?;
+        }
+        out = output_root(restart)?;
+    }
+    if out.exit_code != 0 {
+        let log = diagnostics(watch.diagnostics);
+        let cause = cause_line(&log)
+            .map(|c| format!("{} did not start: {c}\n", watch.service))
+            .unwrap_or_default();
+        // The advice before the long status and log, which a bounded message may cut.
         return Err(Error::Failed(format!(
-            "{}\n{}\n{}",
-            command_error(restart, &out).message(),
-            diagnostics(watch.diagnostics),
-            watch.advice
+            "{cause}{}\n{}\n{log}",
+            watch.advice,
+            command_error(restart, &out).message()
         )));
     }
     wait_service_listening(port, watch)

@@ -166,7 +166,7 @@ fn diagnostics_command(unit: &str) -> String {
 /// The advice that ends a systemd engine's start-up errors.
 fn advice(port: u16) -> String {
     format!(
-        "Fix the cause shown above (a conflicting /etc/docker/daemon.json, a bad engine option, \
+        "Fix the cause the log below shows (a conflicting /etc/docker/daemon.json, a bad engine option, \
          another program on port {port}...), then provision the machine again."
     )
 }
@@ -175,12 +175,14 @@ fn advice(port: u16) -> String {
 pub(crate) fn with_watch<T>(unit: &str, port: u16, body: impl FnOnce(&ServiceWatch) -> T) -> T {
     let state = format!("systemctl is-active {} 2>/dev/null", sh_quote(unit));
     let diagnostics = diagnostics_command(unit);
+    let reset = format!("systemctl reset-failed {}", sh_quote(unit));
     let advice = advice(port);
     body(&ServiceWatch {
         service: unit,
         state_command: &state,
         stopped: &[("failed", "failed to start")],
         diagnostics: &diagnostics,
+        reset: &reset,
         advice: &advice,
     })
 }

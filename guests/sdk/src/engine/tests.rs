@@ -1,7 +1,7 @@
 //! Native tests of the engine helpers against the sdk's scripted host.
 
 use super::script::script_command;
-use super::service::{poll_command, poll_state};
+use super::service::{RETRY_PAUSE, cause_line, poll_command, poll_state};
 use super::*;
 use crate::{Level, mock};
 
@@ -332,7 +332,10 @@ fn wait_listening_succeeds_and_fails_with_journal() {
     };
     assert!(m.contains("docker.service failed to start"), "{m}");
     assert!(m.contains("unable to configure the Docker daemon"), "{m}");
-    assert!(m.ends_with("then provision the machine again."), "{m}");
+    assert!(
+        m.contains("then provision the machine again.\ndockerd: unable"),
+        "the advice before the log: {m}"
+    );
     assert!(mock::sleeps().len() < 3, "stops early when the unit failed");
 
     mock::reset();
@@ -355,6 +358,7 @@ fn service_wait_for_other_init_systems() {
         state_command: "rc-service docker status 2>&1 | sed -n 's/.*status: *//p'",
         stopped: &[("stopped", "stopped"), ("crashed", "crashed")],
         diagnostics: "tail -n 30 /var/log/docker.log",
+        reset: "",
         advice: "Fix it.",
     };
     mock::reset();
@@ -371,7 +375,7 @@ fn service_wait_for_other_init_systems() {
     };
     assert!(m.contains(": the docker service crashed.\n"), "{m}");
     assert!(
-        m.contains("failed to load listeners\ntail: warning\nFix it."),
+        m.contains("Fix it.\nfailed to load listeners\ntail: warning"),
         "{m}"
     );
     assert!(mock::sleeps().is_empty());
@@ -382,6 +386,7 @@ fn service_wait_for_other_init_systems() {
         state_command: "",
         stopped: &[],
         diagnostics: "cat /var/log/docker.log",
+        reset: "",
         advice: "Fix it.",
     };
     mock::reset();
@@ -396,12 +401,12 @@ fn service_wait_for_other_init_systems() {
         panic!("kind")
     };
     assert!(
-        m.contains("nothing listens on port 2376 after 60 s.\nlevel=fatal\nFix it."),
+        m.contains("nothing listens on port 2376 after 60 s.\nFix it.\nlevel=fatal"),
         "{m}"
     );
     assert_eq!(mock::sleeps().len() as u32, LISTEN_ATTEMPTS - 1);
 
-    // A restart that fails reports the diagnostics at once.
+    // A restart that fails twice (once more after a pause) reports the diagnostics.
     mock::reset();
     mock::on_exec(|cmd, _| {
         Ok(if cmd == "service docker restart" {
@@ -411,9 +416,96 @@ fn service_wait_for_other_init_systems() {
         })
     });
     let err = restart_service_and_wait("service docker restart", 2376, &watch).expect_err("fails");
+    assert!(err.message().contains("Fix it.\nssh command error"));
     assert!(
         err.message()
-            .contains("[FAILED]\ndocker dead but pid file exists\nFix it.")
+            .contains("[FAILED]\ndocker dead but pid file exists")
+    );
+    let restarts = mock::commands()
+        .iter()
+        .filter(|(c, _)| c == "service docker restart")
+        .count();
+    assert_eq!(restarts, 2, "tried once more");
+    assert_eq!(mock::sleeps(), vec![RETRY_PAUSE]);
+}
+
+/// A restart that fails once (what the engine needs is not up yet on a fresh host) is
+/// retried after a pause, past systemd's start limit, saying why; the second one works.
+#[test]
+fn a_failed_restart_is_retried_once_saying_why() {
+    mock::reset();
+    let restarts = std::rc::Rc::new(std::cell::Cell::new(0));
+    let r = restarts.clone();
+    mock::on_exec(move |cmd, _| {
+        Ok(if cmd.contains("systemctl restart docker.service") {
+            r.set(r.get() + 1);
+            if r.get() == 1 {
+                (1, String::new(), "Job for docker.service failed".into())
+            } else {
+                (0, String::new(), String::new())
+            }
+        } else if cmd.contains("journalctl") {
+            (
+                0,
+                concat!(
+                    "Dec 07 10:00:01 h dockerd[812]: time=\"2026-12-07T10:00:01Z\" level=error msg=\"grpc: addrConn.createTransport failed to connect\" module=grpc\n",
+                    "Dec 07 10:00:01 h dockerd[812]: failed to start daemon: error while opening volume store metadata database: timeout\n",
+                    "Dec 07 10:00:01 h systemd[1]: docker.service: Main process exited, code=exited, status=1/FAILURE\n",
+                )
+                .into(),
+                String::new(),
+            )
+        } else if cmd.contains("ss -tln") {
+            (0, "LISTEN 0 4096 *:2376 *:*\n".into(), String::new())
+        } else {
+            (0, String::new(), String::new())
+        })
+    });
+    super::systemd::restart_and_wait(2376).expect("second restart works");
+    assert_eq!(restarts.get(), 2);
+    let cmds: Vec<String> = mock::commands().into_iter().map(|(c, _)| c).collect();
+    let reset = cmds
+        .iter()
+        .position(|c| c == "systemctl reset-failed docker.service")
+        .expect("reset-failed before the retry");
+    assert!(
+        cmds[reset + 1].contains("systemctl restart docker.service"),
+        "{cmds:?}"
+    );
+    let warned = mock::logs()
+        .into_iter()
+        .any(|(_, m)| {
+            m == "docker.service did not start (failed to start daemon: error while opening volume store metadata database: timeout); trying once more in 5 s"
+        });
+    assert!(warned, "{:?}", mock::logs());
+}
+
+#[test]
+fn the_cause_line_is_dockerds_fatal_line_not_grpc_noise() {
+    let log = concat!(
+        "× docker.service - Docker Application Container Engine\n",
+        "Dec 07 10:00:01 h dockerd[9]: time=\"x\" level=error msg=\"grpc: failed to dial\" module=grpc\n",
+        "Dec 07 10:00:01 h dockerd[9]: unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives don't match any configuration option: bogus\n",
+        "Dec 07 10:00:02 h systemd[1]: Failed to start docker.service.\n",
+    );
+    assert_eq!(
+        cause_line(log).as_deref(),
+        Some(
+            "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives don't match any configuration option: bogus"
+        )
+    );
+    // No fatal line: the last error that is not gRPC's.
+    let log = "dockerd[9]: time=\"x\" level=error msg=\"failed to mount overlay: invalid argument\"\ndockerd[9]: level=error msg=\"x\" module=grpc\n";
+    assert_eq!(
+        cause_line(log).as_deref(),
+        Some("time=\"x\" level=error msg=\"failed to mount overlay: invalid argument\"")
+    );
+    assert_eq!(cause_line("systemd[1]: Stopped docker.service.\n"), None);
+    // Neither: dockerd's last line that is not routine.
+    let log = "dockerd[9]: time=\"x\" level=info msg=\"Starting up\"\ndockerd[9]: failed to load listeners: listen tcp 0.0.0.0:2376: bind: address already in use\nsystemd[1]: docker.service: Failed.\n";
+    assert_eq!(
+        cause_line(log).as_deref(),
+        Some("failed to load listeners: listen tcp 0.0.0.0:2376: bind: address already in use")
     );
 }
 
@@ -474,7 +566,16 @@ fn systemd_configure_flow() {
     });
     let err = systemd::restart_and_wait(2376).expect_err("fails");
     let m = err.message();
-    assert!(m.contains("Job for docker.service failed\nfailed to start daemon: bad cert\nFix the cause shown above"), "{m}");
+    assert!(
+        m.starts_with(
+            "docker.service did not start: failed to start daemon: bad cert\nFix the cause the log below shows"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("Job for docker.service failed\nfailed to start daemon: bad cert"),
+        "{m}"
+    );
     assert!(!cmds().iter().any(|c| c.contains("ss -tln")));
 }
 
