@@ -137,6 +137,16 @@ const CREATED_GROUPS: &str = "created-group-ids";
 const GROUP_IDS: &str = "group-ids";
 const SPOT_REQUEST: &str = "spot-request-id";
 const INSTANCE_ID: &str = "instance-id";
+/// The security groups dmw made (tagged [`DMW_GROUP_TAG`]) that this machine uses, made by
+/// it or by another machine: the last machine using one deletes it.
+const DMW_GROUPS: &str = "dmw-group-ids";
+/// This machine's own tag on its instance (recorded before the launch): `rm` finds the
+/// instance by it when the launch's answer was lost.
+const OWNER_TAG: &str = "owner-tag";
+/// The key of the owner tag on an instance.
+const OWNER_KEY: &str = "dmw-owner";
+/// The tag key dmw puts on the security groups it makes.
+const DMW_GROUP_TAG: &str = "dmw-created";
 const IP: &str = "ip-address";
 
 /// The amazonec2 driver.
@@ -442,6 +452,44 @@ fn parse_port(text: &str) -> Result<(u16, String)> {
     Ok((port, proto))
 }
 
+/// The instances (pending, running, stopping or stopped) that pass the `(name, value)`
+/// filters.
+fn live_instances(list: &[(&str, &str)]) -> Result<Vec<String>> {
+    let answer = call(
+        "DescribeInstances",
+        &filters(list),
+        "find the machine's instances",
+    )?;
+    let doc = answer.doc()?;
+    let mut ids = Vec::new();
+    for reservation in items(doc.root_element(), "reservationSet") {
+        for inst in items(reservation, "instancesSet") {
+            let state = path(inst, &["instanceState", "name"])
+                .and_then(|n| n.text())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if matches!(
+                state.as_str(),
+                "pending" | "running" | "stopping" | "stopped"
+            ) && let Some(id) = child_text(inst, "instanceId")
+            {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Record `id` among the dmw-made security groups this machine uses.
+fn remember_dmw_group(id: &str) {
+    let mut groups = stored_list(DMW_GROUPS);
+    if !groups.iter().any(|g| g == id) {
+        groups.push(id.to_string());
+        store::set(DMW_GROUPS, groups.join(","));
+    }
+}
+
 /// Find the security groups by name in the VPC, create the missing ones (recorded at once)
 /// and open the SSH port, 2376 and `--amazonec2-open-port` in them unless read-only.
 fn security_groups(vpc: &str) -> Result<Vec<String>> {
@@ -456,7 +504,9 @@ fn security_groups(vpc: &str) -> Result<Vec<String>> {
             wanted.push(parsed);
         }
     }
-    for name in names {
+    // A group another create made at the same moment is looked up once more.
+    let mut pending: Vec<(String, bool)> = names.into_iter().rev().map(|n| (n, false)).collect();
+    while let Some((name, again)) = pending.pop() {
         let what = format!("look up security group {name}");
         let answer = call(
             "DescribeSecurityGroups",
@@ -471,6 +521,12 @@ fn security_groups(vpc: &str) -> Result<Vec<String>> {
             Some(g) => {
                 let id = child_text(g, "groupId")
                     .ok_or_else(|| Error::Failed(format!("{what}: the answer has no groupId")))?;
+                let dmws = items(g, "tagSet")
+                    .into_iter()
+                    .any(|t| child_text(t, "key").as_deref() == Some(DMW_GROUP_TAG));
+                if dmws {
+                    remember_dmw_group(&id);
+                }
                 let open: Vec<(u16, String)> = items(g, "ipPermissions")
                     .into_iter()
                     .filter_map(|perm| {
@@ -485,21 +541,36 @@ fn security_groups(vpc: &str) -> Result<Vec<String>> {
             None => {
                 info(&format!("Creating security group {name} in {vpc}"));
                 let what = format!("create security group {name}");
-                let answer = call(
+                let answer = call_or(
                     "CreateSecurityGroup",
                     &[
                         p("GroupName", &name),
                         p("GroupDescription", "Docker Machine"),
                         p("VpcId", vpc),
+                        p("TagSpecification.1.ResourceType", "security-group"),
+                        p("TagSpecification.1.Tag.1.Key", DMW_GROUP_TAG),
+                        p("TagSpecification.1.Tag.1.Value", "true"),
                     ],
                     &what,
+                    &["InvalidGroup.Duplicate"],
                 )?;
+                let Ok(answer) = answer else {
+                    if again {
+                        return Err(Error::Failed(format!(
+                            "{what}: EC2 says it exists, but it cannot be found in {vpc}"
+                        )));
+                    }
+                    // Another create made it a moment ago (machines made at once): use it.
+                    pending.push((name, true));
+                    continue;
+                };
                 let doc = answer.doc()?;
                 let id = child_text(doc.root_element(), "groupId")
                     .ok_or_else(|| Error::Failed(format!("{what}: the answer has no groupId")))?;
                 let mut created = stored_list(CREATED_GROUPS);
                 created.push(id.clone());
                 store::set(CREATED_GROUPS, created.join(","));
+                remember_dmw_group(&id);
                 (id, Vec::new())
             }
         };
@@ -927,12 +998,24 @@ impl Driver for AmazonEc2 {
                 })?;
                 info(&format!("Importing key pair {name}..."));
                 let material = base64::engine::general_purpose::STANDARD.encode(public.trim());
-                call(
+                // Recorded first: an import whose answer is lost may have made it (and
+                // DeleteKeyPair of a name that does not exist succeeds).
+                store::set(IMPORTED_KEY, &name);
+                match call_or(
                     "ImportKeyPair",
                     &[p("KeyName", &name), p("PublicKeyMaterial", material)],
                     "import the machine's SSH key",
-                )?;
-                store::set(IMPORTED_KEY, &name);
+                    &["InvalidKeyPair.Duplicate"],
+                )? {
+                    Ok(_) => {}
+                    Err(_) => {
+                        // Someone else's key pair of that name, made since the check: not ours.
+                        store::delete(IMPORTED_KEY);
+                        return Err(Error::InvalidInput(format!(
+                            "There is already a keypair with the name {name}.  Please either remove that keypair or use a different machine name."
+                        )));
+                    }
+                }
                 name.clone()
             }
         };
@@ -1005,6 +1088,10 @@ impl Driver for AmazonEc2 {
         }
         let mut tags = vec![("Name".to_string(), name.clone())];
         tags.extend(parse_tags(&store::get(TAGS).unwrap_or_default())?);
+        // Recorded before the launch: if its answer is lost, `rm` finds the instance by it.
+        let owner = dmw_guest::driver::owner_tag(&name);
+        store::set(OWNER_TAG, &owner);
+        tags.push((OWNER_KEY.to_string(), owner));
 
         let id = if spot {
             info("Requesting a spot instance...");
@@ -1180,22 +1267,35 @@ impl Driver for AmazonEc2 {
 
     fn remove() -> Result<()> {
         let mut removed = Vec::new();
-        if let Some(id) = store::get(INSTANCE_ID) {
+        // The dmw-made security groups it uses (made by it or by another machine).
+        let mut groups = stored_list(CREATED_GROUPS);
+        for g in stored_list(DMW_GROUPS) {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        let ids = match (store::get(INSTANCE_ID), store::get(OWNER_TAG)) {
+            (Some(id), _) => vec![id],
+            // The launch's answer was lost: the instances carrying this machine's own tag.
+            (None, Some(owner)) => live_instances(&[(&format!("tag:{OWNER_KEY}"), &owner)])?,
+            (None, None) => Vec::new(),
+        };
+        for id in &ids {
             let what = format!("terminate instance {id}");
             match call_or(
                 "TerminateInstances",
-                &[p("InstanceId.1", &id)],
+                &[p("InstanceId.1", id)],
                 &what,
                 &["InvalidInstanceID.NotFound"],
             )? {
                 Ok(_) => removed.push(format!("instance {id}")),
                 Err(_) => info(&format!("Instance {id} was already gone")),
             }
-            // Its security group can go only once the instance is gone.
-            if !stored_list(CREATED_GROUPS).is_empty() {
+            // Its security groups can go only once the instance is gone.
+            if !groups.is_empty() {
                 let what = format!("wait for instance {id} to terminate");
                 let mut waited = Duration::ZERO;
-                while let Some(inst) = describe_instance(&id, &what)? {
+                while let Some(inst) = describe_instance(id, &what)? {
                     if inst.state == "terminated" {
                         break;
                     }
@@ -1211,8 +1311,9 @@ impl Driver for AmazonEc2 {
                     waited += POLL;
                 }
             }
-            store::delete(INSTANCE_ID);
         }
+        store::delete(INSTANCE_ID);
+        store::delete(OWNER_TAG);
         if let Some(request) = store::get(SPOT_REQUEST) {
             let what = format!("cancel spot request {request}");
             match call_or(
@@ -1237,7 +1338,7 @@ impl Driver for AmazonEc2 {
             store::delete(IMPORTED_KEY);
         }
         let mut left = Vec::new();
-        for group in stored_list(CREATED_GROUPS) {
+        for group in groups {
             let what = format!("delete security group {group}");
             let mut waited = Duration::ZERO;
             loop {
@@ -1248,6 +1349,19 @@ impl Driver for AmazonEc2 {
                     &["InvalidGroup.NotFound", "DependencyViolation"],
                 )? {
                     Ok(_) => removed.push(format!("security group {group}")),
+                    Err(code)
+                        if code == "DependencyViolation"
+                            && let Some(other) =
+                                live_instances(&[("instance.group-id", &group)])?
+                                    .into_iter()
+                                    .find(|i| !ids.contains(i)) =>
+                    {
+                        // Another machine's instance uses it: the last machine using it
+                        // deletes it.
+                        info(&format!(
+                            "Security group {group} is still used by instance {other}; the last machine using it deletes it"
+                        ));
+                    }
                     Err(code) if code == "DependencyViolation" && waited < TERMINATE_TIMEOUT => {
                         dmw_guest::host::sleep(POLL);
                         waited += POLL;
@@ -1264,6 +1378,7 @@ impl Driver for AmazonEc2 {
                 break;
             }
         }
+        store::delete(DMW_GROUPS);
         if left.is_empty() {
             store::delete(CREATED_GROUPS);
         } else {

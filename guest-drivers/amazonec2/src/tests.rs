@@ -17,6 +17,10 @@ struct Fake {
     rules: Vec<(String, String)>,
     instances: BTreeMap<String, String>,
     fail_run: bool,
+    /// The launch works but its answer is lost (the connection drops).
+    lose_run_answer: bool,
+    /// The owner tag of each instance launched.
+    owners: BTreeMap<String, String>,
     last_run: Vec<(String, String)>,
 }
 
@@ -176,9 +180,46 @@ fn fake() -> Rc<RefCell<Fake>> {
             "RunInstances" => {
                 f.last_run = params.clone();
                 f.instances.insert("i-0abc".into(), "pending".into());
+                let owner = (1..)
+                    .map_while(|n| {
+                        let k = get(&format!("TagSpecification.1.Tag.{n}.Key"));
+                        (!k.is_empty())
+                            .then(|| (k, get(&format!("TagSpecification.1.Tag.{n}.Value"))))
+                    })
+                    .find(|(k, _)| k == "dmw-owner")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                f.owners.insert("i-0abc".into(), owner);
+                if f.lose_run_answer {
+                    return Err(HttpError::Transport {
+                        url: r.url.clone(),
+                        message: "connection reset".into(),
+                    });
+                }
                 ok(
                     &action,
                     "<reservationId>r-1</reservationId><instancesSet><item><instanceId>i-0abc</instanceId><instanceState><code>0</code><name>pending</name></instanceState></item></instancesSet>",
+                )
+            }
+            "DescribeInstances" if get("InstanceId.1").is_empty() => {
+                // By filter: the owner tag (the only one the driver asks by).
+                assert_eq!(get("Filter.1.Name"), "tag:dmw-owner");
+                let want = get("Filter.1.Value.1");
+                let found: String = f
+                    .instances
+                    .iter()
+                    .filter(|(id, st)| {
+                        f.owners.get(*id) == Some(&want) && st.as_str() != "terminated"
+                    })
+                    .map(|(id, st)| {
+                        format!(
+                            "<item><instancesSet><item><instanceId>{id}</instanceId><instanceState><code>16</code><name>{st}</name></instanceState></item></instancesSet></item>"
+                        )
+                    })
+                    .collect();
+                ok(
+                    &action,
+                    &format!("<reservationSet>{found}</reservationSet>"),
                 )
             }
             "DescribeInstances" => {
@@ -309,6 +350,29 @@ fn lifecycle_imports_the_key_makes_a_group_and_removes_everything() {
             .iter()
             .any(|(_, m)| m == "Nothing to remove at EC2")
     );
+}
+
+/// The launch's answer is lost: the create fails, and `rm` finds the instance by the owner
+/// tag recorded before the launch, terminates it, and removes the key pair and group.
+#[test]
+fn an_instance_whose_launch_answer_was_lost_is_found_by_its_owner_tag() {
+    let state = fake();
+    state.borrow_mut().lose_run_answer = true;
+    configure(&[]);
+    AmazonEc2::pre_create_check().expect("check");
+    AmazonEc2::create().expect_err("the answer is lost");
+    assert_eq!(mock::store().get(INSTANCE_ID), None);
+    assert!(mock::store().contains_key(OWNER_TAG));
+    AmazonEc2::remove().expect("remove");
+    let f = state.borrow();
+    assert_eq!(
+        f.instances.get("i-0abc").map(String::as_str),
+        Some("terminated"),
+        "{:?}",
+        f.instances
+    );
+    assert!(f.keys.is_empty() && f.groups.is_empty());
+    assert_eq!(mock::store().get(OWNER_TAG), None);
 }
 
 #[test]

@@ -55,6 +55,9 @@ const SSH_PORT: &str = "ssh-port";
 const FINGERPRINT: &str = "ssh-key-fingerprint";
 const KEY_PATH: &str = "ssh-key-path";
 const KEY_ID: &str = "key-id";
+/// The public key being uploaded, recorded before the upload: if its answer is lost, `rm`
+/// finds the account key by it.
+const UPLOADING_KEY: &str = "uploading-public-key";
 const DROPLET_ID: &str = "droplet-id";
 /// A tag only this machine's droplet carries, recorded before the droplet is asked for:
 /// `rm` finds the droplet by it when the create's answer (and so the id) was lost.
@@ -63,25 +66,6 @@ const IP: &str = "ip-address";
 
 /// The digitalocean driver.
 pub struct DigitalOcean;
-
-/// A tag for machine `name`'s droplet that no other droplet carries (a random suffix;
-/// DigitalOcean tags allow letters, digits, `-`, `_` and `:`, up to 255 characters).
-fn owner_tag(name: &str) -> String {
-    use std::hash::BuildHasher;
-    let nonce = std::collections::hash_map::RandomState::new().hash_one(name);
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    format!("dmw:{safe}:{nonce:016x}")
-}
 
 /// The ids of the droplets tagged `tag` (at most 200: one machine has one).
 fn droplets_tagged(tag: &str) -> Result<Vec<String>> {
@@ -96,6 +80,38 @@ fn droplets_tagged(tag: &str) -> Result<Vec<String>> {
         .and_then(Value::as_array)
         .map(|ds| ds.iter().filter_map(|d| d.get("id")).map(id_text).collect())
         .unwrap_or_default())
+}
+
+/// The ids of the account keys whose public key is `public` (all pages).
+fn keys_of(public: &str) -> Result<Vec<String>> {
+    let what = "find the machine's SSH key";
+    let mut ids = Vec::new();
+    for page in 1..=50 {
+        let resp = api(
+            Request::get(&url(&format!("account/keys?per_page=200&page={page}"))?),
+            what,
+        )?;
+        let body: Value = resp.json()?;
+        let keys = body
+            .get("ssh_keys")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        ids.extend(
+            keys.iter()
+                .filter(|k| {
+                    k.get("public_key")
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.trim() == public.trim())
+                })
+                .filter_map(|k| k.get("id"))
+                .map(id_text),
+        );
+        if keys.len() < 200 {
+            break;
+        }
+    }
+    Ok(ids)
 }
 
 /// A call to the API with the stored token; a non-2xx answer is an error naming `what`.
@@ -378,6 +394,7 @@ impl Driver for DigitalOcean {
                     Error::Failed("dmw lent no public key for the machine (keys)".into())
                 })?;
                 info("Creating SSH key...");
+                store::set(UPLOADING_KEY, public.trim());
                 let resp = api(
                     Request::post(&url("account/keys")?)
                         .json(&json!({ "name": name, "public_key": public.trim() }))?,
@@ -386,6 +403,7 @@ impl Driver for DigitalOcean {
                 let body: Value = resp.json()?;
                 let id = field(&body, "/ssh_key/id", "upload the machine's SSH key")?;
                 store::set(KEY_ID, id_text(id));
+                store::delete(UPLOADING_KEY);
                 id.clone()
             }
         };
@@ -399,7 +417,7 @@ impl Driver for DigitalOcean {
             .map(str::to_string)
             .collect();
         // Recorded before the request: if its answer is lost, `rm` finds the droplet by it.
-        let owner = owner_tag(&name);
+        let owner = dmw_guest::driver::owner_tag(&name);
         store::set(OWNER_TAG, &owner);
         let tags: Vec<String> = tags.into_iter().chain([owner]).collect();
         let mut body = json!({
@@ -507,8 +525,15 @@ impl Driver for DigitalOcean {
 
     fn remove() -> Result<()> {
         let mut removed = Vec::new();
-        // The key first (Docker Machine's order): it is ours only when we uploaded it.
-        if let Some(key) = store::get(KEY_ID) {
+        // The key first (Docker Machine's order): it is ours only when we uploaded it. An
+        // upload whose answer was lost: the account keys carrying the machine's own public
+        // key (made by dmw for this machine alone).
+        let keys = match (store::get(KEY_ID), store::get(UPLOADING_KEY)) {
+            (Some(id), _) => vec![id],
+            (None, Some(public)) => keys_of(&public)?,
+            (None, None) => Vec::new(),
+        };
+        for key in keys {
             let what = format!("delete SSH key {key}");
             let resp = send(
                 Request::delete(&url(&format!("account/keys/{key}"))?),
@@ -519,8 +544,9 @@ impl Driver for DigitalOcean {
                 _ if resp.is_success() => removed.push(format!("SSH key {key}")),
                 _ => return Err(http::error_for(&resp, &what)),
             }
-            store::delete(KEY_ID);
         }
+        store::delete(KEY_ID);
+        store::delete(UPLOADING_KEY);
         let ids = match (store::get(DROPLET_ID), store::get(OWNER_TAG)) {
             (Some(id), _) => vec![id],
             // The create's answer was lost: the droplets carrying this machine's own tag.
@@ -567,6 +593,8 @@ mod tests {
         fail_droplet_create: bool,
         /// The droplet is made but the answer is lost (the connection drops).
         lose_create_answer: bool,
+        /// The key is uploaded but the answer is lost.
+        lose_key_answer: bool,
         /// The owner tag the driver sent.
         owner_tag: String,
     }
@@ -589,6 +617,25 @@ mod tests {
                     200,
                     &json!({"regions": [{"slug": "nyc3"}], "meta": {"total": 1}}),
                 ),
+                ("POST", "account/keys") if f.lose_key_answer => {
+                    f.keys.push(7);
+                    return Err(HttpError::Transport {
+                        url: r.url.clone(),
+                        message: "connection reset".into(),
+                    });
+                }
+                ("GET", p) if p.starts_with("account/keys?") => {
+                    let keys: Vec<Value> = f
+                        .keys
+                        .iter()
+                        .map(|k| json!({"id": k, "public_key": "ssh-ed25519 AAAATEST dmw"}))
+                        .chain([json!({"id": 99, "public_key": "ssh-ed25519 AAAAOTHER user"})])
+                        .collect();
+                    Response::json_of(
+                        200,
+                        &json!({"ssh_keys": keys, "meta": {"total": keys.len()}}),
+                    )
+                }
                 ("POST", "account/keys") => {
                     f.keys.push(7);
                     Response::json_of(201, &json!({"ssh_key": {"id": 7, "fingerprint": "aa"}}))
@@ -763,6 +810,27 @@ mod tests {
             mock::logs()
         );
         assert_eq!(mock::store().get(OWNER_TAG), None);
+    }
+
+    /// The key upload's answer is lost: the create fails, and `rm` deletes the account key
+    /// that carries the machine's own public key (and no other).
+    #[test]
+    fn a_key_whose_upload_answer_was_lost_is_found_by_its_public_key() {
+        let state = fake();
+        state.borrow_mut().lose_key_answer = true;
+        configure();
+        DigitalOcean::create().expect_err("the answer is lost");
+        assert_eq!(mock::store().get(KEY_ID), None);
+        assert_eq!(state.borrow().keys, vec![7], "the key exists");
+        DigitalOcean::remove().expect("remove");
+        assert!(state.borrow().keys.is_empty());
+        assert!(
+            !mock::http_requests()
+                .iter()
+                .any(|r| r.url.ends_with("account/keys/99")),
+            "another key is never touched"
+        );
+        assert_eq!(mock::store().get(UPLOADING_KEY), None);
     }
 
     #[test]

@@ -77,6 +77,26 @@ pub struct SshEndpoint {
     pub key_path: Option<String>,
 }
 
+/// A tag only this machine's resource carries at the provider (`dmw:NAME:NONCE`), recorded
+/// before the resource is asked for: `rm` finds the resource by it when the answer that
+/// carried its id was lost (a dropped connection, dmw killed).
+pub fn owner_tag(name: &str) -> String {
+    use std::hash::BuildHasher;
+    let nonce = std::collections::hash_map::RandomState::new().hash_one(name);
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("dmw:{safe}:{nonce:016x}")
+}
+
 /// Docker Machine's error for an operation a driver does not have:
 /// `<driver> driver does not support <op>`.
 pub fn unsupported(driver: &str, op: &str) -> Error {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 
 use super::fleet::Fleet;
-use super::server::{Handler, Request, Response, Server, base64_decode};
+use super::server::{Faults, Handler, Request, Response, Server, base64_decode};
 
 /// The account's settings.
 #[derive(Clone, Debug)]
@@ -27,6 +27,8 @@ pub struct Config {
     pub max_droplets: usize,
     /// Answer the first droplet create with a burst-limit 429 and `retry-after: 1`.
     pub throttle_first_create: bool,
+    /// Faults injected into the answers (none by default).
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             token: "dop_v1_local0123456789abcdef".into(),
             max_droplets: 5,
             throttle_first_create: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -126,7 +129,10 @@ impl DigitalOcean {
             next: AtomicU64::new(3_164_444),
         });
         let h = inner.clone();
-        let handler: Handler = Arc::new(move |req: &Request| h.handle(req));
+        let handler: Handler = inner
+            .cfg
+            .faults
+            .wrap(Arc::new(move |req: &Request| h.handle(req)));
         DigitalOcean {
             http: Server::start(handler),
             inner,

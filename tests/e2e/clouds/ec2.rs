@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::digitalocean::fingerprint;
 use super::fleet::Fleet;
-use super::server::{Handler, Request, Response, Server, percent_decode};
+use super::server::{Faults, Handler, Request, Response, Server, percent_decode};
 
 /// The namespace of every answer.
 pub const NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -35,6 +35,8 @@ pub struct Config {
     pub region: String,
     /// Most instances that may exist (not terminated) at once.
     pub max_instances: usize,
+    /// Faults injected into the answers (none by default).
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             secret_key: "dmwLocalEc2Secret/K7MDENG+bPxRfiCYEXAMPLE".into(),
             region: "us-east-1".into(),
             max_instances: 5,
+            faults: Faults::default(),
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct Group {
     pub vpc: String,
     /// Open (protocol, from port, to port, cidr).
     pub rules: Vec<(String, u16, u16, String)>,
+    /// Tags (given at creation with `TagSpecification`).
+    pub tags: Vec<(String, String)>,
 }
 
 /// An instance.
@@ -165,6 +170,7 @@ impl Ec2 {
                 description: "default VPC security group".into(),
                 vpc: VPC.into(),
                 rules: Vec::new(),
+                tags: Vec::new(),
             },
         );
         let inner = Arc::new(Inner {
@@ -174,7 +180,10 @@ impl Ec2 {
             next: AtomicU64::new(0x0d3a_1c00_0001_0000),
         });
         let h = inner.clone();
-        let handler: Handler = Arc::new(move |req: &Request| h.handle(req));
+        let handler: Handler = inner
+            .cfg
+            .faults
+            .wrap(Arc::new(move |req: &Request| h.handle(req)));
         Ec2 {
             http: Server::start(handler),
             inner,
@@ -419,6 +428,35 @@ fn state_xml(state: &str) -> String {
     format!("<code>{}</code><name>{state}</name>", state_code(state))
 }
 
+/// The tags of `TagSpecification.N` whose `ResourceType` is `kind` (the first without one).
+fn spec_tags(p: &[(String, String)], kind: &str) -> Vec<(String, String)> {
+    let mut tags = Vec::new();
+    for s in 1..=8 {
+        let ty = param(p, &format!("TagSpecification.{s}.ResourceType"));
+        if ty.is_some_and(|t| t != kind) || (ty.is_none() && s > 1) {
+            continue;
+        }
+        for n in 1.. {
+            let Some(k) = param(p, &format!("TagSpecification.{s}.Tag.{n}.Key")) else {
+                break;
+            };
+            let v = param(p, &format!("TagSpecification.{s}.Tag.{n}.Value")).unwrap_or_default();
+            tags.push((k.to_string(), v.to_string()));
+        }
+    }
+    tags
+}
+
+/// Whether `tags` pass the `tag:KEY` filters among `fs`.
+fn tag_filters_ok(fs: &[(String, Vec<String>)], tags: &[(String, String)]) -> bool {
+    fs.iter()
+        .filter_map(|(n, vs)| n.strip_prefix("tag:").map(|k| (k, vs)))
+        .all(|(k, vs)| {
+            tags.iter()
+                .any(|(tk, tv)| tk == k && vs.iter().any(|v| glob(v, tv)))
+        })
+}
+
 fn tags_xml(tags: &[(String, String)]) -> String {
     let items: String = tags
         .iter()
@@ -488,11 +526,12 @@ fn group_xml(g: &Group) -> String {
         })
         .collect();
     format!(
-        "<item><ownerId>123456789012</ownerId><groupId>{}</groupId><groupName>{}</groupName><groupDescription>{}</groupDescription><vpcId>{}</vpcId><ipPermissions>{perms}</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><groups/><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/><prefixListIds/></item></ipPermissionsEgress></item>",
+        "<item><ownerId>123456789012</ownerId><groupId>{}</groupId><groupName>{}</groupName><groupDescription>{}</groupDescription><vpcId>{}</vpcId><ipPermissions>{perms}</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><groups/><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/><prefixListIds/></item></ipPermissionsEgress>{}</item>",
         g.id,
         esc(&g.name),
         esc(&g.description),
-        g.vpc
+        g.vpc,
+        tags_xml(&g.tags)
     )
 }
 
@@ -851,6 +890,7 @@ impl Inner {
             );
         }
         let id = self.new_id("sg");
+        let tags = spec_tags(p, "security-group");
         st.groups.insert(
             id.clone(),
             Group {
@@ -859,6 +899,7 @@ impl Inner {
                 description,
                 vpc,
                 rules: Vec::new(),
+                tags,
             },
         );
         ok(
@@ -1032,14 +1073,7 @@ impl Inner {
                 ),
             );
         }
-        let mut tags = Vec::new();
-        for n in 1.. {
-            let Some(k) = param(p, &format!("TagSpecification.1.Tag.{n}.Key")) else {
-                break;
-            };
-            let v = param(p, &format!("TagSpecification.1.Tag.{n}.Value")).unwrap_or_default();
-            tags.push((k.to_string(), v.to_string()));
-        }
+        let tags = spec_tags(p, "instance");
         let id = self.new_id("i");
         let inst = Instance {
             id: id.clone(),
@@ -1067,6 +1101,11 @@ impl Inner {
                 (Some(i), Ok(addr)) if i.state == "pending" => {
                     i.addr = Some(addr);
                     i.state = "running".into();
+                }
+                // Terminated while it booted: its host goes too (as EC2 frees it).
+                (Some(i), Ok(_)) if i.state == "terminated" || i.state == "shutting-down" => {
+                    drop(st);
+                    me.fleet.delete(&id);
                 }
                 (Some(i), Ok(addr)) => i.addr = Some(addr),
                 (Some(i), Err(e)) => {
@@ -1103,6 +1142,12 @@ impl Inner {
             .values()
             .filter(|i| ids.is_empty() || ids.contains(&i.id))
             .filter(|i| filter_ok(&fs, "instance-state-name", &i.state))
+            .filter(|i| tag_filters_ok(&fs, &i.tags))
+            .filter(|i| {
+                fs.iter()
+                    .filter(|(n, _)| n == "instance.group-id")
+                    .all(|(_, vs)| i.groups.iter().any(|g| vs.contains(g)))
+            })
             .map(|i| {
                 format!(
                     "<item><reservationId>r-{}</reservationId><ownerId>123456789012</ownerId><groupSet/><instancesSet>{}</instancesSet></item>",

@@ -3,6 +3,7 @@
 //! Shared by several clouds' tests, so not every helper is used by each.
 #![allow(dead_code)]
 
+pub mod churn;
 pub mod digitalocean;
 pub mod ec2;
 pub mod fleet;

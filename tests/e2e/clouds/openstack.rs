@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::fleet::Fleet;
-use super::server::{Handler, Request, Response, Server, base64_decode};
+use super::server::{Faults, Handler, Request, Response, Server, base64_decode};
 
 /// Nova's microversion range served.
 const NOVA_MIN: (u32, u32) = (2, 1);
@@ -67,6 +67,8 @@ pub struct Config {
     /// When set (a loopback address such as 127.0.0.2), Nova, Glance and Neutron are
     /// advertised in the catalog on a second listener on this address.
     pub services_on: Option<String>,
+    /// Faults injected into the answers (none by default).
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             boot_fault: None,
             throttle_keypairs: 0,
             services_on: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -183,7 +186,10 @@ impl OpenStack {
             next: AtomicU64::new(1),
         });
         let h = inner.clone();
-        let handler: Handler = Arc::new(move |req: &Request| h.handle(req));
+        let handler: Handler = inner
+            .cfg
+            .faults
+            .wrap(Arc::new(move |req: &Request| h.handle(req)));
         let services = services_on.map(|ip| Server::start_on(&ip, handler.clone()));
         if let Some(s) = &services {
             *inner.services_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.url.clone());

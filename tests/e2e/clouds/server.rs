@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -116,6 +116,101 @@ impl Response {
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
         self
+    }
+}
+
+/// The status of a [`Response`] that is no answer: the connection is closed instead.
+pub const DROP: u16 = 0;
+
+impl Response {
+    /// No answer: the server closes the connection (a dropped connection, a lost answer).
+    pub fn dropped() -> Response {
+        Response::empty(DROP)
+    }
+}
+
+/// Faults a cloud server injects into its answers, the way real clouds fail: a share of
+/// requests (`per_mille`, changeable while it runs) gets one of a 500, a 503 or a 429 with
+/// `Retry-After: 1` (nothing done), a dropped connection (nothing done), a **lost answer**
+/// (done, then the connection dropped: a create whose answer never came), or an answer
+/// that comes late. Which request gets which is decided by a seeded generator, so a run
+/// can be repeated.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    per_mille: Arc<AtomicU32>,
+    state: Arc<AtomicU64>,
+    injected: Arc<Mutex<Vec<String>>>,
+}
+
+impl Faults {
+    /// `per_mille` of the requests fail, chosen from `seed`.
+    pub fn new(per_mille: u32, seed: u64) -> Faults {
+        Faults {
+            per_mille: Arc::new(AtomicU32::new(per_mille)),
+            state: Arc::new(AtomicU64::new(seed | 1)),
+            injected: Arc::default(),
+        }
+    }
+
+    /// Change the share of failing requests (0: none).
+    pub fn set_per_mille(&self, per_mille: u32) {
+        self.per_mille.store(per_mille, Ordering::SeqCst);
+    }
+
+    /// The faults injected so far: "KIND METHOD PATH" lines.
+    pub fn injected(&self) -> Vec<String> {
+        self.injected.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The next number of the generator (xorshift64*).
+    fn next(&self) -> u64 {
+        let mut x = self.state.load(Ordering::SeqCst);
+        loop {
+            let mut y = x;
+            y ^= y >> 12;
+            y ^= y << 25;
+            y ^= y >> 27;
+            match self
+                .state
+                .compare_exchange(x, y, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return y.wrapping_mul(0x2545_f491_4f6c_dd1d),
+                Err(now) => x = now,
+            }
+        }
+    }
+
+    /// `handler` with these faults injected in front of it.
+    pub fn wrap(&self, handler: Handler) -> Handler {
+        let faults = self.clone();
+        Arc::new(move |req: &Request| {
+            let per_mille = u64::from(faults.per_mille.load(Ordering::SeqCst));
+            let roll = faults.next();
+            if per_mille == 0 || roll % 1000 >= per_mille {
+                return handler(req);
+            }
+            let kind = (roll / 1000) % 6;
+            let name = ["500", "503", "429", "drop", "lost answer", "late"][kind as usize];
+            if let Ok(mut v) = faults.injected.lock() {
+                v.push(format!("{name} {} {}", req.method, req.path));
+            }
+            match kind {
+                0 => Response::json(500, serde_json::json!({"message": "injected fault"})),
+                1 => Response::json(503, serde_json::json!({"message": "injected fault"}))
+                    .with_header("Retry-After", "1"),
+                2 => Response::json(429, serde_json::json!({"message": "injected fault"}))
+                    .with_header("Retry-After", "1"),
+                3 => Response::dropped(),
+                4 => {
+                    let _ = handler(req);
+                    Response::dropped()
+                }
+                _ => {
+                    std::thread::sleep(Duration::from_secs(3));
+                    handler(req)
+                }
+            }
+        })
     }
 }
 
@@ -330,6 +425,13 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) {
     let mut conn = conn;
     while let Some(req) = read_request(&mut reader) {
         let resp = handler(&req);
+        if resp.status == DROP {
+            if let Ok(mut l) = log.lock() {
+                l.push((req, DROP));
+            }
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));

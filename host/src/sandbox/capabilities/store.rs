@@ -22,11 +22,27 @@ pub const fn capability<T: CapabilityView>() -> Capability<T> {
     }
 }
 
+/// Called with the whole store after each change: the host keeps a machine's state on
+/// disk as it changes, so a create killed midway leaves the ids of what it made findable
+/// by `rm`.
+pub type Journal = std::sync::Arc<dyn Fn(&BTreeMap<String, String>) + Send + Sync>;
+
 /// The plugin's key-value state for this machine.
 #[derive(Default)]
 pub struct StoreCtx {
     /// Keys and values, persisted in the machine record.
     pub kv: BTreeMap<String, String>,
+    /// Where each change is written at once, when the host asked for it.
+    pub journal: Option<Journal>,
+}
+
+impl StoreCtx {
+    /// Write the store through the journal, if there is one.
+    fn record(&self) {
+        if let Some(journal) = &self.journal {
+            journal(&self.kv);
+        }
+    }
 }
 
 /// Link `store` through [`StoreCtx`].
@@ -37,6 +53,7 @@ pub fn add_to_linker<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Res
 fn lend(offer: &Offer, lent: &mut Lent) {
     lent.insert(StoreCtx {
         kv: offer.kv.clone(),
+        journal: None,
     });
 }
 
@@ -104,13 +121,20 @@ impl Host for Granted<'_, StoreCtx> {
         if let Some(why) = refuse_set(kv, &key, &value) {
             return Err(wasmtime::Error::msg(why));
         }
-        kv.insert(key, value);
+        if kv.get(&key) != Some(&value) {
+            kv.insert(key, value);
+            if let Some(ctx) = self.ctx.as_deref() {
+                ctx.record();
+            }
+        }
         Ok(())
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        if let Some(kv) = kv(self) {
-            kv.remove(&key);
+        if kv(self).and_then(|kv| kv.remove(&key)).is_some()
+            && let Some(ctx) = self.ctx.as_deref()
+        {
+            ctx.record();
         }
         Ok(())
     }

@@ -72,6 +72,14 @@ impl<B> Instance<B> {
             .unwrap_or_default()
     }
 
+    /// Write the plugin's key-value state through `journal` after each change from now on
+    /// (a driver's, into its machine record while it creates the machine).
+    pub fn set_store_journal(&mut self, journal: crate::sandbox::capabilities::store::Journal) {
+        if let Some(store) = self.store.data_mut().lent.get_mut::<StoreCtx>() {
+            store.journal = Some(journal);
+        }
+    }
+
     /// Send the plugin's log messages (and its HTTP request lines) to `report` from now on.
     pub fn set_report(&mut self, report: std::sync::Arc<crate::text::report::Reporter>) {
         let lent = &mut self.store.data_mut().lent;

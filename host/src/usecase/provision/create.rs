@@ -275,6 +275,15 @@ impl Run<'_> {
     async fn call_create(&mut self, driver: &mut Driver) -> Result<(), StepFailure> {
         self.report.step("Creating machine...");
         self.provider_called = true;
+        // What the driver stores while it creates (the ids of what it made) reaches the
+        // record at once: a create killed midway leaves them for `rm` to find.
+        let (store, name) = (self.app.store.clone(), self.record.name.clone());
+        driver.set_store_journal(Arc::new(move |kv| {
+            if let Ok(mut record) = store.load(&name) {
+                record.driver_state = kv.clone();
+                let _ = store.save(&record);
+            }
+        }));
         driver
             .create()
             .await
