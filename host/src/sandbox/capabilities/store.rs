@@ -27,6 +27,11 @@ pub const fn capability<T: CapabilityView>() -> Capability<T> {
 /// by `rm`.
 pub type Journal = std::sync::Arc<dyn Fn(&BTreeMap<String, String>) + Send + Sync>;
 
+/// Most changes written through the journal for one plugin instance: a driver records a
+/// few dozen ids while it creates; a plugin that sets keys in a loop must not turn each set
+/// into a record write (the record is still saved when the call ends).
+pub const MAX_JOURNAL_WRITES: u32 = MAX_KEYS as u32;
+
 /// The plugin's key-value state for this machine.
 #[derive(Default)]
 pub struct StoreCtx {
@@ -34,12 +39,17 @@ pub struct StoreCtx {
     pub kv: BTreeMap<String, String>,
     /// Where each change is written at once, when the host asked for it.
     pub journal: Option<Journal>,
+    /// Journal writes made so far (at most [`MAX_JOURNAL_WRITES`]).
+    pub journal_writes: u32,
 }
 
 impl StoreCtx {
-    /// Write the store through the journal, if there is one.
-    fn record(&self) {
-        if let Some(journal) = &self.journal {
+    /// Write the store through the journal, if there is one and its budget is not spent.
+    fn record(&mut self) {
+        if let Some(journal) = &self.journal
+            && self.journal_writes < MAX_JOURNAL_WRITES
+        {
+            self.journal_writes += 1;
             journal(&self.kv);
         }
     }
@@ -54,6 +64,7 @@ fn lend(offer: &Offer, lent: &mut Lent) {
     lent.insert(StoreCtx {
         kv: offer.kv.clone(),
         journal: None,
+        journal_writes: 0,
     });
 }
 
@@ -123,7 +134,7 @@ impl Host for Granted<'_, StoreCtx> {
         }
         if kv.get(&key) != Some(&value) {
             kv.insert(key, value);
-            if let Some(ctx) = self.ctx.as_deref() {
+            if let Some(ctx) = self.ctx.as_deref_mut() {
                 ctx.record();
             }
         }
@@ -132,7 +143,7 @@ impl Host for Granted<'_, StoreCtx> {
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         if kv(self).and_then(|kv| kv.remove(&key)).is_some()
-            && let Some(ctx) = self.ctx.as_deref()
+            && let Some(ctx) = self.ctx.as_deref_mut()
         {
             ctx.record();
         }
@@ -149,6 +160,28 @@ impl Host for Granted<'_, StoreCtx> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each change reaches the journal with the whole store, up to the budget.
+    #[test]
+    fn the_journal_gets_each_change_within_its_budget() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let writes = std::sync::Arc::new(AtomicU32::new(0));
+        let w = writes.clone();
+        let mut ctx = StoreCtx {
+            journal: Some(std::sync::Arc::new(move |kv: &BTreeMap<String, String>| {
+                assert!(kv.contains_key("id"));
+                w.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..StoreCtx::default()
+        };
+        ctx.kv.insert("id".into(), "1".into());
+        ctx.record();
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
+        for _ in 0..1000 {
+            ctx.record();
+        }
+        assert_eq!(writes.load(Ordering::SeqCst), MAX_JOURNAL_WRITES);
+    }
 
     #[test]
     fn set_within_limits_is_allowed() {
