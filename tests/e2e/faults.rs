@@ -182,6 +182,56 @@ fn the_link_cut_during_the_install_fails_clearly_then_provision_resumes() {
     dmw.ok(&["rm", "-y", "cut"]);
 }
 
+/// sshd stops in the middle of provisioning and its open sessions die with it (the
+/// install's session included): create fails naming the machine and the step, keeps the
+/// record with that step for `ls`, and once sshd is back `dmw provision` finishes a working
+/// Docker host.
+#[test]
+fn sshd_stopped_during_provisioning_fails_clearly_then_provision_resumes() {
+    if !require_root_or_skip(
+        "sshd_stopped_during_provisioning_fails_clearly_then_provision_resumes",
+    ) {
+        return;
+    }
+    let bed = Testbed::boot(1, &Options::default()).expect("boot a host");
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let child = create_until(
+        &dmw,
+        host,
+        "halt",
+        "Provisioning with",
+        Duration::from_secs(120),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // Stopping ssh.service leaves established sessions; their processes are killed too.
+    let out = host
+        .exec("systemctl stop ssh.service; pkill -KILL -f '^sshd: ' ; true")
+        .expect("stop sshd");
+    assert!(out.success(), "{}", out.stderr);
+    let out = child.wait_with_output().expect("create ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Error creating machine \"halt\": ") && stderr.contains(" failed: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`dmw provision halt` resumes it"),
+        "{stderr}"
+    );
+    let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), "halt")
+        .expect("listed")
+        .join(" ");
+    assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+
+    host.start_sshd().expect("sshd back");
+    let out = dmw.ok(&["provision", "halt"]);
+    assert!(out.contains("was provisioned"), "{out}");
+    docker_run_ok(&dmw, "halt");
+    dmw.ok(&["rm", "-y", "halt"]);
+}
+
 /// The machine reboots while the engine is being configured: create either rides it out
 /// (the engine answers once the machine is back) or fails naming the machine and the step
 /// with the record kept; either way the machine ends one command away from a working

@@ -887,15 +887,7 @@ mod tests {
         /// address and remove each end with an answer or an error.
         #[test]
         fn spoiled_api_answers_never_panic(
-            plan in proptest::collection::vec(
-                (
-                    0usize..12,
-                    proptest::prelude::any::<u8>(),
-                    proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
-                    proptest::prelude::any::<u32>(),
-                ),
-                1..4,
-            ),
+            plan in mock::spoil_plans(12),
         ) {
             let _state = fake();
             configure();

@@ -819,15 +819,7 @@ proptest::proptest! {
     /// remove each end with an answer or an error.
     #[test]
     fn spoiled_cloud_answers_never_panic(
-        plan in proptest::collection::vec(
-            (
-                0usize..24,
-                proptest::prelude::any::<u8>(),
-                proptest::collection::vec(proptest::prelude::any::<u32>(), 0..6),
-                proptest::prelude::any::<u32>(),
-            ),
-            1..4,
-        ),
+        plan in mock::spoil_plans(24),
         floating_ip in proptest::prelude::any::<bool>(),
     ) {
         let extra: &[(&str, &str)] = if floating_ip {

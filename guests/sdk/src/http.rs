@@ -461,6 +461,12 @@ mod wasm {
                 "the server's TLS certificate is not trusted (give the driver's CA bundle flag for a private CA)".into()
             }
             ErrorCode::TlsProtocolError => "TLS handshake failed".into(),
+            ErrorCode::HttpProtocolError => {
+                "the connection closed before a whole answer came (whether the server did it is not known)".into()
+            }
+            ErrorCode::ConnectionTerminated => {
+                "the connection was closed during the request (whether the server did it is not known)".into()
+            }
             other => super::bounded(&format!("{other:?}"), 300),
         }
     }

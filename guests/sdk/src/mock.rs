@@ -233,6 +233,24 @@ pub fn spoil_answers(plan: Vec<(usize, u8, Vec<u32>, u32)>) {
     });
 }
 
+/// The property-test strategy of [`spoil_answers`]' plans: one to three spoils among the
+/// first `requests` answers (feature `fuzz`).
+#[cfg(feature = "fuzz")]
+pub fn spoil_plans(
+    requests: usize,
+) -> impl proptest::strategy::Strategy<Value = Vec<(usize, u8, Vec<u32>, u32)>> {
+    use proptest::prelude::any;
+    proptest::collection::vec(
+        (
+            0..requests,
+            any::<u8>(),
+            proptest::collection::vec(any::<u32>(), 0..6),
+            any::<u32>(),
+        ),
+        1..4,
+    )
+}
+
 /// How [`spoil`] changes one answer; fuzz tests draw the numbers.
 #[derive(Clone, Debug)]
 pub struct Spoil {
