@@ -41,6 +41,34 @@ fn create_until(
     child
 }
 
+/// The create of `name` ended as a fault should end it: exit 1, an error naming the
+/// machine and the step with the command that resumes it, and `ls` showing the step.
+fn failed_and_resumable(dmw: &Dmw, name: &str, out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Error creating machine \"{name}\": "))
+            && stderr.contains(" failed: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`dmw provision {name}` resumes it")),
+        "{stderr}"
+    );
+    let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), name)
+        .expect("listed")
+        .join(" ");
+    assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+}
+
+/// `dmw provision NAME` finishes a working Docker host; then `rm` removes it.
+fn provision_resumes_then_rm(dmw: &Dmw, name: &str) {
+    let out = dmw.ok(&["provision", name]);
+    assert!(out.contains("was provisioned"), "{out}");
+    docker_run_ok(dmw, name);
+    dmw.ok(&["rm", "-y", name]);
+}
+
 /// A boot job holds apt's lock (as cloud-init does on a fresh cloud server), and dmw is
 /// killed (`kill -9`) while its create waits for that lock in the engine install: `ls`
 /// says the create was interrupted and how to go on, and `dmw provision` waits for the
@@ -126,10 +154,7 @@ fn sshd_down_at_create_then_provision_resumes() {
     assert!(row.contains("wait for SSH failed"), "{row}");
 
     host.start_sshd().expect("start sshd");
-    let out = dmw.ok(&["provision", "nossh"]);
-    assert!(out.contains("was provisioned"), "{out}");
-    docker_run_ok(&dmw, "nossh");
-    dmw.ok(&["rm", "-y", "nossh"]);
+    provision_resumes_then_rm(&dmw, "nossh");
 }
 
 /// The machine's link is cut while the engine installs: dmw notices the dead connection
@@ -155,31 +180,15 @@ fn the_link_cut_during_the_install_fails_clearly_then_provision_resumes() {
     host.cut_link().expect("cut the link");
     let started = Instant::now();
     let out = child.wait_with_output().expect("create ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         started.elapsed() < Duration::from_secs(300),
         "a dead link was noticed within minutes, not hung on: {:?}",
         started.elapsed()
     );
-    assert!(
-        stderr.contains("Error creating machine \"cut\": ") && stderr.contains(" failed: "),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("`dmw provision cut` resumes it"),
-        "{stderr}"
-    );
-    let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), "cut")
-        .expect("listed")
-        .join(" ");
-    assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+    failed_and_resumable(&dmw, "cut", &out);
 
     host.restore_link().expect("restore the link");
-    let out = dmw.ok(&["provision", "cut"]);
-    assert!(out.contains("was provisioned"), "{out}");
-    docker_run_ok(&dmw, "cut");
-    dmw.ok(&["rm", "-y", "cut"]);
+    provision_resumes_then_rm(&dmw, "cut");
 }
 
 /// sshd stops in the middle of provisioning and its open sessions die with it (the
@@ -210,26 +219,10 @@ fn sshd_stopped_during_provisioning_fails_clearly_then_provision_resumes() {
         .expect("stop sshd");
     assert!(out.success(), "{}", out.stderr);
     let out = child.wait_with_output().expect("create ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("Error creating machine \"halt\": ") && stderr.contains(" failed: "),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("`dmw provision halt` resumes it"),
-        "{stderr}"
-    );
-    let row = ls_row(&dmw.ok(&["ls", "-t", "2"]), "halt")
-        .expect("listed")
-        .join(" ");
-    assert!(row.contains("Error") && row.contains(" failed: "), "{row}");
+    failed_and_resumable(&dmw, "halt", &out);
 
     host.start_sshd().expect("sshd back");
-    let out = dmw.ok(&["provision", "halt"]);
-    assert!(out.contains("was provisioned"), "{out}");
-    docker_run_ok(&dmw, "halt");
-    dmw.ok(&["rm", "-y", "halt"]);
+    provision_resumes_then_rm(&dmw, "halt");
 }
 
 /// The machine reboots while the engine is being configured: create either rides it out
