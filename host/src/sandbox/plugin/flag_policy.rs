@@ -67,6 +67,8 @@ const RESERVED_ENV_NAMES: &[&str] = &[
 
 /// The longest flag name, environment variable name or driver name accepted.
 const MAX_NAME: usize = 64;
+/// The longest flag default accepted.
+const MAX_DEFAULT: usize = 1024;
 
 /// Check a driver's name and flag declarations; `builtin` drivers keep their historic
 /// unprefixed names but follow every other rule; `declared` is what it declared (and was
@@ -203,6 +205,16 @@ fn check_flag(
     if let Some(var) = &f.env_var {
         check_env_var(driver, name, var, builtin, declared_env)?;
     }
+    // A default is shown in `create --help` and becomes the value the driver gets: one
+    // line of printable text, like a value the user could type.
+    if let Some(default) = &f.default
+        && (default.chars().any(char::is_control) || default.len() > MAX_DEFAULT)
+    {
+        return Err(format!(
+            "driver {driver} declares the default {:?} for --{name}; a default must be at most {MAX_DEFAULT} bytes of printable text",
+            crate::text::sanitize::plugin_text(default, 80)
+        ));
+    }
     Ok(())
 }
 
@@ -241,6 +253,28 @@ fn check_env_var(
 mod tests {
     use super::*;
     use crate::sandbox::plugin::driver::FlagKind;
+
+    /// A default with control characters (or too long) is refused: it would reach the
+    /// terminal in `create --help` and the driver as a value nobody typed.
+    #[test]
+    fn a_default_must_be_one_line_of_printable_text() {
+        let with_default = |default: &str| Flag {
+            name: "acme-region".into(),
+            usage: "u".into(),
+            kind: FlagKind::Text,
+            default: Some(default.into()),
+            env_var: None,
+        };
+        let none = Declaration::default();
+        assert!(check("acme", &[with_default("eu-1")], false, &none).is_ok());
+        let e = check("acme", &[with_default("eu\u{1b}[2J")], false, &none).expect_err("escape");
+        assert!(
+            e.contains("--acme-region") && e.contains("printable"),
+            "{e}"
+        );
+        assert!(check("acme", &[with_default("a\nb")], false, &none).is_err());
+        assert!(check("acme", &[with_default(&"x".repeat(2000))], false, &none).is_err());
+    }
 
     fn env(vars: &[&str]) -> Declaration {
         Declaration {

@@ -230,7 +230,11 @@ pub async fn load_driver(
         error,
     })?;
     let mut driver = app.new_driver(&source, report).await.map_err(failed)?;
-    let flags = driver.create_flags().await.map_err(failed)?;
+    let mut flags = driver.create_flags().await.map_err(failed)?;
+    // A flag's usage is plugin text shown by `create --help`: inert and bounded from here.
+    for f in &mut flags {
+        f.usage = crate::text::sanitize::plugin_text(&f.usage, 300);
+    }
     crate::sandbox::plugin::flag_policy::check(
         driver.name(),
         &flags,
