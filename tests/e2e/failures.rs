@@ -7,7 +7,7 @@ use std::path::Path;
 
 use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, Run, docker_hosts, ls_row};
+use crate::support::{Dmw, Run, SmallStore, docker_hosts, ls_row};
 
 /// A crash-on-demand driver built with the guests (tests/plugins/crashy-driver).
 const CRASHY: &str = env!("DMW_TEST_CRASHY_DRIVER");
@@ -576,18 +576,6 @@ fn a_create_killed_while_waiting_for_ssh_is_resumable_and_leaves_no_lock() {
     assert!(!dmw.machine_dir("killed").exists());
 }
 
-/// Unmounts the test's store file system when the test ends, however it ends.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// The store's file system full (a 2 MiB tmpfs): create fails naming the machine, the step
 /// and the cause, keeps nothing, touches no other record; once space is freed the same
 /// command works.
@@ -597,14 +585,7 @@ fn a_full_store_fails_create_clearly_and_keeps_every_other_record() {
         return;
     }
     let dmw = Dmw::new();
-    std::fs::create_dir_all(&dmw.storage).expect("store dir");
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&dmw.storage)
-        .status()
-        .expect("mount");
-    assert!(st.success(), "mount tmpfs");
-    let _mounted = Mounted(dmw.storage.clone());
+    let _mounted = SmallStore::mount(&dmw, "2m");
     dmw.ok(&[
         "create",
         "-d",
@@ -615,13 +596,7 @@ fn a_full_store_fails_create_clearly_and_keeps_every_other_record() {
     ]);
     let first = std::fs::read(dmw.machine_dir("first").join("config.json")).expect("first");
 
-    // Fill the file system to the last block.
-    let fill = dmw.storage.join("fill");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=4k", "count=1024"])
-        .arg(format!("of={}", fill.display()))
-        .stderr(std::process::Stdio::null())
-        .status();
+    let fill = SmallStore::fill(&dmw);
     let r = dmw.run(&[
         "create",
         "-d",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dmw_testbed::{Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, docker_hosts, docker_run_ok, ls_row};
+use crate::support::{Dmw, SmallStore, docker_hosts, docker_run_ok, ls_row};
 
 /// Start `dmw create` of machine `name` on `host` (its output kept) and return once its
 /// provisioning log shows `step`, within `limit`, the create still running.
@@ -343,6 +343,70 @@ fn an_upgrade_whose_engine_fails_to_start_says_why_and_provision_recovers() {
     assert!(row.len() < 7 || row[6].is_empty(), "no error left: {row:?}");
     docker_run_ok(&dmw, "up");
     dmw.ok(&["rm", "-y", "up"]);
+}
+
+/// A server certificate that ends within 30 days is told by `ls` and `env` with the
+/// command that renews it (short-lived certificates from DMW_CERT_DAYS, on a real host);
+/// a re-run of the recipe with the store's file system full (a 64 MiB tmpfs) fails naming
+/// the machine, the step and the full file system, and the record stays whole; once space
+/// is freed `regenerate-certs` renews the certificates and the engine answers with them.
+#[test]
+fn a_server_certificate_ending_soon_is_told_and_a_re_run_on_a_full_store_loses_nothing() {
+    if !require_root_or_skip(
+        "a_server_certificate_ending_soon_is_told_and_a_re_run_on_a_full_store_loses_nothing",
+    ) {
+        return;
+    }
+    let bed = docker_hosts(1);
+    let host = &bed.hosts()[0];
+    let dmw = Dmw::new();
+    let _small = SmallStore::mount(&dmw, "64m");
+    let args = Dmw::create_args(host, "root", "short");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dmw
+        .command(&args)
+        .env("DMW_CERT_DAYS", "10")
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "{out:?}");
+    let told = "its server certificate expires on ";
+    let renew = "(in 9 days): `dmw regenerate-certs short` renews it";
+    let row = ls_row(&dmw.ok(&["ls"]), "short").expect("listed").join(" ");
+    assert!(row.contains(told) && row.contains(renew), "{row}");
+    let env = dmw.run(&["env", "short"]);
+    assert!(
+        env.stderr
+            .contains(&format!("WARNING: machine \"short\": {told}")),
+        "{env:?}"
+    );
+
+    let record = dmw.machine_dir("short").join("config.json");
+    let kept = std::fs::read(&record).expect("record");
+    let fill = SmallStore::fill(&dmw);
+    for args in [
+        &["provision", "short"][..],
+        &["regenerate-certs", "-f", "short"][..],
+    ] {
+        let r = dmw.run(args);
+        assert_ne!(r.code, 0, "{args:?} on a full store: {r:?}");
+        assert!(
+            r.stderr.contains("machine \"short\"")
+                && r.stderr.contains("file system is full; free space there"),
+            "{args:?}: {r:?}"
+        );
+        let now = std::fs::read(&record).expect("record");
+        let parsed: serde_json::Value = serde_json::from_slice(&now).expect("a whole record");
+        assert_eq!(parsed["name"], "short", "{args:?}");
+        assert!(now == kept || parsed["status"] == "error", "{args:?}");
+        assert!(dmw.ok(&["ls", "-q"]).contains("short"), "{args:?}");
+    }
+
+    std::fs::remove_file(&fill).expect("free space");
+    dmw.ok(&["regenerate-certs", "-f", "--client-certs", "short"]);
+    let row = ls_row(&dmw.ok(&["ls"]), "short").expect("listed").join(" ");
+    assert!(row.contains("Running") && !row.contains("expire"), "{row}");
+    docker_run_ok(&dmw, "short");
+    dmw.ok(&["rm", "-y", "short"]);
 }
 
 /// The measurement behind the distro method's first-boot restart retry: `create

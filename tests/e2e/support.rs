@@ -239,3 +239,39 @@ pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<PathBuf> {
     }
     found
 }
+
+/// The test's store on a small tmpfs of its own, unmounted when the test ends, however it
+/// ends (a store whose file system fills up).
+pub struct SmallStore(PathBuf);
+
+impl SmallStore {
+    /// Mount a tmpfs of `size` (`2m`, `64m`) on `dmw`'s store.
+    pub fn mount(dmw: &Dmw, size: &str) -> SmallStore {
+        std::fs::create_dir_all(&dmw.storage).expect("store dir");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dmw.storage)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs");
+        SmallStore(dmw.storage.clone())
+    }
+
+    /// Fill the store's file system to the last block; returns the file that does (remove
+    /// it to free the space).
+    pub fn fill(dmw: &Dmw) -> PathBuf {
+        let fill = dmw.storage.join("fill");
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", fill.display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+        fill
+    }
+}
+
+impl Drop for SmallStore {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -2,7 +2,8 @@
 
 use super::{CliResult, each, names_or_default};
 use crate::app::App;
-use crate::usecase::power::{self, Action};
+use crate::usecase::power::Action;
+use crate::usecase::readdress;
 
 /// Arguments of `start`, `stop`, `restart` and `kill`.
 #[derive(clap::Args)]
@@ -15,7 +16,7 @@ pub struct PowerArgs {
 pub async fn run(app: &App, action: Action, a: PowerArgs) -> CliResult {
     let names = names_or_default(app, a.names)?;
     each::for_each(app, names, |name, report| async move {
-        power::run(app, &name, action, report)
+        readdress::run(app, &name, action, report)
             .await
             .map_err(|e| format!("{e:#}"))
     })

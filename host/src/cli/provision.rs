@@ -43,10 +43,16 @@ fn step_error(verb: &str, name: &str, f: &provision::StepFailure) -> String {
     if f.step == provision::LOCK_STEP {
         return f.error.to_string();
     }
-    format!(
+    let mut said = format!(
         "Error {verb} machine \"{name}\": {} failed: {:#}",
         f.step, f.error
-    )
+    );
+    if f.no_space() {
+        said.push_str(
+            "\nThe store's file system is full; free space there and run the command again (the machine's record is whole).",
+        );
+    }
+    said
 }
 
 /// Run `dmw provision [--accept-host-key FINGERPRINT] NAME...`.

@@ -63,30 +63,27 @@ impl Action {
     }
 }
 
-/// Run `action` on machine `name` holding its lock, then save what the driver learnt. A
-/// machine that comes up again is waited for until its engine answers, and its docker
-/// context is refreshed (a context that cannot be is a warning).
-pub async fn run(app: &App, name: &str, action: Action, report: Arc<Reporter>) -> Result<()> {
-    let _lock = app.store.lock_existing(name)?;
-    run_locked(app, name, action, report.clone()).await?;
-    if matches!(action, Action::Start | Action::Restart)
-        && let Err(e) = crate::state::context::refresh_machine(&app.store, name)
-    {
-        report.warn(&format!(
-            "the docker context of \"{name}\" was not updated: {e:#}"
-        ));
-    }
-    Ok(())
+/// A machine the provider brought up at another address than its record held (a cloud
+/// server without a reserved IP powered on again, a new DHCP lease): the record holds the
+/// new one now; its server certificate still names the old one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// The address the record held.
+    pub from: String,
+    /// The address the driver reports now.
+    pub to: String,
 }
 
-/// [`run`] for a caller that holds the machine's lock (`provision::upgrade` starts a
-/// stopped machine so), without the context refresh.
-pub(crate) async fn run_locked(
+/// Run `action` on machine `name`, whose lock the caller holds, then save what the driver
+/// learnt. A machine that comes up again is waited for until its engine answers — unless
+/// it came up at a new address ([`Moved`], returned): its certificate does not name that
+/// address, so the caller re-issues it (`usecase::readdress`, `provision::upgrade`).
+pub async fn run_locked(
     app: &App,
     name: &str,
     action: Action,
     report: Arc<Reporter>,
-) -> Result<()> {
+) -> Result<Option<Moved>> {
     let mut record = app.store.load(name)?;
     // An engine-only machine may have no endpoint (a `--url` that is not tcp://); its
     // driver answers every action with Docker Machine's "hosts without a driver" error.
@@ -109,7 +106,7 @@ async fn act(
     record: &mut MachineRecord,
     action: Action,
     report: &Reporter,
-) -> Result<()> {
+) -> Result<Option<Moved>> {
     let name = record.name.clone();
     let now = driver
         .state()
@@ -137,12 +134,21 @@ async fn act(
     )
     .await
     .map_err(|e| anyhow!("machine \"{name}\": {e:#}"))?;
-    if action.target() == MachineState::Running {
-        refresh_address(driver, record, report).await?;
+    let moved = if action.target() == MachineState::Running {
+        refresh_address(driver, record).await?
+    } else {
+        None
+    };
+    if let Some(m) = &moved {
+        report.info(&format!(
+            "Machine \"{name}\" came up at a new address {} (was {})",
+            m.to, m.from
+        ));
     }
     // Only a provisioned machine has an engine to wait for (a `--no-provision` one has
-    // none, and dmw must not connect to it).
-    if action.target() == MachineState::Running && !record.never_provisioned {
+    // none, and dmw must not connect to it); one at a new address is not waited for here:
+    // its certificate does not name the address yet.
+    if action.target() == MachineState::Running && !record.never_provisioned && moved.is_none() {
         report.info("Waiting for the Docker engine to answer...");
         let limit = crate::usecase::wait::wait_env(
             crate::usecase::wait::ENGINE_WAIT_ENV,
@@ -154,7 +160,7 @@ async fn act(
         record.docker_version = Some(version);
     }
     report.info(&format!("Machine \"{name}\" was {}.", action.done()));
-    Ok(())
+    Ok(moved)
 }
 
 /// Poll the driver until the machine is in `want`.
@@ -180,17 +186,13 @@ async fn wait_for_state(driver: &mut Driver, want: MachineState, limit: Duration
     }
 }
 
-/// A started machine may have a new address (Docker Machine only warns): record it, and say
-/// that the certificate no longer names it.
-async fn refresh_address(
-    driver: &mut Driver,
-    record: &mut MachineRecord,
-    report: &Reporter,
-) -> Result<()> {
+/// A started machine may have a new address (Docker Machine only warned): record it and
+/// return the move when the engine URL's address changed.
+async fn refresh_address(driver: &mut Driver, record: &mut MachineRecord) -> Result<Option<Moved>> {
     let address = driver.address().await?;
     let ssh = driver.ssh_endpoint().await?;
     let Some(ep) = record.endpoint.as_mut() else {
-        return Ok(());
+        return Ok(None);
     };
     // Driver output is untrusted: a bad address is refused, the record keeps the old one.
     crate::text::validate::check_engine_values(&record.driver.name, &address, ep.engine_port)
@@ -204,14 +206,12 @@ async fn refresh_address(
         )
         .with_context(|| format!("machine \"{}\": after start", record.name))?;
     }
-    if ep.address != address {
-        report.warn(&format!(
-            "machine \"{}\" has a new address {address} (was {}); its certificate does not name it: run `dmw regenerate-certs {}`",
-            record.name, ep.address, record.name
-        ));
-        ep.address = address;
-    }
+    let moved = (ep.address != address).then(|| Moved {
+        from: ep.address.clone(),
+        to: address.clone(),
+    });
+    ep.address = address;
     ep.ssh_address = ssh.address;
     ep.ssh_port = ssh.port;
-    Ok(())
+    Ok(moved)
 }

@@ -4,7 +4,7 @@
 //! left; the secret key appears nowhere but in the 0600 machine record.
 
 use super::ec2::{Config, Ec2};
-use crate::support::{Dmw, docker_run_ok, files_containing};
+use crate::support::{Dmw, docker_run_ok, files_containing, ls_row};
 
 /// A session token (temporary credentials), passed as AWS_SESSION_TOKEN.
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEdmwLocalSessionToken0123456789";
@@ -14,7 +14,11 @@ fn amazonec2_chain() {
     if !dmw_testbed::require_root_or_skip("amazonec2_chain") {
         return;
     }
-    let cloud = Ec2::start(Config::default());
+    // An instance started again gets a new public address (EC2 without an Elastic IP).
+    let cloud = Ec2::start(Config {
+        new_address_at_start: true,
+        ..Config::default()
+    });
     let dmw = Dmw::new();
     let (key, secret) = (
         cloud.config().access_key.clone(),
@@ -98,10 +102,27 @@ fn amazonec2_chain() {
     docker_run_ok(&dmw, "ec2");
     let status = || dmw.ok(&["status", "ec2"]).trim().to_string();
     assert_eq!(status(), "Running");
+    let before = dmw.ok(&["url", "ec2"]);
     dmw.ok(&["stop", "ec2"]);
     assert_eq!(status(), "Stopped");
-    dmw.ok(&["start", "ec2"]);
+    // `start` follows the instance to its new address: the record takes it, the server
+    // certificate is re-issued for it, and the engine answers there (no x509 error).
+    let start = dmw.ok(&["start", "ec2"]);
     assert_eq!(status(), "Running");
+    let after = dmw.ok(&["url", "ec2"]);
+    assert_ne!(before.trim(), after.trim(), "{start}");
+    let new = after
+        .trim()
+        .trim_start_matches("tcp://")
+        .trim_end_matches(":2376");
+    assert!(
+        start.contains(&format!("came up at a new address {new}"))
+            && start.contains("Regenerating TLS certificates"),
+        "{start}"
+    );
+    let row = ls_row(&dmw.ok(&["ls"]), "ec2").expect("listed").join(" ");
+    assert!(!row.contains("does not name"), "{row}");
+    docker_run_ok(&dmw, "ec2");
     dmw.ok(&["restart", "ec2"]);
     docker_run_ok(&dmw, "ec2");
 

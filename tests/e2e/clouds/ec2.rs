@@ -37,6 +37,9 @@ pub struct Config {
     pub max_instances: usize,
     /// Faults injected into the answers (none by default).
     pub faults: Faults,
+    /// An instance started again gets a new public address, as on EC2 without an Elastic
+    /// IP (off by default: most tests keep one address).
+    pub new_address_at_start: bool,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             region: "us-east-1".into(),
             max_instances: 5,
             faults: Faults::default(),
+            new_address_at_start: false,
         }
     }
 }
@@ -1239,7 +1243,18 @@ impl Inner {
                     if let Err(e) = &result {
                         eprintln!("ec2 test server: {action} {id2}: {e}");
                     }
+                    let moved = (action == "StartInstances"
+                        && result.is_ok()
+                        && me.cfg.new_address_at_start)
+                        .then(|| me.fleet.change_addr(&id2))
+                        .and_then(|r| {
+                            r.map_err(|e| eprintln!("ec2 test server: new address of {id2}: {e}"))
+                                .ok()
+                        });
                     if let Some(i) = me.lock().instances.get_mut(&id2) {
+                        if moved.is_some() {
+                            i.addr = moved;
+                        }
                         i.state = done.into();
                         if done == "terminated" {
                             i.addr = None;

@@ -87,6 +87,12 @@ impl Fleet {
         self.host(id)?.start()
     }
 
+    /// Gives the instance's host another address of its /29 (what a cloud does to a server
+    /// without a reserved IP when it is powered on again) and returns it.
+    pub fn change_addr(&self, id: &str) -> io::Result<Ipv4Addr> {
+        self.host(id)?.change_addr()
+    }
+
     /// Stops and starts the instance's host.
     pub fn reboot(&self, id: &str) -> io::Result<()> {
         self.host(id)?.restart()

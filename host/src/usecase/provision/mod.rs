@@ -28,7 +28,9 @@ pub use new_machine::{
     new_machine,
 };
 pub use recipe_choice::{choose_recipe, detect_os};
-pub use rerun::{regenerate_certs, reprovision, reprovision_accepting_host_key, upgrade};
+pub use rerun::{
+    regenerate_certs, regenerate_certs_locked, reprovision, reprovision_accepting_host_key, upgrade,
+};
 pub use steps::{bootstrap_certs, cert_org, check_tls_san, engine_config, server_sans};
 
 /// A failed pipeline step.
@@ -58,6 +60,24 @@ impl StepFailure {
             exit_code: 1,
         }
     }
+
+    /// Whether it failed because a file system is full (ENOSPC anywhere in its cause: the
+    /// store's, where every write of a run goes).
+    pub fn no_space(&self) -> bool {
+        no_space(&self.error)
+    }
+}
+
+/// Whether `error` comes from a full file system: ENOSPC anywhere in its chain, or in its
+/// words when it crossed the plugin boundary as text (a capability's write the recipe
+/// called; a plugin that forges the words only adds the advice to free space).
+fn no_space(error: &anyhow::Error) -> bool {
+    let words = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+    error.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
+            || c.to_string().contains(&words)
+    })
 }
 
 impl std::fmt::Display for StepFailure {

@@ -337,7 +337,7 @@ pub async fn new_machine(app: &App, m: NewMachine) -> Result<(), CreateFailure> 
             left: Left::Pipeline {
                 kept: app.store.load(&name).ok().map(Box::new),
                 log: log.clone(),
-                store_full: no_space(&f.error),
+                store_full: f.no_space(),
             },
         })?;
     if m.docker_context && !m.no_provision {
@@ -347,14 +347,6 @@ pub async fn new_machine(app: &App, m: NewMachine) -> Result<(), CreateFailure> 
         Some(plan) => swarm_step(app, &name, plan, &report).await,
         None => Ok(()),
     }
-}
-
-/// Whether `error` comes from a full file system (ENOSPC anywhere in its chain).
-fn no_space(error: &anyhow::Error) -> bool {
-    error.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
-    })
 }
 
 /// Swarm mode after provisioning: init or join. A failure leaves the machine as it is
@@ -415,10 +407,16 @@ mod tests {
     fn a_full_file_system_is_told_apart() {
         let full = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::ENOSPC))
             .context("cannot write config.json");
-        assert!(no_space(&full));
+        assert!(StepFailure::new("m", "save machine", full).no_space());
         let other = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::EACCES))
             .context("cannot write config.json");
-        assert!(!no_space(&other));
+        assert!(!StepFailure::new("m", "save machine", other).no_space());
+        // Through a plugin, as the text of a capability's error.
+        let said = anyhow::anyhow!(
+            "cannot keep the server certificate: cannot write server.pem: {}",
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        );
+        assert!(StepFailure::new("m", "configure engine", said).no_space());
     }
 
     #[test]

@@ -106,7 +106,6 @@ pub async fn regenerate_certs(
     name: &str,
     report: Arc<Reporter>,
 ) -> Result<(), StepFailure> {
-    let dir = app.store.machine(name);
     if !app.store.exists(name) {
         return Err(failure(
             name,
@@ -115,6 +114,17 @@ pub async fn regenerate_certs(
         ));
     }
     let _lock = lock(app, name)?;
+    regenerate_certs_locked(app, name, report).await
+}
+
+/// [`regenerate_certs`] with the lock held (`usecase::readdress` re-issues the certificate
+/// of a machine that came up at a new address so).
+pub async fn regenerate_certs_locked(
+    app: &App,
+    name: &str,
+    report: Arc<Reporter>,
+) -> Result<(), StepFailure> {
+    let dir = app.store.machine(name);
     report.info("Regenerating TLS certificates");
     // A machine dmw only knows by its engine URL (the none driver): its client
     // certificates are dmw's to renew, its engine's server certificate is not.
@@ -198,7 +208,7 @@ async fn start_for_upgrade(
     if state != crate::sandbox::plugin::driver::MachineState::Running {
         report.info("Starting machine so machine can be upgraded...");
         drop(driver);
-        crate::usecase::power::run_locked(
+        let moved = crate::usecase::power::run_locked(
             app,
             name,
             crate::usecase::power::Action::Start,
@@ -206,6 +216,10 @@ async fn start_for_upgrade(
         )
         .await
         .map_err(|e| failure(name, "start machine", e))?;
+        // Its certificate must name the new address before the engine can be reached.
+        if moved.is_some() {
+            regenerate_certs_locked(app, name, report).await?;
+        }
     }
     Ok(())
 }
