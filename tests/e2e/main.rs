@@ -22,6 +22,7 @@ mod openstack_driver;
 mod output;
 mod permissions;
 mod power;
+mod python_plugins;
 mod security_files;
 mod security_keys;
 mod security_limits;

@@ -309,11 +309,9 @@ fn plans_name_their_assumptions() {
     );
 }
 
-/// The template recipe ops teams copy (recipes/template), loaded from its .wasm file as
-/// `dmw create --recipe ./acme.wasm` would, on the simulated ACME machine it is written for.
-#[test]
-fn template_recipe_from_a_file() {
-    let text = r#"
+/// The simulated ACME machine the template recipes are written for (its golden image,
+/// engine packages from the mirror given as `--engine-repo-url`).
+const ACME_TRANSCRIPT: &str = r#"
 os-release:
     ID=acme
     ID_LIKE="rhel fedora"
@@ -341,6 +339,12 @@ expect ok
 expect upload /etc/yum.repos.d/acme-docker.repo contains baseurl=http://mirror.test/docker-ce/$basearch
 expect upload /etc/systemd/system/docker.service.d/10-dmw.conf contains --tlsverify
 "#;
+
+/// The template recipe ops teams copy (recipes/template), loaded from its .wasm file as
+/// `dmw create --recipe ./acme.wasm` would, on the simulated ACME machine it is written for.
+#[test]
+fn template_recipe_from_a_file() {
+    let text = ACME_TRANSCRIPT;
     let mut t = Transcript::parse(text).expect("transcript");
     let (_dir, app) = app();
     let rt = runtime();
@@ -360,5 +364,123 @@ expect upload /etc/systemd/system/docker.service.d/10-dmw.conf contains --tlsver
         problems.is_empty(),
         "{problems:?}\n{}",
         simulate::render(&o)
+    );
+}
+
+/// The Python template (recipes/template-python: the Rust template rewritten), built with
+/// `dmw plugin build` (componentize-py from the venv scripts/setup makes) and loaded from
+/// its file, passes the same transcript as the Rust one and runs exactly the same commands
+/// and uploads.
+#[test]
+fn python_template_recipe_passes_the_same_transcript() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let wasm = build_python(
+        &here().join("../../recipes/template-python"),
+        out_dir.path(),
+    );
+    let (_dir, app) = app();
+    let rt = runtime();
+    let run = |recipe: String| {
+        let mut t = Transcript::parse(ACME_TRANSCRIPT).expect("transcript");
+        t.recipe = Some(recipe);
+        let o = rt
+            .block_on(simulate::run(&app, &t, Arc::new(Reporter::quiet(false))))
+            .expect("run the template");
+        assert_eq!(o.recipe, "acme");
+        let problems = simulate::check(&t, &o);
+        assert!(
+            problems.is_empty(),
+            "{problems:?}\n{}",
+            simulate::render(&o)
+        );
+        simulate::render(&o)
+    };
+    let python = run(wasm.display().to_string());
+    let rust = run(env!("DMW_TEST_TEMPLATE_RECIPE").to_string());
+    assert_eq!(
+        python, rust,
+        "the Python template does what the Rust one does"
+    );
+}
+
+/// `dmw plugin build` of the Python plugin in `dir` (componentize-py from the venv
+/// scripts/setup makes) into `out_dir`; returns the component's path.
+fn build_python(dir: &Path, out_dir: &Path) -> PathBuf {
+    let name = dir.file_name().expect("a folder name");
+    let wasm = out_dir.join(name).with_extension("wasm");
+    let built = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+        .args(["plugin", "build"])
+        .arg(dir)
+        .arg("-o")
+        .arg(&wasm)
+        .env(
+            "DMW_COMPONENTIZE_PY",
+            dmw_testbed::venv_program("componentize-py"),
+        )
+        .output()
+        .expect("run dmw plugin build");
+    assert!(built.status.success(), "{built:?}");
+    wasm
+}
+
+/// Python plugins are as sandboxed as Rust ones (tests/plugins/python-*): a hostile
+/// recipe's file, directory, socket and environment reads are denied, its endless loop is
+/// stopped by the compute rule, its hoarding by the memory limit; a driver whose world
+/// imports capabilities it did not declare is refused at load.
+#[test]
+fn python_plugins_are_as_sandboxed_as_rust() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let plugins = here().join("../plugins");
+    let hostile = build_python(&plugins.join("python-hostile-recipe"), out_dir.path());
+    let (_dir, app) = app();
+    let rt = runtime();
+    let stops = |step: &str| -> String {
+        let text = format!(
+            "os-release:\n    ID=debian\n    VERSION_ID=\"12\"\n    PRETTY_NAME=\"Debian 12\"\nsteps: {step}\ndefault fail\n"
+        );
+        let mut t = Transcript::parse(&text).expect("transcript");
+        t.recipe = Some(hostile.display().to_string());
+        let o = rt
+            .block_on(simulate::run(&app, &t, Arc::new(Reporter::quiet(false))))
+            .expect("run");
+        o.result.expect_err("the step must fail")
+    };
+    let said = stops("hostname");
+    for denied in [
+        "file: denied (",
+        "listing: denied (",
+        "socket: denied (",
+        "environment: denied (",
+    ] {
+        assert!(said.contains(denied), "{denied:?} not in:\n{said}");
+    }
+    assert!(!said.contains("LEAKED"), "{said}");
+    let said = stops("install");
+    assert!(
+        said.contains("plugin py-hostile failed in install-engine: plugin computed for more than 10s without calling the host"),
+        "{said}"
+    );
+    let said = stops("configure");
+    assert!(
+        said.contains("plugin py-hostile ran out of memory in configure-engine")
+            && said.contains("at most 128 MiB"),
+        "{said}"
+    );
+
+    let undeclared = build_python(&plugins.join("python-undeclared-driver"), out_dir.path());
+    let store = tempfile::tempdir().expect("store");
+    let inspect = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+        .arg("-s")
+        .arg(store.path())
+        .args(["plugin", "inspect"])
+        .arg(&undeclared)
+        .output()
+        .expect("inspect");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        text.contains(
+            "usable here: no: it imports dmw:plugin/keys but does not declare the capability keys"
+        ),
+        "{text}"
     );
 }

@@ -1,7 +1,8 @@
 //! `dmw plugin`: what a plugin declares (`inspect`), and the user's approvals of plugin files
-//! (`install`, `ls`, `rm`), pinned by sha256 (see `plugin::grants`).
+//! (`install`, `ls`, `rm`), pinned by sha256 (see `plugin::grants`), and `declare`, which
+//! writes the permissions of a component another language built (`plugin::declare`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult};
 use crate::app::App;
@@ -42,6 +43,28 @@ enum PluginCommand {
         /// as such a program can do anything you can
         #[arg(long)]
         full_trust: bool,
+    },
+    /// Write a plugin's permissions (a TOML file) into a component built by any language's
+    /// tool (componentize-py, componentize-js): inspect and install read them as the Rust
+    /// SDK's
+    Declare {
+        /// The permissions file (TOML: capabilities, http-hosts, programs, secrets, …)
+        permissions: PathBuf,
+        /// The component (.wasm)
+        component: PathBuf,
+        /// Where to write the component that declares them
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+    },
+    /// Build the Python plugin in DIR (plugin.toml, app.py) into a component with
+    /// componentize-py, its permissions written into it
+    Build {
+        /// The plugin's folder
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the component (default: DIR/NAME.wasm)
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
     },
     /// List the approved plugin files
     Ls,
@@ -202,6 +225,30 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             }
             Ok(())
         }
+        PluginCommand::Declare {
+            permissions,
+            component,
+            output,
+        } => declare(&permissions, &component, &output),
+        PluginCommand::Build { dir, output } => {
+            let report = crate::text::report::Reporter::new(false);
+            let built = crate::usecase::plugin_build::build(&dir, output.as_deref(), &report)
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "Error building the plugin in {}: {e:#}",
+                        dir.display()
+                    ))
+                })?;
+            println!(
+                "Built {} {} ({} MB); `dmw plugin install {}` approves it, `dmw plugin inspect {}` shows what it asks for",
+                built.kind,
+                built.output.display(),
+                built.size / 1_000_000,
+                built.output.display(),
+                built.output.display()
+            );
+            Ok(())
+        }
         PluginCommand::Ls => {
             let registry = app.runtime()?.registry()?;
             println!("{:<16} {:<7} {:<16} FILE", "NAME", "KIND", "SHA256");
@@ -240,4 +287,53 @@ fn ensure_path(arg: &str) -> String {
     } else {
         format!("./{arg}")
     }
+}
+
+/// Run `dmw plugin declare PERMS IN -o OUT`.
+fn declare(permissions: &Path, component: &Path, output: &Path) -> CliResult {
+    use crate::sandbox::plugin::declare;
+    let fail = |what: &str, e: anyhow::Error| {
+        CliError::new(format!(
+            "Error declaring the permissions of {}: {what}: {e:#}",
+            component.display()
+        ))
+    };
+    let text = read_bounded(permissions, 64 * 1024).map_err(|e| fail("the permissions file", e))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| fail("the permissions file", anyhow::anyhow!("it is not UTF-8")))?;
+    let section = declare::parse_file(&text)
+        .and_then(|f| f.section_text())
+        .map_err(|e| fail(&format!("{}", permissions.display()), e))?;
+    let wasm = read_bounded(component, 512 * 1024 * 1024).map_err(|e| fail("the component", e))?;
+    let (out, declared) =
+        declare::declare(&wasm, &section).map_err(|e| fail("the component", e))?;
+    crate::state::store::write_atomic(output, &out, 0o644)
+        .map_err(|e| fail(&format!("writing {}", output.display()), e))?;
+    let mut asks: Vec<String> = declared.capabilities.clone();
+    asks.extend(declared.http_hosts.iter().map(|h| format!("http host {h}")));
+    asks.extend(declared.programs.iter().map(|p| format!("program {p}")));
+    println!(
+        "Wrote {} (declares: {}); `dmw plugin inspect {}` shows what it asks for",
+        output.display(),
+        if asks.is_empty() {
+            "nothing beyond the default grant".to_string()
+        } else {
+            asks.join(", ")
+        },
+        output.display()
+    );
+    Ok(())
+}
+
+/// Read at most `limit` bytes of a file the user named.
+fn read_bounded(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("{} is larger than {limit} bytes", path.display());
+    }
+    Ok(bytes)
 }

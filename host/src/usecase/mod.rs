@@ -5,10 +5,12 @@
 //! new address (its certificate re-issued); [`remove`] rm; [`swarm`] Swarm mode;
 //! [`import`] machines from a Docker Machine store; [`machine`] a machine's live state;
 //! [`wait`] the waits they share; [`simulate`] recipes on simulated machines (`dmw recipe
-//! plan`, transcripts).
+//! plan`, transcripts); [`plugin_build`] Python plugins built into components (`dmw plugin
+//! build`).
 
 pub mod import;
 pub mod machine;
+pub mod plugin_build;
 pub mod power;
 pub mod provision;
 pub mod readdress;

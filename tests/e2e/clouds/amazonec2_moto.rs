@@ -11,7 +11,6 @@
 
 use std::process::{Child, Command, Stdio};
 
-use super::venv_python;
 use crate::support::{Dmw, Run, files_containing};
 
 /// A network namespace with loopback, a default route into a dead-end veth pair and an
@@ -130,8 +129,10 @@ fn amazonec2_moto() {
         return;
     }
     let mut ns = Netns::new();
-    let venv = venv_python();
-    let moto_server = venv.replace("/bin/python", "/bin/moto_server");
+    let venv = super::venv_python().display().to_string();
+    let moto_server = dmw_testbed::venv_program("moto_server")
+        .display()
+        .to_string();
     let endpoint = "http://127.0.0.1:5000";
     // Three unauthenticated calls make the IAM user, its key and its policy; every call
     // after them must be signed with that key.

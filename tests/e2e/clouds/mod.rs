@@ -11,10 +11,8 @@ pub mod openstack;
 pub mod server;
 
 /// The venv's python (DMW_PY_VENV overrides the path scripts/setup uses).
-pub fn venv_python() -> String {
-    let venv =
-        std::env::var("DMW_PY_VENV").unwrap_or_else(|_| "/var/cache/dmw-testbed/venv".to_string());
-    format!("{venv}/bin/python")
+pub fn venv_python() -> std::path::PathBuf {
+    dmw_testbed::venv_program("python")
 }
 
 /// The public key the fidelity scripts import.
@@ -45,9 +43,12 @@ pub fn run_check(
     for k in unset {
         cmd.env_remove(k);
     }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {} (made by scripts/setup): {e}", venv_python()));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "run {} (made by scripts/setup): {e}",
+            venv_python().display()
+        )
+    });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines = http.request_lines();

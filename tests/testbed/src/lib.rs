@@ -52,3 +52,11 @@ pub fn require_root_or_skip(test_name: &str) -> bool {
     eprintln!("skipping {test_name}: {problem}");
     false
 }
+
+/// A program of the PyPI venv that scripts/setup makes (`DMW_PY_VENV` overrides its path,
+/// default `/var/cache/dmw-testbed/venv`): the cloud clients' `python`, `componentize-py`.
+pub fn venv_program(name: &str) -> std::path::PathBuf {
+    let venv =
+        std::env::var("DMW_PY_VENV").unwrap_or_else(|_| "/var/cache/dmw-testbed/venv".to_string());
+    std::path::Path::new(&venv).join("bin").join(name)
+}

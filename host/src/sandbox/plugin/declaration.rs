@@ -301,7 +301,7 @@ pub fn parse(data: &[u8]) -> Result<Declaration> {
 }
 
 /// An unsigned LEB128 number at `*pos`.
-fn leb(bytes: &[u8], pos: &mut usize) -> Result<usize> {
+pub(super) fn leb(bytes: &[u8], pos: &mut usize) -> Result<usize> {
     let mut value: u64 = 0;
     for shift in (0..35).step_by(7) {
         let b = *bytes

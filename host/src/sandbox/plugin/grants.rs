@@ -39,7 +39,11 @@ pub fn provided_names() -> Vec<&'static str> {
 /// A plugin's declaration ([`super::declaration::read`]), refused when it asks for a capability
 /// this dmw does not provide.
 pub fn read_declaration(wasm: &[u8]) -> Result<Declaration> {
-    let declared = super::declaration::read(wasm)?;
+    check_declaration(super::declaration::read(wasm)?)
+}
+
+/// `declared`, if every capability it names is one this host provides.
+pub fn check_declaration(declared: Declaration) -> Result<Declaration> {
     let known = provided_names();
     if let Some(unknown) = declared
         .capabilities

@@ -2,14 +2,15 @@
 //! and instantiates them (`runtime`, `cache`), one instance's store data and views
 //! (`state`), its limits (`limits`) and its calls' deadlines and wording (`calls`), the API
 //! versions it loads (`api`), one running plugin (`instance`) with the driver's and the
-//! recipe's typed calls on it, the plugin's declaration, the grants policy and
-//! `dmw plugin inspect`.
+//! recipe's typed calls on it, the plugin's declaration (and `declare`, which writes one
+//! into a component another language built), the grants policy and `dmw plugin inspect`.
 
 mod api;
 pub mod builtin;
 mod cache;
 mod calls;
 pub mod declaration;
+pub mod declare;
 pub mod driver;
 pub mod flag_policy;
 pub mod grants;
