@@ -425,8 +425,8 @@ fn build_python(dir: &Path, out_dir: &Path) -> PathBuf {
 
 /// Python plugins are as sandboxed as Rust ones (tests/plugins/python-*): a hostile
 /// recipe's file, directory, socket and environment reads are denied, its endless loop is
-/// stopped by the compute rule, its hoarding by the memory limit; a driver whose world
-/// imports capabilities it did not declare is refused at load.
+/// stopped by the compute rule, its hoarding by the memory limit; a driver built importing
+/// `keys` asks for it, and once its declaration is emptied it is refused at load.
 #[test]
 fn python_plugins_are_as_sandboxed_as_rust() {
     let out_dir = tempfile::tempdir().expect("tempdir");
@@ -467,16 +467,37 @@ fn python_plugins_are_as_sandboxed_as_rust() {
         "{said}"
     );
 
-    let undeclared = build_python(&plugins.join("python-undeclared-driver"), out_dir.path());
+    // Built importing `keys` (declared), then its declaration emptied: it imports a
+    // capability it does not declare.
+    let built = build_python(&plugins.join("python-undeclared-driver"), out_dir.path());
     let store = tempfile::tempdir().expect("store");
-    let inspect = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
-        .arg("-s")
-        .arg(store.path())
-        .args(["plugin", "inspect"])
-        .arg(&undeclared)
-        .output()
-        .expect("inspect");
-    let text = String::from_utf8_lossy(&inspect.stdout);
+    let dmw = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+            .arg("-s")
+            .arg(store.path())
+            .args(args)
+            .output()
+            .expect("dmw");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let asks = dmw(&["plugin".as_ref(), "inspect".as_ref(), built.as_os_str()]);
+    assert!(asks.contains("asks for:    capability keys"), "{asks}");
+    let nothing = out_dir.path().join("nothing.toml");
+    std::fs::write(&nothing, "").expect("empty permissions");
+    let undeclared = out_dir.path().join("undeclared.wasm");
+    dmw(&[
+        "plugin".as_ref(),
+        "declare".as_ref(),
+        nothing.as_os_str(),
+        built.as_os_str(),
+        "-o".as_ref(),
+        undeclared.as_os_str(),
+    ]);
+    let text = dmw(&[
+        "plugin".as_ref(),
+        "inspect".as_ref(),
+        undeclared.as_os_str(),
+    ]);
     assert!(
         text.contains(
             "usable here: no: it imports dmw:plugin/keys but does not declare the capability keys"

@@ -7,6 +7,11 @@
 //! The folder holds `plugin.toml` (`name`, `kind` = recipe | driver, `language` = python,
 //! an optional `[permissions]` table) and `app.py`, whose class named for the exported
 //! interface (`Recipe`, `Driver`) implements it.
+//!
+//! componentize-py imports every interface of the world it builds for, so the build makes
+//! a world of its own: the kind's default interfaces (log, store, ssh; certs for a recipe)
+//! and the capabilities the `[permissions]` declare — a plugin imports exactly what it
+//! declares, and the host's import check (`grants::check_imports`) holds for it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,9 +94,9 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
     })?;
     let manifest: Manifest = toml::from_str(&text)
         .map_err(|e| anyhow!("{}: {}", manifest_path.display(), e.message().trim()))?;
-    let (kind, world) = match manifest.kind.as_str() {
-        "recipe" => (Kind::Recipe, "recipe-plugin"),
-        "driver" => (Kind::Driver, "driver-plugin"),
+    let kind = match manifest.kind.as_str() {
+        "recipe" => Kind::Recipe,
+        "driver" => Kind::Driver,
         other => bail!(
             "{}: kind {other:?} is neither \"recipe\" nor \"driver\"",
             manifest_path.display()
@@ -116,7 +121,7 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
         );
     }
     // The permissions are checked before the slow build.
-    let section = match &manifest.permissions {
+    let (section, capabilities) = match &manifest.permissions {
         Some(table) => {
             let file: PermissionsFile =
                 table.clone().try_into().map_err(|e: toml::de::Error| {
@@ -126,10 +131,13 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
                         e.message().trim()
                     )
                 })?;
-            Some(file.section_text()?)
+            let text = file.section_text()?;
+            let declared = crate::sandbox::plugin::declaration::parse(text.as_bytes())?;
+            (Some(text), declared.capabilities)
         }
-        None => None,
+        None => (None, Vec::new()),
     };
+    let world = build_world(kind, &capabilities)?;
     if !dir.join("app.py").is_file() {
         bail!(
             "{} has no app.py (the module whose class implements the plugin)",
@@ -145,6 +153,7 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
     for (file, text) in WIT {
         std::fs::write(wit.join(file), text)?;
     }
+    std::fs::write(wit.join("build.wit"), &world)?;
     for (file, text) in PYTHON_SDK {
         std::fs::write(sdk.join(file), text)?;
     }
@@ -158,7 +167,7 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
     let out = Command::new(&tool)
         .arg("-d")
         .arg(&wit)
-        .args(["-w", world, "componentize", "app", "-p"])
+        .args(["-w", BUILD_WORLD, "componentize", "app", "-p"])
         .arg(&sources)
         .arg("-p")
         .arg(work.path().join("python"))
@@ -190,6 +199,39 @@ pub fn build(dir: &Path, output: Option<&Path>, report: &Reporter) -> Result<Bui
         kind,
         size: wasm.len(),
     })
+}
+
+/// The name of the world [`build_world`] writes.
+const BUILD_WORLD: &str = "dmw-build-plugin";
+
+/// The WIT world a plugin of `kind` declaring `capabilities` is built for: the kind's
+/// default interfaces and the declared capabilities that are dmw interfaces.
+fn build_world(kind: Kind, capabilities: &[String]) -> Result<String> {
+    let mut imports = vec!["log", "store", "ssh"];
+    if kind == Kind::Recipe {
+        imports.push("certs");
+    }
+    for c in capabilities {
+        match c.as_str() {
+            "ssh" | "certs" if imports.contains(&c.as_str()) => {}
+            "certs" | "keys" | "process" | "files" | "vm" => imports.push(c.as_str()),
+            "http" => bail!(
+                "capability http: `dmw plugin build` cannot build Python plugins that make HTTP requests yet (componentize-py needs the wasi:http interfaces, which dmw does not ship); write such a plugin in Rust (guest-drivers/digitalocean shows how)"
+            ),
+            other => bail!("capability {other}: not one `dmw plugin build` knows"),
+        }
+    }
+    let export = match kind {
+        Kind::Recipe => "recipe",
+        Kind::Driver => "driver",
+    };
+    let mut world =
+        format!("/// What `dmw plugin build` builds this plugin for.\nworld {BUILD_WORLD} {{\n");
+    for i in imports {
+        world.push_str(&format!("    import {i};\n"));
+    }
+    world.push_str(&format!("    export {export};\n}}\n"));
+    Ok(world)
 }
 
 /// Copy the Python sources of the plugin folder `from` (its `.py` files, in subfolders
@@ -268,6 +310,17 @@ mod tests {
         sdk.sort();
         let embedded: Vec<&str> = PYTHON_SDK.iter().map(|(f, _)| *f).collect();
         assert_eq!(sdk, embedded);
+    }
+
+    #[test]
+    fn a_plugin_imports_what_its_kind_gets_and_what_it_declares() {
+        let w = build_world(Kind::Driver, &["keys".into()]).expect("world");
+        assert!(
+            w.contains("import log;\n    import store;\n    import ssh;\n    import keys;\n    export driver;"),
+            "{w}"
+        );
+        let w = build_world(Kind::Recipe, &[]).expect("world");
+        assert!(w.contains("import certs;\n    export recipe;"), "{w}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-"""A Python driver that declares no permissions (tests/recipes:
+"""A Python driver whose declaration the test empties (tests/recipes:
 python_plugins_are_as_sandboxed_as_rust): refused at load, never run."""
 
 import wit_world

@@ -18,13 +18,24 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// What [`load_or_compile`] tells its caller.
+pub trait CompileNotes {
+    /// `dir` cannot be trusted: the component is compiled in memory, for this reason.
+    fn untrusted(&mut self, why: &str);
+    /// The component is not in the cache: it is being compiled now (it may take a while).
+    fn compiling(&mut self);
+    /// The compile that [`CompileNotes::compiling`] announced ended.
+    fn compiled(&mut self, took: std::time::Duration);
+}
+
 /// Load a compiled component from `dir`, or compile `wasm` and store it there. When `dir`
-/// cannot be trusted, compile in memory and say why (once per call) through `untrusted`.
+/// cannot be trusted, compile in memory and say why through `notes`, which also hears when
+/// a compile starts and ends.
 pub fn load_or_compile(
     engine: &Engine,
     dir: &Path,
     wasm: &[u8],
-    untrusted: &mut dyn FnMut(&str),
+    notes: &mut dyn CompileNotes,
 ) -> Result<Component> {
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
@@ -36,7 +47,7 @@ pub fn load_or_compile(
     let trusted = match private_dir(dir) {
         Ok(()) => true,
         Err(why) => {
-            untrusted(&format!(
+            notes.untrusted(&format!(
                 "not using the plugin cache {}: {why}; compiling in memory",
                 dir.display()
             ));
@@ -58,9 +69,12 @@ pub fn load_or_compile(
             return Ok(component);
         }
     }
+    notes.compiling();
+    let started = std::time::Instant::now();
     let compiled = engine
         .precompile_component(wasm)
         .map_err(|e| anyhow!("{e}"))?;
+    notes.compiled(started.elapsed());
     if trusted {
         // A failed cache write only costs the next run a compile. The digest is written
         // last: an entry without its digest is never loaded.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -40,6 +40,44 @@ struct Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Components at least this big get a line on stderr while they compile.
+const SAY_COMPILE_FROM: usize = 4 << 20;
+
+/// What [`Runtime::compile`] says about the cache and a long compile.
+struct Notes<'a> {
+    runtime: &'a Runtime,
+    label: &'a str,
+    size: usize,
+}
+
+impl cache::CompileNotes for Notes<'_> {
+    fn untrusted(&mut self, why: &str) {
+        let first = !self
+            .runtime
+            .cache_warned
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first && self.runtime.debug {
+            eprintln!("{why}");
+        }
+    }
+
+    fn compiling(&mut self) {
+        if self.size >= SAY_COMPILE_FROM {
+            eprintln!(
+                "Compiling {} ({} MB) for this computer; it is kept in the plugin cache, so this happens once...",
+                self.label,
+                self.size >> 20
+            );
+        }
+    }
+
+    fn compiled(&mut self, took: Duration) {
+        if self.size >= SAY_COMPILE_FROM {
+            eprintln!("Compiled {} in {:.1} s", self.label, took.as_secs_f64());
+        }
     }
 }
 
@@ -199,16 +237,15 @@ impl Runtime {
     }
 
     /// Compile a component (or load it from the cache); nothing is checked or granted yet.
+    /// Compiling a big component (a Python or JavaScript plugin carries its interpreter)
+    /// takes a while the first time: it is said on stderr, with how long it took.
     pub fn compile(&self, bytes: &[u8], label: &str) -> Result<Component> {
-        let mut untrusted = |why: &str| {
-            let first = !self
-                .cache_warned
-                .swap(true, std::sync::atomic::Ordering::Relaxed);
-            if first && self.debug {
-                eprintln!("{why}");
-            }
+        let mut notes = Notes {
+            runtime: self,
+            label,
+            size: bytes.len(),
         };
-        cache::load_or_compile(&self.engine, &self.cache_dir, bytes, &mut untrusted)
+        cache::load_or_compile(&self.engine, &self.cache_dir, bytes, &mut notes)
             .with_context(|| format!("{label} is not a valid WebAssembly component"))
     }
 
