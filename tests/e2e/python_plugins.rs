@@ -1,16 +1,20 @@
-//! Plugins written in Python: the template recipe (recipes/template-python) built with
-//! `dmw plugin build` (componentize-py from the venv scripts/setup makes) provisions a real
-//! host of the OS it is written for to a working Docker engine, re-provisions it without a
-//! restart, and `dmw plugin declare` writes permissions into it that inspect and install
-//! treat exactly as a Rust plugin's.
+//! Plugins written in Python, built with `dmw plugin build` (componentize-py from the venv
+//! scripts/setup makes): the template recipe (recipes/template-python) provisions a real
+//! host of the OS it is written for to a working Docker engine and re-provisions it without
+//! a restart, and `dmw plugin declare` writes permissions into it that inspect and install
+//! treat exactly as a Rust plugin's; the template driver (guest-drivers/template-python)
+//! creates, lists and removes a machine on a real host.
 
 use dmw_testbed::require_root_or_skip;
 
 use crate::support::{Dmw, docker_hosts, docker_run_ok, ls_row};
 
-/// `dmw plugin build` of the Python template into `out`.
-fn build_python_template(dmw: &Dmw, out: &std::path::Path) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/template-python");
+/// `dmw plugin build` of the Python plugin in `folder` (from the repository's root) into
+/// `out`.
+fn build_python(dmw: &Dmw, folder: &str, out: &std::path::Path) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(folder);
     let built = dmw
         .command(&["plugin", "build", &dir.display().to_string(), "-o"])
         .arg(out)
@@ -30,7 +34,7 @@ fn a_python_recipe_provisions_a_real_host() {
     }
     let dmw = Dmw::new();
     let wasm = dmw.storage.with_file_name("acme.wasm");
-    build_python_template(&dmw, &wasm);
+    build_python(&dmw, "recipes/template-python", &wasm);
 
     // A host of the golden image the recipe is written for (its engine already there).
     let bed = docker_hosts(1);
@@ -105,4 +109,55 @@ fn a_python_recipe_provisions_a_real_host() {
         dmw.ok(&["plugin", "inspect", &wasm.display().to_string()])
             .contains("usable here: yes")
     );
+}
+
+#[test]
+fn a_python_driver_creates_lists_and_removes_a_machine() {
+    if !require_root_or_skip("a_python_driver_creates_lists_and_removes_a_machine") {
+        return;
+    }
+    let dmw = Dmw::new();
+    let wasm = dmw.storage.with_file_name("existing.wasm");
+    build_python(&dmw, "guest-drivers/template-python", &wasm);
+    let bed = docker_hosts(1);
+    let host = &bed.hosts()[0];
+    let out = dmw.ok(&[
+        "create",
+        "--driver",
+        &wasm.display().to_string(),
+        "--existing-host",
+        &host.addr().to_string(),
+        "--existing-ssh-port",
+        &host.ssh_port().to_string(),
+        "--existing-ssh-key",
+        &host.key_path().display().to_string(),
+        "--engine-install-method",
+        "distro",
+        "pyd",
+    ]);
+    assert!(
+        out.contains(&format!(
+            "(existing) Using the existing machine at {}",
+            host.addr()
+        )) && out.contains("Docker is up and running!"),
+        "{out}"
+    );
+    let row = ls_row(&dmw.ok(&["ls"]), "pyd").expect("listed");
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str()),
+        ("existing", "Running"),
+        "{row:?}"
+    );
+    docker_run_ok(&dmw, "pyd");
+    // What the driver does not do is said in its words.
+    let stop = dmw.run(&["stop", "pyd"]);
+    assert!(
+        stop.code != 0
+            && stop
+                .stderr
+                .contains("existing driver does not support stop"),
+        "{stop:?}"
+    );
+    dmw.ok(&["rm", "-y", "pyd"]);
+    assert!(!dmw.machine_dir("pyd").exists());
 }

@@ -52,6 +52,10 @@ const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../guests/python/dmw_guest/__init__.py"),
     ),
     (
+        "driver.py",
+        include_str!("../../../guests/python/dmw_guest/driver.py"),
+    ),
+    (
         "engine.py",
         include_str!("../../../guests/python/dmw_guest/engine.py"),
     ),
