@@ -344,8 +344,7 @@ expect upload /etc/systemd/system/docker.service.d/10-dmw.conf contains --tlsver
 /// `dmw create --recipe ./acme.wasm` would, on the simulated ACME machine it is written for.
 #[test]
 fn template_recipe_from_a_file() {
-    let text = ACME_TRANSCRIPT;
-    let mut t = Transcript::parse(text).expect("transcript");
+    let t = Transcript::parse(ACME_TRANSCRIPT).expect("transcript");
     let (_dir, app) = app();
     let rt = runtime();
     let report = Arc::new(Reporter::quiet(false));
@@ -354,9 +353,16 @@ fn template_recipe_from_a_file() {
         .block_on(simulate::run(&app, &t, report.clone()))
         .expect("run");
     assert_eq!(detected.recipe, "rhel");
-    t.recipe = Some(env!("DMW_TEST_TEMPLATE_RECIPE").to_string());
+    run_acme(&app, &rt, env!("DMW_TEST_TEMPLATE_RECIPE"));
+}
+
+/// Run the ACME recipe in file `recipe` on the ACME transcript: it must pass it; returns
+/// what it ran, rendered.
+fn run_acme(app: &App, rt: &tokio::runtime::Runtime, recipe: &str) -> String {
+    let mut t = Transcript::parse(ACME_TRANSCRIPT).expect("transcript");
+    t.recipe = Some(recipe.to_string());
     let o = rt
-        .block_on(simulate::run(&app, &t, report))
+        .block_on(simulate::run(app, &t, Arc::new(Reporter::quiet(false))))
         .expect("run the template");
     assert_eq!(o.recipe, "acme");
     let problems = simulate::check(&t, &o);
@@ -365,6 +371,7 @@ fn template_recipe_from_a_file() {
         "{problems:?}\n{}",
         simulate::render(&o)
     );
+    simulate::render(&o)
 }
 
 /// The Python template (recipes/template-python: the Rust template rewritten), built with
@@ -380,23 +387,8 @@ fn python_template_recipe_passes_the_same_transcript() {
     );
     let (_dir, app) = app();
     let rt = runtime();
-    let run = |recipe: String| {
-        let mut t = Transcript::parse(ACME_TRANSCRIPT).expect("transcript");
-        t.recipe = Some(recipe);
-        let o = rt
-            .block_on(simulate::run(&app, &t, Arc::new(Reporter::quiet(false))))
-            .expect("run the template");
-        assert_eq!(o.recipe, "acme");
-        let problems = simulate::check(&t, &o);
-        assert!(
-            problems.is_empty(),
-            "{problems:?}\n{}",
-            simulate::render(&o)
-        );
-        simulate::render(&o)
-    };
-    let python = run(wasm.display().to_string());
-    let rust = run(env!("DMW_TEST_TEMPLATE_RECIPE").to_string());
+    let python = run_acme(&app, &rt, &wasm.display().to_string());
+    let rust = run_acme(&app, &rt, env!("DMW_TEST_TEMPLATE_RECIPE"));
     assert_eq!(
         python, rust,
         "the Python template does what the Rust one does"
