@@ -497,3 +497,38 @@ fn python_plugins_are_as_sandboxed_as_rust() {
         "{text}"
     );
 }
+
+/// `dmw plugin new driver NAME` writes a plugin that builds as it is and carries its name in
+/// its flags and environment variables, as the host's flag rules require.
+#[test]
+fn a_new_python_driver_builds_and_follows_the_flag_rules() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let folder = out_dir.path().join("my-cloud");
+    let dmw = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dmw"))
+            .arg("-s")
+            .arg(out_dir.path().join("store"))
+            .args(args)
+            .output()
+            .expect("dmw");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    dmw(&[
+        "plugin".as_ref(),
+        "new".as_ref(),
+        "driver".as_ref(),
+        "my-cloud".as_ref(),
+        "-o".as_ref(),
+        folder.as_os_str(),
+    ]);
+    let wasm = build_python(&folder, out_dir.path());
+    let inspect = dmw(&["plugin".as_ref(), "inspect".as_ref(), wasm.as_os_str()]);
+    assert!(
+        inspect.contains("kind:        driver \"my-cloud\"")
+            && inspect.contains("reads MY_CLOUD_HOST, MY_CLOUD_SSH_USER")
+            && inspect.contains("flags:       --my-cloud-host --my-cloud-ssh-user")
+            && inspect.contains("usable here: yes"),
+        "{inspect}"
+    );
+}

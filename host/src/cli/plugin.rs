@@ -56,6 +56,20 @@ enum PluginCommand {
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: PathBuf,
     },
+    /// Start a new plugin in Python: the template recipe or driver, renamed (then edit
+    /// app.py and `dmw plugin build` it)
+    New {
+        /// recipe or driver
+        kind: String,
+        /// The plugin's name (a driver's flags start with it)
+        name: String,
+        /// The language (python)
+        #[arg(long, default_value = "python")]
+        lang: String,
+        /// The folder to make (default: ./NAME)
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
     /// Build the Python plugin in DIR (plugin.toml, app.py) into a component with
     /// componentize-py, its permissions written into it
     Build {
@@ -230,6 +244,39 @@ pub async fn run(app: &App, a: PluginArgs) -> CliResult {
             component,
             output,
         } => declare(&permissions, &component, &output),
+        PluginCommand::New {
+            kind,
+            name,
+            lang,
+            output,
+        } => {
+            let kind = match kind.as_str() {
+                "recipe" => Kind::Recipe,
+                "driver" => Kind::Driver,
+                other => {
+                    return Err(CliError::new(format!(
+                        "Error: {other:?} is neither recipe nor driver"
+                    )));
+                }
+            };
+            if lang != "python" {
+                return Err(CliError::new(format!(
+                    "Error: `dmw plugin new` writes Python plugins; for {lang:?}: Rust plugins start from a copy of recipes/template or guest-drivers/template (docs/writing-a-recipe.md)"
+                )));
+            }
+            let dir = output.unwrap_or_else(|| PathBuf::from(&name));
+            let written = crate::usecase::plugin_build::new_plugin(kind, &name, &dir)
+                .map_err(|e| CliError::new(format!("Error: {e:#}")))?;
+            for file in &written {
+                println!("Wrote {}", file.display());
+            }
+            println!(
+                "Change the places marked CHANGE in {}, then `dmw plugin build {}`",
+                dir.join("app.py").display(),
+                dir.display()
+            );
+            Ok(())
+        }
         PluginCommand::Build { dir, output } => {
             let report = crate::text::report::Reporter::new(false);
             let built = crate::usecase::plugin_build::build(&dir, output.as_deref(), &report)

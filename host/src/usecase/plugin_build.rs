@@ -61,6 +61,80 @@ const PYTHON_SDK: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Python templates `dmw plugin new` starts from: (kind, file, text).
+const PYTHON_TEMPLATES: &[(Kind, &str, &str)] = &[
+    (
+        Kind::Recipe,
+        "plugin.toml",
+        include_str!("../../../recipes/template-python/plugin.toml"),
+    ),
+    (
+        Kind::Recipe,
+        "app.py",
+        include_str!("../../../recipes/template-python/app.py"),
+    ),
+    (
+        Kind::Driver,
+        "plugin.toml",
+        include_str!("../../../guest-drivers/template-python/plugin.toml"),
+    ),
+    (
+        Kind::Driver,
+        "app.py",
+        include_str!("../../../guest-drivers/template-python/app.py"),
+    ),
+];
+
+/// Write a new Python plugin of `kind` called `name` into the new folder `dir` (`dmw
+/// plugin new`): the template recipe or driver with its name (and, for a driver, its flags'
+/// and environment variables' prefixes) changed to `name`; returns the files written.
+pub fn new_plugin(kind: Kind, name: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        bail!(
+            "{name:?} cannot name a plugin: use lower-case letters, digits and '-', starting with a letter (at most 32; a driver's flags start with it)"
+        );
+    }
+    if dir.exists() {
+        bail!("{} exists already: give a new folder", dir.display());
+    }
+    let upper = name.to_uppercase().replace('-', "_");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let mut written = Vec::new();
+    for (k, file, text) in PYTHON_TEMPLATES {
+        if *k != kind {
+            continue;
+        }
+        let text = match kind {
+            Kind::Recipe => text
+                .replace("name = \"acme\"", &format!("name = \"{name}\""))
+                .replace(
+                    "RecipeInfo(name=\"acme\"",
+                    &format!("RecipeInfo(name=\"{name}\""),
+                ),
+            Kind::Driver => text
+                .replace("name = \"existing\"", &format!("name = \"{name}\""))
+                .replace("NAME = \"existing\"", &format!("NAME = \"{name}\""))
+                .replace("\"existing-", &format!("\"{name}-"))
+                .replace("--existing-", &format!("--{name}-"))
+                .replace("EXISTING_", &format!("{upper}_"))
+                .replace(
+                    "existing driver requires",
+                    &format!("{name} driver requires"),
+                ),
+        };
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// A plugin folder's `plugin.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +399,35 @@ mod tests {
         );
         let w = build_world(Kind::Recipe, &[]).expect("world");
         assert!(w.contains("import certs;\n    export recipe;"), "{w}");
+    }
+
+    #[test]
+    fn a_new_plugin_carries_its_name_everywhere_the_host_checks_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let folder = dir.path().join("my-cloud");
+        new_plugin(Kind::Driver, "my-cloud", &folder).expect("new");
+        let app = std::fs::read_to_string(folder.join("app.py")).expect("app");
+        assert!(app.contains("NAME = \"my-cloud\""), "{app}");
+        assert!(app.contains("HOST = \"my-cloud-host\""), "{app}");
+        assert!(app.contains("env=\"MY_CLOUD_HOST\""), "{app}");
+        assert!(
+            !app.contains("\"existing-") && !app.contains("EXISTING_"),
+            "{app}"
+        );
+        let toml = std::fs::read_to_string(folder.join("plugin.toml")).expect("toml");
+        assert!(toml.contains("name = \"my-cloud\"") && toml.contains("kind = \"driver\""));
+        let e = new_plugin(Kind::Driver, "my-cloud", &folder).expect_err("exists");
+        assert!(e.to_string().contains("exists already"), "{e}");
+        for bad in ["My", "a b", "-x", "x/y", ""] {
+            assert!(
+                new_plugin(Kind::Recipe, bad, &dir.path().join("r")).is_err(),
+                "{bad}"
+            );
+        }
+        let recipe = dir.path().join("golden");
+        new_plugin(Kind::Recipe, "golden", &recipe).expect("recipe");
+        let app = std::fs::read_to_string(recipe.join("app.py")).expect("app");
+        assert!(app.contains("RecipeInfo(name=\"golden\""), "{app}");
     }
 
     #[test]
