@@ -89,13 +89,7 @@ const PYTHON_TEMPLATES: &[(Kind, &str, &str)] = &[
 /// plugin new`): the template recipe or driver with its name (and, for a driver, its flags'
 /// and environment variables' prefixes) changed to `name`; returns the files written.
 pub fn new_plugin(kind: Kind, name: &str, dir: &Path) -> Result<Vec<PathBuf>> {
-    let ok = (1..=32).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
+    if !crate::sandbox::plugin::flag_policy::is_driver_name(name) {
         bail!(
             "{name:?} cannot name a plugin: use lower-case letters, digits and '-', starting with a letter (at most 32; a driver's flags start with it)"
         );

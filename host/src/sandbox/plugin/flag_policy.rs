@@ -143,15 +143,19 @@ fn check_file_default(driver: &str, f: &Flag, declared: &Declaration) -> Result<
     ))
 }
 
-fn check_driver_name(name: &str, builtin: bool) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
+/// Whether `name` can name a driver (and prefix its flags): 1-32 characters of a-z, 0-9
+/// and `-`, starting with a letter, not ending with `-`.
+pub fn is_driver_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn check_driver_name(name: &str, builtin: bool) -> Result<(), String> {
+    if !is_driver_name(name) {
         return Err(format!(
             "the driver calls itself {name:?}; a driver's name must be 1-32 characters of a-z, 0-9 and -, starting with a letter"
         ));
