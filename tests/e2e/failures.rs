@@ -525,12 +525,24 @@ fn a_create_killed_while_waiting_for_ssh_is_resumable_and_leaves_no_lock() {
         .expect("start create");
     // Until the create holds the machine (its lock) with an address recorded.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // "Creating" alone is not enough: the row says so before the driver's address is
+    // saved, and a kill in that window is the other interruption (nothing to resume).
+    let has_address = || {
+        std::fs::read_to_string(dmw.machine_dir("killed").join("config.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|record| record["endpoint"].is_object())
+    };
     loop {
         let ls = dmw.ok(&["ls"]);
-        if ls_row(&ls, "killed").is_some_and(|r| r.join(" ").contains("Creating")) {
+        if ls_row(&ls, "killed").is_some_and(|r| r.join(" ").contains("Creating")) && has_address()
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never Creating: {ls}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never Creating with an address: {ls}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     child.kill().expect("kill -9");
