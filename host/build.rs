@@ -84,6 +84,7 @@ fn main() {
     for dir in [
         "wit",
         "crates/dmw-text",
+        "crates/dmw-sigv4",
         "guests/sdk",
         "guests/Cargo.toml",
         "guests/Cargo.lock",

@@ -31,6 +31,7 @@ mod security_programs;
 mod security_vm;
 mod states;
 mod swarm;
+mod team_store;
 mod template_driver;
 mod transfer;
 mod vm_driver;

@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: running `dmw` against a private store,
 //! running the docker CLI with a machine's environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dmw_testbed::{Host, Options, Testbed};
@@ -26,8 +26,14 @@ pub fn dmw_bin() -> &'static str {
 /// A `dmw` with its own storage path (with a space in it, to catch quoting bugs).
 pub struct Dmw {
     _tmp: tempfile::TempDir,
-    /// The storage path.
+    /// The storage path (for a member of a shared store: its working copy, once made).
     pub storage: PathBuf,
+    /// What `-s` gets: the storage path, or a shared store's URL.
+    location: String,
+    /// `HOME` of a member of a shared store (its identity and working copy live there).
+    home: Option<PathBuf>,
+    /// More environment for every command.
+    env: Vec<(String, String)>,
 }
 
 /// Output of a command, decoded.
@@ -56,18 +62,57 @@ impl Dmw {
     pub fn new() -> Dmw {
         let tmp = tempfile::tempdir().expect("tempdir");
         let storage = tmp.path().join("dmw store");
-        Dmw { _tmp: tmp, storage }
+        Dmw {
+            _tmp: tmp,
+            location: storage.display().to_string(),
+            storage,
+            home: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A member of the shared store at `url`, with a HOME of its own and `env` (the store's
+    /// credentials) on every command.
+    pub fn member(url: &str, env: &[(&str, &str)]) -> Dmw {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        Dmw {
+            storage: tmp.path().join("no working copy yet"),
+            _tmp: tmp,
+            location: url.to_string(),
+            home: Some(home),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// This member's HOME.
+    pub fn home(&self) -> Option<&Path> {
+        self.home.as_deref()
     }
 
     /// A `dmw` command on this store.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(dmw_bin());
-        c.arg("-s").arg(&self.storage).args(args);
+        c.arg("-s").arg(&self.location).args(args);
         c.env_remove("DOCKER_HOST")
             .env("SHELL", "/bin/bash")
             .env("USER", "tester")
             .env("DOCKER_CONFIG", self.docker_config());
+        self.add_env(&mut c);
         c
+    }
+
+    fn add_env(&self, c: &mut Command) {
+        if let Some(h) = &self.home {
+            c.env("HOME", h);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
     }
 
     /// The docker CLI's configuration directory of this test (contexts land there).
@@ -130,17 +175,16 @@ impl Dmw {
         let full = format!(
             "set -e; eval \"$({} -s {} env {name})\"; {script}",
             shell_quote(dmw_bin()),
-            shell_quote(&self.storage.display().to_string())
+            shell_quote(&self.location)
         );
-        Command::new("bash")
-            .arg("-c")
+        let mut c = Command::new("bash");
+        c.arg("-c")
             .arg(full)
             .env("SHELL", "/bin/bash")
             .env("DOCKER_CONFIG", self.docker_config())
-            .env_remove("DOCKER_HOST")
-            .output()
-            .expect("bash")
-            .into()
+            .env_remove("DOCKER_HOST");
+        self.add_env(&mut c);
+        c.output().expect("bash").into()
     }
 
     /// `dmw create --driver generic` for a testbed host.

@@ -36,6 +36,7 @@ pub struct ConfigArgs {
 /// Load a machine that is ready for the docker CLI, and check its engine's TLS endpoint.
 async fn checked_machine(app: &App, name: &str) -> Result<(MachineRecord, String), CliError> {
     let record = app.store.load(name)?;
+    app.store.check_keys_readable(name)?;
     let Some(url) = record.url() else {
         if let Some(typed) = &record.engine_url {
             return Err(CliError::new(format!(

@@ -24,6 +24,7 @@ mod rm;
 mod scp;
 pub mod shell_completion;
 mod ssh;
+mod store;
 mod swarm;
 mod swarm_args;
 mod use_context;
@@ -126,6 +127,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Local VM images: build one (`image build`), empty the download cache (`image prune`)
     Image(image::ImageArgs),
+    /// Share the machine store with a team (s3://…): use, init, unlock, push, recipients
+    Store(store::StoreArgs),
     /// Inspect information about a machine
     Inspect(inspect::InspectArgs),
     /// Get the IP address of one or more machines
@@ -222,10 +225,16 @@ pub fn main() -> i32 {
             .ok()
             .as_deref(),
     ));
-    let cli = match cli_command()
-        .try_get_matches_from(&args)
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
-    {
+    let mut command_name = String::new();
+    let cli = match cli_command().try_get_matches_from(&args).and_then(|m| {
+        command_name = match m.subcommand() {
+            // `store use` chooses the store: it never opens the one configured before.
+            Some(("store", sub)) if sub.subcommand_name() == Some("use") => "store use".into(),
+            Some((name, _)) => name.to_string(),
+            None => String::new(),
+        };
+        <Cli as clap::FromArgMatches>::from_arg_matches(&m)
+    }) {
         Ok(c) => c,
         Err(e) => {
             if e.kind() == clap::error::ErrorKind::InvalidSubcommand
@@ -251,19 +260,14 @@ pub fn main() -> i32 {
         let _ = cli_command().print_help();
         return 0;
     };
-    let root = match cli
-        .storage_path
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Ok)
-        .unwrap_or_else(Store::default_root)
-    {
-        Ok(r) => r,
+    let store = match open_store(cli.storage_path, &command_name) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e:#}");
             return 1;
         }
     };
-    let mut app = App::new(Store::new(root), cli.debug);
+    let mut app = App::new(store, cli.debug);
     app.native_ssh = cli.native_ssh;
     let result = match command {
         // Commands that need no async runtime stay on the fast path.
@@ -304,6 +308,24 @@ pub fn main() -> i32 {
     }
 }
 
+/// The store: `--storage-path`/`DMW_STORAGE_PATH` (a directory or a shared store's URL),
+/// else the URL `dmw store use` chose, else `~/.dmw`; a shared store's locks are waited for
+/// `DMW_LOCK_TIMEOUT` seconds (default 0: a busy machine fails at once, naming its holder).
+fn open_store(storage_path: Option<PathBuf>, command: &str) -> anyhow::Result<Store> {
+    let location = match storage_path.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => match crate::state::store::shared::configured() {
+            Some(url) if command != "store use" => url,
+            _ => Store::default_root()?.to_string_lossy().into_owned(),
+        },
+    };
+    let wait = std::env::var("DMW_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Store::open(&location, command, std::time::Duration::from_secs(wait))
+}
+
 async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
     match command {
         Command::Active(a) => machine_info::active(app, a).await,
@@ -325,6 +347,7 @@ async fn run_async(app: &App, command: Command, argv: &[String]) -> CliResult {
         Command::Status(a) => machine_info::status(app, a).await,
         Command::Stop(a) => power::run(app, crate::usecase::power::Action::Stop, a).await,
         Command::Swarm(a) => swarm::run(app, a).await,
+        Command::Store(a) => store::run(app, a).await,
         Command::Upgrade(a) => provision::upgrade(app, a).await,
         Command::Version(a) => version::run(app, a).await,
         Command::Ip(_)

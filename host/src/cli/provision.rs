@@ -115,12 +115,14 @@ pub async fn regenerate_certs(app: &App, a: RegenerateArgs) -> CliResult {
     if a.client_certs {
         println!("Regenerating local certificates");
         let certs = app.store.certs_dir();
-        crate::net::tls::regenerate(&certs, &provision::cert_org()).map_err(|e| {
-            CliError::new(format!(
-                "Error regenerating the CA and client certificate in {}: {e:#}",
-                certs.display()
-            ))
-        })?;
+        crate::net::tls::regenerate(&certs, &provision::cert_org())
+            .and_then(|_| app.store.publish_certs())
+            .map_err(|e| {
+                CliError::new(format!(
+                    "Error regenerating the CA and client certificate in {}: {e:#}",
+                    certs.display()
+                ))
+            })?;
         let others: Vec<String> = app
             .store
             .list()?

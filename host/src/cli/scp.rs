@@ -86,6 +86,7 @@ pub async fn run(app: &App, a: ScpArgs) -> CliResult {
 
 async fn connect(app: &App, machine: &str, user: Option<&str>) -> Result<Remote, CliError> {
     let record = app.store.load(machine)?;
+    app.store.check_keys_readable(machine)?;
     let mut target = super::ssh_target_or_error(app, &record, "Error")?;
     if let Some(u) = user {
         target.user = u.to_string();

@@ -21,6 +21,7 @@ pub struct SshArgs {
 pub async fn run(app: &App, a: SshArgs) -> CliResult {
     let name = super::name_or_default(app, a.name)?;
     let record = app.store.load(&name)?;
+    app.store.check_keys_readable(&name)?;
     let target = super::ssh_target_or_error(app, &record, "Error: Cannot run SSH command")?;
     let mut command = a.command;
     let force_pty = command.first().is_some_and(|c| c == "-t");

@@ -6,7 +6,7 @@
 //! [`import`] machines from a Docker Machine store; [`machine`] a machine's live state;
 //! [`wait`] the waits they share; [`simulate`] recipes on simulated machines (`dmw recipe
 //! plan`, transcripts); [`plugin_build`] Python plugins built into components (`dmw plugin
-//! build`).
+//! build`); [`team_store`] `dmw store`: choosing, joining and sharing a team's store.
 
 pub mod import;
 pub mod machine;
@@ -17,4 +17,5 @@ pub mod readdress;
 pub mod remove;
 pub mod simulate;
 pub mod swarm;
+pub mod team_store;
 pub mod wait;

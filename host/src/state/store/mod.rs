@@ -17,6 +17,7 @@
 mod atomic;
 pub mod layout;
 mod record;
+pub mod shared;
 
 pub use atomic::{write_atomic, write_private};
 pub use layout::{CertsDir, MachineDir};
@@ -38,10 +39,21 @@ pub const MAX_RECORD_BYTES: u64 = 4 << 20;
 /// Environment variable that overrides the default storage path.
 pub const STORAGE_ENV: &str = "DMW_STORAGE_PATH";
 
-/// The store rooted at one storage path.
-#[derive(Debug, Clone)]
+/// The store rooted at one storage path: a directory, or the working copy of a shared
+/// store ([`shared`]) that this type keeps in step with its backend.
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
+    shared: Option<std::sync::Arc<self::shared::Shared>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("shared", &self.shared.as_ref().map(|s| s.url().to_string()))
+            .finish()
+    }
 }
 
 /// Why a machine could not be loaded.
@@ -69,7 +81,65 @@ pub enum LoadError {
 impl Store {
     /// The store at `root` (not created until something is written).
     pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            shared: None,
+        }
+    }
+
+    /// The store at `location`: a directory, or a shared store's URL (`s3://…`), whose
+    /// working copy is pulled now, for `command` (named in the locks it takes); its locks
+    /// are waited for up to `lock_timeout`.
+    pub fn open(location: &str, command: &str, lock_timeout: std::time::Duration) -> Result<Store> {
+        let Some(loc) = shared::Location::parse(location)? else {
+            return Ok(Store::new(
+                location.strip_prefix("file://").unwrap_or(location),
+            ));
+        };
+        let root = shared::working_copy(location)?;
+        let s = shared::Shared::open(location, &loc, &root, command, lock_timeout)?;
+        shared::sync::block(s.pull(""))?;
+        Ok(Store {
+            root,
+            shared: Some(std::sync::Arc::new(s)),
+        })
+    }
+
+    /// The shared store behind this working copy, if it is one.
+    pub fn shared(&self) -> Option<&self::shared::Shared> {
+        self.shared.as_deref()
+    }
+
+    /// In a shared store: an error when private keys of machine `name` (or the team's
+    /// client key) could not be decrypted with this member's identity, saying what to do.
+    pub fn check_keys_readable(&self, name: &str) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let prefix = format!("machines/{name}/");
+        let missing: Vec<String> = shared
+            .locked_out()
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix) || k.starts_with("certs/"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "machine \"{name}\": its private keys in the shared store {} are encrypted to the team's recipients, and your store identity is not one of them ({}); a member must run `dmw store recipients add KEY` with the key `dmw store init` shows you",
+            shared.url(),
+            missing.join(", ")
+        )
+    }
+
+    /// After the CA directory was bootstrapped: publish it to the shared store (the CA is
+    /// created once for the team). `Ok(false)` when another member's CA was published first
+    /// and was taken instead: bootstrap again to check it.
+    pub fn publish_certs(&self) -> Result<bool> {
+        match &self.shared {
+            Some(s) => s.publish_certs(&self.certs_dir()),
+            None => Ok(true),
+        }
     }
 
     /// The default storage path: `$DMW_STORAGE_PATH`, else `$HOME/.dmw`.
@@ -150,6 +220,21 @@ impl Store {
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
         }
         set_mode(&dir, 0o700)?;
+        if let Some(shared) = &self.shared {
+            // The name is the team's: hold its lock from here, then make sure no other
+            // member created it since this command pulled.
+            if let Err(e) = shared.lock(name, true) {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+            if self.machine(name).record().exists() {
+                shared.unlock(name);
+                bail!(
+                    "Docker machine \"{name}\" already exists (another member of {} created it)",
+                    shared.url()
+                );
+            }
+        }
         Ok(dir)
     }
 
@@ -207,7 +292,20 @@ impl Store {
         let mut json =
             serde_json::to_vec_pretty(record).context("cannot encode the machine record")?;
         json.push(b'\n');
-        write_private(&MachineDir::at(dir).record(), &json)
+        write_private(&MachineDir::at(dir).record(), &json)?;
+        if let Some(shared) = &self.shared {
+            // Others see the machine's progress; a failure here is retried when the
+            // machine's lock is released.
+            let key = format!("machines/{}/{}", record.name, layout::RECORD_FILE);
+            if let Err(e) = self::shared::sync::block(shared.push(&[key])) {
+                eprintln!(
+                    "Warning: machine {}: the record is saved here, not yet in {}: {e:#}",
+                    record.name,
+                    shared.url()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Names of every machine, sorted naturally.
@@ -232,12 +330,22 @@ impl Store {
 
     /// Remove a machine's directory and everything in it.
     pub fn remove(&self, name: &str) -> Result<()> {
+        if let Some(shared) = &self.shared
+            && shared.holds(name)
+        {
+            shared.remove_machine(name)?;
+        }
         let dir = self.machine_dir(name);
         match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", dir.display())),
         }
+        if let Some(shared) = &self.shared {
+            // A claim that no command lock adopted (a create that failed early) ends here.
+            shared.release_claim(name);
+        }
+        Ok(())
     }
 
     /// Take the per-machine lock (held until the guard drops), waiting for other dmw processes.
@@ -256,7 +364,17 @@ impl Store {
             return Err(io::Error::last_os_error())
                 .with_context(|| format!("cannot lock {}", path.display()));
         }
-        Ok(MachineLock { _file: file })
+        let shared = match &self.shared {
+            Some(s) => {
+                s.lock(name, false)?;
+                Some((s.clone(), name.to_string()))
+            }
+            None => None,
+        };
+        Ok(MachineLock {
+            shared,
+            _file: file,
+        })
     }
 
     /// Take the lock of an existing machine; a missing one (or a name that cannot be one)
@@ -270,6 +388,13 @@ impl Store {
 
     /// Whether another process holds the machine's lock (e.g. a `create` in progress).
     pub fn is_locked(&self, name: &str) -> bool {
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.locked_elsewhere(name))
+        {
+            return true;
+        }
         let path = self.machine(name).lock();
         let Ok(file) = fs::OpenOptions::new().write(true).open(&path) else {
             return false;
@@ -281,9 +406,19 @@ impl Store {
     }
 }
 
-/// Holds a machine's lock while alive.
+/// Holds a machine's lock while alive (in a shared store, also its lock there: released,
+/// after the machine's files are pushed, when this drops).
 pub struct MachineLock {
+    shared: Option<(std::sync::Arc<self::shared::Shared>, String)>,
     _file: fs::File,
+}
+
+impl Drop for MachineLock {
+    fn drop(&mut self) {
+        if let Some((shared, name)) = self.shared.take() {
+            shared.unlock(&name);
+        }
+    }
 }
 
 /// Read at most `limit` bytes of `path`: `Ok(Err(size))` if the file is bigger.

@@ -337,6 +337,8 @@ fn candidate(source: &Path, dir: &Path, name: &str, config: &HostConfig) -> Resu
 /// SSH key and TLS files, and save the record. On failure nothing is left behind.
 pub async fn apply(app: &App, source: &Path, c: &Candidate, report: Arc<Reporter>) -> Result<()> {
     app.store.claim(&c.name)?;
+    // Held while adopting (in a shared store: the machine is pushed when it is released).
+    let _lock = app.store.lock(&c.name)?;
     let result = adopt(app, source, c, report).await;
     if result.is_err() {
         // The source store is untouched; remove the half-made copy.

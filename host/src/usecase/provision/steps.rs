@@ -27,7 +27,11 @@ pub fn cert_org() -> String {
 /// Bootstrap the CA and client certificate, reporting what was created.
 pub fn bootstrap_certs(app: &App, report: &Reporter) -> Result<()> {
     let certs = app.store.certs_dir();
-    let done = crate::net::tls::bootstrap(&certs, &cert_org())?;
+    let mut done = crate::net::tls::bootstrap(&certs, &cert_org())?;
+    if !app.store.publish_certs()? {
+        // Another member of the shared store published its CA first: use the team's.
+        done = crate::net::tls::bootstrap(&certs, &cert_org())?;
+    }
     if let Some(ca) = done.ca {
         report.info(&format!("Creating CA: {}", ca.path.display()));
     }

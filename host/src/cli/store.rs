@@ -1,0 +1,193 @@
+//! `dmw store …`: the machine store shared by a team (see [`crate::state::store::shared`] and
+//! [`crate::usecase::team_store`]).
+
+use clap::{Args, Subcommand};
+
+use super::{CliError, CliResult};
+use crate::app::App;
+use crate::usecase::team_store::{self, Membership, Pushed};
+
+/// `dmw store ...`.
+#[derive(Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    command: StoreCommand,
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Use this store for every command: s3://BUCKET/PREFIX[?endpoint=URL], a directory, or "default"
+    Use {
+        /// The store URL
+        url: String,
+    },
+    /// Make your store identity (if you have none) and join the store's recipients when it has none
+    Init,
+    /// Show where the store is, who may read its secrets and which machines' keys you cannot read
+    Info,
+    /// Break the lock of a machine whose command is gone (its holder is named)
+    Unlock {
+        /// Machine name
+        name: String,
+    },
+    /// Copy every machine of a file store (default ~/.dmw) into the shared store
+    Push {
+        /// The file store to copy from
+        #[arg(long, value_name = "PATH")]
+        from: Option<std::path::PathBuf>,
+    },
+    /// Pull the shared store into its working copy now (every command does it first)
+    Pull,
+    /// The store's recipients: those who can read its private keys
+    Recipients {
+        #[command(subcommand)]
+        command: RecipientsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecipientsCommand {
+    /// List them
+    Ls,
+    /// Add recipients (age1… or an SSH public key line) and re-encrypt every secret to them
+    Add {
+        /// Recipient lines
+        #[arg(required = true)]
+        recipients: Vec<String>,
+    },
+    /// Remove recipients and re-encrypt every secret without them
+    Rm {
+        /// Recipient lines
+        #[arg(required = true)]
+        recipients: Vec<String>,
+    },
+}
+
+/// Run `dmw store …`.
+pub async fn run(app: &App, a: StoreArgs) -> CliResult {
+    let shared = || {
+        app.store.shared().ok_or_else(|| {
+            CliError::new(format!(
+                "the store {} is a directory on this computer, not a shared store: `dmw store use s3://BUCKET/PREFIX` (or DMW_STORAGE_PATH) chooses one",
+                app.store.root().display()
+            ))
+        })
+    };
+    match a.command {
+        StoreCommand::Use { url } => {
+            let joined = team_store::use_store(&url)?;
+            println!("Every command now uses the store {url}");
+            if let Some(j) = joined {
+                print_joined(&j);
+            }
+            Ok(())
+        }
+        StoreCommand::Init => {
+            let j = team_store::join(shared()?)?;
+            print_joined(&j);
+            Ok(())
+        }
+        StoreCommand::Info => {
+            let s = shared()?;
+            println!("Store: {}", s.url());
+            println!("Working copy: {}", app.store.root().display());
+            for r in team_store::recipients(s)? {
+                println!("Recipient: {r}");
+            }
+            for k in s.locked_out() {
+                println!("Not readable with your identity: {k}");
+            }
+            Ok(())
+        }
+        StoreCommand::Unlock { name } => {
+            match team_store::unlock(shared()?, &name)? {
+                Some(info) => eprintln!(
+                    "WARNING: broke the lock of {} ({}); if that command still runs, its changes may conflict with the next one",
+                    name,
+                    info.describe(&name)
+                ),
+                None => println!("{name} was not locked"),
+            }
+            Ok(())
+        }
+        StoreCommand::Push { from } => {
+            let from = match from {
+                Some(f) => f,
+                None => crate::state::store::Store::default_root()?,
+            };
+            shared()?;
+            let (pushed, ca) = team_store::push(&from, &app.store)?;
+            if ca {
+                println!("Copied the CA of {} into the shared store", from.display());
+            }
+            for p in pushed {
+                match p {
+                    Pushed::Copied(n) => println!("Copied {n}"),
+                    Pushed::Exists(n) => {
+                        println!("Skipped {n}: the shared store has a machine of that name")
+                    }
+                }
+            }
+            Ok(())
+        }
+        StoreCommand::Pull => {
+            let s = shared()?;
+            let names = app.store.list()?;
+            println!(
+                "{} machine(s) in {} (working copy {})",
+                names.len(),
+                s.url(),
+                app.store.root().display()
+            );
+            Ok(())
+        }
+        StoreCommand::Recipients { command } => {
+            let s = shared()?;
+            match command {
+                RecipientsCommand::Ls => {
+                    for r in team_store::recipients(s)? {
+                        println!("{r}");
+                    }
+                }
+                RecipientsCommand::Add { recipients } => {
+                    let (list, n) = team_store::change_recipients(s, &recipients, &[])?;
+                    println!(
+                        "{} recipient(s); {n} secret object(s) re-encrypted",
+                        list.len()
+                    );
+                }
+                RecipientsCommand::Rm { recipients } => {
+                    let (list, n) = team_store::change_recipients(s, &[], &recipients)?;
+                    println!(
+                        "{} recipient(s); {n} secret object(s) re-encrypted",
+                        list.len()
+                    );
+                    eprintln!(
+                        "WARNING: a removed member may keep copies of the keys they could read: re-issue them (`dmw regenerate-certs --client-certs`, new machine keys) to lock them out"
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_joined(j: &team_store::Joined) {
+    if let Some(p) = &j.identity_created {
+        println!(
+            "Created your store identity {} (keep it private)",
+            p.display()
+        );
+    }
+    match j.membership {
+        Membership::First => println!(
+            "Secrets are encrypted to you ({}); add members with `dmw store recipients add KEY`",
+            j.recipient
+        ),
+        Membership::Recipient => println!("You can read the store's secrets ({})", j.recipient),
+        Membership::Outside => println!(
+            "You can list and inspect machines, not use their keys, until a member runs:\n  dmw store recipients add {}",
+            j.recipient
+        ),
+    }
+}

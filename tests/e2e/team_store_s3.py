@@ -1,0 +1,55 @@
+"""boto3, AWS's own S3 client, beside dmw's shared store on moto's S3 server.
+
+`wait`: until the server answers, then make the bucket (and check that moto enforces
+conditional writes: a create-once on an existing key and a stale If-Match answer 412).
+`dump PREFIX`: every object under PREFIX as JSON: key, size, whether its bytes hold a PEM
+private key or a secret given in SECRETS (comma-separated), and whether it is an age file.
+
+Endpoint in S3_ENDPOINT, bucket in S3_BUCKET; credentials from the environment.
+"""
+import json
+import os
+import sys
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1")
+bucket = os.environ["S3_BUCKET"]
+
+if sys.argv[1] == "wait":
+    for _ in range(100):
+        try:
+            s3.list_buckets()
+            break
+        except Exception:
+            time.sleep(0.2)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="probe", Body=b"1")
+    codes = []
+    for kw in ({"IfNoneMatch": "*"}, {"IfMatch": '"0000"'}):
+        try:
+            s3.put_object(Bucket=bucket, Key="probe", Body=b"2", **kw)
+            codes.append("200")
+        except ClientError as e:
+            codes.append(e.response["Error"]["Code"])
+    s3.delete_object(Bucket=bucket, Key="probe")
+    print(json.dumps({"conditional": codes}))
+elif sys.argv[1] == "dump":
+    secrets = [s for s in os.environ.get("SECRETS", "").split(",") if s]
+    out = []
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=sys.argv[2])
+    for page in pages:
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            out.append(
+                {
+                    "key": o["Key"],
+                    "size": len(body),
+                    "pem_private": b"PRIVATE KEY" in body,
+                    "secret": any(s.encode() in body for s in secrets),
+                    "age": body.startswith(b"age-encryption.org/v1\n"),
+                }
+            )
+    print(json.dumps(out))
