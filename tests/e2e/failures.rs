@@ -7,27 +7,10 @@ use std::path::Path;
 
 use dmw_testbed::{Host, Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, Run, SmallStore, docker_hosts, ls_row};
+use crate::support::{Dmw, Run, SmallStore, docker_hosts, ls_row, unreachable_create};
 
 /// A crash-on-demand driver built with the guests (tests/plugins/crashy-driver).
 const CRASHY: &str = env!("DMW_TEST_CRASHY_DRIVER");
-
-/// `dmw create` of a generic machine whose SSH port (127.0.0.1:1) never answers: it waits
-/// for SSH, then fails at that step.
-fn unreachable_create(dmw: &Dmw, key: &str, name: &str) -> std::process::Command {
-    dmw.command(&[
-        "create",
-        "--driver",
-        "generic",
-        "--generic-ip-address",
-        "127.0.0.1",
-        "--generic-ssh-port",
-        "1",
-        "--generic-ssh-key",
-        key,
-        name,
-    ])
-}
 
 /// Create a record that must survive every failure around it.
 fn bystander(dmw: &Dmw) -> Vec<u8> {

@@ -208,6 +208,23 @@ impl Dmw {
     }
 }
 
+/// `dmw create` of a generic machine whose SSH port (127.0.0.1:1) never answers: it waits
+/// for SSH, then fails at that step.
+pub fn unreachable_create(dmw: &Dmw, key: &str, name: &str) -> std::process::Command {
+    dmw.command(&[
+        "create",
+        "--driver",
+        "generic",
+        "--generic-ip-address",
+        "127.0.0.1",
+        "--generic-ssh-port",
+        "1",
+        "--generic-ssh-key",
+        key,
+        name,
+    ])
+}
+
 /// Quote for bash.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dmw_testbed::{Options, Testbed, require_root_or_skip};
 
-use crate::support::{Dmw, docker_run_ok, ls_row};
+use crate::support::{Dmw, docker_run_ok, ls_row, unreachable_create};
 
 /// moto's S3 server on a free loopback port, with one bucket.
 struct S3 {
@@ -40,7 +40,7 @@ impl S3 {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let out = s3.py(&["wait"]);
+        let out = s3.py(&["wait"], "");
         // moto answers a lost create-once and a stale compare-and-swap with 412.
         assert_eq!(
             out["conditional"],
@@ -55,8 +55,8 @@ impl S3 {
         format!("s3://{BUCKET}/{prefix}?endpoint={}", self.endpoint)
     }
 
-    /// Run team_store_s3.py with boto3.
-    fn py(&self, args: &[&str]) -> serde_json::Value {
+    /// Run team_store_s3.py with boto3 (`secrets` for `dump`).
+    fn py(&self, args: &[&str], secrets: &str) -> serde_json::Value {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/team_store_s3.py");
         let out = Command::new(crate::clouds::venv_python())
             .arg(script)
@@ -64,6 +64,7 @@ impl S3 {
             .envs(CREDS)
             .env("S3_ENDPOINT", &self.endpoint)
             .env("S3_BUCKET", BUCKET)
+            .env("SECRETS", secrets)
             .output()
             .expect("python");
         assert!(
@@ -74,23 +75,12 @@ impl S3 {
         serde_json::from_slice(&out.stdout).expect("json")
     }
 
-    /// Every object under `prefix`, as boto3 reads it.
+    /// Every object under `prefix`, as boto3 reads it (`secrets`: texts none may hold).
     fn dump(&self, prefix: &str, secrets: &str) -> Vec<serde_json::Value> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/team_store_s3.py");
-        let out = Command::new(crate::clouds::venv_python())
-            .args([script, "dump", prefix])
-            .envs(CREDS)
-            .env("S3_ENDPOINT", &self.endpoint)
-            .env("S3_BUCKET", BUCKET)
-            .env("SECRETS", secrets)
-            .output()
-            .expect("python");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("json")
+        match self.py(&["dump", prefix], secrets) {
+            serde_json::Value::Array(a) => a,
+            other => panic!("not a list: {other}"),
+        }
     }
 }
 
@@ -200,19 +190,7 @@ fn two_members_share_a_fleet_on_s3() {
     // While Alice's create of "stuck" runs (its SSH never answers), Bob is told who has it;
     // once her process is killed with -9, its lock expires and Bob's rm takes it over.
     let key = host.key_path().display().to_string();
-    let mut stuck = alice
-        .command(&[
-            "create",
-            "--driver",
-            "generic",
-            "--generic-ip-address",
-            "127.0.0.1",
-            "--generic-ssh-port",
-            "1",
-            "--generic-ssh-key",
-            &key,
-            "stuck",
-        ])
+    let mut stuck = unreachable_create(&alice, &key, "stuck")
         .env("DMW_SSH_TIMEOUT", "300")
         .env("DMW_LOCK_TTL", "3")
         .stdout(Stdio::null())
