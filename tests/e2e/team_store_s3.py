@@ -2,11 +2,11 @@
 
 `wait`: until the server answers, then make the bucket (and check that moto enforces
 conditional writes: a create-once on an existing key and a stale If-Match answer 412).
-`dump PREFIX`: every object under PREFIX as JSON: key, size, whether its bytes hold a PEM
-private key or a secret given in SECRETS (comma-separated), and whether it is an age file.
+`dump PREFIX`: every object under PREFIX as JSON: its key and its bytes (base64).
 
 Endpoint in S3_ENDPOINT, bucket in S3_BUCKET; credentials from the environment.
 """
+import base64
 import json
 import os
 import sys
@@ -37,19 +37,10 @@ if sys.argv[1] == "wait":
     s3.delete_object(Bucket=bucket, Key="probe")
     print(json.dumps({"conditional": codes}))
 elif sys.argv[1] == "dump":
-    secrets = [s for s in os.environ.get("SECRETS", "").split(",") if s]
     out = []
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=sys.argv[2])
     for page in pages:
         for o in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-            out.append(
-                {
-                    "key": o["Key"],
-                    "size": len(body),
-                    "pem_private": b"PRIVATE KEY" in body,
-                    "secret": any(s.encode() in body for s in secrets),
-                    "age": body.startswith(b"age-encryption.org/v1\n"),
-                }
-            )
+            out.append({"key": o["Key"], "body": base64.b64encode(body).decode()})
     print(json.dumps(out))

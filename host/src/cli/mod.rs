@@ -127,7 +127,7 @@ enum Command {
     Import(import::ImportArgs),
     /// Local VM images: build one (`image build`), empty the download cache (`image prune`)
     Image(image::ImageArgs),
-    /// Share the machine store with a team (s3://…): use, init, unlock, push, recipients
+    /// Share the machine store with a team (s3://…, etcd://…): use, init, unlock, push, recipients
     Store(store::StoreArgs),
     /// Inspect information about a machine
     Inspect(inspect::InspectArgs),

@@ -16,7 +16,7 @@ pub struct StoreArgs {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Use this store for every command: s3://BUCKET/PREFIX[?endpoint=URL], a directory, or "default"
+    /// Use this store for every command: s3://BUCKET/PREFIX[?endpoint=URL], etcd://HOST:PORT[,…]/PREFIX, a directory, or "default"
     Use {
         /// The store URL
         url: String,
@@ -68,7 +68,7 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
     let shared = || {
         app.store.shared().ok_or_else(|| {
             CliError::new(format!(
-                "the store {} is a directory on this computer, not a shared store: `dmw store use s3://BUCKET/PREFIX` (or DMW_STORAGE_PATH) chooses one",
+                "the store {} is a directory on this computer, not a shared store: `dmw store use s3://BUCKET/PREFIX` or `etcd://HOST:PORT/PREFIX` (or DMW_STORAGE_PATH) chooses one",
                 app.store.root().display()
             ))
         })

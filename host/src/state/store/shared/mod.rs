@@ -1,5 +1,5 @@
-//! A machine store shared by a team: the backend (S3-compatible object storage) is the
-//! truth; each computer works on a working copy of it (plain files, as the docker CLI and
+//! A machine store shared by a team: the backend (S3-compatible object storage or an etcd
+//! v3 cluster) is the truth; each computer works on a working copy of it (plain files, as the docker CLI and
 //! ssh need them), pulled when a command opens the store and pushed as it changes, with
 //! per-machine locks that expire, a CA created once for the whole team, and private keys
 //! encrypted to the team's `age` recipients before they leave the computer.
@@ -7,12 +7,14 @@
 //! ```text
 //! remote.rs   the store interface: list, get, create-once and compare-and-swap writes
 //! s3.rs       the S3 backend (SigV4, If-None-Match / If-Match)
+//! etcd.rs     the etcd v3 backend (JSON gateway, transactions on revisions, failover)
 //! web.rs      the backends' HTTP client (dmw's own sender, one origin)
 //! lock.rs     machine locks over the interface: create-once, renewal, takeover when stale
 //! sync.rs     the working copy: pull, push, the machine's lock, publishing the CA
 //! secrets.rs  age encryption of private keys and of records' secret values
 //! ```
 
+pub mod etcd;
 pub mod lock;
 pub mod remote;
 pub mod s3;

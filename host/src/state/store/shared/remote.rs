@@ -10,6 +10,7 @@
 
 use anyhow::Result;
 
+use super::etcd::{Etcd, EtcdLocation};
 use super::s3::{S3, S3Location};
 
 /// One key of a listing.
@@ -57,6 +58,8 @@ pub enum Written {
 pub enum Location {
     /// `s3://BUCKET[/PREFIX][?endpoint=URL&region=R]`.
     S3(S3Location),
+    /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`.
+    Etcd(EtcdLocation),
 }
 
 impl Location {
@@ -103,9 +106,20 @@ impl Location {
                 }
                 Ok(Some(Location::S3(loc)))
             }
-            "etcd" => anyhow::bail!(
-                "{text}: etcd stores are not supported by this dmw yet; use an s3:// store URL or a directory"
-            ),
+            "etcd" => {
+                let loc = EtcdLocation::parse(text, rest)?;
+                if !loc
+                    .prefix
+                    .split('/')
+                    .all(|s| s.is_empty() || crate::text::names::is_valid(s))
+                {
+                    anyhow::bail!(
+                        "{text}: the prefix {:?} may hold letters, digits, '.', '_' and '-' between '/'",
+                        loc.prefix
+                    );
+                }
+                Ok(Some(Location::Etcd(loc)))
+            }
             "file" => Ok(None),
             other => anyhow::bail!(
                 "{text}: unknown store scheme {other:?}; a store is a directory, s3://BUCKET/PREFIX or etcd://HOST:PORT/PREFIX"
@@ -125,7 +139,9 @@ fn valid_bucket(b: &str) -> bool {
 /// A connected shared backend.
 pub enum Remote {
     /// S3-compatible object storage.
-    S3(S3),
+    S3(Box<S3>),
+    /// An etcd v3 cluster.
+    Etcd(Etcd),
 }
 
 impl Remote {
@@ -133,7 +149,8 @@ impl Remote {
     pub fn open(loc: &Location, store_root: &std::path::Path) -> Result<Remote> {
         let env = |k: &str| std::env::var(k).ok();
         match loc {
-            Location::S3(s) => Ok(Remote::S3(S3::open(s, &env, store_root)?)),
+            Location::S3(s) => Ok(Remote::S3(Box::new(S3::open(s, &env, store_root)?))),
+            Location::Etcd(e) => Ok(Remote::Etcd(Etcd::open(e, store_root)?)),
         }
     }
 
@@ -141,6 +158,7 @@ impl Remote {
     pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
         match self {
             Remote::S3(s) => s.list(prefix).await,
+            Remote::Etcd(e) => e.list(prefix).await,
         }
     }
 
@@ -148,6 +166,7 @@ impl Remote {
     pub async fn get(&self, key: &str) -> Result<Option<Object>> {
         match self {
             Remote::S3(s) => s.get(key).await,
+            Remote::Etcd(e) => e.get(key).await,
         }
     }
 
@@ -155,6 +174,7 @@ impl Remote {
     pub async fn put(&self, key: &str, bytes: Vec<u8>, mode: Write<'_>) -> Result<Written> {
         match self {
             Remote::S3(s) => s.put(key, bytes, mode).await,
+            Remote::Etcd(e) => e.put(key, bytes, mode).await,
         }
     }
 
@@ -162,6 +182,7 @@ impl Remote {
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self {
             Remote::S3(s) => s.delete(key).await,
+            Remote::Etcd(e) => e.delete(key).await,
         }
     }
 }

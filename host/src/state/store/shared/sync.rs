@@ -134,7 +134,7 @@ pub struct Shared {
     identity: Option<Identity>,
     recipients: Mutex<Option<Vec<String>>>,
     held: Mutex<HashMap<String, HeldLock>>,
-    /// Locks seen in the last listing: machine name → last written (seconds), if known.
+    /// Locks seen in the last listing: machine name → live until (seconds), if known.
     seen_locks: Mutex<HashMap<String, Option<i64>>>,
     /// Keys this member could not decrypt in the last pull.
     locked_out: Mutex<Vec<String>>,
@@ -290,7 +290,15 @@ impl Shared {
             let mut seen = HashMap::new();
             for e in &entries {
                 if let Some(name) = e.key.strip_prefix("locks/") {
-                    seen.insert(name.to_string(), e.modified);
+                    // Live until its expiry (read from the value when the listing carries
+                    // it), else until a lifetime after it was last written.
+                    let until = e
+                        .value
+                        .as_deref()
+                        .and_then(|v| serde_json::from_slice::<lock::LockInfo>(v).ok())
+                        .map(|i| i.expires)
+                        .or_else(|| e.modified.map(|m| m + lock::ttl().as_secs() as i64));
+                    seen.insert(name.to_string(), until);
                 }
             }
             if let Ok(mut s) = self.seen_locks.lock() {
@@ -669,7 +677,7 @@ impl Shared {
         match seen {
             None => false,
             Some(None) => true,
-            Some(Some(written)) => lock::now() - written <= lock::ttl().as_secs() as i64,
+            Some(Some(until)) => lock::now() <= until,
         }
     }
 
