@@ -25,6 +25,8 @@ trait Backend {
     /// Every object of store `prefix` whose key (relative to it) starts with `under`,
     /// read with the backend's own client: (relative key, bytes).
     fn raw(&self, prefix: &str, under: &str) -> Vec<(String, Vec<u8>)>;
+    /// Write `key` of store `prefix` unconditionally, as anyone with write access can.
+    fn write_raw(&self, prefix: &str, key: &str, bytes: &[u8]);
 }
 
 fn b64(text: &str) -> Vec<u8> {
@@ -74,15 +76,28 @@ impl S3 {
 
     /// Run team_store_s3.py with boto3.
     fn py(&self, args: &[&str]) -> serde_json::Value {
+        self.py_in(args, b"")
+    }
+
+    /// Run team_store_s3.py with boto3, `input` on its stdin.
+    fn py_in(&self, args: &[&str], input: &[u8]) -> serde_json::Value {
+        use std::io::Write as _;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/team_store_s3.py");
-        let out = Command::new(crate::clouds::venv_python())
+        let mut child = Command::new(crate::clouds::venv_python())
             .arg(script)
             .args(args)
             .envs(CREDS)
             .env("S3_ENDPOINT", &self.endpoint)
             .env("S3_BUCKET", BUCKET)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("python");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("python");
         assert!(
             out.status.success(),
             "team_store_s3.py {args:?}: {}",
@@ -112,6 +127,16 @@ impl Backend for S3 {
                 )
             })
             .collect()
+    }
+
+    fn write_raw(&self, prefix: &str, key: &str, bytes: &[u8]) {
+        self.put(&format!("{prefix}/{key}"), bytes);
+    }
+}
+
+impl S3 {
+    fn put(&self, key: &str, bytes: &[u8]) {
+        self.py_in(&["put", key], bytes);
     }
 }
 
@@ -264,6 +289,22 @@ impl Backend for Etcd {
             })
             .collect()
     }
+
+    fn write_raw(&self, prefix: &str, key: &str, bytes: &[u8]) {
+        use std::io::Write as _;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints()))
+            .args(["put", &format!("/dmw/{prefix}/{key}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("etcdctl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(bytes).expect("stdin");
+        }
+        assert!(child.wait().expect("etcdctl").success());
+    }
 }
 
 impl Drop for Etcd {
@@ -402,6 +443,31 @@ fn fleet_of_two(b: &dyn Backend, prefix: &str, host: &dmw_testbed::Host) {
     let added = alice.ok(&["store", "recipients", "add", &bob_key]);
     assert!(added.contains("2 recipient(s)"), "{added}");
     docker_run_ok(&bob, "h1");
+
+    // Anyone who can write the backend can add a recipient: no secret is encrypted to it
+    // until a member approves it.
+    let eve_key = outside_key(&member(&b.url(prefix)));
+    let (_, list) = b
+        .raw(prefix, "recipients")
+        .into_iter()
+        .next()
+        .expect("recipients");
+    let mut forged = list.clone();
+    forged.extend_from_slice(format!("{eve_key}\n").as_bytes());
+    b.write_raw(prefix, "recipients", &forged);
+    let r = alice.run(&["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "n2"]);
+    assert!(
+        r.stderr
+            .contains("gained 1 key(s) that this computer has not approved")
+            && r.stderr.contains("dmw store recipients approve"),
+        "{r:?}"
+    );
+    assert!(
+        b.raw(prefix, "machines/n2/").is_empty(),
+        "nothing of n2 reached the backend"
+    );
+    alice.ok(&["rm", "-y", "n2"]);
+    b.write_raw(prefix, "recipients", &list);
 
     // While Alice's create of "stuck" runs, Bob is told who has it and sees it Creating;
     // once her process is killed with -9, its lock expires and Bob's rm takes it over.

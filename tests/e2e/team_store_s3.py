@@ -3,6 +3,7 @@
 `wait`: until the server answers, then make the bucket (and check that moto enforces
 conditional writes: a create-once on an existing key and a stale If-Match answer 412).
 `dump PREFIX`: every object under PREFIX as JSON: its key and its bytes (base64).
+`put KEY`: write stdin to KEY, unconditionally (as anyone with write access can).
 
 Endpoint in S3_ENDPOINT, bucket in S3_BUCKET; credentials from the environment.
 """
@@ -44,3 +45,6 @@ elif sys.argv[1] == "dump":
             body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
             out.append({"key": o["Key"], "body": base64.b64encode(body).decode()})
     print(json.dumps(out))
+elif sys.argv[1] == "put":
+    s3.put_object(Bucket=bucket, Key=sys.argv[2], Body=sys.stdin.buffer.read())
+    print(json.dumps({"put": sys.argv[2]}))

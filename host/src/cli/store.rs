@@ -55,6 +55,8 @@ enum RecipientsCommand {
         #[arg(required = true)]
         recipients: Vec<String>,
     },
+    /// Trust the store's current recipients on this computer (after another member added some)
+    Approve,
     /// Remove recipients and re-encrypt every secret without them
     Rm {
         /// Recipient lines
@@ -146,6 +148,13 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
             match command {
                 RecipientsCommand::Ls => {
                     for r in team_store::recipients(s)? {
+                        println!("{r}");
+                    }
+                }
+                RecipientsCommand::Approve => {
+                    let list = team_store::approve_recipients(s)?;
+                    println!("This computer now encrypts to {} recipient(s):", list.len());
+                    for r in list {
                         println!("{r}");
                     }
                 }

@@ -94,7 +94,10 @@ pub fn join(shared: &Shared) -> Result<Joined> {
                     .put(secrets::RECIPIENTS_KEY, body, Write::Create)
                     .await?
                 {
-                    Written::Done(_) => Ok(Membership::First),
+                    Written::Done(_) => {
+                        shared.pin_recipients(std::slice::from_ref(&recipient))?;
+                        Ok(Membership::First)
+                    }
                     // Another member initialised it a moment ago.
                     Written::Conflict => Ok(Membership::Outside),
                 }
@@ -165,6 +168,8 @@ pub fn change_recipients(
             bail!("the recipients changed meanwhile (another member?): run the command again");
         }
         shared.forget_recipients();
+        // This member chose the new list: it is what this computer encrypts to.
+        shared.pin_recipients(&list)?;
         let mut count = 0;
         for entry in shared.remote().list("").await? {
             let key = &entry.key;
@@ -204,6 +209,18 @@ pub fn change_recipients(
         }
         Ok((list, count))
     })
+}
+
+/// `dmw store recipients approve`: trust the store's current recipients on this computer
+/// (after another member added some); returns them.
+pub fn approve_recipients(shared: &Shared) -> Result<Vec<String>> {
+    shared.forget_recipients();
+    let list = block(shared.recipients())?;
+    if list.is_empty() {
+        bail!("the store has no recipients yet: run `dmw store init` first");
+    }
+    shared.pin_recipients(&list)?;
+    Ok(list)
 }
 
 /// `dmw store unlock NAME`: break the lock of a machine; what it said.

@@ -526,7 +526,40 @@ impl Shared {
                 self.url
             );
         }
+        // Anyone who can write to the backend can write its recipients: a key this
+        // computer has not approved never gets a secret from it.
+        let pinned = self.pinned_recipients();
+        let new: Vec<&String> = match &pinned {
+            Some(p) => r.iter().filter(|k| !p.contains(k)).collect(),
+            None => Vec::new(),
+        };
+        if !new.is_empty() {
+            let shown: Vec<String> = new
+                .iter()
+                .map(|k| format!("{}…", k.chars().take(24).collect::<String>()))
+                .collect();
+            bail!(
+                "the recipients of {} gained {} key(s) that this computer has not approved ({}); nothing was encrypted to them. If a member of your team added them, `dmw store recipients approve` trusts the current list",
+                self.url,
+                new.len(),
+                shown.join(", ")
+            );
+        }
+        self.pin_recipients(&r)?;
         Ok(r)
+    }
+
+    /// The recipients this computer approved (`None` before its first encryption).
+    pub fn pinned_recipients(&self) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.root.join("recipients.approved")).ok()?;
+        secrets::parse_recipients(&text).ok()
+    }
+
+    /// Approve `recipients` on this computer (they are what its secrets are encrypted to).
+    pub fn pin_recipients(&self, recipients: &[String]) -> Result<()> {
+        let mut text = recipients.join("\n");
+        text.push('\n');
+        crate::state::store::write_private(&self.root.join("recipients.approved"), text.as_bytes())
     }
 
     /// The shared keys of machine `name`.
