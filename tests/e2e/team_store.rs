@@ -636,6 +636,24 @@ fn concurrent_creates_on_s3_make_one_ca_and_one_machine_per_name() {
         }
     }
     assert_eq!(cas.len(), 1, "one CA, not {}", cas.len());
+
+    // A file store's machines move in with `store push URL`; a name taken is skipped.
+    let local = Dmw::new();
+    for name in ["p1", "same"] {
+        local.ok(&["create", "-d", "none", "--url", "tcp://127.0.0.1:1", name]);
+    }
+    let from = local.storage.display().to_string();
+    let out = alice.ok(&["store", "push", &s3.url("race"), "--from", &from]);
+    assert!(
+        out.contains("Copied p1")
+            && out.contains("Skipped same: the shared store has a machine of that name"),
+        "{out}"
+    );
+    let ls = bob.ok(&["ls", "-q"]);
+    assert_eq!(
+        ls.split_whitespace().collect::<Vec<_>>(),
+        ["p1", "r1", "r2", "same"]
+    );
 }
 
 /// The path of `program` on PATH.

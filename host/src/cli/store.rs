@@ -30,8 +30,10 @@ enum StoreCommand {
         /// Machine name
         name: String,
     },
-    /// Copy every machine of a file store (default ~/.dmw) into the shared store
+    /// Copy every machine of a file store (default ~/.dmw) into a shared store (default: the one in use)
     Push {
+        /// The shared store to copy into (s3://… or etcd://…)
+        url: Option<String>,
         /// The file store to copy from
         #[arg(long, value_name = "PATH")]
         from: Option<std::path::PathBuf>,
@@ -112,13 +114,23 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
             }
             Ok(())
         }
-        StoreCommand::Push { from } => {
+        StoreCommand::Push { url, from } => {
             let from = match from {
                 Some(f) => f,
-                None => crate::state::store::Store::default_root()?,
+                None => team_store::home_store()?,
             };
-            shared()?;
-            let (pushed, ca) = team_store::push(&from, &app.store)?;
+            let opened;
+            let to = match url {
+                Some(u) => {
+                    opened = team_store::open_shared(&u)?;
+                    &opened
+                }
+                None => {
+                    shared()?;
+                    &app.store
+                }
+            };
+            let (pushed, ca) = team_store::push(&from, to)?;
             if ca {
                 println!("Copied the CA of {} into the shared store", from.display());
             }

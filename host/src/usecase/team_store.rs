@@ -240,12 +240,34 @@ pub enum Pushed {
     Exists(String),
 }
 
+/// The file store in the user's home, `~/.dmw` (whatever store is in use).
+pub fn home_store() -> Result<PathBuf> {
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(Path::new(&h).join(".dmw")),
+        None => bail!("cannot find ~/.dmw: set HOME, or name the store with --from"),
+    }
+}
+
+/// Open the shared store at `url` for `dmw store push URL`.
+pub fn open_shared(url: &str) -> Result<Store> {
+    if Location::parse(url)?.is_none() {
+        bail!("{url} is not a shared store's URL (s3://BUCKET/PREFIX or etcd://HOST:PORT/PREFIX)");
+    }
+    Store::open(url, "store push", std::time::Duration::ZERO)
+}
+
 /// `dmw store push URL`: copy every machine of the file store at `from` (and its CA, when
 /// the shared store has none) into the shared store `to`.
 pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
-    let shared = to
-        .shared()
-        .ok_or_else(|| anyhow!("{} is not a shared store", to.root().display()))?;
+    if to.shared().is_none() {
+        bail!("{} is not a shared store", to.root().display());
+    }
+    if !from.join("machines").is_dir() && !from.join("certs").is_dir() {
+        bail!(
+            "{} is not a dmw store (it has no machines/ or certs/); name one with --from",
+            from.display()
+        );
+    }
     let local = Store::new(from);
     let mut ca_copied = false;
     if !to.certs().ca_cert().exists() && local.certs().ca_cert().exists() {
@@ -254,7 +276,12 @@ pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
             &to.certs_dir(),
             &crate::state::store::shared::sync::CERT_FILES,
         )?;
-        ca_copied = to.publish_certs()?;
+        ca_copied = true;
+    }
+    if to.certs().ca_cert().exists() {
+        // Also what an earlier push copied but could not publish. `false`: another
+        // member's CA was there first and is kept (the machines keep their own copies).
+        ca_copied &= to.publish_certs()?;
     }
     let mut out = Vec::new();
     for name in local.list()? {
@@ -277,7 +304,6 @@ pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
             &crate::state::store::shared::sync::MACHINE_FILES,
         )?;
         drop(lock);
-        let _ = shared;
         out.push(Pushed::Copied(name));
     }
     Ok((out, ca_copied))
