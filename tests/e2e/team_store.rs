@@ -654,6 +654,28 @@ fn concurrent_creates_on_s3_make_one_ca_and_one_machine_per_name() {
         ls.split_whitespace().collect::<Vec<_>>(),
         ["p1", "r1", "r2", "same"]
     );
+
+    // ... and move out with `store pull --into`: what a member can read, keys included.
+    let out_dir = Dmw::new();
+    let into = out_dir.storage.display().to_string();
+    let out = bob.ok(&["store", "pull", "--into", &into]);
+    assert!(
+        out.contains("Copied the CA") && out.contains("Copied r2"),
+        "{out}"
+    );
+    let ls = out_dir.ok(&["ls", "-q"]);
+    assert_eq!(
+        ls.split_whitespace().collect::<Vec<_>>(),
+        ["p1", "r1", "r2", "same"]
+    );
+    assert!(out_dir.machine_dir("r1").join("key.pem").is_file());
+    let carol = member(&s3.url("race"));
+    outside_key(&carol);
+    let out = carol.ok(&["store", "pull", "--into", &into]);
+    assert!(
+        out.contains("Skipped r1: its private keys are not readable with your store identity"),
+        "{out}"
+    );
 }
 
 /// The path of `program` on PATH.

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::{CliError, CliResult};
 use crate::app::App;
-use crate::usecase::team_store::{self, Membership, Pushed};
+use crate::usecase::team_store::{self, Membership, Moved};
 
 /// `dmw store ...`.
 #[derive(Args)]
@@ -38,8 +38,12 @@ enum StoreCommand {
         #[arg(long, value_name = "PATH")]
         from: Option<std::path::PathBuf>,
     },
-    /// Pull the shared store into its working copy now (every command does it first)
-    Pull,
+    /// Pull the shared store into its working copy now (every command does it first), or copy its machines into a file store
+    Pull {
+        /// Also copy every machine whose keys you can read into this file store (e.g. ~/.dmw)
+        #[arg(long, value_name = "PATH")]
+        into: Option<std::path::PathBuf>,
+    },
     /// The store's recipients: those who can read its private keys
     Recipients {
         #[command(subcommand)]
@@ -134,17 +138,10 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
             if ca {
                 println!("Copied the CA of {} into the shared store", from.display());
             }
-            for p in pushed {
-                match p {
-                    Pushed::Copied(n) => println!("Copied {n}"),
-                    Pushed::Exists(n) => {
-                        println!("Skipped {n}: the shared store has a machine of that name")
-                    }
-                }
-            }
+            print_moved(&pushed, "the shared store");
             Ok(())
         }
-        StoreCommand::Pull => {
+        StoreCommand::Pull { into } => {
             let s = shared()?;
             let names = app.store.list()?;
             println!(
@@ -153,6 +150,13 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
                 s.url(),
                 app.store.root().display()
             );
+            if let Some(into) = into {
+                let (moved, ca) = team_store::pull_into(&app.store, &into)?;
+                if ca {
+                    println!("Copied the CA into {}", into.display());
+                }
+                print_moved(&moved, &into.display().to_string());
+            }
             Ok(())
         }
         StoreCommand::Recipients { command } => {
@@ -189,6 +193,18 @@ pub async fn run(app: &App, a: StoreArgs) -> CliResult {
                 }
             }
             Ok(())
+        }
+    }
+}
+
+fn print_moved(moved: &[Moved], dest: &str) {
+    for m in moved {
+        match m {
+            Moved::Copied(n) => println!("Copied {n}"),
+            Moved::Exists(n) => println!("Skipped {n}: {dest} has a machine of that name"),
+            Moved::Unreadable(n) => {
+                println!("Skipped {n}: its private keys are not readable with your store identity")
+            }
         }
     }
 }

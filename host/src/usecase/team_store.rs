@@ -231,13 +231,15 @@ pub fn unlock(shared: &Shared, name: &str) -> Result<Option<lock::LockInfo>> {
     block(lock::break_lock(shared.remote(), name))
 }
 
-/// What `push` did with one machine.
+/// What `push` or `pull --into` did with one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pushed {
-    /// Now in the shared store.
+pub enum Moved {
+    /// Copied.
     Copied(String),
-    /// The shared store has a machine of that name already.
+    /// The destination has a machine of that name already.
     Exists(String),
+    /// Its private keys cannot be read with this member's identity: not copied.
+    Unreadable(String),
 }
 
 /// The file store in the user's home, `~/.dmw` (whatever store is in use).
@@ -258,7 +260,7 @@ pub fn open_shared(url: &str) -> Result<Store> {
 
 /// `dmw store push URL`: copy every machine of the file store at `from` (and its CA, when
 /// the shared store has none) into the shared store `to`.
-pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
+pub fn push(from: &Path, to: &Store) -> Result<(Vec<Moved>, bool)> {
     if to.shared().is_none() {
         bail!("{} is not a shared store", to.root().display());
     }
@@ -286,13 +288,13 @@ pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
     let mut out = Vec::new();
     for name in local.list()? {
         if to.exists(&name) {
-            out.push(Pushed::Exists(name));
+            out.push(Moved::Exists(name));
             continue;
         }
         let dir = match to.claim(&name) {
             Ok(d) => d,
             Err(e) if e.to_string().contains("already exists") => {
-                out.push(Pushed::Exists(name));
+                out.push(Moved::Exists(name));
                 continue;
             }
             Err(e) => return Err(e),
@@ -304,7 +306,55 @@ pub fn push(from: &Path, to: &Store) -> Result<(Vec<Pushed>, bool)> {
             &crate::state::store::shared::sync::MACHINE_FILES,
         )?;
         drop(lock);
-        out.push(Pushed::Copied(name));
+        out.push(Moved::Copied(name));
+    }
+    Ok((out, ca_copied))
+}
+
+/// `dmw store pull --into PATH`: copy every machine of the shared store `from` (its working
+/// copy, just pulled) whose keys this member can read, and the CA when `into` has none,
+/// into the file store at `into`.
+pub fn pull_into(from: &Store, into: &Path) -> Result<(Vec<Moved>, bool)> {
+    let Some(shared) = from.shared() else {
+        bail!("{} is not a shared store", from.root().display());
+    };
+    let dest = Store::new(into);
+    let locked_out = shared.locked_out();
+    let mut ca_copied = false;
+    if !dest.certs().ca_cert().exists()
+        && from.certs().ca_cert().exists()
+        && !locked_out.iter().any(|k| k.starts_with("certs/"))
+    {
+        copy_files(
+            &from.certs_dir(),
+            &dest.certs_dir(),
+            &crate::state::store::shared::sync::CERT_FILES,
+        )?;
+        crate::state::store::set_mode(&dest.certs_dir(), 0o700)?;
+        ca_copied = true;
+    }
+    let mut out = Vec::new();
+    for name in from.list()? {
+        let prefix = format!("machines/{name}/");
+        if locked_out.iter().any(|k| k.starts_with(&prefix)) {
+            out.push(Moved::Unreadable(name));
+            continue;
+        }
+        let dir = match dest.claim(&name) {
+            Ok(d) => d,
+            Err(e) if e.to_string().contains("already exists") => {
+                out.push(Moved::Exists(name));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let _lock = dest.lock(&name)?;
+        copy_files(
+            &from.machine_dir(&name),
+            &dir,
+            &crate::state::store::shared::sync::MACHINE_FILES,
+        )?;
+        out.push(Moved::Copied(name));
     }
     Ok((out, ca_copied))
 }
