@@ -291,22 +291,7 @@ pub fn push(from: &Path, to: &Store) -> Result<(Vec<Moved>, bool)> {
             out.push(Moved::Exists(name));
             continue;
         }
-        let dir = match to.claim(&name) {
-            Ok(d) => d,
-            Err(e) if e.to_string().contains("already exists") => {
-                out.push(Moved::Exists(name));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let lock = to.lock(&name)?;
-        copy_files(
-            &local.machine_dir(&name),
-            &dir,
-            &crate::state::store::shared::sync::MACHINE_FILES,
-        )?;
-        drop(lock);
-        out.push(Moved::Copied(name));
+        out.push(copy_machine(&local.machine_dir(&name), to, name)?);
     }
     Ok((out, ca_copied))
 }
@@ -340,23 +325,27 @@ pub fn pull_into(from: &Store, into: &Path) -> Result<(Vec<Moved>, bool)> {
             out.push(Moved::Unreadable(name));
             continue;
         }
-        let dir = match dest.claim(&name) {
-            Ok(d) => d,
-            Err(e) if e.to_string().contains("already exists") => {
-                out.push(Moved::Exists(name));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let _lock = dest.lock(&name)?;
-        copy_files(
-            &from.machine_dir(&name),
-            &dir,
-            &crate::state::store::shared::sync::MACHINE_FILES,
-        )?;
-        out.push(Moved::Copied(name));
+        out.push(copy_machine(&from.machine_dir(&name), &dest, name)?);
     }
     Ok((out, ca_copied))
+}
+
+/// Copy machine `name`'s shared files from the directory `from` into the store `to`: a new
+/// name there (claimed, then locked while the files are copied; in a shared store they are
+/// pushed when the lock is released), or `Exists` when `to` has it.
+fn copy_machine(from: &Path, to: &Store, name: String) -> Result<Moved> {
+    let dir = match to.claim(&name) {
+        Ok(d) => d,
+        Err(e) if e.to_string().contains("already exists") => return Ok(Moved::Exists(name)),
+        Err(e) => return Err(e),
+    };
+    let _lock = to.lock(&name)?;
+    copy_files(
+        from,
+        &dir,
+        &crate::state::store::shared::sync::MACHINE_FILES,
+    )?;
+    Ok(Moved::Copied(name))
 }
 
 /// Copy the files `names` that exist in `from` into `to` (modes kept).
